@@ -1,0 +1,64 @@
+# extalerts developer tasks. Every target sets up .venv on first use, so `make demo` and
+# `make test` work on a fresh machine with only Python 3.11+.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+OUT ?= rendered
+
+.PHONY: help demo test check lint typecheck render render-check golden schema bench clean
+
+help:
+	@echo "make demo          set up, validate and render monitors/, print the rules per provider"
+	@echo "make test          set up and run the test suite"
+	@echo "make check         lint (ruff), typecheck (mypy --strict), test"
+	@echo "make render        render monitors/ into $(OUT)/ (committed, reviewed in PRs)"
+	@echo "make render-check  fail when $(OUT)/ or schema/ is stale"
+	@echo "make golden        regenerate tests/golden/ (review the diff!)"
+	@echo "make bench         startup and render benchmarks against baselines"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "extalerts needs Python 3.11 or newer")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/extalerts validate monitors/
+	$(BIN)/extalerts render --provider all --out build/demo monitors/
+
+# pytest exits 5 when it collects nothing; a suite that runs no test must not pass.
+test: $(STAMP)
+	@$(BIN)/python -m pytest -q; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$status
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+render: $(STAMP)
+	$(BIN)/extalerts render --provider all --out $(OUT) monitors/
+	$(BIN)/extalerts schema > schema/spec-v1.json
+
+render-check: $(STAMP)
+	$(BIN)/extalerts render --provider all --out $(OUT) --check monitors/
+	@$(BIN)/extalerts schema | diff -u schema/spec-v1.json - || (echo "schema/spec-v1.json is stale: run make render" >&2; exit 1)
+
+golden: $(STAMP)
+	EXTALERTS_UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/test_golden.py
+
+schema: $(STAMP)
+	$(BIN)/extalerts schema > schema/spec-v1.json
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from extalerts.cli import main
+
+main()

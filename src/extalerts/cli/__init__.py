@@ -1,0 +1,43 @@
+"""The ``extalerts`` command: a thin click shell over the library.
+
+Importing this module imports only click and the error types, so ``extalerts --help`` stays fast;
+every command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import click
+
+from extalerts import __version__
+from extalerts.cli._errors import ExtalertsGroup
+from extalerts.cli.render_command import render_command
+from extalerts.cli.spec_commands import schema_command, validate_command
+
+
+@click.group(cls=ExtalertsGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="extalerts")
+@click.option("--verbose", "-v", is_flag=True, help="Show tracebacks for unexpected errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """Alerting-as-code for Cloudflare Workers logs.
+
+    Write each rule once in monitors/*.yaml; render it to Datadog monitors and a Splunk app.
+
+    \b
+    Examples:
+      extalerts validate                      # check monitors/ and report every mistake
+      extalerts render --provider all --out rendered/
+      extalerts render --check --out rendered/ # fail when committed output is stale
+      extalerts schema > schema/spec-v1.json  # JSON Schema for editors
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["verbose"] = verbose
+
+
+cli.add_command(validate_command)
+cli.add_command(schema_command)
+cli.add_command(render_command)
+
+
+def main() -> None:
+    cli(prog_name="extalerts")

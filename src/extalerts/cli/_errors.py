@@ -1,0 +1,57 @@
+"""The one place where library errors become messages and exit codes.
+
+Exit codes: 0 success, 1 a problem in the input or with a provider, 2 wrong usage (click's own).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from extalerts.errors import ExtalertsError, SpecError, StaleOutputError
+
+NEXT_STEPS: dict[type[ExtalertsError], str] = {
+    SpecError: "fix the spec and run `extalerts validate` again",
+    StaleOutputError: "run `make render` (or `extalerts render --out DIR`) and commit the result",
+}
+
+
+def describe(error: ExtalertsError) -> list[str]:
+    """The lines to print for ``error``: what is wrong, where, and what to do next."""
+    if isinstance(error, SpecError):
+        lines = [str(issue) for issue in error.issues]
+        count = len(error.issues)
+        lines.append(f"error: {count} problem{'s' if count != 1 else ''} in the spec; {NEXT_STEPS[SpecError]}")
+        return lines
+    if isinstance(error, StaleOutputError):
+        lines = [f"stale: {path}" for path in error.changed]
+        lines.append(
+            f"error: {len(error.changed)} rendered file(s) differ from the spec; {NEXT_STEPS[StaleOutputError]}"
+        )
+        return lines
+    return [f"error: {error}"]
+
+
+class ExtalertsGroup(click.Group):
+    """Runs commands and maps :class:`ExtalertsError` to a message on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ExtalertsError as error:
+            for line in describe(error):
+                click.echo(line, err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as error:
+            if (ctx.obj or {}).get("verbose"):
+                raise
+            click.echo(f"error: unexpected {type(error).__name__}: {error}", err=True)
+            click.echo("This is a bug in extalerts; run again with --verbose for the traceback.", err=True)
+            sys.exit(1)

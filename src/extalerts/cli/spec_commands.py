@@ -1,0 +1,64 @@
+"""``extalerts validate`` and ``extalerts schema``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from extalerts.cli.options import output_option, resolve_paths, spec_paths
+
+
+@click.command("validate")
+@spec_paths
+@output_option
+def validate_command(paths: tuple[Path, ...], output: str) -> None:
+    """Check spec files and report every problem at once.
+
+    PATHS are files or directories (default: monitors/). Each problem is printed as
+    path:line:col: message (hint). Exits 1 when there is any.
+
+    \b
+    Example:
+      extalerts validate monitors/ --output json
+    """
+    from extalerts.errors import SpecError
+    from extalerts.spec import load_spec
+
+    try:
+        spec = load_spec(resolve_paths(paths))
+    except SpecError as error:
+        if output == "json":
+            issues = [
+                {
+                    "path": str(i.location.path),
+                    "line": i.location.line,
+                    "column": i.location.column,
+                    "message": i.message,
+                    "hint": i.hint,
+                }
+                for i in error.issues
+            ]
+            click.echo(json.dumps({"ok": False, "errors": issues}, indent=2))
+            raise click.exceptions.Exit(1) from None
+        raise
+    if output == "json":
+        click.echo(json.dumps({"ok": True, "files": [str(f) for f in spec.files], "rules": len(spec.rules)}, indent=2))
+    else:
+        click.echo(f"ok: {len(spec.rules)} rules in {len(spec.files)} files")
+
+
+@click.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema of a spec file, for editors (yaml-language-server).
+
+    \b
+    Example:
+      extalerts schema > schema/spec-v1.json
+      # then, first line of a spec file:
+      # yaml-language-server: $schema=../schema/spec-v1.json
+    """
+    from extalerts.spec import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2, sort_keys=True))

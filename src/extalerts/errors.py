@@ -1,0 +1,114 @@
+"""The exception tree. Every error extalerts raises on purpose is an :class:`ExtalertsError`.
+
+Errors carry a :class:`Location` where one is known, so the CLI can print ``path:line:col: message``.
+Only the CLI turns these into exit codes and user messages (``extalerts.cli._errors``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """A place in a spec file. ``line`` and ``column`` are 1-based; 0 means unknown."""
+
+    path: Path
+    line: int = 0
+    column: int = 0
+
+    def __str__(self) -> str:
+        text = _display_path(self.path)
+        if self.line:
+            text += f":{self.line}"
+            if self.column:
+                text += f":{self.column}"
+        return text
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+class ExtalertsError(Exception):
+    """Root of every error extalerts raises on purpose."""
+
+
+@dataclass(frozen=True)
+class SpecIssue:
+    """One problem found in the spec, with where it is and, when we can guess, how to fix it."""
+
+    location: Location
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.location}: {self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class SpecError(ExtalertsError):
+    """The spec has one or more problems. All of them are collected before this is raised."""
+
+    def __init__(self, issues: Iterable[SpecIssue]) -> None:
+        self.issues: tuple[SpecIssue, ...] = tuple(sorted(issues, key=lambda i: (i.location, i.message)))
+        super().__init__(self._summary())
+
+    def _summary(self) -> str:
+        count = len(self.issues)
+        lines = [str(issue) for issue in self.issues]
+        lines.append(f"{count} error{'s' if count != 1 else ''} in the spec")
+        return "\n".join(lines)
+
+
+class FilterSyntaxError(ExtalertsError):
+    """A filter expression does not parse. ``offset`` is the 0-based character position in the text."""
+
+    def __init__(self, message: str, offset: int, hint: str = "") -> None:
+        self.message = message
+        self.offset = offset
+        self.hint = hint
+        super().__init__(f"{message} at character {offset + 1}")
+
+
+class FilterFieldError(ExtalertsError):
+    """A filter names an unknown field or uses an operator its type does not allow."""
+
+    def __init__(self, message: str, offset: int, hint: str = "") -> None:
+        self.message = message
+        self.offset = offset
+        self.hint = hint
+        super().__init__(message)
+
+
+class CannotPushDownError(ExtalertsError):
+    """A filter cannot be expressed in a target language (e.g. Logpush cannot filter on ``Event``)."""
+
+
+class RenderError(ExtalertsError):
+    """A rendered document failed its own checks; this is a bug in a template or in extalerts."""
+
+    def __init__(self, document: str, problems: Sequence[str]) -> None:
+        self.document = document
+        self.problems = tuple(problems)
+        joined = "; ".join(self.problems)
+        super().__init__(f"{document}: {joined}")
+
+
+class TemplateError(ExtalertsError):
+    """A Jinja template is missing or failed to render."""
+
+
+class StaleOutputError(ExtalertsError):
+    """``render --check`` found files that differ from what the spec renders to."""
+
+    def __init__(self, changed: Sequence[str]) -> None:
+        self.changed = tuple(changed)
+        super().__init__(f"{len(self.changed)} rendered file(s) are stale")

@@ -1,0 +1,355 @@
+"""Render the spec into a Splunk app of scheduled alerts, plus each alert's REST payload.
+
+Every rule becomes a saved search that Splunk lists under Alerts: scheduled, with a dispatch window
+that lags by the evaluation delay, the threshold inside the SPL (``| where``), and the trigger
+"number of events greater than 0". A warning threshold becomes a second alert routed to the
+warning targets. The SPL for each signal kind is a template in ``templates/splunk/spl/``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from extalerts.errors import RenderError
+from extalerts.fields import Field
+from extalerts.filter import fields_of
+from extalerts.filter.splunk import spl_string, spl_value, to_splunk
+from extalerts.render.conf import ConfSyntaxError, parse_conf
+from extalerts.render.files import RenderedFile, canonical_json
+from extalerts.render.splunk_keys import key_problem, rest_payload
+from extalerts.render.templates import Templates, conf_value
+from extalerts.spec.loader import ResolvedRule, Spec
+from extalerts.spec.models import (
+    AbsenceSignal,
+    Aggregation,
+    CardinalitySignal,
+    ChangeSignal,
+    Level,
+    MeasureSignal,
+    RatioSignal,
+    Target,
+    format_duration,
+)
+
+NAME_PREFIX = "extalerts - "
+WARNING_SUFFIX = " - warning"
+STRUCTURED_LINE = "_extalerts_line"
+
+_STATS_FUNCTIONS = {
+    Aggregation.AVG: "avg",
+    Aggregation.MIN: "min",
+    Aggregation.MAX: "max",
+    Aggregation.SUM: "sum",
+    Aggregation.MEDIAN: "median",
+    Aggregation.P75: "perc75",
+    Aggregation.P90: "perc90",
+    Aggregation.P95: "perc95",
+    Aggregation.P99: "perc99",
+}
+_WARNING_SEVERITY = 3
+
+
+def saved_search_name(rule_id: str, level: Level = Level.ALERT) -> str:
+    return NAME_PREFIX + rule_id + (WARNING_SUFFIX if level is Level.WARNING else "")
+
+
+def _minutes(seconds: int) -> int:
+    return math.ceil(seconds / 60)
+
+
+def _relative(minutes: int) -> str:
+    return f"-{minutes}m@m" if minutes else "@m"
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One scheduled alert: a rule at one level."""
+
+    rule: ResolvedRule
+    level: Level
+    name: str
+    settings: dict[str, str]
+
+
+class SplunkRenderer:
+    def __init__(self, spec: Spec, templates: Templates) -> None:
+        self.spec = spec
+        self.templates = templates
+
+    # ----------------------------------------------------------------------------------- SPL
+
+    def extraction(self, rule: ResolvedRule) -> list[str]:
+        """``spath``/``eval`` steps that extract every field the rule reads, by path, once each."""
+        r = rule.rule
+        names = fields_of(rule.filter) + fields_of(rule.ratio_match) + list(r.group_by)
+        signal_field = getattr(r.signal, "field", None)
+        if signal_field:
+            names.append(signal_field)
+        fields = [self.spec.catalog[n] for n in dict.fromkeys(names)]
+        steps: list[str] = []
+        derived = [f for f in fields if f.is_derived]
+        for field in fields:
+            if not field.is_derived:
+                steps.extend(_spath_steps(field))
+        if derived:
+            steps.append("spath output=_extalerts_messages path=Logs{}.Message{}")
+            steps.append(
+                f"eval {STRUCTURED_LINE}=mvindex(mvfilter(match(_extalerts_messages, {spl_string('^[{]')})), 0)"
+            )
+            for field in derived:
+                steps.append(f"spath input={STRUCTURED_LINE} output={field.splunk_name} path={field.derived_key}")
+        return steps
+
+    def search(self, rule: ResolvedRule, operator: str, threshold: float) -> str:
+        r = rule.rule
+        signal = r.signal
+        source = rule.source.splunk
+        context: dict[str, Any] = {
+            "base": f"index={source.index} sourcetype={spl_string(source.sourcetype)}",
+            "extract": self.extraction(rule),
+            "where": to_splunk(rule.filter, self.spec.catalog) if rule.filter else None,
+            "by": "".join(" " + self.spec.catalog[g].splunk_name for g in r.group_by),
+            "groups": [self.spec.catalog[g].splunk_name for g in r.group_by],
+            "operator": operator,
+            "threshold": spl_value(threshold),
+            "window_seconds": r.window,
+        }
+        match signal:
+            case RatioSignal(min_events=min_events):
+                assert rule.ratio_match is not None
+                context["match"] = to_splunk(rule.ratio_match, self.spec.catalog)
+                context["min_events"] = min_events
+            case MeasureSignal(field=name, aggregation=aggregation):
+                context["aggregate"] = f"{_STATS_FUNCTIONS[aggregation]}({self.spec.catalog[name].splunk_name})"
+            case CardinalitySignal(field=name):
+                context["field"] = self.spec.catalog[name].splunk_name
+            case ChangeSignal(compare_to=shift):
+                context["shift_seconds"] = shift
+            case AbsenceSignal(expected=expected):
+                context["expected"] = [spl_string(value) for value in expected]
+        text = self.templates.render(f"splunk/spl/{signal.kind}.spl.j2", **context)
+        lines = [line.strip() for line in text.strip().split("\n") if line.strip()]
+        return "\n".join(lines)
+
+    # ----------------------------------------------------------------------------------- alerts
+
+    def time_range(self, rule: ResolvedRule) -> tuple[str, str]:
+        r = rule.rule
+        delay = _minutes(rule.evaluation_delay)
+        span = _minutes(r.window)
+        if isinstance(r.signal, ChangeSignal):
+            span += _minutes(r.signal.compare_to)
+        if isinstance(r.signal, AbsenceSignal) and r.group_by:
+            span = max(span, _minutes(r.signal.lookback))
+        return _relative(delay + span), _relative(delay)
+
+    def cron(self, rule: ResolvedRule) -> str:
+        # Datadog evaluates every minute over a sliding window; Splunk does the same for short
+        # windows and every five minutes for long ones, where a one-minute schedule costs too much.
+        r = rule.rule
+        long_search = r.window > 900 or (isinstance(r.signal, AbsenceSignal) and bool(r.group_by))
+        return "*/5 * * * *" if long_search else "* * * * *"
+
+    def alerts(self, rule: ResolvedRule) -> list[Alert]:
+        r = rule.rule
+        levels: list[tuple[Level, str, float]] = []
+        if r.thresholds is None:  # absence: no event for the window
+            levels.append((Level.ALERT, "<", 1))
+        else:
+            levels.append((Level.ALERT, r.thresholds.operator, r.thresholds.critical))
+            if r.thresholds.warning is not None:
+                levels.append((Level.WARNING, r.thresholds.operator, r.thresholds.warning))
+        return [self.alert(rule, level, operator, threshold) for level, operator, threshold in levels]
+
+    def alert(self, rule: ResolvedRule, level: Level, operator: str, threshold: float) -> Alert:
+        r = rule.rule
+        name = saved_search_name(rule.id, level)
+        earliest, latest = self.time_range(rule)
+        groups = [self.spec.catalog[g].splunk_name for g in r.group_by]
+        settings: dict[str, str] = {
+            "description": self.description(rule, level),
+            "search": self.search(rule, operator, threshold),
+            "enableSched": "1",
+            "cron_schedule": self.cron(rule),
+            "dispatch.earliest_time": earliest,
+            "dispatch.latest_time": latest,
+            "counttype": "number of events",
+            "relation": "greater than",
+            "quantity": "0",
+            "alert.track": "1",
+            "alert.severity": str(r.severity.splunk_severity if level is Level.ALERT else _WARNING_SEVERITY),
+            "alert.digest_mode": "0" if groups else "1",
+            "alert.suppress": "1",
+            "alert.suppress.period": format_duration(rule.throttle),
+        }
+        if groups:
+            settings["alert.suppress.fields"] = ",".join(groups)
+        for target_name, target in rule.targets:
+            if level in target.levels:
+                settings.update(self.action(rule, target_name, target, level))
+        for key, value in sorted(r.overrides.splunk.settings.items()):
+            settings[key] = conf_value(value) if isinstance(value, bool) else str(value)
+        settings.setdefault("disabled", "0")
+        settings.setdefault("is_visible", "1")
+        return Alert(rule, level, name, settings)
+
+    def description(self, rule: ResolvedRule, level: Level) -> str:
+        r = rule.rule
+        parts = [r.title]
+        if r.description:
+            parts.append(r.description.strip())
+        if r.runbook:
+            parts.append(f"Runbook: {r.runbook}")
+        note = f"extalerts rule {rule.id} ({level.value}); managed by extalerts: edit the spec, not this alert."
+        if r.thresholds and (r.thresholds.critical_recovery is not None or r.thresholds.warning_recovery is not None):
+            note += " Recovery thresholds do not apply in Splunk."
+        parts.append(note)
+        return "\n".join(parts)
+
+    def action(self, rule: ResolvedRule, name: str, target: Target, level: Level) -> dict[str, str]:
+        r = rule.rule
+        label = "ALERT" if level is Level.ALERT else "WARNING"
+        summary = f"[{label}] {r.title}: value $result.value$"
+        if target.email is not None:
+            return {
+                "action.email": "1",
+                "action.email.to": ",".join(target.email.to),
+                "action.email.subject": summary,
+                "action.email.include.results_link": "1",
+                "action.email.sendresults": "1",
+                "action.email.inline": "1",
+            }
+        if target.webhook is not None:
+            return {"action.webhook": "1", "action.webhook.param.url": target.webhook.url}
+        if target.slack is not None:
+            channel = "#" + target.slack.channel.lstrip("#")
+            message = summary + (f" (runbook: {r.runbook})" if r.runbook else "")
+            return {
+                "action.slack": "1",
+                "action.slack.param.channel": channel,
+                "action.slack.param.message": message,
+                "action.slack.param.attachment": "alert_link",
+            }
+        assert target.pagerduty is not None
+        settings = {"action.pagerduty": "1"}
+        if target.pagerduty.splunk_integration_url:
+            settings["action.pagerduty.param.integration_url_override"] = target.pagerduty.splunk_integration_url
+        return settings
+
+    # ----------------------------------------------------------------------------------- files
+
+    def render(self) -> list[RenderedFile]:
+        app = self.spec.splunk_app
+        alerts = [alert for rule in self.spec.rules for alert in self.alerts(rule)]
+        savedsearches = self.templates.render("splunk/savedsearches.conf.j2", alerts=alerts, app=app)
+        check_savedsearches(savedsearches, alerts, f"splunk/{app}/default/savedsearches.conf")
+        files = [
+            RenderedFile(f"splunk/{app}/default/app.conf", self._conf("splunk/app.conf.j2", "app.conf", app=app)),
+            RenderedFile(f"splunk/{app}/default/savedsearches.conf", savedsearches),
+            RenderedFile(
+                f"splunk/{app}/default/props.conf",
+                self._conf("splunk/props.conf.j2", "props.conf", sourcetypes=self.sourcetypes()),
+            ),
+            RenderedFile(f"splunk/{app}/metadata/default.meta", self._conf("splunk/default.meta.j2", "default.meta")),
+        ]
+        for alert in alerts:
+            suffix = "" if alert.level is Level.ALERT else "--warning"
+            payload = {
+                "name": alert.name,
+                "app": app,
+                "owner": "nobody",
+                "params": rest_payload(alert.settings),
+                "acl": {"sharing": "app", "owner": "nobody", "perms.read": "*", "perms.write": "admin"},
+            }
+            files.append(
+                RenderedFile(f"splunk/rest/{alert.rule.id}{suffix}.json", canonical_json(payload), alert.rule.id)
+            )
+        return files
+
+    def sourcetypes(self) -> list[str]:
+        return sorted({source.splunk.sourcetype for source in self.spec.sources.values()})
+
+    def _conf(self, template: str, what: str, **context: Any) -> str:
+        text = self.templates.render(template, **context)
+        try:
+            parse_conf(text)
+        except ConfSyntaxError as exc:
+            raise RenderError(what, [str(exc)]) from exc
+        return text
+
+
+def _spath_steps(field: Field) -> list[str]:
+    paths = field.splunk_paths()
+    if len(paths) == 1:
+        return [f"spath output={field.splunk_name} path={paths[0]}"]
+    parts = [f"{field.splunk_name}_{index}" for index in range(1, len(paths) + 1)]
+    steps = [f"spath output={part} path={path}" for part, path in zip(parts, paths, strict=True)]
+    steps.append(f"eval {field.splunk_name}=mvappend({', '.join(parts)})")
+    return steps
+
+
+# --------------------------------------------------------------------------------------------- checks
+
+
+def check_spl(search: str) -> list[str]:
+    """Shallow well-formedness of SPL: terminated strings, balanced parentheses and brackets, no empty pipe."""
+    problems: list[str] = []
+    depth = {"(": 0, "[": 0}
+    closing = {")": "(", "]": "["}
+    in_string = False
+    index = 0
+    while index < len(search):
+        char = search[index]
+        if in_string:
+            if char == "\\":
+                index += 2
+                continue
+            if char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in depth:
+            depth[char] += 1
+        elif char in closing:
+            depth[closing[char]] -= 1
+            if depth[closing[char]] < 0:
+                problems.append(f"unbalanced {char!r}")
+                break
+        index += 1
+    if in_string:
+        problems.append("unterminated string")
+    if any(count > 0 for count in depth.values()):
+        problems.append("unclosed parenthesis or bracket")
+    if re.search(r"\|\s*(\||$)", search):
+        problems.append("empty pipeline stage")
+    return problems
+
+
+def check_savedsearches(text: str, alerts: list[Alert], name: str) -> None:
+    """Parse the written file back and compare it with what was meant, key by key."""
+    try:
+        stanzas = parse_conf(text)
+    except ConfSyntaxError as exc:
+        raise RenderError(name, [str(exc)]) from exc
+    problems: list[str] = []
+    written = {stanza.name: stanza.as_dict() for stanza in stanzas}
+    for alert in alerts:
+        got = written.get(alert.name)
+        if got is None:
+            problems.append(f"[{alert.name}] is missing")
+            continue
+        if got != alert.settings:
+            differing = sorted(k for k in set(got) | set(alert.settings) if got.get(k) != alert.settings.get(k))
+            problems.append(f"[{alert.name}] does not read back as written: {', '.join(differing)}")
+        for key in got:
+            problem = key_problem(key)
+            if problem:
+                problems.append(f"[{alert.name}] {problem}")
+        problems.extend(f"[{alert.name}] search: {p}" for p in check_spl(got.get("search", "")))
+    extra = set(written) - {a.name for a in alerts}
+    problems.extend(f"unexpected stanza [{s}]" for s in sorted(extra))
+    if problems:
+        raise RenderError(name, problems)

@@ -1,0 +1,569 @@
+"""Read spec files, collect every problem with its file:line:col, and resolve them into one :class:`Spec`.
+
+Reading happens in three passes, each collecting all of its problems before the next runs:
+
+1. YAML syntax (ruamel keeps the position of every key and item);
+2. the strict pydantic models of one file;
+3. cross-references: targets, sources, fields, filters, duplicate names across files.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import NoneType, UnionType
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from extalerts.errors import FilterFieldError, FilterSyntaxError, Location, SpecError, SpecIssue
+from extalerts.fields import FieldCatalog, FieldType, derived_field
+from extalerts.filter import Expr, check, parse
+from extalerts.spec.models import (
+    AbsenceSignal,
+    Defaults,
+    DerivedType,
+    MeasureSignal,
+    RatioSignal,
+    Rule,
+    Source,
+    SpecFile,
+    Target,
+)
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+DEFAULT_EVALUATION_DELAY = 300
+DEFAULT_SOURCE_NAME = "workers"
+MAX_WINDOW = 2 * 86400
+
+_DERIVED_TYPES = {
+    DerivedType.STRING: FieldType.STRING,
+    DerivedType.NUMBER: FieldType.NUMBER,
+    DerivedType.BOOLEAN: FieldType.BOOLEAN,
+}
+
+
+# --------------------------------------------------------------------------------------------- result
+
+
+@dataclass(frozen=True)
+class ResolvedRule:
+    """A rule with every default applied and every reference looked up."""
+
+    rule: Rule
+    location: Location
+    source_name: str
+    source: Source
+    filter: Expr | None
+    ratio_match: Expr | None
+    evaluation_delay: int
+    tags: tuple[str, ...]
+    targets: tuple[tuple[str, Target], ...]
+    renotify: int | None
+    throttle: int
+
+    @property
+    def id(self) -> str:
+        return self.rule.id
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Everything in ``monitors/``, merged and checked."""
+
+    files: tuple[Path, ...]
+    defaults: Defaults
+    sources: Mapping[str, Source]
+    targets: Mapping[str, Target]
+    catalog: FieldCatalog
+    rules: tuple[ResolvedRule, ...]
+
+    @property
+    def splunk_app(self) -> str:
+        return self.defaults.splunk_app or "extalerts_workers"
+
+    def rule(self, rule_id: str) -> ResolvedRule:
+        for resolved in self.rules:
+            if resolved.id == rule_id:
+                return resolved
+        raise KeyError(rule_id)
+
+
+# --------------------------------------------------------------------------------------------- files
+
+
+def discover(paths: Iterable[Path]) -> list[Path]:
+    """Spec files named by ``paths``: files as given, directories' ``*.yaml``/``*.yml`` (not recursive)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file()))
+        else:
+            found.append(path)
+    return list(dict.fromkeys(found))
+
+
+@dataclass
+class _Positions:
+    """Where things are in one YAML document, looked up by pydantic-style location tuples."""
+
+    path: Path
+    root: Any
+
+    def find(self, loc: Sequence[int | str], *, at_key: bool = False) -> Location:
+        node = self.root
+        line, col = 0, 0
+        for index, part in enumerate(loc):
+            last = index == len(loc) - 1
+            if isinstance(node, Mapping) and isinstance(part, str) and part in node:
+                key_pos = _lc(node, "key", part)
+                value_pos = _lc(node, "value", part)
+                pos = key_pos if (last and at_key) else (value_pos or key_pos)
+                if pos:
+                    line, col = pos
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+                pos = _lc(node, "item", part)
+                if pos:
+                    line, col = pos
+                node = node[part]
+            elif part == "[key]":
+                continue
+            elif isinstance(node, Mapping) and not isinstance(part, int):
+                # A union tag (e.g. the signal kind) or a key that is absent: stay on the parent.
+                continue
+            else:
+                break
+        return Location(self.path, line + 1 if line or col else line, col + 1 if line or col else col)
+
+
+def _lc(node: Any, kind: str, key: Any) -> tuple[int, int] | None:
+    lc = getattr(node, "lc", None)
+    if lc is None:
+        return None
+    try:
+        pos = getattr(lc, kind)(key)
+    except (KeyError, IndexError, TypeError):
+        return None
+    return (int(pos[0]), int(pos[1])) if pos else None
+
+
+def _read_yaml(path: Path, issues: list[SpecIssue]) -> Any:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        issues.append(SpecIssue(Location(path), "file not found"))
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        issues.append(SpecIssue(Location(path), f"cannot read the file: {exc}"))
+        return None
+    try:
+        return yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path)
+        problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        hint = "tabs are not allowed for indentation in YAML" if "\t" in text and "tab" in problem else ""
+        issues.append(SpecIssue(where, f"YAML syntax error: {problem}", hint))
+    except YAMLError as exc:
+        issues.append(SpecIssue(Location(path), f"YAML syntax error: {' '.join(str(exc).split())}"))
+    return None
+
+
+def _plain(node: Any) -> Any:
+    """ruamel's round-trip containers and scalar subclasses → plain Python values for pydantic."""
+    if isinstance(node, Mapping):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    return node
+
+
+# --------------------------------------------------------------------------------------------- pydantic → issues
+
+
+def _unwrap(tp: Any) -> Any:
+    origin = get_origin(tp)
+    if origin is not None and str(origin) == "typing.Annotated":
+        return _unwrap(get_args(tp)[0])
+    if origin in (Union, UnionType):
+        members = [a for a in get_args(tp) if a is not NoneType]
+        if len(members) == 1:
+            return _unwrap(members[0])
+        return tuple(_unwrap(m) for m in members)
+    if hasattr(tp, "__metadata__"):
+        return _unwrap(tp.__origin__)
+    return tp
+
+
+def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
+    state: Any = SpecFile
+    for part in loc:
+        if isinstance(state, tuple):
+            chosen = [m for m in state if _is_model(m) and _kind_of(m) == part]
+            if chosen:
+                state = chosen[0]
+                continue
+            return None
+        if _is_model(state):
+            info = state.model_fields.get(part) if isinstance(part, str) else None
+            if info is None:
+                return None
+            state = _unwrap(info.annotation)
+        elif get_origin(state) is list:
+            state = _unwrap(get_args(state)[0])
+        elif get_origin(state) is dict:
+            state = _unwrap(get_args(state)[1])
+        else:
+            return None
+    return state if _is_model(state) else None
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _kind_of(model: type[BaseModel]) -> Any:
+    info = model.model_fields.get("kind")
+    if info is None:
+        return None
+    args = get_args(info.annotation)
+    return args[0] if args else None
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return f"did you mean `{close[0]}`?" if close else ""
+
+
+def _issues_from_validation(exc: ValidationError, positions: _Positions) -> list[SpecIssue]:
+    issues: list[SpecIssue] = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(error["loc"])
+        kind = error["type"]
+        hint = ""
+        if kind == "extra_forbidden":
+            key = str(loc[-1])
+            model = _model_at(loc[:-1])
+            allowed = sorted(model.model_fields) if model else []
+            message = f"unknown key `{key}`"
+            hint = _did_you_mean(key, allowed) or (f"allowed keys: {', '.join(allowed)}" if allowed else "")
+            where = positions.find(loc, at_key=True)
+        elif kind == "missing":
+            message = f"missing required key `{loc[-1]}`"
+            where = positions.find(loc[:-1])
+        elif kind == "union_tag_invalid":
+            ctx = error.get("ctx", {})
+            message = f"unknown signal kind {ctx.get('tag', '')}".strip()
+            hint = f"kind is one of {ctx.get('expected_tags', '')}"
+            where = positions.find((*loc, "kind"))
+        elif kind == "union_tag_not_found":
+            message = "the signal needs a `kind`"
+            hint = "kind is one of 'count', 'ratio', 'measure', 'cardinality', 'change', 'absence'"
+            where = positions.find(loc)
+        elif kind == "literal_error" and loc == ("version",):
+            message = f"unsupported spec version {error.get('input')!r}"
+            hint = "this extalerts reads `version: 1`"
+            where = positions.find(loc)
+        else:
+            message = str(error["msg"]).removeprefix("Value error, ")
+            field_name = next((str(p) for p in reversed(loc) if isinstance(p, str) and p != "[key]"), "")
+            if field_name and not message.startswith(field_name):
+                message = f"{field_name}: {message}"
+            where = positions.find(loc, at_key="[key]" in loc)
+        issues.append(SpecIssue(where, message, hint))
+    return issues
+
+
+# --------------------------------------------------------------------------------------------- load
+
+
+@dataclass
+class _Parsed:
+    path: Path
+    spec: SpecFile
+    positions: _Positions
+
+
+@dataclass
+class _Merged:
+    defaults: Defaults = field(default_factory=Defaults)
+    defaults_at: Location | None = None
+    sources: dict[str, tuple[Source, Location]] = field(default_factory=dict)
+    targets: dict[str, tuple[Target, Location]] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
+    rules: list[tuple[Rule, _Positions, int]] = field(default_factory=list)
+
+
+def load_spec(paths: Iterable[Path | str]) -> Spec:
+    """Load and check every spec file under ``paths``; raise :class:`SpecError` listing all problems."""
+    files = discover(Path(p) for p in paths)
+    issues: list[SpecIssue] = []
+    if not files:
+        raise SpecError([SpecIssue(Location(Path()), "no spec files found (*.yaml, *.yml)")])
+    parsed: list[_Parsed] = []
+    for path in files:
+        data = _read_yaml(path, issues)
+        if data is None:
+            if path.exists() and not any(i.location.path == path for i in issues):
+                issues.append(SpecIssue(Location(path, 1, 1), "the file is empty", "start it with `version: 1`"))
+            continue
+        positions = _Positions(path, data)
+        if not isinstance(data, Mapping):
+            issues.append(SpecIssue(Location(path, 1, 1), "a spec file is a mapping with `version: 1` at the top"))
+            continue
+        try:
+            parsed.append(_Parsed(path, SpecFile.model_validate(_plain(data)), positions))
+        except ValidationError as exc:
+            issues.extend(_issues_from_validation(exc, positions))
+    merged = _merge(parsed, issues)
+    spec = _resolve(files, merged, issues)
+    if issues:
+        raise SpecError(issues)
+    return spec
+
+
+def _merge(parsed: list[_Parsed], issues: list[SpecIssue]) -> _Merged:
+    merged = _Merged()
+    for item in parsed:
+        spec, pos = item.spec, item.positions
+        if spec.defaults is not None:
+            here = pos.find(("defaults",), at_key=True)
+            if merged.defaults_at is not None:
+                issues.append(
+                    SpecIssue(here, "`defaults` is set in more than one file", f"first set at {merged.defaults_at}")
+                )
+            else:
+                merged.defaults, merged.defaults_at = spec.defaults, here
+        for section in ("sources", "targets", "fields"):
+            table: dict[str, Any] = getattr(merged, section)
+            for name, value in getattr(spec, section).items():
+                here = pos.find((section, name), at_key=True)
+                if name in table:
+                    issues.append(
+                        SpecIssue(here, f"{section[:-1]} `{name}` is defined twice", f"first at {table[name][1]}")
+                    )
+                else:
+                    table[name] = (value, here)
+        for index, rule in enumerate(spec.rules):
+            merged.rules.append((rule, pos, index))
+    return merged
+
+
+def _resolve(files: list[Path], merged: _Merged, issues: list[SpecIssue]) -> Spec:
+    catalog = FieldCatalog(
+        derived_field(name, value.key, _DERIVED_TYPES[value.type], value.description)
+        for name, (value, _) in merged.fields.items()
+    )
+    sources = {name: value for name, (value, _) in merged.sources.items()}
+    targets = {name: value for name, (value, _) in merged.targets.items()}
+    defaults = merged.defaults
+    if not sources:
+        sources = {DEFAULT_SOURCE_NAME: Source()}
+    default_source = defaults.source or (next(iter(sources)) if len(sources) == 1 else None)
+    if defaults.source and defaults.source not in sources and merged.defaults_at:
+        issues.append(
+            SpecIssue(
+                merged.defaults_at,
+                f"defaults.source names an unknown source `{defaults.source}`",
+                _did_you_mean(defaults.source, sources),
+            )
+        )
+
+    seen: dict[str, Location] = {}
+    resolved: list[ResolvedRule] = []
+    for rule, pos, index in merged.rules:
+        base = ("rules", index)
+        where = pos.find((*base, "id"))
+        if rule.id in seen:
+            issues.append(SpecIssue(where, f"rule id `{rule.id}` is used twice", f"first at {seen[rule.id]}"))
+            continue
+        seen[rule.id] = where
+        checker = _RuleChecker(rule, pos, base, catalog, issues)
+        result = checker.check(sources, targets, default_source, defaults)
+        if result is not None:
+            resolved.append(result)
+    resolved.sort(key=lambda r: r.id)
+    return Spec(
+        files=tuple(files),
+        defaults=defaults,
+        sources=sources,
+        targets=targets,
+        catalog=catalog,
+        rules=tuple(resolved),
+    )
+
+
+class _RuleChecker:
+    """Cross-reference checks for one rule; every problem is appended to ``issues``."""
+
+    def __init__(
+        self,
+        rule: Rule,
+        positions: _Positions,
+        base: tuple[str | int, ...],
+        catalog: FieldCatalog,
+        issues: list[SpecIssue],
+    ) -> None:
+        self.rule = rule
+        self.positions = positions
+        self.base = base
+        self.catalog = catalog
+        self.issues = issues
+        self.count_before = len(issues)
+
+    def at(self, *loc: str | int) -> Location:
+        return self.positions.find((*self.base, *loc))
+
+    def add(self, location: Location, message: str, hint: str = "") -> None:
+        self.issues.append(SpecIssue(location, f"rule `{self.rule.id}`: {message}", hint))
+
+    def check(
+        self,
+        sources: Mapping[str, Source],
+        targets: Mapping[str, Target],
+        default_source: str | None,
+        defaults: Defaults,
+    ) -> ResolvedRule | None:
+        rule = self.rule
+        source_name = rule.source or default_source
+        if source_name is None:
+            self.add(
+                self.at("id"),
+                "no source: set `source` or `defaults.source`",
+                f"sources: {', '.join(sources)}",
+            )
+        elif source_name not in sources:
+            where = self.at("source") if rule.source else self.at("id")
+            self.add(where, f"unknown source `{source_name}`", _did_you_mean(source_name, sources))
+        chosen: list[tuple[str, Target]] = []
+        for index, name in enumerate(rule.notify):
+            if name in targets:
+                chosen.append((name, targets[name]))
+            else:
+                hint = _did_you_mean(name, targets) or (
+                    f"defined targets: {', '.join(sorted(targets))}" if targets else "define it under `targets`"
+                )
+                self.add(self.at("notify", index), f"unknown target `{name}`", hint)
+        rule_filter = self.parse_filter(rule.filter, ("filter",))
+        ratio_match = None
+        if isinstance(rule.signal, RatioSignal):
+            ratio_match = self.parse_filter(rule.signal.match, ("signal", "match"))
+        self.check_fields()
+        self.check_window_and_thresholds()
+        if self.count_before != len(self.issues) or source_name is None or source_name not in sources:
+            return None
+        tags = [*defaults.tags, *rule.tags]
+        if defaults.service:
+            tags.append(f"service:{defaults.service}")
+        if defaults.env:
+            tags.append(f"env:{defaults.env}")
+        renotify = rule.renotify if rule.renotify is not None else defaults.renotify
+        delay = rule.evaluation_delay
+        if delay is None:
+            delay = defaults.evaluation_delay if defaults.evaluation_delay is not None else DEFAULT_EVALUATION_DELAY
+        return ResolvedRule(
+            rule=rule,
+            location=self.at("id"),
+            source_name=source_name,
+            source=sources[source_name],
+            filter=rule_filter,
+            ratio_match=ratio_match,
+            evaluation_delay=delay,
+            tags=tuple(sorted(set(tags))),
+            targets=tuple(chosen),
+            renotify=renotify,
+            throttle=rule.throttle or renotify or 3600,
+        )
+
+    def parse_filter(self, text: str | None, loc: tuple[str, ...]) -> Expr | None:
+        if text is None:
+            return None
+        start = self.at(*loc)
+        quoted = self._is_quoted(loc)
+        try:
+            expr = parse(text)
+        except FilterSyntaxError as exc:
+            self.add(self._offset(start, exc.offset, quoted, text), f"filter: {exc.message}", exc.hint)
+            return None
+        problems: list[FilterFieldError] = check(expr, self.catalog)
+        for problem in problems:
+            self.add(self._offset(start, problem.offset, quoted, text), f"filter: {problem.message}", problem.hint)
+        return None if problems else expr
+
+    def _is_quoted(self, loc: tuple[str, ...]) -> bool:
+        node: Any = self.positions.root
+        for part in (*self.base, *loc):
+            try:
+                node = node[part]
+            except (KeyError, IndexError, TypeError):
+                return False
+        return type(node).__name__ in ("DoubleQuotedScalarString", "SingleQuotedScalarString")
+
+    @staticmethod
+    def _offset(start: Location, offset: int, quoted: bool, text: str) -> Location:
+        # Exact for single-line scalars; a multi-line filter points at the start of its value.
+        if "\n" in text or not start.line:
+            return start
+        return Location(start.path, start.line, start.column + offset + (1 if quoted else 0))
+
+    def check_fields(self) -> None:
+        rule = self.rule
+        for index, name in enumerate(rule.group_by):
+            field_def = self.catalog.get(name)
+            if field_def is None:
+                self.add(self.at("group_by", index), f"unknown group_by field `{name}`", self.catalog.suggest(name))
+            elif field_def.type is FieldType.STRING_LIST:
+                self.add(self.at("group_by", index), f"cannot group by the list field `{name}`")
+        if len(set(rule.group_by)) != len(rule.group_by):
+            self.add(self.at("group_by"), "group_by lists a field twice")
+        signal = rule.signal
+        signal_field: str | None = getattr(signal, "field", None)
+        if signal_field is not None:
+            field_def = self.catalog.get(signal_field)
+            if field_def is None:
+                self.add(
+                    self.at("signal", "field"), f"unknown field `{signal_field}`", self.catalog.suggest(signal_field)
+                )
+            elif isinstance(signal, MeasureSignal) and not field_def.type.is_numeric:
+                self.add(
+                    self.at("signal", "field"),
+                    f"`{signal_field}` is {field_def.type.value}; a measure needs a numeric field",
+                )
+            elif field_def.type is FieldType.STRING_LIST:
+                self.add(self.at("signal", "field"), f"cannot count distinct values of the list field `{name}`")
+        if isinstance(signal, AbsenceSignal) and signal.expected and len(rule.group_by) != 1:
+            self.add(self.at("signal", "expected"), "`expected` needs exactly one group_by field")
+
+    def check_window_and_thresholds(self) -> None:
+        rule = self.rule
+        if rule.window % 60 or rule.window > MAX_WINDOW:
+            self.add(self.at("window"), "window must be whole minutes, from 1m to 2d (Datadog's limit)")
+        if rule.evaluation_delay is not None and rule.evaluation_delay > 86400:
+            self.add(self.at("evaluation_delay"), "evaluation_delay is at most 1d")
+        if rule.renotify is not None and rule.renotify % 60:
+            self.add(self.at("renotify"), "renotify must be whole minutes")
+        if isinstance(rule.signal, AbsenceSignal):
+            if rule.thresholds is not None:
+                self.add(
+                    self.at("thresholds"),
+                    "an absence rule takes no thresholds",
+                    "it fires when no matching event arrives for the whole window",
+                )
+        elif rule.thresholds is None:
+            self.add(self.at("id"), "missing `thresholds`", "e.g. thresholds: {critical: 100}")
