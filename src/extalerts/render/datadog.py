@@ -307,7 +307,9 @@ class DatadogRenderer:
 
 
 def _relative(rule: ResolvedRule) -> str:
-    return str(rule.location.path).replace("\\", "/")
+    # The folder and file name only: the same spec renders the same bytes from any checkout or cwd.
+    path = rule.location.path
+    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
 
 
 def _sample_value(field: Field) -> Any:

@@ -36,7 +36,6 @@ from extalerts.spec.models import (
 SPEC_SUFFIXES = (".yaml", ".yml")
 DEFAULT_EVALUATION_DELAY = 300
 DEFAULT_SOURCE_NAME = "workers"
-MAX_WINDOW = 2 * 86400
 
 _DERIVED_TYPES = {
     DerivedType.STRING: FieldType.STRING,
@@ -112,6 +111,15 @@ class _Positions:
     path: Path
     root: Any
 
+    def is_mapping(self, loc: Sequence[int | str]) -> bool:
+        node = self.root
+        for part in loc:
+            try:
+                node = node[part]
+            except (KeyError, IndexError, TypeError):
+                return False
+        return isinstance(node, Mapping)
+
     def find(self, loc: Sequence[int | str], *, at_key: bool = False) -> Location:
         node = self.root
         line, col = 0, 0
@@ -159,7 +167,8 @@ def _read_yaml(path: Path, issues: list[SpecIssue]) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        issues.append(SpecIssue(Location(path), "file not found"))
+        hint = "run extalerts where monitors/ is, or name the spec files or directories"
+        issues.append(SpecIssue(Location(path), "no such file or directory", hint))
         return None
     except (OSError, UnicodeDecodeError) as exc:
         issues.append(SpecIssue(Location(path), f"cannot read the file: {exc}"))
@@ -251,10 +260,26 @@ def _did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f"did you mean `{close[0]}`?" if close else ""
 
 
-def _issues_from_validation(exc: ValidationError, positions: _Positions) -> list[SpecIssue]:
+def _issues_from_validation(
+    exc: ValidationError, positions: _Positions, prefix: tuple[int | str, ...] = (), label: str = ""
+) -> list[SpecIssue]:
+    """Turn pydantic's structured errors into located issues. ``prefix`` is where the validated
+    object sits in the file (e.g. ``("rules", 3)``) and ``label`` names it in messages."""
+    errors = exc.errors(include_url=False)
+    # A misspelt key also makes the real key "missing"; the "did you mean" on the typo says it all.
+    suggested: set[tuple[int | str, ...]] = set()
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            model = _model_at((*prefix, *error["loc"][:-1]))
+            if model is not None:
+                close = difflib.get_close_matches(str(error["loc"][-1]), list(model.model_fields), n=1, cutoff=0.5)
+                if close:
+                    suggested.add((*error["loc"][:-1], close[0]))
     issues: list[SpecIssue] = []
-    for error in exc.errors(include_url=False):
-        loc = tuple(error["loc"])
+    for error in errors:
+        if error["type"] == "missing" and tuple(error["loc"]) in suggested:
+            continue
+        loc = (*prefix, *error["loc"])
         kind = error["type"]
         hint = ""
         if kind == "extra_forbidden":
@@ -285,8 +310,9 @@ def _issues_from_validation(exc: ValidationError, positions: _Positions) -> list
             field_name = next((str(p) for p in reversed(loc) if isinstance(p, str) and p != "[key]"), "")
             if field_name and not message.startswith(field_name):
                 message = f"{field_name}: {message}"
-            where = positions.find(loc, at_key="[key]" in loc)
-        issues.append(SpecIssue(where, message, hint))
+            # A whole-object problem (a model validator) points at the object's key.
+            where = positions.find(loc, at_key="[key]" in loc or positions.is_mapping(loc))
+        issues.append(SpecIssue(where, f"{label}{message}", hint))
     return issues
 
 
@@ -296,18 +322,20 @@ def _issues_from_validation(exc: ValidationError, positions: _Positions) -> list
 @dataclass
 class _Parsed:
     path: Path
-    spec: SpecFile
+    spec: SpecFile | None
     positions: _Positions
+    rules: list[tuple[Rule | None, Any, int]]
 
 
 @dataclass
 class _Merged:
-    defaults: Defaults = field(default_factory=Defaults)
+    defaults: Defaults = field(default_factory=lambda: Defaults())
     defaults_at: Location | None = None
     sources: dict[str, tuple[Source, Location]] = field(default_factory=dict)
     targets: dict[str, tuple[Target, Location]] = field(default_factory=dict)
     fields: dict[str, Any] = field(default_factory=dict)
-    rules: list[tuple[Rule, _Positions, int]] = field(default_factory=list)
+    #: (valid rule or None, the raw YAML of the rule, its positions, its index in the file)
+    rules: list[tuple[Rule | None, Any, _Positions, int]] = field(default_factory=list)
 
 
 def load_spec(paths: Iterable[Path | str]) -> Spec:
@@ -315,22 +343,9 @@ def load_spec(paths: Iterable[Path | str]) -> Spec:
     files = discover(Path(p) for p in paths)
     issues: list[SpecIssue] = []
     if not files:
-        raise SpecError([SpecIssue(Location(Path()), "no spec files found (*.yaml, *.yml)")])
-    parsed: list[_Parsed] = []
-    for path in files:
-        data = _read_yaml(path, issues)
-        if data is None:
-            if path.exists() and not any(i.location.path == path for i in issues):
-                issues.append(SpecIssue(Location(path, 1, 1), "the file is empty", "start it with `version: 1`"))
-            continue
-        positions = _Positions(path, data)
-        if not isinstance(data, Mapping):
-            issues.append(SpecIssue(Location(path, 1, 1), "a spec file is a mapping with `version: 1` at the top"))
-            continue
-        try:
-            parsed.append(_Parsed(path, SpecFile.model_validate(_plain(data)), positions))
-        except ValidationError as exc:
-            issues.extend(_issues_from_validation(exc, positions))
+        where = ", ".join(str(p) for p in paths) or "."
+        raise SpecError([SpecIssue(Location(Path(where)), "no spec files found (*.yaml, *.yml)")])
+    parsed = [item for path in files if (item := _parse_file(path, issues)) is not None]
     merged = _merge(parsed, issues)
     spec = _resolve(files, merged, issues)
     if issues:
@@ -338,10 +353,48 @@ def load_spec(paths: Iterable[Path | str]) -> Spec:
     return spec
 
 
+def _parse_file(path: Path, issues: list[SpecIssue]) -> _Parsed | None:
+    """Validate one file: its sections as a whole, and each rule on its own so that one broken rule
+    does not hide the problems of the others."""
+    data = _read_yaml(path, issues)
+    if data is None:
+        if path.exists() and not any(i.location.path == path for i in issues):
+            issues.append(SpecIssue(Location(path, 1, 1), "the file is empty", "start it with `version: 1`"))
+        return None
+    positions = _Positions(path, data)
+    if not isinstance(data, Mapping):
+        issues.append(SpecIssue(Location(path, 1, 1), "a spec file is a mapping with `version: 1` at the top"))
+        return None
+    plain = _plain(data)
+    raw_rules = plain.pop("rules", [])
+    spec: SpecFile | None = None
+    try:
+        spec = SpecFile.model_validate(plain)
+    except ValidationError as exc:
+        issues.extend(_issues_from_validation(exc, positions))
+    rules: list[tuple[Rule | None, Any, int]] = []
+    if not isinstance(raw_rules, list):
+        issues.append(
+            SpecIssue(positions.find(("rules",)), "`rules` is a list of rules", "start each rule with `- id:`")
+        )
+        raw_rules = []
+    for index, raw in enumerate(raw_rules):
+        label = f"rule `{raw['id']}`: " if isinstance(raw, dict) and isinstance(raw.get("id"), str) else ""
+        try:
+            rules.append((Rule.model_validate(raw), raw, index))
+        except ValidationError as exc:
+            issues.extend(_issues_from_validation(exc, positions, ("rules", index), label))
+            rules.append((None, raw, index))
+    return _Parsed(path, spec, positions, rules)
+
+
 def _merge(parsed: list[_Parsed], issues: list[SpecIssue]) -> _Merged:
     merged = _Merged()
     for item in parsed:
         spec, pos = item.spec, item.positions
+        merged.rules.extend((rule, raw, pos, index) for rule, raw, index in item.rules)
+        if spec is None:
+            continue
         if spec.defaults is not None:
             here = pos.find(("defaults",), at_key=True)
             if merged.defaults_at is not None:
@@ -360,8 +413,6 @@ def _merge(parsed: list[_Parsed], issues: list[SpecIssue]) -> _Merged:
                     )
                 else:
                     table[name] = (value, here)
-        for index, rule in enumerate(spec.rules):
-            merged.rules.append((rule, pos, index))
     return merged
 
 
@@ -387,15 +438,20 @@ def _resolve(files: list[Path], merged: _Merged, issues: list[SpecIssue]) -> Spe
 
     seen: dict[str, Location] = {}
     resolved: list[ResolvedRule] = []
-    for rule, pos, index in merged.rules:
+    for rule, raw, pos, index in merged.rules:
         base = ("rules", index)
+        if rule is None:
+            # The rule failed its own checks; still look at the parts that are well formed.
+            _RuleChecker(_raw_rule_id(raw), pos, base, catalog, issues).check_parts(raw, targets)
+            continue
         where = pos.find((*base, "id"))
         if rule.id in seen:
             issues.append(SpecIssue(where, f"rule id `{rule.id}` is used twice", f"first at {seen[rule.id]}"))
             continue
         seen[rule.id] = where
-        checker = _RuleChecker(rule, pos, base, catalog, issues)
-        result = checker.check(sources, targets, default_source, defaults)
+        result = _RuleChecker(rule.id, pos, base, catalog, issues).check(
+            rule, sources, targets, default_source, defaults
+        )
         if result is not None:
             resolved.append(result)
     resolved.sort(key=lambda r: r.id)
@@ -409,18 +465,30 @@ def _resolve(files: list[Path], merged: _Merged, issues: list[SpecIssue]) -> Spe
     )
 
 
+def _raw_rule_id(raw: Any) -> str:
+    if isinstance(raw, Mapping) and isinstance(raw.get("id"), str):
+        return str(raw["id"])
+    return "?"
+
+
+def _strings(value: Any) -> list[str] | None:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    return None
+
+
 class _RuleChecker:
     """Cross-reference checks for one rule; every problem is appended to ``issues``."""
 
     def __init__(
         self,
-        rule: Rule,
+        rule_id: str,
         positions: _Positions,
         base: tuple[str | int, ...],
         catalog: FieldCatalog,
         issues: list[SpecIssue],
     ) -> None:
-        self.rule = rule
+        self.rule_id = rule_id
         self.positions = positions
         self.base = base
         self.catalog = catalog
@@ -431,28 +499,23 @@ class _RuleChecker:
         return self.positions.find((*self.base, *loc))
 
     def add(self, location: Location, message: str, hint: str = "") -> None:
-        self.issues.append(SpecIssue(location, f"rule `{self.rule.id}`: {message}", hint))
+        self.issues.append(SpecIssue(location, f"rule `{self.rule_id}`: {message}", hint))
 
-    def check(
-        self,
-        sources: Mapping[str, Source],
-        targets: Mapping[str, Target],
-        default_source: str | None,
-        defaults: Defaults,
-    ) -> ResolvedRule | None:
-        rule = self.rule
-        source_name = rule.source or default_source
-        if source_name is None:
-            self.add(
-                self.at("id"),
-                "no source: set `source` or `defaults.source`",
-                f"sources: {', '.join(sources)}",
-            )
-        elif source_name not in sources:
-            where = self.at("source") if rule.source else self.at("id")
-            self.add(where, f"unknown source `{source_name}`", _did_you_mean(source_name, sources))
+    def check_parts(self, raw: Any, targets: Mapping[str, Target]) -> None:
+        """Checks for a rule that failed validation: whatever parts are well formed."""
+        if not isinstance(raw, Mapping):
+            return
+        if isinstance(raw.get("filter"), str):
+            self.parse_filter(raw["filter"], ("filter",))
+        signal = raw.get("signal")
+        if isinstance(signal, Mapping) and signal.get("kind") == "ratio" and isinstance(signal.get("match"), str):
+            self.parse_filter(signal["match"], ("signal", "match"))
+        self.check_notify(_strings(raw.get("notify")) or [], targets)
+        self.check_group_by(_strings(raw.get("group_by")) or [])
+
+    def check_notify(self, names: list[str], targets: Mapping[str, Target]) -> list[tuple[str, Target]]:
         chosen: list[tuple[str, Target]] = []
-        for index, name in enumerate(rule.notify):
+        for index, name in enumerate(names):
             if name in targets:
                 chosen.append((name, targets[name]))
             else:
@@ -460,12 +523,40 @@ class _RuleChecker:
                     f"defined targets: {', '.join(sorted(targets))}" if targets else "define it under `targets`"
                 )
                 self.add(self.at("notify", index), f"unknown target `{name}`", hint)
+        return chosen
+
+    def check_group_by(self, names: list[str]) -> None:
+        for index, name in enumerate(names):
+            field_def = self.catalog.get(name)
+            if field_def is None:
+                self.add(self.at("group_by", index), f"unknown group_by field `{name}`", self.catalog.suggest(name))
+            elif field_def.type is FieldType.STRING_LIST:
+                self.add(self.at("group_by", index), f"cannot group by the list field `{name}`")
+        if len(set(names)) != len(names):
+            self.add(self.at("group_by"), "group_by lists a field twice")
+
+    def check(
+        self,
+        rule: Rule,
+        sources: Mapping[str, Source],
+        targets: Mapping[str, Target],
+        default_source: str | None,
+        defaults: Defaults,
+    ) -> ResolvedRule | None:
+        source_name = rule.source or default_source
+        if source_name is None:
+            self.add(self.at("id"), "no source: set `source` or `defaults.source`", f"sources: {', '.join(sources)}")
+        elif source_name not in sources:
+            where = self.at("source") if rule.source else self.at("id")
+            self.add(where, f"unknown source `{source_name}`", _did_you_mean(source_name, sources))
+        chosen = self.check_notify(rule.notify, targets)
         rule_filter = self.parse_filter(rule.filter, ("filter",))
         ratio_match = None
         if isinstance(rule.signal, RatioSignal):
             ratio_match = self.parse_filter(rule.signal.match, ("signal", "match"))
-        self.check_fields()
-        self.check_window_and_thresholds()
+        self.check_group_by(rule.group_by)
+        self.check_signal_field(rule)
+        self.check_window_and_thresholds(rule)
         if self.count_before != len(self.issues) or source_name is None or source_name not in sources:
             return None
         tags = [*defaults.tags, *rule.tags]
@@ -522,16 +613,7 @@ class _RuleChecker:
             return start
         return Location(start.path, start.line, start.column + offset + (1 if quoted else 0))
 
-    def check_fields(self) -> None:
-        rule = self.rule
-        for index, name in enumerate(rule.group_by):
-            field_def = self.catalog.get(name)
-            if field_def is None:
-                self.add(self.at("group_by", index), f"unknown group_by field `{name}`", self.catalog.suggest(name))
-            elif field_def.type is FieldType.STRING_LIST:
-                self.add(self.at("group_by", index), f"cannot group by the list field `{name}`")
-        if len(set(rule.group_by)) != len(rule.group_by):
-            self.add(self.at("group_by"), "group_by lists a field twice")
+    def check_signal_field(self, rule: Rule) -> None:
         signal = rule.signal
         signal_field: str | None = getattr(signal, "field", None)
         if signal_field is not None:
@@ -546,14 +628,11 @@ class _RuleChecker:
                     f"`{signal_field}` is {field_def.type.value}; a measure needs a numeric field",
                 )
             elif field_def.type is FieldType.STRING_LIST:
-                self.add(self.at("signal", "field"), f"cannot count distinct values of the list field `{name}`")
+                self.add(self.at("signal", "field"), f"cannot count distinct values of the list field `{signal_field}`")
         if isinstance(signal, AbsenceSignal) and signal.expected and len(rule.group_by) != 1:
             self.add(self.at("signal", "expected"), "`expected` needs exactly one group_by field")
 
-    def check_window_and_thresholds(self) -> None:
-        rule = self.rule
-        if rule.window % 60 or rule.window > MAX_WINDOW:
-            self.add(self.at("window"), "window must be whole minutes, from 1m to 2d (Datadog's limit)")
+    def check_window_and_thresholds(self, rule: Rule) -> None:
         if rule.evaluation_delay is not None and rule.evaluation_delay > 86400:
             self.add(self.at("evaluation_delay"), "evaluation_delay is at most 1d")
         if rule.renotify is not None and rule.renotify % 60:

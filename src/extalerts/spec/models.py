@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -24,7 +25,7 @@ SPEC_VERSION = 1
 
 # --------------------------------------------------------------------------------------------- types
 
-_DURATION = re.compile(r"^([1-9][0-9]*)([smhd])$")
+_DURATION = re.compile(r"^(0|[1-9][0-9]*)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -47,13 +48,27 @@ def format_duration(seconds: int) -> str:
     return f"{seconds}s"
 
 
-#: A duration, held as whole seconds; written in YAML as "30s", "5m", "1h", "1d".
-Duration = Annotated[
+def _positive(seconds: int) -> int:
+    if seconds <= 0:
+        raise ValueError("must be longer than zero")
+    return seconds
+
+
+def _whole_minutes_up_to_two_days(seconds: int) -> int:
+    if seconds % 60 or not 60 <= seconds <= 2 * 86400:
+        raise ValueError("must be whole minutes, from 1m to 2d (Datadog's limit for log monitors)")
+    return seconds
+
+
+#: A duration that may be zero, held as whole seconds; written in YAML as "0s", "30s", "5m", "1h", "1d".
+DelayDuration = Annotated[
     int,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": _DURATION.pattern, "examples": ["5m", "1h"]}),
+    WithJsonSchema({"type": "string", "pattern": _DURATION.pattern, "examples": ["0s", "5m"]}),
 ]
+#: A positive duration, held as whole seconds.
+Duration = Annotated[DelayDuration, AfterValidator(_positive)]
 
 RuleId = Annotated[
     str,
@@ -145,7 +160,7 @@ class Defaults(Model):
     service: Name | None = Field(None, description="Service name; becomes the service: tag")
     env: Name | None = Field(None, description="Environment; becomes the env: tag")
     tags: list[Tag] = Field(default_factory=list, description="Tags added to every rule")
-    evaluation_delay: Duration | None = Field(
+    evaluation_delay: DelayDuration | None = Field(
         None,
         description="How long to wait for late logs before evaluating a window. Logpush delivers in "
         "30-300 s batches, so the built-in default is 5m.",
@@ -391,10 +406,12 @@ class Rule(Model):
     source: Name | None = Field(None, description="Source to read (default: defaults.source)")
     filter: FilterText | None = Field(None, description="Which events the rule looks at; omit for all")
     signal: Signal
-    window: Duration = Field(description="Evaluation window, whole minutes, at most 2d")
+    window: Annotated[Duration, AfterValidator(_whole_minutes_up_to_two_days)] = Field(
+        description="Evaluation window, whole minutes, from 1m to 2d"
+    )
     group_by: list[FieldName] = Field(default_factory=list, max_length=4)
     thresholds: Thresholds | None = Field(None, description="Required except for absence rules")
-    evaluation_delay: Duration | None = None
+    evaluation_delay: DelayDuration | None = None
     notify: list[Name] = Field(default_factory=list, description="Names of targets")
     renotify: Duration | None = Field(None, description="Repeat the notification this often while firing")
     throttle: Duration | None = Field(
