@@ -116,14 +116,14 @@ def test_render_check_detects_stale_and_extra_files(tmp_path: Path) -> None:
     monitor = Path("out/datadog/monitors/worker-exception.json")
     monitor.write_text(monitor.read_text().replace("> 0", "> 1"))
     write(Path("out/datadog/monitors/removed-rule.json"), "{}")
-    code, out, err = run("render", str(MONITORS), "--out", "out", "--check")
+    code, _, err = run("render", str(MONITORS), "--out", "out", "--check")
     assert code == 1
     assert "stale: datadog/monitors/removed-rule.json" in err
     assert "stale: datadog/monitors/worker-exception.json" in err
     assert "make render" in err
     # --check wrote nothing
     assert "> 1" in monitor.read_text()
-    code, out, _ = run("render", str(MONITORS), "--out", "out")
+    code, _out, _ = run("render", str(MONITORS), "--out", "out")
     assert code == 0
     assert not Path("out/datadog/monitors/removed-rule.json").exists()
     assert "> 0" in monitor.read_text()

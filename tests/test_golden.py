@@ -6,6 +6,7 @@ Regenerate with `make golden` after a deliberate template change, then review th
 from __future__ import annotations
 
 import json
+
 import pytest
 
 from extalerts.render import render

@@ -78,18 +78,18 @@ rules:
     issues = issues_of(path)
     located = [(i.location.line, i.location.column, i.message, i.hint) for i in issues]
     assert len(located) == 5, located
-    assert (9, 14) == located[0][:2]
+    assert located[0][:2] == (9, 14)
     assert "unknown field `Outcom`" in located[0][2]
     assert "`Outcome`" in located[0][3]
-    assert (11, 5) == located[1][:2]
+    assert located[1][:2] == (11, 5)
     assert "unknown key `windw`" in located[1][2]
     assert "`window`" in located[1][3]
-    assert (12, 5) == located[2][:2]
+    assert located[2][:2] == (12, 5)
     assert "warning (20) must be below critical (10)" in located[2][2]
-    assert (13, 14) == located[3][:2]
+    assert located[3][:2] == (13, 14)
     assert "unknown target `slak`" in located[3][2]
     assert "`slack`" in located[3][3]
-    assert (16, 15) == located[4][:2]
+    assert located[4][:2] == (16, 15)
     assert "severity" in located[4][2]
     assert all(i.location.path == path for i in issues)
 
@@ -175,7 +175,7 @@ def test_filter_errors_point_into_the_filter(tmp_path: Path, replace: str, expec
 
 
 def test_filter_column_is_exact(tmp_path: Path) -> None:
-    text = MINIMAL_RULE.replace("filter: 'Outcome != \"ok\"'", "filter: 'Outcome != \"ok\" and Scriptname == \"x\"'")
+    text = MINIMAL_RULE.replace("filter: 'Outcome != \"ok\"'", 'filter: \'Outcome != "ok" and Scriptname == "x"\'')
     (issue,) = issues_of(rule_file(tmp_path, text))
     line = (tmp_path / "rules.yaml").read_text().splitlines()[issue.location.line - 1]
     assert line[issue.location.column - 1 :].startswith("Scriptname")
@@ -246,7 +246,7 @@ def test_zero_evaluation_delay_is_allowed_but_zero_window_is_not(tmp_path: Path)
 
 def test_derived_fields_are_usable_in_filters(tmp_path: Path) -> None:
     header = HEADER + "fields:\n  op_ok: {key: ok, type: boolean}\n"
-    spec = load_spec([rule_file(tmp_path, MINIMAL_RULE.replace("Outcome != \\\"ok\\\"", "op_ok == false"), header)])
+    spec = load_spec([rule_file(tmp_path, MINIMAL_RULE.replace('Outcome != \\"ok\\"', "op_ok == false"), header)])
     assert spec.catalog["op_ok"].derived_key == "ok"
 
 

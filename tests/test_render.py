@@ -1,0 +1,331 @@
+"""Render checks: what each provider check catches, the query grammar, .conf reading, packaging."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from extalerts.errors import RenderError
+from extalerts.render import render
+from extalerts.render.conf import ConfSyntaxError, parse_conf
+from extalerts.render.datadog import check_logs_metric, check_monitor
+from extalerts.render.datadog_query import QueryError, check_formula, check_search, parse_monitor_query
+from extalerts.render.splunk import check_spl
+from extalerts.render.splunk_keys import key_problem, rest_payload
+from extalerts.render.templates import conf_value
+from extalerts.spec import load_spec
+from tests.conftest import MONITORS, REPO, write
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, str]:
+    return {f.path: f.content for f in render(load_spec([MONITORS]), ["datadog", "splunk"])}
+
+
+def monitor(rendered: dict[str, str], rule_id: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(rendered[f"datadog/monitors/{rule_id}.json"])
+    return document
+
+
+# --------------------------------------------------------------------------------------------- datadog
+
+
+def test_every_rule_renders_a_monitor_with_ownership_tags(rendered: dict[str, str]) -> None:
+    spec = load_spec([MONITORS])
+    for rule in spec.rules:
+        doc = monitor(rendered, rule.id)
+        assert "managed-by:extalerts" in doc["tags"]
+        assert f"extalerts-rule:{rule.id}" in doc["tags"]
+        assert doc["options"]["evaluation_delay"] == rule.evaluation_delay
+        assert doc["priority"] == rule.rule.severity.datadog_priority
+
+
+def test_query_threshold_equals_critical(rendered: dict[str, str]) -> None:
+    for path, content in rendered.items():
+        if path.startswith("datadog/monitors/"):
+            doc = json.loads(content)
+            parsed = parse_monitor_query(doc["query"], doc["type"])
+            assert parsed.threshold == doc["options"]["thresholds"]["critical"], path
+
+
+def test_ratio_uses_formula_with_cutoff(rendered: dict[str, str]) -> None:
+    doc = monitor(rendered, "http-5xx-rate")
+    assert doc["query"] == 'formula("matching / cutoff_min(total, 50) * 100").last("5m") > 5'
+    names = [v["name"] for v in doc["options"]["variables"]]
+    assert names == ["matching", "total"]
+    assert "@Event.Response.Status:>=500" in doc["options"]["variables"][0]["search"]["query"]
+    assert doc["options"]["notify_by"] == ["@ScriptName"]
+
+
+def test_percentile_uses_formula_and_avg_uses_rollup(rendered: dict[str, str]) -> None:
+    p99 = monitor(rendered, "do-latency-p99")
+    assert p99["query"].startswith('formula("signal")')
+    assert p99["options"]["variables"][0]["compute"] == {"aggregation": "pc99", "metric": "@extalerts.duration_ms"}
+    avg = monitor(rendered, "worker-cpu-time")
+    assert '.rollup("avg", "@CPUTimeMs")' in avg["query"]
+
+
+def test_change_rule_renders_metric_and_metric_monitor(rendered: dict[str, str]) -> None:
+    doc = monitor(rendered, "request-spike")
+    assert doc["type"] == "query alert"
+    assert doc["query"] == "pct_change(sum(last_5m),last_1h):sum:extalerts.request_spike.events{*}.as_count() > 200"
+    metric = json.loads(rendered["datadog/logs-metrics/extalerts.request_spike.events.json"])
+    assert metric["data"]["attributes"]["compute"] == {"aggregation_type": "count"}
+    assert "@EventType:fetch" in metric["data"]["attributes"]["filter"]["query"]
+
+
+def test_absence_notifies_on_no_data(rendered: dict[str, str]) -> None:
+    doc = monitor(rendered, "logs-stopped")
+    assert doc["query"].endswith('.by("@ScriptName").last("10m") < 1')
+    assert doc["options"]["on_missing_data"] == "show_and_notify_no_data"
+    assert "notify_no_data" not in doc["options"]  # conflicts with on_missing_data
+    assert "{{#is_no_data}}@pagerduty-conversation-api-oncall" in doc["message"]
+
+
+def test_message_routes_each_level_to_its_targets(rendered: dict[str, str]) -> None:
+    message = monitor(rendered, "http-4xx-rate")["message"]
+    assert "{{#is_alert}}@slack-acme-platform-alerts @platform-team@example.com{{/is_alert}}" in message
+    assert "{{#is_warning}}@slack-acme-platform-alerts @platform-team@example.com{{/is_warning}}" in message
+    # the email target asked for alert and warning only
+    assert "{{#is_recovery}}@slack-acme-platform-alerts{{/is_recovery}}" in message
+
+
+def _valid_monitor() -> dict[str, Any]:
+    return {
+        "name": "x",
+        "type": "log alert",
+        "query": 'logs("source:cloudflare").index("*").rollup("count").last("5m") > 5',
+        "message": "m",
+        "tags": ["managed-by:extalerts", "extalerts-rule:x"],
+        "options": {"thresholds": {"critical": 5}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("mutate", "problem"),
+    [
+        (lambda d: d["options"].update(notify_nodata=True), "options.notify_nodata: unknown field for MonitorOptions"),
+        (lambda d: d["options"]["thresholds"].update(critcal=1), "unknown field for MonitorThresholds"),
+        (lambda d: d.update(id=12), "`id` is read-only"),
+        (lambda d: d.update(overall_state="OK"), "`overall_state` is read-only"),
+        (lambda d: d["options"]["thresholds"].update(critical=6), "differs from options.thresholds.critical"),
+        (lambda d: d["options"].update(on_missing_data="sometimes"), "is not a value OnMissingDataOption allows"),
+        (lambda d: d.update(priority="P1"), "Invalid type for variable 'priority'"),
+        (lambda d: d.update(query=d["query"].replace('"', "'")), "invalid operator specified"),
+        (lambda d: d.update(tags=["team:x"]), "managed-by:extalerts"),
+        (lambda d: d["options"].update(notify_by=["@ScriptName"]), "notify_by names groups the query does not have"),
+        (
+            lambda d: d["options"].update(
+                variables=[{"data_source": "logs", "name": "a", "compute": {"aggregation": "pc99", "bogus": 1}}]
+            ),
+            "options.variables[0].compute.bogus: unknown field",
+        ),
+    ],
+)
+def test_check_monitor_catches(mutate: Any, problem: str) -> None:
+    document = _valid_monitor()
+    check_monitor(copy.deepcopy(document), "ok.json")
+    mutate(document)
+    with pytest.raises(RenderError) as caught:
+        check_monitor(document, "bad.json")
+    assert problem in str(caught.value)
+
+
+def test_check_logs_metric_catches_unknown_field() -> None:
+    good = {"data": {"id": "m", "type": "logs_metrics", "attributes": {"compute": {"aggregation_type": "count"}}}}
+    check_logs_metric(copy.deepcopy(good), "m.json")
+    good["data"]["attributes"]["compute"]["aggregation"] = "count"  # type: ignore[index]
+    with pytest.raises(RenderError):
+        check_logs_metric(good, "m.json")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        'logs("a:b").index("*").rollup("count").by("@x,@y").last("5m") > 2',
+        'logs("@Logs.Message:*x\\\\ y*").index("main").rollup("cardinality", "@id").last("2h") >= 1.5',
+        'logs("*").index("*").rollup("avg", "@WallTimeMs").last("2880m") < 100',
+    ],
+)
+def test_log_queries_that_parse(query: str) -> None:
+    parse_monitor_query(query, "log alert")
+
+
+@pytest.mark.parametrize(
+    ("query", "error"),
+    [
+        ("logs('a').index('*').rollup('count').last('5m') > 1", "invalid operator specified"),
+        ('logs("a").index("*").rollup("pc99", "@x").last("5m") > 1', "unsupported rollup"),
+        ('logs("a").index("*").rollup("count").last("2881m") > 1', "out of range"),
+        ('logs("a").index("*").rollup("avg").last("5m") > 1', "needs a measure"),
+        ('logs("(a").index("*").rollup("count").last("5m") > 1', "missing `)`"),
+        ('logs("a:").index("*").rollup("count").last("5m") > 1', "needs a value"),
+        ('logs("a AND").index("*").rollup("count").last("5m") > 1', "ends where a term is expected"),
+        ('formula("a / ").last("5m") > 1', "ends with an operator"),
+        ('formula("foo(a)").last("5m") > 1', "unknown function"),
+    ],
+)
+def test_log_queries_that_fail(query: str, error: str) -> None:
+    with pytest.raises(QueryError, match=re.escape(error)):
+        parse_monitor_query(query, "log alert")
+
+
+def test_change_query_grammar() -> None:
+    parsed = parse_monitor_query(
+        "pct_change(sum(last_5m),last_1h):sum:a.b{*} by {script}.as_count() > 50", "query alert"
+    )
+    assert parsed.group_by == ("script",)
+    with pytest.raises(QueryError, match="timeshift"):
+        parse_monitor_query("pct_change(sum(last_5m),last_3h):sum:a.b{*}.as_count() > 50", "query alert")
+
+
+@pytest.mark.parametrize(
+    ("search", "ok"),
+    [
+        ('@a:"x y" AND -@b:(1 OR 2)', True),
+        ("@Event.Response.Status:[500 TO 599]", True),
+        ("@a:>=5 OR NOT @b:*", True),
+        ("@a:[500 599]", False),
+        ('@a:"unterminated', False),
+        ("(@a:1", False),
+        ("@a:1)", False),
+        ("OR @a:1", False),
+    ],
+)
+def test_search_checker(search: str, ok: bool) -> None:
+    assert (check_search(search) == []) is ok
+
+
+def test_formula_checker() -> None:
+    assert check_formula("matching / cutoff_min(total, 50) * 100") == []
+    assert check_formula("(a + b") != []
+    assert check_formula("a b") != []
+
+
+# --------------------------------------------------------------------------------------------- splunk
+
+
+def test_every_alert_is_scheduled_and_lagged(rendered: dict[str, str]) -> None:
+    stanzas = parse_conf(rendered["splunk/extalerts_workers/default/savedsearches.conf"])
+    assert len(stanzas) >= 13
+    for stanza in stanzas:
+        settings = stanza.as_dict()
+        assert stanza.name.startswith("extalerts - ")
+        assert settings["enableSched"] == "1"
+        assert settings["dispatch.latest_time"] == "-5m@m"  # the spec's 5m evaluation delay
+        assert settings["alert.track"] == "1"
+        assert check_spl(settings["search"]) == []
+        assert re.search(r"\| where (isnotnull\(value\) AND )?value [<>]=? ", settings["search"])
+
+
+def test_splunk_threshold_lives_in_the_search(rendered: dict[str, str]) -> None:
+    stanzas = {s.name: s.as_dict() for s in parse_conf(rendered["splunk/extalerts_workers/default/savedsearches.conf"])}
+    flood = stanzas["extalerts - invalid-url-flood"]
+    assert flood["search"].endswith("| where value > 100")
+    assert 'mvfind(log_message, "ERROR_CODE_INVALID_URL")' in flood["search"]
+    assert stanzas["extalerts - invalid-url-flood - warning"]["search"].endswith("| where value > 50")
+    assert stanzas["extalerts - invalid-url-flood - warning"]["alert.severity"] == "3"
+    grouped = stanzas["extalerts - worker-exception"]
+    assert grouped["alert.digest_mode"] == "0"
+    assert grouped["alert.suppress.fields"] == "ScriptName"
+    assert grouped["alert.suppress.period"] == "30m"  # from renotify
+
+
+def test_rest_payload_uses_rest_names() -> None:
+    payload = rest_payload(
+        {"search": "x", "enableSched": "1", "counttype": "number of events", "action.email": "1", "action.webhook": "0"}
+    )
+    assert payload == {"search": "x", "is_scheduled": "1", "alert_type": "number of events", "actions": "email"}
+
+
+@pytest.mark.parametrize(
+    ("key", "ok"),
+    [
+        ("alert.suppress.fields", True),
+        ("action.email.to", True),
+        ("action.slack.param.channel", True),
+        ("action.slack.param.bogus", False),
+        ("action.jira", False),
+        ("auto_summarize", False),
+        ("enableSchedule", False),
+    ],
+)
+def test_key_allow_list(key: str, ok: bool) -> None:
+    assert (key_problem(key) == "") is ok
+
+
+def test_undocumented_splunk_override_is_refused(tmp_path: Path) -> None:
+    write(
+        tmp_path / "spec.yaml",
+        """\
+version: 1
+rules:
+  - id: x
+    title: X
+    severity: low
+    signal: {kind: count}
+    window: 5m
+    thresholds: {critical: 1}
+    overrides:
+      splunk: {settings: {auto_summarize: true}}
+""",
+    )
+    with pytest.raises(RenderError, match=r"'auto_summarize' is not a savedsearches\.conf key"):
+        render(load_spec([tmp_path / "spec.yaml"]), ["splunk"])
+
+
+def test_conf_values_round_trip() -> None:
+    value = 'line one\nline "two" with a back\\slash\nline three'
+    text = f"[s]\nkey = {conf_value(value)}\nflag = {conf_value(True)}\n"
+    (stanza,) = parse_conf(text)
+    assert stanza.as_dict() == {"key": value, "flag": "1"}
+
+
+def test_conf_parser_rejects_duplicates_and_garbage() -> None:
+    with pytest.raises(ConfSyntaxError, match="duplicate key"):
+        parse_conf("[a]\nk = 1\nk = 2\n")
+    with pytest.raises(ConfSyntaxError, match="line 2"):
+        parse_conf("[a]\nnot a setting\n")
+
+
+def test_spl_checker() -> None:
+    assert check_spl('index=x | where a="b(" AND (c>1)') == []
+    assert check_spl('index=x | where a="b') == ["unterminated string"]
+    assert check_spl("index=x | | stats count") == ["empty pipeline stage"]
+    assert check_spl("index=x | where (a") == ["unclosed parenthesis or bracket"]
+
+
+# --------------------------------------------------------------------------------------------- packaging
+
+
+def test_wheel_ships_the_templates(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    (wheel,) = tmp_path.glob("extalerts-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for template in REPO.joinpath("templates").rglob("*.j2"):
+        assert f"extalerts/{template.relative_to(REPO).as_posix()}" in names
