@@ -184,8 +184,8 @@ rules:
     )
     code, _, err = run("render", "--out", "out")
     assert code == 1
-    assert "datadog/monitors/typo.json" in err
-    assert "notify_nodata: unknown field for MonitorOptions" in err
+    assert "monitors/rule.yaml:10:" in err
+    assert "`notify_nodata` is not a monitor option Datadog accepts (did you mean `notify_no_data`?)" in err
     assert not Path("out").exists()  # nothing half-written
 
 

@@ -18,11 +18,11 @@ from extalerts.render import render
 from extalerts.render.conf import ConfSyntaxError, parse_conf
 from extalerts.render.datadog import check_logs_metric, check_monitor
 from extalerts.render.datadog_query import QueryError, check_formula, check_search, parse_monitor_query
-from extalerts.render.splunk import check_spl
+from extalerts.render.splunk import SplunkRenderer, check_savedsearches, check_spl
 from extalerts.render.splunk_keys import key_problem, rest_payload
-from extalerts.render.templates import conf_value
+from extalerts.render.templates import Templates, conf_value
 from extalerts.spec import load_spec
-from tests.conftest import MONITORS, REPO, write
+from tests.conftest import MONITORS, REPO
 
 
 @pytest.fixture(scope="module")
@@ -262,24 +262,27 @@ def test_key_allow_list(key: str, ok: bool) -> None:
     assert (key_problem(key) == "") is ok
 
 
-def test_undocumented_splunk_override_is_refused(tmp_path: Path) -> None:
-    write(
-        tmp_path / "spec.yaml",
-        """\
-version: 1
-rules:
-  - id: x
-    title: X
-    severity: low
-    signal: {kind: count}
-    window: 5m
-    thresholds: {critical: 1}
-    overrides:
-      splunk: {settings: {auto_summarize: true}}
-""",
-    )
-    with pytest.raises(RenderError, match=r"'auto_summarize' is not a savedsearches\.conf key"):
-        render(load_spec([tmp_path / "spec.yaml"]), ["splunk"])
+def test_savedsearches_check_refuses_undocumented_keys_and_bad_spl() -> None:
+    spec = load_spec([MONITORS])
+    renderer = SplunkRenderer(spec, Templates())
+    alerts = renderer.alerts(spec.rule("worker-exception"))
+    alerts[0].settings["auto_summarize"] = "1"
+    alerts[0].settings["search"] += " | where (value"
+    text = Templates().render("splunk/savedsearches.conf.j2", alerts=alerts, app="x")
+    with pytest.raises(RenderError) as caught:
+        check_savedsearches(text, alerts, "savedsearches.conf")
+    message = str(caught.value)
+    assert "'auto_summarize' is not a savedsearches.conf key" in message
+    assert "unclosed parenthesis" in message
+
+
+def test_savedsearches_check_compares_what_reads_back() -> None:
+    spec = load_spec([MONITORS])
+    alerts = SplunkRenderer(spec, Templates()).alerts(spec.rule("worker-exception"))
+    text = Templates().render("splunk/savedsearches.conf.j2", alerts=alerts, app="x")
+    check_savedsearches(text, alerts, "ok")
+    with pytest.raises(RenderError, match="does not read back as written: cron_schedule"):
+        check_savedsearches(text.replace("cron_schedule = * * * * *", "cron_schedule = */2 * * * *"), alerts, "x")
 
 
 def test_conf_values_round_trip() -> None:

@@ -272,3 +272,18 @@ def test_json_schema_accepts_the_bundled_monitors_and_rejects_unknown_keys() -> 
     assert list(validator.iter_errors({"version": 1, "rulez": []}))
     bad_rule = {"version": 1, "rules": [{"id": "x", "title": "x", "severity": "high", "signal": {"kind": "count"}}]}
     assert list(validator.iter_errors(bad_rule))  # window is required
+
+
+def test_override_keys_are_checked_at_validate_time(tmp_path: Path) -> None:
+    rule = MINIMAL_RULE + (
+        "    overrides:\n"
+        "      datadog: {options: {notify_nodata: true, new_group_delay: 60}}\n"
+        "      splunk: {settings: {auto_summarize: true, schedule_window: auto}}\n"
+    )
+    issues = issues_of(rule_file(tmp_path, rule))
+    assert [i.message for i in issues] == [
+        "rule `errors`: overrides.datadog: `notify_nodata` is not a monitor option Datadog accepts",
+        "rule `errors`: overrides.splunk: 'auto_summarize' is not a savedsearches.conf key extalerts writes",
+    ]
+    assert issues[0].hint == "did you mean `notify_no_data`?"
+    assert issues[0].location.line == 15

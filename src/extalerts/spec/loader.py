@@ -557,6 +557,7 @@ class _RuleChecker:
         self.check_group_by(rule.group_by)
         self.check_signal_field(rule)
         self.check_window_and_thresholds(rule)
+        self.check_overrides(rule)
         if self.count_before != len(self.issues) or source_name is None or source_name not in sources:
             return None
         tags = [*defaults.tags, *rule.tags]
@@ -631,6 +632,30 @@ class _RuleChecker:
                 self.add(self.at("signal", "field"), f"cannot count distinct values of the list field `{signal_field}`")
         if isinstance(signal, AbsenceSignal) and signal.expected and len(rule.group_by) != 1:
             self.add(self.at("signal", "expected"), "`expected` needs exactly one group_by field")
+
+    def check_overrides(self, rule: Rule) -> None:
+        """Override keys are checked here, so `validate` catches a typo before anything renders."""
+        splunk_settings = rule.overrides.splunk.settings
+        if splunk_settings:
+            from extalerts.render.splunk_keys import key_problem
+
+            for key in splunk_settings:
+                problem = key_problem(key)
+                if problem:
+                    self.add(self.at("overrides", "splunk", "settings", key), f"overrides.splunk: {problem}")
+        datadog_options = rule.overrides.datadog.options
+        if datadog_options:
+            from datadog_api_client.v1.model.monitor_options import MonitorOptions
+
+            known = set(MonitorOptions.openapi_types)
+            read_only = set(getattr(MonitorOptions, "read_only_vars", set()))
+            for key in datadog_options:
+                if key not in known or key in read_only:
+                    self.add(
+                        self.at("overrides", "datadog", "options", key),
+                        f"overrides.datadog: `{key}` is not a monitor option Datadog accepts",
+                        _did_you_mean(key, known - read_only),
+                    )
 
     def check_window_and_thresholds(self, rule: Rule) -> None:
         if rule.evaluation_delay is not None and rule.evaluation_delay > 86400:
