@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from extalerts.cli.options import output_option, resolve_paths, spec_paths
+
+if TYPE_CHECKING:
+    from extalerts.render import RenderedFile
+    from extalerts.spec import Spec
 
 PROVIDER_CHOICES = ["datadog", "splunk", "all"]
 
@@ -77,27 +82,24 @@ def render_command(
     click.echo(f"{len(files)} files rendered to {out}/ ({len(changed)} changed)")
 
 
-def _print_summary(spec: object, files: list, providers: list[str]) -> None:  # type: ignore[type-arg]
-    from extalerts.spec import Spec
+def _print_summary(spec: Spec, files: list[RenderedFile], providers: list[str]) -> None:
+    """One row per rule: what it is and what each provider got."""
+    from extalerts.spec.models import format_duration
 
-    assert isinstance(spec, Spec)
     per_rule: dict[str, Counter[str]] = {rule.id: Counter() for rule in spec.rules}
     for file in files:
         if file.rule_id in per_rule:
             per_rule[file.rule_id][file.path.split("/")[0]] += 1
     rows = [("rule", "signal", "window", "severity", *providers)]
     for rule in spec.rules:
-        r = rule.rule
         counts = per_rule[rule.id]
         cells = []
         for name in providers:
             if name == "datadog":
                 cells.append("monitor" + (" + metric" if counts[name] > 1 else ""))
             else:
-                alerts = counts[name]
-                cells.append(f"{alerts} alert{'s' if alerts != 1 else ''}")
-        from extalerts.spec.models import format_duration
-
+                cells.append(f"{counts[name]} alert{'s' if counts[name] != 1 else ''}")
+        r = rule.rule
         rows.append((rule.id, r.signal.kind, format_duration(r.window), r.severity.value, *cells))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for index, row in enumerate(rows):
