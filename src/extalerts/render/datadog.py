@@ -134,7 +134,7 @@ class DatadogRenderer:
         compiled = to_datadog(expr, self.spec.catalog)
         if not base:
             return compiled
-        return f"{base} ({compiled})"
+        return f"{base} {compiled}" if _is_one_group(compiled) else f"{base} ({compiled})"
 
     def group_facets(self, rule: ResolvedRule) -> list[str]:
         return [facet(self.spec.catalog[name]) for name in rule.rule.group_by]
@@ -304,6 +304,30 @@ class DatadogRenderer:
         if pipeline is not None:
             files.append(RenderedFile("datadog/pipelines/extalerts-structured-logs.json", canonical_json(pipeline)))
         return files
+
+
+def _is_one_group(search: str) -> bool:
+    """Whether ``search`` is a single term or one parenthesised group, so it needs no more parentheses."""
+    if " " not in search:
+        return True
+    if not (search.startswith("(") and search.endswith(")")):
+        return False
+    depth = 0
+    quoted = escaped = False
+    for index, char in enumerate(search):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif not quoted and char == "(":
+            depth += 1
+        elif not quoted and char == ")":
+            depth -= 1
+            if depth == 0 and index != len(search) - 1:
+                return False
+    return True
 
 
 def _relative(rule: ResolvedRule) -> str:
