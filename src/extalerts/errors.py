@@ -112,3 +112,24 @@ class StaleOutputError(ExtalertsError):
     def __init__(self, changed: Sequence[str]) -> None:
         self.changed = tuple(changed)
         super().__init__(f"{len(self.changed)} rendered file(s) are stale")
+
+
+class ConfigError(ExtalertsError):
+    """Missing or invalid settings, e.g. a credential that is not in the environment."""
+
+
+class ProviderError(ExtalertsError):
+    """A provider API call failed for good (after retries, or with an error that retrying cannot fix)."""
+
+
+class ApiError(ProviderError):
+    """The provider answered with an error status. ``errors`` are the provider's own messages."""
+
+    def __init__(self, operation: str, status: int, errors: Sequence[str], request_id: str | None = None) -> None:
+        self.operation = operation
+        self.status = status
+        self.errors = tuple(errors)
+        self.request_id = request_id
+        detail = "; ".join(self.errors) or "no error message"
+        suffix = f" (request id {request_id})" if request_id else ""
+        super().__init__(f"{operation}: HTTP {status}: {detail}{suffix}")

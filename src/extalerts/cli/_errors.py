@@ -5,6 +5,7 @@ Exit codes: 0 success, 1 a problem in the input or with a provider, 2 wrong usag
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -45,8 +46,13 @@ class ExtalertsGroup(click.Group):
                 click.echo(line, err=True)
             ctx.exit(1)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+            click.echo("interrupted; run the command again to complete what it started", err=True)
             ctx.exit(130)
+        except BrokenPipeError:
+            # The reader went away (e.g. `| head`): stop quietly, as Unix tools do.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(1)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as error:

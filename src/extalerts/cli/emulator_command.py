@@ -1,0 +1,54 @@
+"""``extalerts emulator``: run a local provider API emulator in the foreground."""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import click
+
+
+@click.group("emulator")
+def emulator_group() -> None:
+    """Run a local emulator of a provider's API, for trying extalerts without an account.
+
+    \b
+    Example:
+      extalerts emulator datadog --port 8125 &
+      extalerts push --provider datadog --api-url http://127.0.0.1:8125 --yes
+    """
+
+
+@emulator_group.command("datadog")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8125, show_default=True)
+@click.option(
+    "--fault-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Share of failed calls."
+)
+@click.option("--latency", type=click.FloatRange(0), default=0.0, show_default=True, help="Seconds added per call.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the injected faults.")
+def datadog_emulator_command(host: str, port: int, fault_rate: float, latency: float, seed: int) -> None:
+    """Serve the Datadog monitor, logs-metrics and log-pipeline API on loopback.
+
+    It accepts the keys in DD_API_KEY and DD_APP_KEY, or, when those are unset, keys it makes up
+    and prints (they guard nothing but this local process).
+
+    \b
+    Example:
+      extalerts emulator datadog --port 8125 --fault-rate 0.2
+    """
+    from extalerts.emulators.datadog import DatadogEmulator, Faults
+
+    api_key = os.environ.get("DD_API_KEY") or secrets.token_hex(16)
+    app_key = os.environ.get("DD_APP_KEY") or secrets.token_hex(20)
+    emulator = DatadogEmulator(
+        api_key, app_key, Faults(rate=fault_rate, seed=seed, latency=latency), host=host, port=port
+    )
+    click.echo(f"Datadog API emulator on {emulator.url} (Ctrl-C to stop)")
+    if "DD_API_KEY" not in os.environ or "DD_APP_KEY" not in os.environ:
+        click.echo(f"export DD_API_KEY={api_key} DD_APP_KEY={app_key}")
+    click.echo(f"extalerts plan --provider datadog --api-url {emulator.url}")
+    try:
+        emulator.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")

@@ -1,0 +1,1 @@
+"""Local emulators of the provider APIs, for tests, benchmarks and a sandbox."""

@@ -1,0 +1,523 @@
+"""A local Datadog API emulator: a loopback HTTP server speaking the part of the API extalerts uses.
+
+It answers like the real API as documented: key headers are checked (403 without them), bodies are
+checked against the ``datadog-api-client`` models and the query grammar (``400 {"errors": […]}``),
+the server fills in its defaults on create, lists page with ``page``/``page_size`` and filter by
+``monitor_tags``. It can inject faults — 429 with ``X-RateLimit-*`` headers, 500, slow answers, and
+answers lost after the write was committed — and counts every call, for tests and benchmarks.
+
+Endpoints: ``/api/v1/monitor`` (create, list, get, update, delete, validate),
+``/api/v2/logs/config/metrics`` and ``/api/v1/logs/config/pipelines`` (CRUD).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from extalerts.render.datadog import _model_problems
+from extalerts.render.datadog_query import QueryError, parse_monitor_query
+
+MONITOR_TYPES = frozenset(
+    {
+        "composite",
+        "event alert",
+        "log alert",
+        "metric alert",
+        "process alert",
+        "query alert",
+        "rum alert",
+        "service check",
+        "synthetics alert",
+        "trace-analytics alert",
+        "slo alert",
+        "event-v2 alert",
+        "audit alert",
+        "ci-pipelines alert",
+        "ci-tests alert",
+        "error-tracking alert",
+        "database-monitoring alert",
+        "network-performance alert",
+        "cost alert",
+    }
+)
+#: Options the API adds to a monitor created without them (as recorded from the real API).
+SERVER_OPTION_DEFAULTS: dict[str, Any] = {
+    "notify_audit": False,
+    "silenced": {},
+    "include_tags": True,
+    "new_host_delay": 300,
+    "notify_no_data": False,
+    "groupby_simple_monitor": False,
+}
+FAULT_KINDS = ("429", "500", "lost", "slow")
+
+
+@dataclass
+class Faults:
+    """What goes wrong, how often. ``rate`` is the chance per request; kinds are drawn uniformly."""
+
+    rate: float = 0.0
+    kinds: tuple[str, ...] = FAULT_KINDS
+    seed: int = 0
+    #: How long a "slow" answer takes (choose more than the client's timeout to make it time out).
+    slow_seconds: float = 1.0
+    #: Value of X-RateLimit-Reset on a 429, in seconds.
+    rate_limit_reset: int = 1
+    #: Added to every request, to model a remote API.
+    latency: float = 0.0
+
+
+@dataclass
+class _State:
+    monitors: dict[int, dict[str, Any]] = field(default_factory=dict)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pipelines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    next_monitor_id: int = 1000
+    next_pipeline_id: int = 1
+
+
+class _Reply(Exception):
+    """Raised by a handler to answer with a status and a JSON body."""
+
+    def __init__(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+
+
+def _errors(status: int, *messages: str) -> _Reply:
+    return _Reply(status, {"errors": list(messages)})
+
+
+class DatadogEmulator:
+    """Run with ``with DatadogEmulator(api_key, app_key) as emulator: …emulator.url…``."""
+
+    def __init__(
+        self,
+        api_key: str,
+        app_key: str,
+        faults: Faults | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.api_key = api_key
+        self.app_key = app_key
+        self.faults = faults or Faults()
+        self.clock = clock
+        self.state = _State()
+        self.calls: Counter[str] = Counter()
+        self.faults_injected: Counter[str] = Counter()
+        self._lock = threading.RLock()
+        self._rng = random.Random(self.faults.seed)
+        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # ----------------------------------------------------------------------------------- lifecycle
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> DatadogEmulator:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="datadog-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> DatadogEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    # ----------------------------------------------------------------------------------- helpers for tests
+
+    def add_monitor(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a monitor directly (as if someone clicked it together in the UI)."""
+        with self._lock:
+            return self._create_monitor(copy.deepcopy(body))
+
+    def monitors(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [copy.deepcopy(m) for _, m in sorted(self.state.monitors.items())]
+
+    def set_faults(self, faults: Faults) -> None:
+        with self._lock:
+            self.faults = faults
+            self._rng = random.Random(faults.seed)
+
+    # ----------------------------------------------------------------------------------- routing
+
+    def _routes(self) -> list[tuple[str, re.Pattern[str], Callable[..., Any]]]:
+        def r(
+            method: str, pattern: str, handler: Callable[..., Any]
+        ) -> tuple[str, re.Pattern[str], Callable[..., Any]]:
+            return method, re.compile(f"^{pattern}$"), handler
+
+        return [
+            r("POST", "/api/v1/monitor/validate", self._validate_monitor),
+            r("POST", r"/api/v1/monitor/(\d+)/validate", self._validate_existing_monitor),
+            r("GET", "/api/v1/monitor", self._list_monitors),
+            r("POST", "/api/v1/monitor", self._post_monitor),
+            r("GET", r"/api/v1/monitor/(\d+)", self._get_monitor),
+            r("PUT", r"/api/v1/monitor/(\d+)", self._put_monitor),
+            r("DELETE", r"/api/v1/monitor/(\d+)", self._delete_monitor),
+            r("GET", "/api/v2/logs/config/metrics", self._list_metrics),
+            r("POST", "/api/v2/logs/config/metrics", self._post_metric),
+            r("GET", "/api/v2/logs/config/metrics/([^/]+)", self._get_metric),
+            r("PATCH", "/api/v2/logs/config/metrics/([^/]+)", self._patch_metric),
+            r("DELETE", "/api/v2/logs/config/metrics/([^/]+)", self._delete_metric),
+            r("GET", "/api/v1/logs/config/pipelines", self._list_pipelines),
+            r("POST", "/api/v1/logs/config/pipelines", self._post_pipeline),
+            r("GET", "/api/v1/logs/config/pipelines/([^/]+)", self._get_pipeline),
+            r("PUT", "/api/v1/logs/config/pipelines/([^/]+)", self._put_pipeline),
+            r("DELETE", "/api/v1/logs/config/pipelines/([^/]+)", self._delete_pipeline),
+        ]
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        emulator = self
+        routes = self._routes()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                return
+
+            def _handle(self) -> None:
+                emulator._serve(self, routes)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+        return Handler
+
+    def _serve(
+        self, request: BaseHTTPRequestHandler, routes: list[tuple[str, re.Pattern[str], Callable[..., Any]]]
+    ) -> None:
+        url = urlsplit(request.path)
+        length = int(request.headers.get("Content-Length") or 0)
+        raw = request.rfile.read(length) if length else b""
+        if self.faults.latency:
+            time.sleep(self.faults.latency)
+        found = next(
+            (
+                (method, pattern, handler, match)
+                for method, pattern, handler in routes
+                if method == request.command and (match := pattern.match(url.path))
+            ),
+            None,
+        )
+        if found is None:
+            self._send(request, 404, {"errors": ["Not found"]})
+            return
+        method, pattern, handler, match = found
+        route = f"{method} {pattern.pattern.strip('^$')}"
+        with self._lock:
+            self.calls[route] += 1
+            fault = self._draw_fault()
+        if not self._authorised(request):
+            self._send(request, 403, {"errors": ["Forbidden"]})
+            return
+        if fault == "429":
+            self.faults_injected[fault] += 1
+            reset = str(self.faults.rate_limit_reset)
+            headers = {
+                "X-RateLimit-Limit": "100",
+                "X-RateLimit-Period": "10",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": reset,
+                "X-RateLimit-Name": "monitor_api",
+            }
+            self._send(request, 429, {"errors": ["Rate limit of 100 requests in 10 seconds reached."]}, headers)
+            return
+        if fault == "500":
+            self.faults_injected[fault] += 1
+            self._send(request, 500, {"errors": ["Internal Server Error"]})
+            return
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            self._send(request, 400, {"errors": ["Invalid JSON"]})
+            return
+        try:
+            with self._lock:
+                status, payload = 200, handler(*match.groups(), query=query, body=body)
+        except _Reply as reply:
+            status, payload = reply.status, reply.body
+        if fault == "lost":
+            # The write is committed; the answer never arrives.
+            self.faults_injected[fault] += 1
+            request.close_connection = True
+            request.connection.shutdown(2)
+            return
+        if fault == "slow":
+            self.faults_injected[fault] += 1
+            time.sleep(self.faults.slow_seconds)
+        self._send(request, status, payload)
+
+    def _draw_fault(self) -> str | None:
+        if self.faults.rate <= 0 or self._rng.random() >= self.faults.rate:
+            return None
+        return self._rng.choice(self.faults.kinds)
+
+    def _authorised(self, request: BaseHTTPRequestHandler) -> bool:
+        return (
+            request.headers.get("DD-API-KEY") == self.api_key
+            and request.headers.get("DD-APPLICATION-KEY") == self.app_key
+        )
+
+    @staticmethod
+    def _send(
+        request: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str] | None = None
+    ) -> None:
+        data = b"" if payload is None else json.dumps(payload).encode()
+        try:
+            request.send_response(status)
+            request.send_header("Content-Type", "application/json")
+            request.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                request.send_header(name, value)
+            request.end_headers()
+            request.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout): fine
+            request.close_connection = True
+
+    def _now(self) -> str:
+        return datetime.fromtimestamp(self.clock(), UTC).isoformat().replace("+00:00", "Z")
+
+    # ----------------------------------------------------------------------------------- monitors
+
+    def _check_monitor(self, body: Any, *, update: bool = False) -> dict[str, Any]:
+        from datadog_api_client.v1.model.monitor import Monitor
+        from datadog_api_client.v1.model.monitor_update_request import MonitorUpdateRequest
+
+        if not isinstance(body, dict):
+            raise _errors(400, "Invalid JSON")
+        if not update:
+            for required in ("type", "query"):
+                if required not in body:
+                    raise _errors(400, f"Missing required parameter '{required}'")
+        problems = _model_problems(MonitorUpdateRequest if update else Monitor, body)
+        if problems:
+            raise _errors(400, *problems)
+        if "type" in body and body["type"] not in MONITOR_TYPES:
+            raise _errors(400, f"Invalid monitor type: {body['type']}")
+        return body
+
+    def _check_query(self, monitor: dict[str, Any]) -> None:
+        try:
+            parsed = parse_monitor_query(monitor["query"], monitor["type"])
+        except QueryError as exc:
+            raise _errors(400, f"The value provided for parameter 'query' is invalid: {exc}") from None
+        critical = (monitor.get("options") or {}).get("thresholds", {}).get("critical")
+        if critical is None:
+            raise _errors(400, "Alert threshold is required.")
+        if float(critical) != parsed.threshold:
+            raise _errors(
+                400, "The value provided for parameter 'query' is invalid: threshold does not match 'critical'"
+            )
+
+    def _with_defaults(self, body: dict[str, Any], monitor_id: int, created: str | None = None) -> dict[str, Any]:
+        options = {**SERVER_OPTION_DEFAULTS, **(body.get("options") or {})}
+        if options.get("on_missing_data") not in (None, "default"):
+            options.pop("notify_no_data", None)
+            options.pop("no_data_timeframe", None)
+        return {
+            "id": monitor_id,
+            "name": (body.get("name") or "").strip(),
+            "message": (body.get("message") or "").strip(),
+            "tags": list(body.get("tags") or []),
+            "priority": body.get("priority"),
+            "restricted_roles": body.get("restricted_roles"),
+            "type": body["type"],
+            "query": body["query"],
+            "options": options,
+            "created": created or self._now(),
+            "modified": self._now(),
+            "creator": {"email": "extalerts-emulator@example.com", "handle": "extalerts-emulator", "name": "Emulator"},
+            "org_id": 1,
+            "deleted": None,
+            "multi": ".by(" in body["query"] or " by {" in body["query"],
+            "overall_state": "No Data",
+            "overall_state_modified": None,
+        }
+
+    def _create_monitor(self, body: dict[str, Any]) -> dict[str, Any]:
+        monitor_id = self.state.next_monitor_id
+        self.state.next_monitor_id += 1
+        monitor = self._with_defaults(body, monitor_id)
+        self.state.monitors[monitor_id] = monitor
+        return copy.deepcopy(monitor)
+
+    def _post_monitor(self, *, query: dict[str, str], body: Any) -> dict[str, Any]:
+        monitor = self._check_monitor(body)
+        self._check_query(monitor)
+        return self._create_monitor(monitor)
+
+    def _validate_monitor(self, *, query: dict[str, str], body: Any) -> dict[str, Any]:
+        self._check_query(self._check_monitor(body))
+        return {}
+
+    def _validate_existing_monitor(self, monitor_id: str, *, query: dict[str, str], body: Any) -> dict[str, Any]:
+        self._monitor(monitor_id)
+        return self._validate_monitor(query=query, body=body)
+
+    def _monitor(self, monitor_id: str) -> dict[str, Any]:
+        monitor = self.state.monitors.get(int(monitor_id))
+        if monitor is None:
+            raise _errors(404, "Monitor not found")
+        return monitor
+
+    def _list_monitors(self, *, query: dict[str, str], body: Any) -> list[dict[str, Any]]:
+        wanted = [t for t in query.get("monitor_tags", "").split(",") if t]
+        found = [m for _, m in sorted(self.state.monitors.items()) if all(t in m["tags"] for t in wanted)]
+        if "page" in query:
+            try:
+                page = int(query["page"])
+                size = int(query.get("page_size", 100))
+            except ValueError:
+                raise _errors(400, "Invalid page or page_size") from None
+            if page < 0 or not 1 <= size <= 1000:
+                raise _errors(400, "page_size must be between 1 and 1000")
+            found = found[page * size : (page + 1) * size]
+        return copy.deepcopy(found)
+
+    def _get_monitor(self, monitor_id: str, *, query: dict[str, str], body: Any) -> dict[str, Any]:
+        return copy.deepcopy(self._monitor(monitor_id))
+
+    def _put_monitor(self, monitor_id: str, *, query: dict[str, str], body: Any) -> dict[str, Any]:
+        current = self._monitor(monitor_id)
+        update = self._check_monitor(body, update=True)
+        if "type" in update and update["type"] != current["type"]:
+            raise _errors(400, "The monitor type cannot be changed")
+        merged = {**current, **update}
+        if "options" in update:
+            merged["options"] = update["options"]
+        self._check_query(merged)
+        monitor = self._with_defaults(merged, current["id"], created=current["created"])
+        self.state.monitors[current["id"]] = monitor
+        return copy.deepcopy(monitor)
+
+    def _delete_monitor(self, monitor_id: str, *, query: dict[str, str], body: Any) -> dict[str, Any]:
+        monitor = self._monitor(monitor_id)
+        del self.state.monitors[monitor["id"]]
+        return {"deleted_monitor_id": monitor["id"]}
+
+    # ----------------------------------------------------------------------------------- logs metrics
+
+    def _list_metrics(self, *, query: dict[str, str], body: Any) -> dict[str, Any]:
+        return {"data": [copy.deepcopy(m) for _, m in sorted(self.state.metrics.items())]}
+
+    def _post_metric(self, *, query: dict[str, str], body: Any) -> dict[str, Any]:
+        from datadog_api_client.v2.model.logs_metric_create_request import LogsMetricCreateRequest
+
+        problems = _model_problems(LogsMetricCreateRequest, body) if isinstance(body, dict) else ["Invalid JSON"]
+        if problems:
+            raise _errors(400, *problems)
+        data = body["data"]
+        if data["id"] in self.state.metrics:
+            raise _errors(409, f"A metric named {data['id']} already exists")
+        attributes = copy.deepcopy(data["attributes"])
+        attributes.setdefault("filter", {"query": "*"})
+        attributes.setdefault("group_by", [])
+        metric = {"id": data["id"], "type": "logs_metrics", "attributes": attributes}
+        self.state.metrics[data["id"]] = metric
+        return {"data": copy.deepcopy(metric)}
+
+    def _metric(self, metric_id: str) -> dict[str, Any]:
+        metric = self.state.metrics.get(metric_id)
+        if metric is None:
+            raise _errors(404, "Not found")
+        return metric
+
+    def _get_metric(self, metric_id: str, *, query: dict[str, str], body: Any) -> dict[str, Any]:
+        return {"data": copy.deepcopy(self._metric(metric_id))}
+
+    def _patch_metric(self, metric_id: str, *, query: dict[str, str], body: Any) -> dict[str, Any]:
+        from datadog_api_client.v2.model.logs_metric_update_request import LogsMetricUpdateRequest
+
+        metric = self._metric(metric_id)
+        problems = _model_problems(LogsMetricUpdateRequest, body) if isinstance(body, dict) else ["Invalid JSON"]
+        if problems:
+            raise _errors(400, *problems)
+        attributes = body["data"].get("attributes", {})
+        for key in ("filter", "group_by"):
+            if key in attributes:
+                metric["attributes"][key] = copy.deepcopy(attributes[key])
+        if "compute" in attributes:
+            metric["attributes"]["compute"].update(attributes["compute"])
+        return {"data": copy.deepcopy(metric)}
+
+    def _delete_metric(self, metric_id: str, *, query: dict[str, str], body: Any) -> None:
+        del self.state.metrics[self._metric(metric_id)["id"]]
+
+    # ----------------------------------------------------------------------------------- pipelines
+
+    def _check_pipeline(self, body: Any) -> dict[str, Any]:
+        from datadog_api_client.v1.model.logs_pipeline import LogsPipeline
+
+        if not isinstance(body, dict):
+            raise _errors(400, "Invalid JSON")
+        if "name" not in body:
+            raise _errors(400, "Missing required parameter 'name'")
+        problems = _model_problems(LogsPipeline, body)
+        if problems:
+            raise _errors(400, *problems)
+        return body
+
+    def _stored_pipeline(self, body: dict[str, Any], pipeline_id: str) -> dict[str, Any]:
+        pipeline = {"is_enabled": False, "filter": {"query": ""}, "processors": [], **copy.deepcopy(body)}
+        pipeline.update(id=pipeline_id, type="pipeline", is_read_only=False)
+        return pipeline
+
+    def _list_pipelines(self, *, query: dict[str, str], body: Any) -> list[dict[str, Any]]:
+        return [copy.deepcopy(p) for _, p in sorted(self.state.pipelines.items())]
+
+    def _post_pipeline(self, *, query: dict[str, str], body: Any) -> dict[str, Any]:
+        pipeline_id = f"pl{self.state.next_pipeline_id:04d}"
+        self.state.next_pipeline_id += 1
+        pipeline = self._stored_pipeline(self._check_pipeline(body), pipeline_id)
+        self.state.pipelines[pipeline_id] = pipeline
+        return copy.deepcopy(pipeline)
+
+    def _pipeline(self, pipeline_id: str) -> dict[str, Any]:
+        pipeline = self.state.pipelines.get(pipeline_id)
+        if pipeline is None:
+            raise _errors(404, "Not found")
+        return pipeline
+
+    def _get_pipeline(self, pipeline_id: str, *, query: dict[str, str], body: Any) -> dict[str, Any]:
+        return copy.deepcopy(self._pipeline(pipeline_id))
+
+    def _put_pipeline(self, pipeline_id: str, *, query: dict[str, str], body: Any) -> dict[str, Any]:
+        self._pipeline(pipeline_id)
+        pipeline = self._stored_pipeline(self._check_pipeline(body), pipeline_id)
+        self.state.pipelines[pipeline_id] = pipeline
+        return copy.deepcopy(pipeline)
+
+    def _delete_pipeline(self, pipeline_id: str, *, query: dict[str, str], body: Any) -> dict[str, Any]:
+        del self.state.pipelines[self._pipeline(pipeline_id)["id"]]
+        return {}

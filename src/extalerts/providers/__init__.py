@@ -1,0 +1,42 @@
+"""The providers extalerts can plan against and push to, by name.
+
+An explicit registry: each entry builds a provider from the environment (credentials are read
+there and nowhere else). Modules are imported on use, so the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from extalerts.providers.base import Provider
+
+
+@dataclass(frozen=True)
+class ProviderOptions:
+    """Connection settings given on the command line (never secrets: those come from the environment)."""
+
+    api_url: str | None = None
+    templates_dir: Path | None = None
+
+
+def _datadog(options: ProviderOptions) -> Provider:
+    from extalerts.providers.datadog import DatadogApi, DatadogProvider, DatadogSettings
+    from extalerts.render.templates import Templates
+
+    settings = DatadogSettings.from_env(options.api_url)
+    return DatadogProvider(DatadogApi(settings), Templates(options.templates_dir))
+
+
+PROVIDERS: dict[str, Callable[[ProviderOptions], Provider]] = {
+    "datadog": _datadog,
+}
+
+
+def build_provider(name: str, options: ProviderOptions) -> Provider:
+    try:
+        factory = PROVIDERS[name]
+    except KeyError:
+        raise ValueError(f"unknown provider {name!r}; known: {', '.join(PROVIDERS)}") from None
+    return factory(options)

@@ -1,0 +1,67 @@
+"""Retry policy as pure functions: which failures to retry, and how long to wait.
+
+Waits use exponential backoff with full jitter, and a provider's rate-limit reset header when it
+sends one. Kept free of I/O so the policy is tested with tables, not sockets.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Failure(Enum):
+    """What went wrong with one attempt, as far as retrying is concerned."""
+
+    #: The server refused before doing anything (429): retrying is always safe.
+    RATE_LIMITED = "rate limited"
+    #: The server may or may not have done the work (5xx, timeout, connection dropped).
+    AMBIGUOUS = "ambiguous"
+    #: Retrying cannot help (4xx other than 429).
+    PERMANENT = "permanent"
+
+
+RETRYABLE_STATUSES = frozenset({408, 500, 502, 503, 504})
+
+
+def classify_status(status: int) -> Failure:
+    if status == 429:
+        return Failure.RATE_LIMITED
+    if status in RETRYABLE_STATUSES or status >= 500:
+        return Failure.AMBIGUOUS
+    return Failure.PERMANENT
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 20.0
+    #: Never wait longer than this for a rate-limit reset, whatever the header says.
+    max_rate_limit_wait: float = 60.0
+    #: Multiplies every wait; tests use a small value to run fault scenarios quickly.
+    time_scale: float = 1.0
+
+    def delay(self, attempt: int, failure: Failure, reset_after: float | None, rng: random.Random) -> float:
+        """Seconds to wait before attempt number ``attempt + 1`` (``attempt`` counts from 1)."""
+        if failure is Failure.RATE_LIMITED and reset_after is not None:
+            # Wait for the window to reset, plus a little jitter so parallel workers do not stampede.
+            wait = min(max(reset_after, 0.0), self.max_rate_limit_wait) + rng.uniform(0, self.base_delay)
+        else:
+            wait = rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+        return wait * self.time_scale
+
+    def should_retry(self, attempt: int, failure: Failure) -> bool:
+        return failure is not Failure.PERMANENT and attempt < self.max_attempts
+
+
+def parse_reset_header(value: str | None) -> float | None:
+    """``X-RateLimit-Reset`` (seconds until the window resets) → float, or None when absent or garbled."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
