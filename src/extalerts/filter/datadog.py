@@ -6,6 +6,7 @@ import re
 
 from extalerts.fields import Field, FieldCatalog
 from extalerts.filter.ast import And, Expr, Op, Or, Predicate, Scalar, to_nnf
+from extalerts.numbers import format_number
 
 #: Characters Datadog search treats as syntax; escaped with a backslash in bare and wildcard terms.
 SPECIAL_CHARS = frozenset('+-=&|><!(){}[]^"“”~*?:\\/ \t\n')
@@ -33,9 +34,7 @@ def format_value(value: Scalar) -> str:
 
 
 def _number(value: int | float) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return repr(value) if isinstance(value, float) else str(value)
+    return format_number(value)
 
 
 def _term(pred: Predicate) -> str:

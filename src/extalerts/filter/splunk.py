@@ -11,6 +11,7 @@ import re
 
 from extalerts.fields import Field, FieldCatalog, FieldType
 from extalerts.filter.ast import And, Expr, Op, Or, Predicate, Scalar, to_nnf
+from extalerts.numbers import format_number
 
 _ORDERING = {Op.LT: "<", Op.LE: "<=", Op.GT: ">", Op.GE: ">="}
 
@@ -25,9 +26,7 @@ def spl_value(value: Scalar) -> str:
         # Extracted JSON booleans are the strings "true" / "false" in Splunk.
         return spl_string("true" if value else "false")
     if isinstance(value, int | float):
-        if isinstance(value, float) and value.is_integer():
-            return str(int(value))
-        return repr(value) if isinstance(value, float) else str(value)
+        return format_number(value)
     return spl_string(value)
 
 

@@ -17,6 +17,7 @@ from extalerts.errors import RenderError
 from extalerts.fields import Field
 from extalerts.filter import conjunction
 from extalerts.filter.datadog import to_datadog
+from extalerts.numbers import format_number
 from extalerts.render.datadog_query import (
     QueryError,
     formula_variables,
@@ -161,7 +162,7 @@ class DatadogRenderer:
         thresholds = r.thresholds
         operator = thresholds.operator if thresholds else "<"
         critical = number(thresholds.critical) if thresholds else 1
-        tail = f'.last("{window}") {operator} {critical}'
+        tail = f'.last("{window}") {operator} {format_number(critical)}'
         index = quote_query_argument(rule.source.datadog.index)
         by = f".by({quote_query_argument(','.join(self.group_facets(rule)))})" if r.group_by else ""
         variables: list[dict[str, Any]] = []
@@ -206,7 +207,7 @@ class DatadogRenderer:
                 by_tags = f" by {{{groups}}}" if groups else ""
                 query = (
                     f"pct_change(sum(last_{window}),last_{CHANGE_SHIFTS[shift]})"
-                    f":sum:{metric_name(rule)}{{*}}{by_tags}.as_count() {operator} {critical}"
+                    f":sum:{metric_name(rule)}{{*}}{by_tags}.as_count() {operator} {format_number(critical)}"
                 )
         thresholds_doc: dict[str, int | float] = {"critical": critical}
         if thresholds:

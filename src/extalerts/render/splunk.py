@@ -19,7 +19,7 @@ from extalerts.filter import fields_of
 from extalerts.filter.splunk import spl_string, spl_value, to_splunk
 from extalerts.render.conf import ConfSyntaxError, parse_conf
 from extalerts.render.files import RenderedFile, canonical_json
-from extalerts.render.splunk_keys import key_problem, rest_payload
+from extalerts.render.splunk_keys import key_problem, rest_payload, value_problem
 from extalerts.render.templates import Templates, conf_value
 from extalerts.spec.loader import ResolvedRule, Spec
 from extalerts.spec.models import (
@@ -207,7 +207,10 @@ class SplunkRenderer:
         if r.thresholds and (r.thresholds.critical_recovery is not None or r.thresholds.warning_recovery is not None):
             note += " Recovery thresholds do not apply in Splunk."
         parts.append(note)
-        return "\n".join(parts)
+        # .conf continuation lines lose their leading and trailing blanks when Splunk reads them; trim
+        # them here so what is written reads back exactly.
+        lines = (line.strip() for part in parts for line in part.splitlines())
+        return "\n".join(line for line in lines if line)
 
     def action(self, rule: ResolvedRule, name: str, target: Target, level: Level) -> dict[str, str]:
         r = rule.rule
@@ -344,10 +347,16 @@ def check_savedsearches(text: str, alerts: list[Alert], name: str) -> None:
         if got != alert.settings:
             differing = sorted(k for k in set(got) | set(alert.settings) if got.get(k) != alert.settings.get(k))
             problems.append(f"[{alert.name}] does not read back as written: {', '.join(differing)}")
-        for key in got:
-            problem = key_problem(key)
+        for key, value in got.items():
+            problem = key_problem(key) or value_problem(key, value)
             if problem:
                 problems.append(f"[{alert.name}] {problem}")
+        if (
+            got.get("alert.digest_mode") == "0"
+            and got.get("alert.suppress") == "1"
+            and not got.get("alert.suppress.fields")
+        ):
+            problems.append(f"[{alert.name}] digest mode off with suppression on needs alert.suppress.fields")
         problems.extend(f"[{alert.name}] search: {p}" for p in check_spl(got.get("search", "")))
     extra = set(written) - {a.name for a in alerts}
     problems.extend(f"unexpected stanza [{s}]" for s in sorted(extra))

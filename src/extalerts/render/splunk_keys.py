@@ -83,6 +83,71 @@ REST_NAMES: dict[str, str] = {
 
 _ACTION = re.compile(r"^action\.([a-z_]+)(?:\.(.+))?$")
 
+#: Keys that make every rendered search a tracked, scheduled alert with its threshold in the SPL;
+#: a rule cannot override them (that would turn the alert into a report, or change what it means).
+PROTECTED_KEYS: frozenset[str] = frozenset(
+    {"search", "description", "enableSched", "counttype", "relation", "quantity", "alert_condition", "alert.track"}
+)
+_BOOLEAN = re.compile(r"^(0|1|true|false)$", re.IGNORECASE)
+_CRON_FIELD = re.compile(r"^[0-9*/,-]+$")
+_TIME_SPECIFIER = re.compile(r"^[0-9]+[smhd]?$")
+_RELATIVE_TIME = re.compile(r"^(now|[-+]?[0-9]*[smhdwqy]?(@[a-z0-9]+)?|@[a-z0-9]+|rt.*)$")
+_BOOLEAN_KEYS = frozenset(
+    {"disabled", "is_visible", "realtime_schedule", "alert.suppress", "alert.digest_mode", "alert.track"}
+)
+
+
+def _is_true(value: str) -> bool:
+    return value.lower() in ("1", "true")
+
+
+def value_problem(key: str, value: str) -> str:
+    """Why ``value`` is not valid for ``key`` ("" when it is, or when we do not check that key)."""
+    if key in _BOOLEAN_KEYS or (key.startswith("action.") and key.count(".") == 1):
+        return "" if _BOOLEAN.match(value) else f"{key} is a boolean (0 or 1), not {value!r}"
+    if key == "alert.severity":
+        return "" if value.isdigit() and 1 <= int(value) <= 6 else f"alert.severity is 1-6, not {value!r}"
+    if key == "cron_schedule":
+        fields = value.split()
+        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+            return f"cron_schedule takes five numeric cron fields (no names), not {value!r}"
+    if key == "alert.suppress.period" and not _TIME_SPECIFIER.match(value):
+        return f"alert.suppress.period is a number with s, m, h or d, not {value!r}"
+    if key in ("dispatch.earliest_time", "dispatch.latest_time") and not _RELATIVE_TIME.match(value):
+        return f"{key} is a relative time such as -10m@m, not {value!r}"
+    if key == "schedule_window" and not (value == "auto" or value.isdigit()):
+        return f"schedule_window is minutes or auto, not {value!r}"
+    return ""
+
+
+def override_problems(overrides: dict[str, str], enabled_actions: set[str], grouped: bool) -> list[tuple[str, str]]:
+    """Problems with a rule's Splunk overrides, as (key, message), given the actions its targets enable."""
+    problems: list[tuple[str, str]] = []
+    actions = set(enabled_actions)
+    for key, value in overrides.items():
+        match = _ACTION.match(key)
+        if match and match.group(2) is None:
+            if _is_true(value):
+                actions.add(match.group(1))
+            else:
+                actions.discard(match.group(1))
+    for key, value in overrides.items():
+        problem = key_problem(key) or value_problem(key, value)
+        if not problem and key in PROTECTED_KEYS:
+            problem = f"{key} is set by extalerts and cannot be overridden"
+        match = _ACTION.match(key)
+        if not problem and match and match.group(2) is not None and match.group(1) not in actions:
+            problem = f"{key} needs the {match.group(1)} action, which this rule does not enable"
+        if problem:
+            problems.append((key, problem))
+    digest = overrides.get("alert.digest_mode", "1")
+    suppress = overrides.get("alert.suppress", "1")
+    if not _is_true(digest) and _is_true(suppress) and not grouped and "alert.suppress.fields" not in overrides:
+        problems.append(
+            ("alert.digest_mode", "with digest mode off and suppression on, Splunk needs alert.suppress.fields")
+        )
+    return problems
+
 
 def key_problem(key: str) -> str:
     """Why ``key`` is not a documented ``savedsearches.conf`` key extalerts may write ("" when it is)."""

@@ -557,7 +557,7 @@ class _RuleChecker:
         self.check_group_by(rule.group_by)
         self.check_signal_field(rule)
         self.check_window_and_thresholds(rule)
-        self.check_overrides(rule)
+        self.check_overrides(rule, chosen)
         if self.count_before != len(self.issues) or source_name is None or source_name not in sources:
             return None
         tags = [*defaults.tags, *rule.tags]
@@ -633,16 +633,17 @@ class _RuleChecker:
         if isinstance(signal, AbsenceSignal) and signal.expected and len(rule.group_by) != 1:
             self.add(self.at("signal", "expected"), "`expected` needs exactly one group_by field")
 
-    def check_overrides(self, rule: Rule) -> None:
+    def check_overrides(self, rule: Rule, targets: Sequence[tuple[str, Target]]) -> None:
         """Override keys are checked here, so `validate` catches a typo before anything renders."""
         splunk_settings = rule.overrides.splunk.settings
         if splunk_settings:
-            from extalerts.render.splunk_keys import key_problem
+            from extalerts.render.splunk_keys import override_problems
+            from extalerts.render.templates import conf_value
 
-            for key in splunk_settings:
-                problem = key_problem(key)
-                if problem:
-                    self.add(self.at("overrides", "splunk", "settings", key), f"overrides.splunk: {problem}")
+            values = {key: conf_value(value) for key, value in splunk_settings.items()}
+            enabled = {target.kind for _, target in targets}
+            for key, problem in override_problems(values, enabled, grouped=bool(rule.group_by)):
+                self.add(self.at("overrides", "splunk", "settings", key), f"overrides.splunk: {problem}")
         datadog_options = rule.overrides.datadog.options
         if datadog_options:
             from datadog_api_client.v1.model.monitor_options import MonitorOptions
