@@ -121,6 +121,8 @@ class DatadogEmulator:
         self.state = _State()
         self.calls: Counter[str] = Counter()
         self.faults_injected: Counter[str] = Counter()
+        #: Every request's method, path and JSON body, with the status answered (for contract tests).
+        self.requests: list[tuple[str, str, Any, int]] = []
         self._lock = threading.RLock()
         self._rng = random.Random(self.faults.seed)
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
@@ -135,7 +137,10 @@ class DatadogEmulator:
         return f"http://{host!s}:{port}"
 
     def start(self) -> DatadogEmulator:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="datadog-emulator", daemon=True)
+        # A short poll interval makes stop() quick; the cost is a few idle wake-ups a second.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="datadog-emulator", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -267,6 +272,8 @@ class DatadogEmulator:
                 status, payload = 200, handler(*match.groups(), query=query, body=body)
         except _Reply as reply:
             status, payload = reply.status, reply.body
+        with self._lock:
+            self.requests.append((request.command, url.path, body, status))
         if fault == "lost":
             # The write is committed; the answer never arrives.
             self.faults_injected[fault] += 1

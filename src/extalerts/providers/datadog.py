@@ -244,9 +244,11 @@ class DatadogProvider:
 
     name: ClassVar[str] = "datadog"
 
-    def __init__(self, api: DatadogApi, templates: Templates | None = None) -> None:
+    def __init__(self, api: DatadogApi, templates: Templates | None = None, concurrency: int = 8) -> None:
         self.api = api
         self.templates = templates or Templates()
+        #: Parallel validate calls (writes are parallelised by the apply machinery).
+        self.concurrency = concurrency
 
     # ----------------------------------------------------------------------------------- desired
 
@@ -340,7 +342,7 @@ class DatadogProvider:
         monitors = [c for c in changes if c.kind == MONITOR and c.action in (Action.CREATE, Action.UPDATE)]
         if not monitors:
             return []
-        with ThreadPoolExecutor(max_workers=8) as pool:
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             answers = list(pool.map(self._validate_one, monitors))
         return [(change, problem) for change, problem in zip(monitors, answers, strict=True) if problem]
 
