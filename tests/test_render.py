@@ -332,3 +332,16 @@ def test_wheel_ships_the_templates(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for template in REPO.joinpath("templates").rglob("*.j2"):
         assert f"extalerts/{template.relative_to(REPO).as_posix()}" in names
+
+
+@pytest.mark.parametrize(
+    ("window", "expected"), [("1d", '.last("24h")'), ("2d", '.last("48h")'), ("90m", '.last("90m")')]
+)
+def test_long_windows_render_in_hours(tmp_path: Path, window: str, expected: str) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text(
+        "version: 1\nrules:\n  - id: daily\n    title: Daily\n    severity: low\n"
+        f"    signal: {{kind: count}}\n    window: {window}\n    thresholds: {{critical: 1}}\n"
+    )
+    files = {f.path: f.content for f in render(load_spec([path]), ["datadog", "splunk"])}
+    assert expected in json.loads(files["datadog/monitors/daily.json"])["query"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 
 import click
 
@@ -37,6 +36,8 @@ def datadog_emulator_command(host: str, port: int, fault_rate: float, latency: f
     Example:
       extalerts emulator datadog --port 8125 --fault-rate 0.2
     """
+    import secrets
+
     from extalerts.emulators.datadog import DatadogEmulator, Faults
 
     api_key = os.environ.get("DD_API_KEY") or secrets.token_hex(16)

@@ -26,6 +26,7 @@ def parse_conf(text: str) -> list[Stanza]:
     trailing backslash, and the newline is kept. Settings before the first stanza belong to ``default``.
     Duplicate keys in a stanza are an error (Splunk silently keeps the last one)."""
     stanzas: list[Stanza] = [Stanza("default")]
+    keys: set[str] = set()
     lines = text.split("\n")
     index = 0
     while index < len(lines):
@@ -39,6 +40,7 @@ def parse_conf(text: str) -> list[Stanza]:
             if not stripped.endswith("]"):
                 raise ConfSyntaxError(number, "stanza header without a closing ]")
             stanzas.append(Stanza(stripped[1:-1], line=number))
+            keys = set()
             continue
         if "=" not in stripped:
             raise ConfSyntaxError(number, f"expected `key = value`, found {stripped[:40]!r}")
@@ -51,8 +53,9 @@ def parse_conf(text: str) -> list[Stanza]:
             parts[-1] = parts[-1][:-1].rstrip()
             parts.append(lines[index].strip())
             index += 1
-        if key in stanzas[-1].as_dict():
+        if key in keys:
             raise ConfSyntaxError(number, f"duplicate key {key!r} in [{stanzas[-1].name}]")
+        keys.add(key)
         stanzas[-1].settings.append((key, "\n".join(parts)))
     if not stanzas[0].settings:
         stanzas.pop(0)

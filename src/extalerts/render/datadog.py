@@ -59,6 +59,11 @@ _AGGREGATIONS = {
 }
 
 
+def datadog_window(seconds: int) -> str:
+    """A monitor time window: ``#m`` or ``#h`` (Datadog has no ``d``; 1d is written 24h)."""
+    return f"{seconds // 3600}h" if seconds % 3600 == 0 else f"{seconds // 60}m"
+
+
 def number(value: float) -> int | float:
     """Thresholds as the API echoes them: integral values without a trailing ``.0``."""
     return int(value) if float(value).is_integer() else float(value)
@@ -158,7 +163,7 @@ class DatadogRenderer:
     def monitor_parts(self, rule: ResolvedRule) -> MonitorParts:
         r = rule.rule
         signal = r.signal
-        window = format_duration(r.window)
+        window = datadog_window(r.window)
         thresholds = r.thresholds
         operator = thresholds.operator if thresholds else "<"
         critical = number(thresholds.critical) if thresholds else 1
@@ -333,7 +338,7 @@ def _is_one_group(search: str) -> bool:
 
 def _relative(rule: ResolvedRule) -> str:
     # The folder and file name only: the same spec renders the same bytes from any checkout or cwd.
-    path = rule.location.path
+    path = rule.path
     return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
 
 
@@ -408,7 +413,8 @@ def check_monitor(document: dict[str, Any], name: str) -> None:
     try:
         parsed = parse_monitor_query(query, monitor_type)
     except QueryError as exc:
-        problems.append(f"query: {exc}")
+        shape = ' (expected logs("…").index("…").rollup(…)[.by("…")].last("…") OP N, or formula("…").last("…") OP N)'
+        problems.append(f"query: {exc}" + (shape if "invalid operator" in str(exc) else ""))
     else:
         critical = document.get("options", {}).get("thresholds", {}).get("critical")
         if critical is None or float(critical) != parsed.threshold:

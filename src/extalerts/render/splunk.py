@@ -297,36 +297,30 @@ def _spath_steps(field: Field) -> list[str]:
 # --------------------------------------------------------------------------------------------- checks
 
 
+_SPL_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_SPL_BRACKETS = re.compile(r"[()\[\]]")
+
+
 def check_spl(search: str) -> list[str]:
     """Shallow well-formedness of SPL: terminated strings, balanced parentheses and brackets, no empty pipe."""
     problems: list[str] = []
+    code = _SPL_STRING.sub('""', search)
+    if code.count('"') % 2:
+        problems.append("unterminated string")
+        code = code[: code.rfind('"')]
     depth = {"(": 0, "[": 0}
     closing = {")": "(", "]": "["}
-    in_string = False
-    index = 0
-    while index < len(search):
-        char = search[index]
-        if in_string:
-            if char == "\\":
-                index += 2
-                continue
-            if char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in depth:
+    for char in _SPL_BRACKETS.findall(code):
+        if char in depth:
             depth[char] += 1
-        elif char in closing:
-            depth[closing[char]] -= 1
-            if depth[closing[char]] < 0:
-                problems.append(f"unbalanced {char!r}")
-                break
-        index += 1
-    if in_string:
-        problems.append("unterminated string")
+            continue
+        depth[closing[char]] -= 1
+        if depth[closing[char]] < 0:
+            problems.append(f"unbalanced {char!r}")
+            break
     if any(count > 0 for count in depth.values()):
         problems.append("unclosed parenthesis or bracket")
-    if re.search(r"\|\s*(\||$)", search):
+    if re.search(r"\|\s*(\||$)", code):
         problems.append("empty pipeline stage")
     return problems
 

@@ -10,7 +10,7 @@ Reading happens in three passes, each collecting all of its problems before the 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import NoneType, UnionType
@@ -52,7 +52,9 @@ class ResolvedRule:
     """A rule with every default applied and every reference looked up."""
 
     rule: Rule
-    location: Location
+    path: Path
+    #: Where the rule is (line and column); computed on demand, as it needs a second, slower parse.
+    locate: Callable[[], Location] = field(repr=False, compare=False)
     source_name: str
     source: Source
     filter: Expr | None
@@ -66,6 +68,10 @@ class ResolvedRule:
     @property
     def id(self) -> str:
         return self.rule.id
+
+    @property
+    def location(self) -> Location:
+        return self.locate()
 
 
 @dataclass(frozen=True)
@@ -104,12 +110,28 @@ def discover(paths: Iterable[Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-@dataclass
 class _Positions:
-    """Where things are in one YAML document, looked up by pydantic-style location tuples."""
+    """Where things are in one YAML document, looked up by pydantic-style location tuples.
 
-    path: Path
-    root: Any
+    Reading positions needs ruamel's round-trip parser, several times slower than the C loader that
+    reads the data; so the file is parsed again that way only when a location is asked for, which
+    is when there is a problem to report.
+    """
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.text = text
+        self._root: Any = None
+
+    @property
+    def root(self) -> Any:
+        if self._root is None:
+            from ruamel.yaml import YAML
+
+            yaml = YAML(typ="rt")
+            yaml.preserve_quotes = True
+            self._root = yaml.load(self.text)
+        return self._root
 
     def is_mapping(self, loc: Sequence[int | str]) -> bool:
         node = self.root
@@ -158,12 +180,11 @@ def _lc(node: Any, kind: str, key: Any) -> tuple[int, int] | None:
     return (int(pos[0]), int(pos[1])) if pos else None
 
 
-def _read_yaml(path: Path, issues: list[SpecIssue]) -> Any:
+def _read_yaml(path: Path, issues: list[SpecIssue]) -> tuple[Any, str] | None:
+    """The file's data and text, or None after recording why it cannot be read."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -174,7 +195,8 @@ def _read_yaml(path: Path, issues: list[SpecIssue]) -> Any:
         issues.append(SpecIssue(Location(path), f"cannot read the file: {exc}"))
         return None
     try:
-        return yaml.load(text)
+        # The C loader when ruamel.yaml.clib is installed; it also refuses duplicate keys.
+        return YAML(typ="safe", pure=not _HAS_CLIB).load(text), text
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path)
@@ -184,6 +206,15 @@ def _read_yaml(path: Path, issues: list[SpecIssue]) -> Any:
     except YAMLError as exc:
         issues.append(SpecIssue(Location(path), f"YAML syntax error: {' '.join(str(exc).split())}"))
     return None
+
+
+def _clib_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("_ruamel_yaml") is not None
+
+
+_HAS_CLIB = _clib_available()
 
 
 def _plain(node: Any) -> Any:
@@ -356,12 +387,14 @@ def load_spec(paths: Iterable[Path | str]) -> Spec:
 def _parse_file(path: Path, issues: list[SpecIssue]) -> _Parsed | None:
     """Validate one file: its sections as a whole, and each rule on its own so that one broken rule
     does not hide the problems of the others."""
-    data = _read_yaml(path, issues)
-    if data is None:
-        if path.exists() and not any(i.location.path == path for i in issues):
-            issues.append(SpecIssue(Location(path, 1, 1), "the file is empty", "start it with `version: 1`"))
+    read = _read_yaml(path, issues)
+    if read is None:
         return None
-    positions = _Positions(path, data)
+    data, text = read
+    if data is None:
+        issues.append(SpecIssue(Location(path, 1, 1), "the file is empty", "start it with `version: 1`"))
+        return None
+    positions = _Positions(path, text)
     if not isinstance(data, Mapping):
         issues.append(SpecIssue(Location(path, 1, 1), "a spec file is a mapping with `version: 1` at the top"))
         return None
@@ -436,7 +469,7 @@ def _resolve(files: list[Path], merged: _Merged, issues: list[SpecIssue]) -> Spe
             )
         )
 
-    seen: dict[str, Location] = {}
+    seen: dict[str, tuple[_Positions, tuple[str, int]]] = {}
     resolved: list[ResolvedRule] = []
     for rule, raw, pos, index in merged.rules:
         base = ("rules", index)
@@ -444,11 +477,12 @@ def _resolve(files: list[Path], merged: _Merged, issues: list[SpecIssue]) -> Spe
             # The rule failed its own checks; still look at the parts that are well formed.
             _RuleChecker(_raw_rule_id(raw), pos, base, catalog, issues).check_parts(raw, targets)
             continue
-        where = pos.find((*base, "id"))
         if rule.id in seen:
-            issues.append(SpecIssue(where, f"rule id `{rule.id}` is used twice", f"first at {seen[rule.id]}"))
+            first_positions, first_base = seen[rule.id]
+            first = first_positions.find((*first_base, "id"))
+            issues.append(SpecIssue(pos.find((*base, "id")), f"rule id `{rule.id}` is used twice", f"first at {first}"))
             continue
-        seen[rule.id] = where
+        seen[rule.id] = (pos, base)
         result = _RuleChecker(rule.id, pos, base, catalog, issues).check(
             rule, sources, targets, default_source, defaults
         )
@@ -571,7 +605,8 @@ class _RuleChecker:
             delay = defaults.evaluation_delay if defaults.evaluation_delay is not None else DEFAULT_EVALUATION_DELAY
         return ResolvedRule(
             rule=rule,
-            location=self.at("id"),
+            path=self.positions.path,
+            locate=lambda: self.at("id"),
             source_name=source_name,
             source=sources[source_name],
             filter=rule_filter,
@@ -586,16 +621,14 @@ class _RuleChecker:
     def parse_filter(self, text: str | None, loc: tuple[str, ...]) -> Expr | None:
         if text is None:
             return None
-        start = self.at(*loc)
-        quoted = self._is_quoted(loc)
         try:
             expr = parse(text)
         except FilterSyntaxError as exc:
-            self.add(self._offset(start, exc.offset, quoted, text), f"filter: {exc.message}", exc.hint)
+            self.add(self._offset(loc, exc.offset, text), f"filter: {exc.message}", exc.hint)
             return None
         problems: list[FilterFieldError] = check(expr, self.catalog)
         for problem in problems:
-            self.add(self._offset(start, problem.offset, quoted, text), f"filter: {problem.message}", problem.hint)
+            self.add(self._offset(loc, problem.offset, text), f"filter: {problem.message}", problem.hint)
         return None if problems else expr
 
     def _is_quoted(self, loc: tuple[str, ...]) -> bool:
@@ -607,12 +640,15 @@ class _RuleChecker:
                 return False
         return type(node).__name__ in ("DoubleQuotedScalarString", "SingleQuotedScalarString")
 
-    @staticmethod
-    def _offset(start: Location, offset: int, quoted: bool, text: str) -> Location:
-        # Exact for single-line scalars; a multi-line filter points at the start of its value.
+    def _offset(self, loc: tuple[str, ...], offset: int, text: str) -> Location:
+        """Where character ``offset`` of the filter at ``loc`` is in the file.
+
+        Exact for single-line scalars; a multi-line filter points at the start of its value.
+        """
+        start = self.at(*loc)
         if "\n" in text or not start.line:
             return start
-        return Location(start.path, start.line, start.column + offset + (1 if quoted else 0))
+        return Location(start.path, start.line, start.column + offset + (1 if self._is_quoted(loc) else 0))
 
     def check_signal_field(self, rule: Rule) -> None:
         signal = rule.signal
