@@ -9,8 +9,10 @@ from extalerts.filter.ast import And, Expr, Op, Or, Predicate, Scalar, to_nnf
 from extalerts.numbers import format_number
 
 #: Characters Datadog search treats as syntax; escaped with a backslash in bare and wildcard terms.
-SPECIAL_CHARS = frozenset('+-=&|><!(){}[]^"“”~*?:\\/ \t\n')
-_BARE_TOKEN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.]*$")
+SPECIAL_CHARS = frozenset('+-=&|><!(){}[]^"“”~*?:\\/ \t\n\r\f\v')
+_BARE_TOKEN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.]*")
+#: Words Datadog reads as operators; as values they are quoted.
+_OPERATOR_WORDS = frozenset({"AND", "OR", "NOT", "TO"})
 _ORDERING = {Op.LT: "<", Op.LE: "<=", Op.GT: ">", Op.GE: ">="}
 
 
@@ -30,7 +32,8 @@ def format_value(value: Scalar) -> str:
     if isinstance(value, int | float):
         number = _number(value)
         return number if not number.startswith("-") else f"[{number} TO {number}]"
-    return value if _BARE_TOKEN.match(value) else quote_phrase(value)
+    bare = _BARE_TOKEN.fullmatch(value) is not None and value not in _OPERATOR_WORDS
+    return value if bare else quote_phrase(value)
 
 
 def _number(value: int | float) -> str:
@@ -58,7 +61,18 @@ def _term(pred: Predicate) -> str:
     raise AssertionError(pred.op)  # pragma: no cover
 
 
+def _has_range(pred: Predicate) -> bool:
+    """A negative number is written as a range, which Datadog does not take inside a value group."""
+    values = pred.value if isinstance(pred.value, tuple) else ()
+    return any(isinstance(v, int | float) and not isinstance(v, bool) and v < 0 for v in values)
+
+
 def _predicate(pred: Predicate, field: Field) -> str:
+    if pred.op is Op.IN and _has_range(pred):
+        assert isinstance(pred.value, tuple)
+        terms = [f"@{attr}:{format_value(v)}" for attr in field.datadog_attributes() for v in pred.value]
+        group = "(" + " OR ".join(terms) + ")"
+        return f"-{group}" if pred.negated else group
     term = _term(pred)
     attrs = field.datadog_attributes()
     if not pred.negated:

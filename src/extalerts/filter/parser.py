@@ -17,6 +17,7 @@ Strings take double or single quotes with backslash escapes. ``Logs[].Message`` 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -275,7 +276,7 @@ def _check_predicate(pred: Predicate, catalog: FieldCatalog) -> FilterFieldError
         )
     values = pred.value if isinstance(pred.value, tuple) else (pred.value,)
     for value in values:
-        problem = _value_problem(value, ftype)
+        problem = _value_problem(value, ftype, exact=pred.op in (Op.EQ, Op.IN))
         if problem:
             hint = ""
             if ftype is FieldType.STRING and field.known_values:
@@ -284,13 +285,15 @@ def _check_predicate(pred: Predicate, catalog: FieldCatalog) -> FilterFieldError
     return None
 
 
-def _value_problem(value: Scalar | None, ftype: FieldType) -> str:
+def _value_problem(value: Scalar | None, ftype: FieldType, exact: bool) -> str:
     if ftype in (FieldType.STRING, FieldType.STRING_LIST):
         return "" if isinstance(value, str) else f"is text; compare it with a quoted string, not {value!r}"
     if ftype is FieldType.BOOLEAN:
         return "" if isinstance(value, bool) else f"is a boolean; compare it with true or false, not {value!r}"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return f"is {ftype.value}; compare it with a number, not {value!r}"
-    if ftype is FieldType.INTEGER and isinstance(value, float) and not value.is_integer():
+    if not math.isfinite(value):
+        return f"is compared with {value!r}, which is not a finite number"
+    if exact and ftype is FieldType.INTEGER and isinstance(value, float) and not value.is_integer():
         return f"is an integer; {value!r} can never match"
     return ""

@@ -14,6 +14,8 @@ from extalerts.filter.ast import And, Expr, Op, Or, Predicate, Scalar, to_nnf
 from extalerts.numbers import format_number
 
 _ORDERING = {Op.LT: "<", Op.LE: "<=", Op.GT: ">", Op.GE: ">="}
+#: PCRE's end of subject.
+END_OF_TEXT = "\\z"
 
 
 def spl_string(text: str) -> str:
@@ -39,7 +41,8 @@ def _positive(pred: Predicate, field: Field) -> str:
     is_list = field.type is FieldType.STRING_LIST
     match pred.op:
         case Op.EXISTS:
-            return f"mvcount({name})>0" if is_list else f'isnotnull({name}) AND {name}!=""'
+            # mvcount of a field with no values is null, not 0: guard it so NOT stays two-valued.
+            return f"isnotnull({name}) AND mvcount({name})>0" if is_list else f'isnotnull({name}) AND {name}!=""'
         case Op.CONTAINS:
             assert isinstance(pred.value, str)
             pattern = _regex_literal(re.escape(pred.value))
@@ -48,14 +51,15 @@ def _positive(pred: Predicate, field: Field) -> str:
             assert pred.value is not None
             assert not isinstance(pred.value, tuple)
             if is_list:
-                pattern = _regex_literal("^" + re.escape(str(pred.value)) + "$")
+                # \z, not $: in PCRE $ also matches before a final newline.
+                pattern = _regex_literal("^" + re.escape(str(pred.value)) + END_OF_TEXT)
                 return f"isnotnull(mvfind({name}, {pattern}))"
             return f"{name}={spl_value(pred.value)}"
         case Op.IN:
             assert isinstance(pred.value, tuple)
             if is_list:
                 alternatives = "|".join(re.escape(str(v)) for v in pred.value)
-                return f"isnotnull(mvfind({name}, {_regex_literal('^(?:' + alternatives + ')$')}))"
+                return f"isnotnull(mvfind({name}, {_regex_literal('^(?:' + alternatives + ')' + END_OF_TEXT)}))"
             return f"in({name}, " + ", ".join(spl_value(v) for v in pred.value) + ")"
         case Op.LT | Op.LE | Op.GT | Op.GE:
             assert isinstance(pred.value, int | float)
