@@ -33,6 +33,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	@$(BIN)/python -m pytest -q; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$status
+	$(BIN)/extalerts test --require-coverage
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

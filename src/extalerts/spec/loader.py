@@ -110,7 +110,7 @@ def discover(paths: Iterable[Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-class _Positions:
+class Positions:
     """Where things are in one YAML document, looked up by pydantic-style location tuples.
 
     Reading positions needs ruamel's round-trip parser, several times slower than the C loader that
@@ -180,7 +180,7 @@ def _lc(node: Any, kind: str, key: Any) -> tuple[int, int] | None:
     return (int(pos[0]), int(pos[1])) if pos else None
 
 
-def _read_yaml(path: Path, issues: list[SpecIssue]) -> tuple[Any, str] | None:
+def read_yaml(path: Path, issues: list[SpecIssue]) -> tuple[Any, str] | None:
     """The file's data and text, or None after recording why it cannot be read."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -217,12 +217,12 @@ def _clib_available() -> bool:
 _HAS_CLIB = _clib_available()
 
 
-def _plain(node: Any) -> Any:
+def plain(node: Any) -> Any:
     """ruamel's round-trip containers and scalar subclasses → plain Python values for pydantic."""
     if isinstance(node, Mapping):
-        return {str(k): _plain(v) for k, v in node.items()}
+        return {str(k): plain(v) for k, v in node.items()}
     if isinstance(node, list):
-        return [_plain(v) for v in node]
+        return [plain(v) for v in node]
     if isinstance(node, bool) or node is None:
         return node
     if isinstance(node, str):
@@ -251,8 +251,8 @@ def _unwrap(tp: Any) -> Any:
     return tp
 
 
-def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
-    state: Any = SpecFile
+def _model_at(loc: Sequence[int | str], root: type[BaseModel] = SpecFile) -> type[BaseModel] | None:
+    state: Any = root
     for part in loc:
         if isinstance(state, tuple):
             chosen = [m for m in state if _is_model(m) and _kind_of(m) == part]
@@ -291,8 +291,12 @@ def _did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f"did you mean `{close[0]}`?" if close else ""
 
 
-def _issues_from_validation(
-    exc: ValidationError, positions: _Positions, prefix: tuple[int | str, ...] = (), label: str = ""
+def issues_from_validation(
+    exc: ValidationError,
+    positions: Positions,
+    prefix: tuple[int | str, ...] = (),
+    label: str = "",
+    root: type[BaseModel] = SpecFile,
 ) -> list[SpecIssue]:
     """Turn pydantic's structured errors into located issues. ``prefix`` is where the validated
     object sits in the file (e.g. ``("rules", 3)``) and ``label`` names it in messages."""
@@ -301,7 +305,7 @@ def _issues_from_validation(
     suggested: set[tuple[int | str, ...]] = set()
     for error in errors:
         if error["type"] == "extra_forbidden":
-            model = _model_at((*prefix, *error["loc"][:-1]))
+            model = _model_at((*prefix, *error["loc"][:-1]), root)
             if model is not None:
                 close = difflib.get_close_matches(str(error["loc"][-1]), list(model.model_fields), n=1, cutoff=0.5)
                 if close:
@@ -315,7 +319,7 @@ def _issues_from_validation(
         hint = ""
         if kind == "extra_forbidden":
             key = str(loc[-1])
-            model = _model_at(loc[:-1])
+            model = _model_at(loc[:-1], root)
             allowed = sorted(model.model_fields) if model else []
             message = f"unknown key `{key}`"
             hint = _did_you_mean(key, allowed) or (f"allowed keys: {', '.join(allowed)}" if allowed else "")
@@ -354,7 +358,7 @@ def _issues_from_validation(
 class _Parsed:
     path: Path
     spec: SpecFile | None
-    positions: _Positions
+    positions: Positions
     rules: list[tuple[Rule | None, Any, int]]
 
 
@@ -366,7 +370,7 @@ class _Merged:
     targets: dict[str, tuple[Target, Location]] = field(default_factory=dict)
     fields: dict[str, Any] = field(default_factory=dict)
     #: (valid rule or None, the raw YAML of the rule, its positions, its index in the file)
-    rules: list[tuple[Rule | None, Any, _Positions, int]] = field(default_factory=list)
+    rules: list[tuple[Rule | None, Any, Positions, int]] = field(default_factory=list)
 
 
 def load_spec(paths: Iterable[Path | str]) -> Spec:
@@ -387,24 +391,24 @@ def load_spec(paths: Iterable[Path | str]) -> Spec:
 def _parse_file(path: Path, issues: list[SpecIssue]) -> _Parsed | None:
     """Validate one file: its sections as a whole, and each rule on its own so that one broken rule
     does not hide the problems of the others."""
-    read = _read_yaml(path, issues)
+    read = read_yaml(path, issues)
     if read is None:
         return None
     data, text = read
     if data is None:
         issues.append(SpecIssue(Location(path, 1, 1), "the file is empty", "start it with `version: 1`"))
         return None
-    positions = _Positions(path, text)
+    positions = Positions(path, text)
     if not isinstance(data, Mapping):
         issues.append(SpecIssue(Location(path, 1, 1), "a spec file is a mapping with `version: 1` at the top"))
         return None
-    plain = _plain(data)
-    raw_rules = plain.pop("rules", [])
+    document = plain(data)
+    raw_rules = document.pop("rules", [])
     spec: SpecFile | None = None
     try:
-        spec = SpecFile.model_validate(plain)
+        spec = SpecFile.model_validate(document)
     except ValidationError as exc:
-        issues.extend(_issues_from_validation(exc, positions))
+        issues.extend(issues_from_validation(exc, positions))
     rules: list[tuple[Rule | None, Any, int]] = []
     if not isinstance(raw_rules, list):
         issues.append(
@@ -416,7 +420,7 @@ def _parse_file(path: Path, issues: list[SpecIssue]) -> _Parsed | None:
         try:
             rules.append((Rule.model_validate(raw), raw, index))
         except ValidationError as exc:
-            issues.extend(_issues_from_validation(exc, positions, ("rules", index), label))
+            issues.extend(issues_from_validation(exc, positions, ("rules", index), label))
             rules.append((None, raw, index))
     return _Parsed(path, spec, positions, rules)
 
@@ -469,7 +473,7 @@ def _resolve(files: list[Path], merged: _Merged, issues: list[SpecIssue]) -> Spe
             )
         )
 
-    seen: dict[str, tuple[_Positions, tuple[str, int]]] = {}
+    seen: dict[str, tuple[Positions, tuple[str, int]]] = {}
     resolved: list[ResolvedRule] = []
     for rule, raw, pos, index in merged.rules:
         base = ("rules", index)
@@ -517,7 +521,7 @@ class _RuleChecker:
     def __init__(
         self,
         rule_id: str,
-        positions: _Positions,
+        positions: Positions,
         base: tuple[str | int, ...],
         catalog: FieldCatalog,
         issues: list[SpecIssue],

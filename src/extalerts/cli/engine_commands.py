@@ -1,0 +1,296 @@
+"""``extalerts test`` and ``extalerts replay``: prove from log events when each rule fires."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from extalerts.cli.options import DEFAULT_SPEC_DIR, output_option
+
+if TYPE_CHECKING:
+    from extalerts.engine import EngineResult, Group
+    from extalerts.rule_tests import TestOutcome
+
+SEMANTICS = click.Choice(["datadog", "splunk"])
+
+
+def _semantics_option(fn: Any) -> Any:
+    return click.option(
+        "--semantics",
+        type=SEMANTICS,
+        default="datadog",
+        show_default=True,
+        help="datadog: stateful, every minute, recovery thresholds; splunk: the rendered cron schedule, stateless.",
+    )(fn)
+
+
+def _spec_option(fn: Any) -> Any:
+    return click.option(
+        "--spec",
+        "spec_paths",
+        type=click.Path(path_type=Path),
+        multiple=True,
+        help="Spec files or directories (default: monitors/).",
+    )(fn)
+
+
+@click.command("test")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@_spec_option
+@click.option("--rule", "rule_ids", multiple=True, help="Only the tests of these rules.")
+@_semantics_option
+@click.option("--junit-xml", type=click.Path(dir_okay=False, path_type=Path), help="Also write a JUnit XML report.")
+@click.option("--coverage", "show_coverage", is_flag=True, help="List rules without a firing test or a quiet test.")
+@click.option("--require-coverage", is_flag=True, help="Fail when a rule lacks a firing test or a quiet test.")
+@output_option
+def test_command(
+    paths: tuple[Path, ...],
+    spec_paths: tuple[Path, ...],
+    rule_ids: tuple[str, ...],
+    semantics: str,
+    junit_xml: Path | None,
+    show_coverage: bool,
+    require_coverage: bool,
+    output: str,
+) -> None:
+    """Run the rule tests: feed each rule events and check when it fires, warns, resolves or stays quiet.
+
+    PATHS are test files or directories (default: monitors/tests/). Exit code 1 when a test fails,
+    or, with --require-coverage, when a rule has no firing test or no quiet test.
+
+    \b
+    Examples:
+      extalerts test
+      extalerts test monitors/tests/worker-errors.yaml --rule worker-exception
+      extalerts test --junit-xml build/rule-tests.xml --require-coverage
+    """
+    from extalerts.rule_tests import DEFAULT_TESTS_DIR, coverage, load_tests, run_test
+    from extalerts.rule_tests import junit_xml as to_junit
+    from extalerts.spec import load_spec
+
+    spec = load_spec(list(spec_paths) or [DEFAULT_SPEC_DIR])
+    tests = load_tests(list(paths) or [DEFAULT_TESTS_DIR], spec)
+    if rule_ids:
+        tests = [t for t in tests if t.test.rule in rule_ids]
+    outcomes = [run_test(spec, t, semantics) for t in tests]  # type: ignore[arg-type]
+    covered = coverage(tests)
+    gaps = covered.missing([r.id for r in spec.rules if not rule_ids or r.id in rule_ids])
+    if junit_xml is not None:
+        junit_xml.parent.mkdir(parents=True, exist_ok=True)
+        junit_xml.write_text(to_junit(outcomes), encoding="utf-8")
+    failed = [o for o in outcomes if not o.passed]
+    if output == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "passed": len(outcomes) - len(failed),
+                    "failed": len(failed),
+                    "tests": [_outcome_json(o) for o in outcomes],
+                    "coverage_gaps": [{"rule": r, "missing": why} for r, why in gaps],
+                },
+                indent=2,
+            )
+        )
+    else:
+        _print_outcomes(outcomes)
+        if show_coverage or require_coverage:
+            _print_coverage(gaps, len({r for r, _ in gaps}), len(spec.rules))
+        click.echo(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed")
+    if failed or (require_coverage and gaps):
+        raise click.exceptions.Exit(1)
+
+
+def _outcome_json(outcome: TestOutcome) -> dict[str, Any]:
+    return {
+        "file": str(outcome.test.path),
+        "rule": outcome.test.test.rule,
+        "name": outcome.test.test.name,
+        "passed": outcome.passed,
+        "failures": list(outcome.failures),
+        "timeline": list(outcome.timeline),
+        "seconds": round(outcome.seconds, 4),
+    }
+
+
+def _print_outcomes(outcomes: list[TestOutcome]) -> None:
+    current: Path | None = None
+    width = max((len(o.test.test.rule) for o in outcomes), default=0)
+    for outcome in outcomes:
+        if outcome.test.path != current:
+            current = outcome.test.path
+            click.echo(str(current))
+        mark = click.style("ok  ", fg="green") if outcome.passed else click.style("FAIL", fg="red", bold=True)
+        click.echo(f"  {mark}  {outcome.test.test.rule:<{width}}  {outcome.test.test.name}")
+        if not outcome.passed:
+            for failure in outcome.failures:
+                click.echo(f"        {failure}")
+            click.echo("        actual timeline (time from the start, group, change, value):")
+            for line in outcome.timeline:
+                click.echo(f"          {line}")
+
+
+def _print_coverage(gaps: list[tuple[str, str]], rules_with_gaps: int, total: int) -> None:
+    if not gaps:
+        click.echo(f"coverage: every one of {total} rules fires in a test and stays quiet in another")
+        return
+    click.echo(f"coverage: {rules_with_gaps} of {total} rules lack tests:")
+    for rule_id, why in gaps:
+        click.echo(f"  {rule_id}: {why}")
+
+
+# --------------------------------------------------------------------------------------------- replay
+
+
+@click.command("replay")
+@click.argument("sources", nargs=-1, required=True)
+@_spec_option
+@click.option("--rule", "rule_ids", multiple=True, help="Only these rules.")
+@_semantics_option
+@click.option("--strict", is_flag=True, help="Stop at the first line that is not a Workers Trace Event.")
+@click.option(
+    "--report", type=click.Path(dir_okay=False, path_type=Path), help="Also write an HTML report with charts."
+)
+@click.option("--memory-limit", default="2GB", show_default=True, help="DuckDB memory limit; it spills to disk beyond.")
+@output_option
+def replay_command(
+    sources: tuple[str, ...],
+    spec_paths: tuple[Path, ...],
+    rule_ids: tuple[str, ...],
+    semantics: str,
+    strict: bool,
+    report: Path | None,
+    memory_limit: str,
+    output: str,
+) -> None:
+    """Replay Logpush files: how often, when and for how long each rule would have fired.
+
+    SOURCES are NDJSON files as Logpush writes them (plain or .gz), directories, globs, or s3://
+    URLs (R2 or S3; endpoint from AWS_ENDPOINT_URL, credentials from the usual AWS variables).
+    Lines that are not Workers Trace Events are counted and reported with file:line.
+
+    \b
+    Examples:
+      extalerts replay logs/2026-11-*.ndjson.gz
+      extalerts replay s3://logpush-archive/workers/20261101/ --report november.html
+      extalerts replay incident.ndjson --rule worker-exception -o json
+    """
+    from extalerts.engine import Engine
+    from extalerts.spec import load_spec
+
+    spec = load_spec(list(spec_paths) or [DEFAULT_SPEC_DIR])
+    engine = Engine(spec, rules=list(rule_ids) or None, semantics=semantics, memory_limit=memory_limit)  # type: ignore[arg-type]
+    _load_with_progress(engine, list(sources), strict)
+    result = engine.evaluate()
+    if report is not None:
+        from extalerts.report import write_report
+
+        write_report(spec, result, report)
+    if output == "json":
+        click.echo(json.dumps(replay_json(result), indent=2))
+    else:
+        print_replay(result)
+        if report is not None:
+            click.echo(f"report: {report}")
+
+
+def _load_with_progress(engine: Any, sources: list[str], strict: bool) -> None:
+    from extalerts.engine import expand_sources
+
+    files = expand_sources(sources)
+    if len(files) < 3 or not sys.stderr.isatty():
+        engine.load(files, strict=strict)
+        return
+    with click.progressbar(length=len(files), label="reading", file=sys.stderr, show_pos=True) as bar:
+        engine.load(files, strict=strict, on_file=lambda _: bar.update(1))
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _duration(ms: int) -> str:
+    minutes = ms // 60000
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
+
+
+def _group(group: Group) -> str:
+    return ", ".join(f"{k}={v}" for k, v in group) or "(all)"
+
+
+def replay_json(result: EngineResult) -> dict[str, Any]:
+    rules = {}
+    for rule_id, outcome in sorted(result.rules.items()):
+        alerts = outcome.intervals()
+        rules[rule_id] = {
+            "evaluations": outcome.evaluations,
+            "fired": len(alerts),
+            "firing_minutes": sum(((a.end_ms or result.last_ms or a.start_ms) - a.start_ms) // 60000 for a in alerts),
+            "alerts": [
+                {
+                    "group": dict(a.group),
+                    "start": _when(a.start_ms),
+                    "end": _when(a.end_ms),
+                    "start_ms": a.start_ms,
+                    "end_ms": a.end_ms,
+                }
+                for a in alerts
+            ],
+            "transitions": [
+                {
+                    "at": _when(t.at_ms),
+                    "at_ms": t.at_ms,
+                    "group": dict(t.group),
+                    "from": t.before.value,
+                    "to": t.after.value,
+                    "value": t.value,
+                }
+                for t in outcome.transitions
+            ],
+        }
+    return {
+        "events": result.events,
+        "bad_lines": result.bad_line_count,
+        "bad_line_examples": [str(b) for b in result.bad_lines],
+        "first": _when(result.first_ms),
+        "last": _when(result.last_ms),
+        "semantics": result.semantics,
+        "rules": rules,
+    }
+
+
+def print_replay(result: EngineResult) -> None:
+    span = f"{_when(result.first_ms)} to {_when(result.last_ms)} UTC"
+    click.echo(f"{result.events:,} events from {span} ({result.semantics} semantics)")
+    if result.bad_line_count:
+        click.echo(f"{result.bad_line_count:,} lines skipped (not Workers Trace Events):", err=True)
+        for bad in result.bad_lines:
+            click.echo(f"  {bad}", err=True)
+    rows = [("rule", "fired", "firing for", "first", "last")]
+    for rule_id, outcome in sorted(result.rules.items()):
+        alerts = outcome.intervals()
+        total = sum(((a.end_ms or result.last_ms or a.start_ms) - a.start_ms) for a in alerts)
+        rows.append(
+            (
+                rule_id,
+                str(len(alerts)),
+                _duration(total) if alerts else "-",
+                _when(alerts[0].start_ms) if alerts else "-",
+                _when(alerts[-1].start_ms) if alerts else "-",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for index, row in enumerate(rows):
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        if index == 0:
+            click.echo("  ".join("-" * w for w in widths))
+    for rule_id, outcome in sorted(result.rules.items()):
+        for alert in outcome.intervals():
+            end = _when(alert.end_ms) if alert.end_ms else "still firing"
+            click.echo(f"  {rule_id}: {_group(alert.group)} alert {_when(alert.start_ms)} → {end}")

@@ -1,0 +1,587 @@
+"""The local evaluation engine: what each rule would have done over a stream of Workers Trace Events.
+
+Semantics follow Datadog monitors by default (``semantics="datadog"``): every minute, on the minute,
+each rule evaluates the window ``[T - delay - window, T - delay)``; one state per group; a group that
+was seen counts 0 events in a window where it sent none; count-like signals treat an empty window as
+0, other signals as "no data", which keeps the current state. Alert and warning recover when the value
+is back on the quiet side of their recovery threshold (or of the threshold itself without one).
+``semantics="splunk"`` follows the rendered Splunk alerts instead: they run on their cron schedule,
+are stateless (no recovery thresholds: each run alerts or not), and warnings are a separate alert.
+
+Data path: DuckDB reads the NDJSON (plain or gzip, local or through fsspec) in one parallel scan into
+a compact table holding only the fields the rules use; each rule is then one aggregation query, per
+minute bucket (counts, sums, minima, maxima compose across buckets) or per window through a range
+join (percentiles and distinct counts do not). The state machines run in Python over those small
+results. DuckDB spills to disk past its memory limit, so memory stays bounded whatever the input.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from extalerts.errors import ExtalertsError
+from extalerts.fields import Field
+from extalerts.filter import fields_of
+from extalerts.filter.duckdb import JSON_COLUMNS, SCALAR_COLUMNS, field_expression, quote_identifier, to_duckdb
+from extalerts.spec.loader import ResolvedRule, Spec
+from extalerts.spec.models import (
+    AbsenceSignal,
+    Aggregation,
+    CardinalitySignal,
+    ChangeSignal,
+    CountSignal,
+    MeasureSignal,
+    RatioSignal,
+)
+
+MINUTE_MS = 60_000
+Semantics = Literal["datadog", "splunk"]
+#: A group: (field, value) pairs in group_by order; () for a rule without group_by.
+Group = tuple[tuple[str, str], ...]
+MISSING_GROUP_VALUE = "N/A"
+MAX_REPORTED_BAD_LINES = 20
+
+
+class State(StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    ALERT = "alert"
+
+
+class EngineError(ExtalertsError):
+    """The input could not be read (no file, unreadable, or bad lines under --strict)."""
+
+
+@dataclass(frozen=True)
+class Transition:
+    at_ms: int
+    group: Group
+    before: State
+    after: State
+    value: float | None
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A stretch of time a group spent in one state (``end_ms`` None: still in it when the input ended)."""
+
+    group: Group
+    state: State
+    start_ms: int
+    end_ms: int | None
+
+
+@dataclass
+class RuleResult:
+    rule_id: str
+    transitions: list[Transition] = field(default_factory=list)
+    #: Value per evaluation time, per group (None: no data), for charts.
+    series: dict[Group, list[tuple[int, float | None]]] = field(default_factory=dict)
+    evaluations: int = 0
+
+    def intervals(self, state: State = State.ALERT) -> list[Interval]:
+        open_since: dict[Group, int] = {}
+        found: list[Interval] = []
+        for t in self.transitions:
+            if t.after is state and t.before is not state:
+                open_since[t.group] = t.at_ms
+            elif t.before is state and t.after is not state and t.group in open_since:
+                found.append(Interval(t.group, state, open_since.pop(t.group), t.at_ms))
+        found.extend(Interval(group, state, start, None) for group, start in open_since.items())
+        return sorted(found, key=lambda i: (i.start_ms, i.group))
+
+
+@dataclass(frozen=True)
+class BadLine:
+    source: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.reason}"
+
+
+@dataclass
+class EngineResult:
+    rules: dict[str, RuleResult]
+    events: int
+    bad_lines: list[BadLine]
+    bad_line_count: int
+    first_ms: int | None
+    last_ms: int | None
+    semantics: Semantics
+
+
+# --------------------------------------------------------------------------------------------- input
+
+
+def expand_sources(sources: Sequence[str]) -> list[str]:
+    """Files, directories (their ``*.ndjson``/``*.json``/``*.gz``), globs and ``s3://`` URLs, in order."""
+    found: list[str] = []
+    for source in sources:
+        if source.startswith("s3://"):
+            found.extend(_s3_glob(source))
+            continue
+        path = Path(source)
+        if path.is_dir():
+            found.extend(
+                str(p) for p in sorted(path.iterdir()) if p.is_file() and p.name.endswith((".ndjson", ".json", ".gz"))
+            )
+        elif any(c in source for c in "*?["):
+            matches = sorted(glob.glob(source))  # noqa: PTH207 - absolute patterns, which Path.glob refuses
+            if not matches:
+                raise EngineError(f"{source}: no file matches")
+            found.extend(matches)
+        elif path.is_file():
+            found.append(source)
+        else:
+            raise EngineError(f"{source}: no such file")
+    return found
+
+
+def _s3_filesystem() -> Any:
+    import s3fs
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint} if endpoint else {})
+
+
+def _s3_glob(url: str) -> list[str]:
+    fs = _s3_filesystem()
+    path = url.removeprefix("s3://")
+    if any(c in path for c in "*?["):
+        matches = sorted(fs.glob(path))
+    elif fs.isdir(path):
+        matches = sorted(p for p in fs.find(path) if p.endswith((".ndjson", ".json", ".gz")))
+    else:
+        matches = [path] if fs.exists(path) else []
+    if not matches:
+        raise EngineError(f"{url}: no object matches")
+    return [f"s3://{m}" for m in matches]
+
+
+def write_events(events: Iterable[Mapping[str, Any]], path: Path) -> int:
+    """Write events as Logpush NDJSON (used by tests and the rule test runner)."""
+    count = 0
+    with path.open("w", encoding="utf-8") as out:
+        for event in events:
+            out.write(json.dumps(event, separators=(",", ":")) + "\n")
+            count += 1
+    return count
+
+
+# --------------------------------------------------------------------------------------------- engine
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """The computed column of each field the rules read."""
+
+    names: dict[str, str]
+
+    def __call__(self, field_name: str) -> str:
+        return self.names[field_name]
+
+
+class Engine:
+    """Load events once, then evaluate any rules of the spec over them."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        *,
+        rules: Sequence[str] | None = None,
+        semantics: Semantics = "datadog",
+        memory_limit: str = "1GB",
+        threads: int | None = None,
+    ) -> None:
+        import duckdb
+
+        self.spec = spec
+        self.semantics = semantics
+        self.rules = [r for r in spec.rules if rules is None or r.id in rules]
+        unknown = set(rules or ()) - {r.id for r in self.rules}
+        if unknown:
+            raise EngineError(f"unknown rule(s): {', '.join(sorted(unknown))}")
+        self.db = duckdb.connect(config={"memory_limit": memory_limit})
+        if threads:
+            self.db.execute(f"SET threads = {int(threads)}")
+        self.columns = _Columns(self._column_names())
+        self.events = 0
+        self.bad_line_count = 0
+        self.bad_lines: list[BadLine] = []
+        self._created = False
+
+    def _column_names(self) -> dict[str, str]:
+        used: list[str] = []
+        for rule in self.rules:
+            used += fields_of(rule.filter) + fields_of(rule.ratio_match) + list(rule.rule.group_by)
+            signal_field = getattr(rule.rule.signal, "field", None)
+            if signal_field:
+                used.append(signal_field)
+        return {name: f"f{index}" for index, name in enumerate(dict.fromkeys(used))}
+
+    def field(self, name: str) -> Field:
+        return self.spec.catalog[name]
+
+    # ----------------------------------------------------------------------------------- loading
+
+    def load(
+        self, sources: Sequence[str], *, strict: bool = False, on_file: Callable[[str], None] | None = None
+    ) -> None:
+        """Read every source into the events table. Bad lines are counted and reported by file and
+        line; with ``strict`` the first file holding one is an error."""
+        files = expand_sources(sources)
+        if any(f.startswith("s3://") for f in files):
+            self.db.register_filesystem(_s3_filesystem())
+        for file in files:
+            self._load_file(file, strict)
+            if on_file is not None:
+                on_file(file)
+
+    def load_events(self, events: Iterable[Mapping[str, Any]]) -> None:
+        """Evaluate over events given as dicts (written to a temporary NDJSON file and read like any other)."""
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory) / "events.ndjson"
+            write_events(events, path)
+            self._load_file(str(path), strict=True)
+
+    def _read_json(self, file: str) -> str:
+        columns = {**SCALAR_COLUMNS, **dict.fromkeys(JSON_COLUMNS, "JSON")}
+        spec = ", ".join(f"{quote_identifier(k)}: '{v}'" for k, v in columns.items())
+        escaped = file.replace("'", "''")
+        return (
+            f"read_json('{escaped}', format='newline_delimited', ignore_errors=true, "
+            f"maximum_object_size=16777216, columns={{{spec}}}) WITH ORDINALITY"
+        )
+
+    def _load_file(self, file: str, strict: bool) -> None:
+        computed = ", ".join(
+            f"{field_expression(self.field(name))} AS {column}" for name, column in self.columns.names.items()
+        )
+        columns = f", {computed}" if computed else ""
+        select = f'SELECT ordinality AS ord, "EventTimestampMs" AS ts{columns} FROM {self._read_json(file)}'
+        if not self._created:
+            self.db.execute(f"CREATE TEMP TABLE raw AS {select} LIMIT 0")
+            self.db.execute("CREATE TEMP TABLE events AS SELECT * EXCLUDE (ord) FROM raw LIMIT 0")
+            self._created = True
+        self.db.execute("DELETE FROM raw")
+        try:
+            self.db.execute(f"INSERT INTO raw {select}")
+        except Exception as exc:  # duckdb raises its own exception types for I/O and decoding
+            raise EngineError(f"{file}: cannot read: {str(exc).splitlines()[0]}") from None
+        bad = self.db.execute("SELECT ord FROM raw WHERE ts IS NULL ORDER BY ord").fetchall()
+        if bad:
+            self.bad_line_count += len(bad)
+            room = MAX_REPORTED_BAD_LINES - len(self.bad_lines)
+            wanted = [int(row[0]) for row in bad[: max(room, 1 if strict else 0)]]
+            lines = _line_numbers(file, wanted)
+            reason = "not a Workers Trace Event (bad JSON or no EventTimestampMs)"
+            located = [BadLine(file, lines.get(ordinal, ordinal), reason) for ordinal in wanted]
+            self.bad_lines.extend(located)
+            if strict:
+                raise EngineError(f"{located[0]} (--strict stops at the first bad line)")
+        self.db.execute("INSERT INTO events SELECT * EXCLUDE (ord) FROM raw WHERE ts IS NOT NULL")
+        self.db.execute("DELETE FROM raw")
+        count = self.db.execute("SELECT count(*) FROM events").fetchone()
+        self.events = int(count[0]) if count else 0
+
+    # ----------------------------------------------------------------------------------- evaluation
+
+    def span(self) -> tuple[int | None, int | None]:
+        row = self.db.execute("SELECT min(ts), max(ts) FROM events").fetchone() if self._created else None
+        if row is None or row[0] is None:
+            return None, None
+        return int(row[0]), int(row[1])
+
+    def evaluate(self, *, start_ms: int | None = None, end_ms: int | None = None) -> EngineResult:
+        """Evaluate every rule. Without ``start_ms``/``end_ms`` the evaluations cover the input: from
+        the first full window to the first evaluation whose window ends after the last event."""
+        first, last = self.span()
+        results: dict[str, RuleResult] = {}
+        for rule in self.rules:
+            results[rule.id] = self._evaluate_rule(rule, first, last, start_ms, end_ms)
+        return EngineResult(results, self.events, self.bad_lines, self.bad_line_count, first, last, self.semantics)
+
+    def _evaluation_times(
+        self, rule: ResolvedRule, first: int | None, last: int | None, start_ms: int | None, end_ms: int | None
+    ) -> list[int]:
+        window_ms, delay_ms = rule.rule.window * 1000, rule.evaluation_delay * 1000
+        if start_ms is None:
+            if first is None:
+                return []
+            start_ms = _ceil_minute(first + window_ms + delay_ms)
+        if end_ms is None:
+            if last is None:
+                return []
+            end_ms = _ceil_minute(last + 1 + delay_ms)
+        step = MINUTE_MS
+        if self.semantics == "splunk" and _splunk_cron_minutes(rule) > 1:
+            step = _splunk_cron_minutes(rule) * MINUTE_MS
+        start_ms = _ceil_minute(start_ms)
+        if step > MINUTE_MS:
+            start_ms = math.ceil(start_ms / step) * step
+        return list(range(start_ms, end_ms + 1, step))
+
+    def _evaluate_rule(
+        self, rule: ResolvedRule, first: int | None, last: int | None, start_ms: int | None, end_ms: int | None
+    ) -> RuleResult:
+        times = self._evaluation_times(rule, first, last, start_ms, end_ms)
+        result = RuleResult(rule.id, evaluations=len(times))
+        if not times:
+            return result
+        values = self._values(rule, times)
+        machine = _StateMachine(rule, self.semantics)
+        for group in sorted(values):
+            series = values[group]
+            result.series[group] = series
+            state = State.OK
+            for at_ms, value in series:
+                new_state = machine.next(state, value)
+                if new_state is not state:
+                    result.transitions.append(Transition(at_ms, group, state, new_state, value))
+                    state = new_state
+        result.transitions.sort(key=lambda t: (t.at_ms, t.group))
+        return result
+
+    # ----------------------------------------------------------------------------------- values
+
+    def _where(self, rule: ResolvedRule) -> str:
+        if rule.filter is None:
+            return "true"
+        return to_duckdb(rule.filter, self.field, self.columns)
+
+    def _group_sql(self, rule: ResolvedRule) -> list[str]:
+        return [
+            f"coalesce(CAST({self.columns(name)} AS VARCHAR), '{MISSING_GROUP_VALUE}')" for name in rule.rule.group_by
+        ]
+
+    def _values(self, rule: ResolvedRule, times: list[int]) -> dict[Group, list[tuple[int, float | None]]]:
+        signal = rule.rule.signal
+        if isinstance(signal, CountSignal | RatioSignal | ChangeSignal | AbsenceSignal) or (
+            isinstance(signal, MeasureSignal) and signal.aggregation.percentile is None
+        ):
+            return self._bucketed(rule, times)
+        return self._windowed(rule, times)
+
+    def _bucketed(self, rule: ResolvedRule, times: list[int]) -> dict[Group, list[tuple[int, float | None]]]:
+        """Signals that compose across minute buckets: counts, ratios, change, absence, sum/avg/min/max."""
+        signal = rule.rule.signal
+        delay_ms, window_ms = rule.evaluation_delay * 1000, rule.rule.window * 1000
+        offset_ms = delay_ms % MINUTE_MS  # buckets aligned so every window is whole buckets
+        groups = self._group_sql(rule)
+        aggregates = ["count(*) AS n"]
+        if isinstance(signal, RatioSignal):
+            assert rule.ratio_match is not None
+            aggregates.append(f"count(*) FILTER (WHERE {to_duckdb(rule.ratio_match, self.field, self.columns)}) AS m")
+        if isinstance(signal, MeasureSignal):
+            column = f"CAST({self.columns(signal.field)} AS DOUBLE)"
+            aggregates += [
+                f"count({column}) AS vn",
+                f"sum({column}) AS vs",
+                f"min({column}) AS vmin",
+                f"max({column}) AS vmax",
+            ]
+        query = (
+            f"SELECT floor((ts - {offset_ms}) / {MINUTE_MS})::BIGINT AS bucket"
+            + "".join(f", {g} AS g{i}" for i, g in enumerate(groups))
+            + f", {', '.join(aggregates)} FROM events WHERE {self._where(rule)} GROUP BY ALL"
+        )
+        rows = self.db.execute(query).fetchall()
+        width = len(groups)
+        buckets: dict[Group, dict[int, tuple[Any, ...]]] = {}
+        first_seen: dict[Group, int] = {}
+        for row in rows:
+            group = tuple(zip(rule.rule.group_by, (str(v) for v in row[1 : 1 + width]), strict=True))
+            buckets.setdefault(group, {})[int(row[0])] = row[1 + width :]
+            first_seen[group] = min(first_seen.get(group, int(row[0])), int(row[0]))
+        if isinstance(signal, AbsenceSignal) and signal.expected and len(rule.rule.group_by) == 1:
+            for value in signal.expected:
+                group = ((rule.rule.group_by[0], value),)
+                buckets.setdefault(group, {})
+                first_seen[group] = min(first_seen.get(group, -(2**62)), -(2**62))
+        if not rule.rule.group_by:
+            buckets.setdefault((), {})
+            first_seen.setdefault((), -(2**62))
+        window_buckets = window_ms // MINUTE_MS
+        shift_buckets = signal.compare_to // 60 if isinstance(signal, ChangeSignal) else 0
+        first_ms, _ = self.span()
+        # A baseline window that reaches back before the data began is unknown, not empty.
+        data_start = (first_ms - offset_ms) // MINUTE_MS if first_ms is not None else 0
+        out: dict[Group, list[tuple[int, float | None]]] = {}
+        for group, by_bucket in buckets.items():
+            series: list[tuple[int, float | None]] = []
+            for at_ms in times:
+                end = (at_ms - delay_ms - offset_ms) // MINUTE_MS  # exclusive
+                start = end - window_buckets
+                if first_seen[group] >= end:
+                    continue  # the group has not appeared yet
+                if isinstance(signal, AbsenceSignal) and rule.rule.group_by:
+                    last_seen = max((b for b in by_bucket if b < end), default=None)
+                    lookback = signal.lookback // 60
+                    if last_seen is not None and last_seen < end - lookback:
+                        continue  # silent for longer than the lookback: forgotten, as in Splunk
+                window = [by_bucket[b] for b in range(start, end) if b in by_bucket]
+                if shift_buckets and start - shift_buckets < data_start:
+                    series.append((at_ms, None))
+                    continue
+                series.append((at_ms, self._bucket_value(rule, window, by_bucket, start, end, shift_buckets)))
+            if series:
+                out[group] = series
+        return out
+
+    @staticmethod
+    def _bucket_value(
+        rule: ResolvedRule,
+        window: list[tuple[Any, ...]],
+        by_bucket: Mapping[int, tuple[Any, ...]],
+        start: int,
+        end: int,
+        shift: int,
+    ) -> float | None:
+        signal = rule.rule.signal
+        count = sum(int(row[0]) for row in window)
+        if isinstance(signal, CountSignal | AbsenceSignal):
+            return float(count)
+        if isinstance(signal, RatioSignal):
+            matching = sum(int(row[1]) for row in window)
+            return 100.0 * matching / count if count >= max(signal.min_events, 1) else None
+        if isinstance(signal, ChangeSignal):
+            previous = sum(int(by_bucket[b][0]) for b in range(start - shift, end - shift) if b in by_bucket)
+            return 100.0 * (count - previous) / previous if previous > 0 else None
+        assert isinstance(signal, MeasureSignal)
+        present = sum(int(row[1]) for row in window)
+        if present == 0:
+            return None
+        if signal.aggregation is Aggregation.SUM:
+            return float(sum(row[2] or 0.0 for row in window))
+        if signal.aggregation is Aggregation.AVG:
+            return float(sum(row[2] or 0.0 for row in window)) / present
+        if signal.aggregation is Aggregation.MIN:
+            return float(min(row[3] for row in window if row[3] is not None))
+        return float(max(row[4] for row in window if row[4] is not None))
+
+    def _windowed(self, rule: ResolvedRule, times: list[int]) -> dict[Group, list[tuple[int, float | None]]]:
+        """Percentiles and distinct counts, over each window by a range join of evaluation times and events."""
+        signal = rule.rule.signal
+        assert isinstance(signal, MeasureSignal | CardinalitySignal)
+        delay_ms, window_ms = rule.evaluation_delay * 1000, rule.rule.window * 1000
+        column = self.columns(signal.field)
+        if isinstance(signal, CardinalitySignal):
+            aggregate = f"count(DISTINCT {column})"
+        else:
+            fraction = (signal.aggregation.percentile or 50) / 100
+            aggregate = f"quantile_cont(CAST({column} AS DOUBLE), {fraction})"
+        groups = self._group_sql(rule)
+        self.db.execute("CREATE OR REPLACE TEMP TABLE evaluation_times (t BIGINT)")
+        self.db.executemany("INSERT INTO evaluation_times VALUES (?)", [(t,) for t in times])
+        query = (
+            "SELECT e.t" + "".join(f", {g} AS g{i}" for i, g in enumerate(groups)) + f", {aggregate} AS v "
+            f"FROM evaluation_times e JOIN events ON events.ts >= e.t - {delay_ms + window_ms} "
+            f"AND events.ts < e.t - {delay_ms} WHERE {self._where(rule)} GROUP BY ALL"
+        )
+        rows = self.db.execute(query).fetchall()
+        width = len(groups)
+        found: dict[Group, dict[int, float | None]] = {}
+        for row in rows:
+            group = tuple(zip(rule.rule.group_by, (str(v) for v in row[1 : 1 + width]), strict=True))
+            found.setdefault(group, {})[int(row[0])] = None if row[-1] is None else float(row[-1])
+        if not rule.rule.group_by:
+            found.setdefault((), {})
+        out: dict[Group, list[tuple[int, float | None]]] = {}
+        for group, by_time in found.items():
+            seen_from = min(by_time, default=times[0])
+            zero = 0.0 if isinstance(signal, CardinalitySignal) else None
+            out[group] = [(t, by_time.get(t, zero)) for t in times if t >= seen_from]
+        return out
+
+
+def _ceil_minute(ms: int) -> int:
+    return -(-ms // MINUTE_MS) * MINUTE_MS
+
+
+def _splunk_cron_minutes(rule: ResolvedRule) -> int:
+    # Mirrors extalerts.render.splunk.SplunkRenderer.cron.
+    long_search = rule.rule.window > 900 or (isinstance(rule.rule.signal, AbsenceSignal) and bool(rule.rule.group_by))
+    return 5 if long_search else 1
+
+
+def _line_numbers(file: str, ordinals: Sequence[int]) -> dict[int, int]:
+    """Line numbers of the given records (DuckDB counts records, skipping blank lines; people count lines)."""
+    wanted = set(ordinals)
+    found: dict[int, int] = {}
+    record = 0
+    with _open_binary(file) as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            record += 1
+            if record in wanted:
+                found[record] = number
+                if len(found) == len(wanted):
+                    break
+    return found
+
+
+def _open_binary(file: str) -> Any:
+    if file.startswith("s3://"):
+        return _s3_filesystem().open(file, "rb", compression="infer")
+    if file.endswith(".gz"):
+        return gzip.open(file, "rb")
+    return Path(file).open("rb")
+
+
+class _StateMachine:
+    """Threshold logic: one step from a state and a value to the next state."""
+
+    def __init__(self, rule: ResolvedRule, semantics: Semantics) -> None:
+        thresholds = rule.rule.thresholds
+        self.stateless = semantics == "splunk"
+        if thresholds is None:  # absence: no event in the window
+            self.operator, self.critical = "<", 1.0
+            self.critical_recovery: float | None = None
+            self.warning: float | None = None
+            self.warning_recovery: float | None = None
+        else:
+            self.operator = thresholds.operator
+            self.critical = thresholds.critical
+            self.critical_recovery = thresholds.critical_recovery
+            self.warning = thresholds.warning
+            self.warning_recovery = thresholds.warning_recovery
+        if self.stateless:
+            self.critical_recovery = self.warning_recovery = None
+
+    def breaches(self, value: float, threshold: float) -> bool:
+        return {
+            ">": value > threshold,
+            ">=": value >= threshold,
+            "<": value < threshold,
+            "<=": value <= threshold,
+        }[self.operator]
+
+    def next(self, state: State, value: float | None) -> State:
+        if value is None:
+            return State.OK if self.stateless else state  # no data: keep the state (Splunk: nothing fires)
+        if self.breaches(value, self.critical):
+            return State.ALERT
+        if state is State.ALERT and not self.stateless:
+            recovery = self.critical_recovery if self.critical_recovery is not None else self.critical
+            if self.breaches(value, recovery):
+                return State.ALERT
+        if self.warning is not None and self.breaches(value, self.warning):
+            return State.WARN
+        if state is State.WARN and not self.stateless and self.warning is not None:
+            recovery = self.warning_recovery if self.warning_recovery is not None else self.warning
+            if self.breaches(value, recovery):
+                return State.WARN
+        return State.OK

@@ -1,0 +1,150 @@
+"""Compile fields and filters to DuckDB SQL, for the local evaluation engine.
+
+The engine reads Logpush NDJSON with ``read_json`` into typed top-level columns, keeping the nested
+ones (``Event``, ``Logs``, ``Exceptions``, ``ScriptTags``, ``ScriptVersion``) as JSON. Each field a
+rule uses becomes one SQL expression over those columns (:func:`field_expression`), computed once;
+filters then compile to boolean SQL over the computed columns (:func:`to_duckdb`).
+
+Semantics match :mod:`extalerts.filter.python` (the reference): a predicate on a missing field is
+false, ``not`` negates, a list predicate holds for any element, text matching is case-sensitive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from extalerts.fields import ARRAY, Field, FieldType
+from extalerts.filter.ast import And, Expr, Op, Or, Predicate, Scalar, to_nnf
+from extalerts.numbers import format_number
+
+#: Top-level columns read as SQL scalars; everything else is read as JSON.
+SCALAR_COLUMNS = {
+    "CPUTimeMs": "DOUBLE",
+    "WallTimeMs": "DOUBLE",
+    "EventTimestampMs": "BIGINT",
+    "DispatchNamespace": "VARCHAR",
+    "Entrypoint": "VARCHAR",
+    "EventType": "VARCHAR",
+    "Outcome": "VARCHAR",
+    "ScriptName": "VARCHAR",
+}
+JSON_COLUMNS = ("Event", "Logs", "Exceptions", "ScriptTags", "ScriptVersion")
+
+#: The messages of an event, as a list of text: array entries (objects as their JSON text), and
+#: entries whose Message is a single string rather than an array. Both key casings are read.
+MESSAGES = (
+    "list_concat("
+    "json_extract_string(\"Logs\", '$[*].Message[*]'), "
+    "json_extract_string(\"Logs\", '$[*].message[*]'), "
+    "list_filter(json_extract_string(\"Logs\", '$[*].Message'), lambda x: NOT starts_with(x, '[')), "
+    "list_filter(json_extract_string(\"Logs\", '$[*].message'), lambda x: NOT starts_with(x, '[')))"
+)
+#: The structured log line: the first message that is a JSON object.
+STRUCTURED_LINE = f"list_filter({MESSAGES}, lambda x: starts_with(ltrim(x), '{{') AND json_valid(x))[1]"
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _json_path(steps: tuple[str, ...]) -> str:
+    path = "$"
+    for step in steps:
+        path += "[*]" if step == ARRAY else "." + step
+    return path
+
+
+def _typed(text_sql: str, json_sql: str, field_type: FieldType) -> str:
+    """Cast extracted JSON to the field's type; a value of another JSON type becomes NULL."""
+    if field_type.is_numeric:
+        return f"TRY_CAST({text_sql} AS DOUBLE)"
+    if field_type is FieldType.BOOLEAN:
+        return f"CASE WHEN json_type({json_sql}) = 'BOOLEAN' THEN {text_sql} = 'true' END"
+    return f"CASE WHEN json_type({json_sql}) = 'VARCHAR' THEN {text_sql} END"
+
+
+def field_expression(field: Field) -> str:
+    """SQL computing ``field`` from the columns of one event (a list for list fields)."""
+    if field.derived_key is not None:
+        path = sql_string(f"$.{quote_key(field.derived_key)}")
+        line = STRUCTURED_LINE
+        return _typed(f"json_extract_string({line}, {path})", f"json_extract({line}, {path})", field.type)
+    if field.name == "Logs.Message":
+        return MESSAGES
+    first = field.paths[0][0]
+    if len(field.paths) == 1 and len(field.paths[0]) == 1 and first in SCALAR_COLUMNS:
+        return quote_identifier(first)
+    parts = []
+    for steps in field.paths:
+        column, rest = quote_identifier(steps[0]), _json_path(steps[1:])
+        if field.type is FieldType.STRING_LIST:
+            parts.append(f"json_extract_string({column}, {sql_string(rest)})")
+        else:
+            text = f"json_extract_string({column}, {sql_string(rest)})"
+            parts.append(_typed(text, f"json_extract({column}, {sql_string(rest)})", field.type))
+    if field.type is FieldType.STRING_LIST:
+        return parts[0] if len(parts) == 1 else f"list_concat({', '.join(parts)})"
+    return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+
+
+def quote_key(key: str) -> str:
+    return key if key.replace("_", "").isalnum() else '"' + key + '"'
+
+
+def _value(value: Scalar) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return format_number(value)
+    return sql_string(value)
+
+
+_ORDERING = {Op.LT: "<", Op.LE: "<=", Op.GT: ">", Op.GE: ">="}
+
+
+def _positive(pred: Predicate, field: Field, column: str) -> str:
+    is_list = field.type is FieldType.STRING_LIST
+    match pred.op:
+        case Op.EXISTS:
+            return f"len(list_filter({column}, lambda x: x <> '')) > 0" if is_list else f"{column} <> ''"
+        case Op.CONTAINS:
+            assert isinstance(pred.value, str)
+            needle = sql_string(pred.value)
+            if is_list:
+                return f"len(list_filter({column}, lambda x: contains(x, {needle}))) > 0"
+            return f"contains({column}, {needle})"
+        case Op.EQ:
+            assert pred.value is not None
+            assert not isinstance(pred.value, tuple)
+            if is_list:
+                return f"list_contains({column}, {_value(pred.value)})"
+            return f"{column} = {_value(pred.value)}"
+        case Op.IN:
+            assert isinstance(pred.value, tuple)
+            values = ", ".join(_value(v) for v in pred.value)
+            return f"list_has_any({column}, [{values}])" if is_list else f"{column} IN ({values})"
+        case Op.LT | Op.LE | Op.GT | Op.GE:
+            assert isinstance(pred.value, int | float)
+            return f"{column} {_ORDERING[pred.op]} {_value(pred.value)}"
+    raise AssertionError(pred.op)  # pragma: no cover
+
+
+def _compile(expr: Expr, field_of: Callable[[str], Field], column_of: Callable[[str], str]) -> str:
+    match expr:
+        case Predicate():
+            # COALESCE makes a missing value (NULL) false, so NOT stays two-valued.
+            positive = f"COALESCE({_positive(expr, field_of(expr.field), column_of(expr.field))}, false)"
+            return f"(NOT {positive})" if expr.negated else positive
+        case And(items) | Or(items):
+            joiner = " AND " if isinstance(expr, And) else " OR "
+            return "(" + joiner.join(_compile(item, field_of, column_of) for item in items) + ")"
+    raise TypeError(f"expected NNF, got {expr!r}")  # pragma: no cover
+
+
+def to_duckdb(expr: Expr, field_of: Callable[[str], Field], column_of: Callable[[str], str]) -> str:
+    """Boolean SQL for ``expr``, reading each field from the column ``column_of(name)``."""
+    return _compile(to_nnf(expr), field_of, column_of)

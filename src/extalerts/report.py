@@ -1,0 +1,133 @@
+"""A self-contained HTML report of a replay: one chart per rule (inline SVG, no scripts, no network).
+
+Each chart shows the rule's value over time per group, its critical and warning thresholds, and the
+stretches of time it was firing, shaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from extalerts.engine import EngineResult, Group, RuleResult, State
+from extalerts.numbers import format_number
+from extalerts.render.templates import Templates
+from extalerts.spec.loader import Spec
+
+WIDTH, HEIGHT = 960, 240
+LEFT, RIGHT, TOP, BOTTOM = 64, 16, 16, 28
+COLOURS = ("#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
+MAX_GROUPS = len(COLOURS)
+
+
+@dataclass(frozen=True)
+class Line:
+    label: str
+    colour: str
+    points: str
+
+
+@dataclass(frozen=True)
+class Band:
+    x: float
+    width: float
+    label: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    signal: str
+    fired: int
+    lines: list[Line]
+    bands: list[Band]
+    thresholds: list[tuple[str, float, str, str]]  # label, y, colour, value text
+    y_ticks: list[tuple[float, str]]
+    x_ticks: list[tuple[float, str]]
+    hidden_groups: int
+
+
+def _time(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%m-%d %H:%M")
+
+
+def _chart(rule_id: str, title: str, signal: str, outcome: RuleResult, thresholds: dict[str, float], end: int) -> Rule:
+    points = [(t, v) for series in outcome.series.values() for t, v in series]
+    times = [t for t, _ in points] or [0, 1]
+    values = [v for _, v in points if v is not None] + list(thresholds.values()) + [0.0]
+    t0 = min(times)
+    t1 = max(max(times), t0 + 60_000)
+    v1 = max(values) * 1.1 or 1.0
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def x(t: int) -> float:
+        return LEFT + (t - t0) / (t1 - t0) * plot_w
+
+    def y(v: float) -> float:
+        return TOP + plot_h - v / v1 * plot_h
+
+    ranked = sorted(outcome.series.items(), key=lambda item: -max((v or 0.0) for _, v in item[1]))
+    lines = []
+    for (group, series), colour in zip(ranked[:MAX_GROUPS], COLOURS, strict=False):
+        path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in series if v is not None)
+        lines.append(Line(_label(group), colour, path))
+    bands = [
+        Band(x(i.start_ms), max(x(i.end_ms or end) - x(i.start_ms), 1.5), f"{_label(i.group)} {_time(i.start_ms)}")
+        for i in outcome.intervals(State.ALERT)
+    ]
+    marks = [
+        (name, y(value), colour, format_number(value))
+        for name, colour in (("critical", "#d62728"), ("warning", "#ff7f0e"))
+        if (value := thresholds.get(name)) is not None
+    ]
+    y_ticks = [(y(v1 * k / 4), format_number(round(v1 * k / 4, 2))) for k in range(5)]
+    x_ticks = [(x(t0 + (t1 - t0) * k // 4), _time(t0 + (t1 - t0) * k // 4)) for k in range(5)]
+    return Rule(
+        rule_id,
+        title,
+        signal,
+        len(outcome.intervals()),
+        lines,
+        bands,
+        marks,
+        y_ticks,
+        x_ticks,
+        max(0, len(ranked) - MAX_GROUPS),
+    )
+
+
+def _label(group: Group) -> str:
+    return ", ".join(f"{k}={v}" for k, v in group) or "all events"
+
+
+def write_report(spec: Spec, result: EngineResult, path: Path) -> None:
+    charts = []
+    end = result.last_ms or 0
+    for rule in spec.rules:
+        outcome = result.rules.get(rule.id)
+        if outcome is None:
+            continue
+        thresholds: dict[str, float] = {}
+        if rule.rule.thresholds is not None:
+            thresholds["critical"] = rule.rule.thresholds.critical
+            if rule.rule.thresholds.warning is not None:
+                thresholds["warning"] = rule.rule.thresholds.warning
+        else:
+            thresholds["critical"] = 1.0
+        charts.append(_chart(rule.id, rule.rule.title, rule.rule.signal.kind, outcome, thresholds, end))
+    html = Templates().render(
+        "report/replay.html.j2",
+        charts=charts,
+        result=result,
+        first=_time(result.first_ms) if result.first_ms else "-",
+        last=_time(result.last_ms) if result.last_ms else "-",
+        width=WIDTH,
+        height=HEIGHT,
+        left=LEFT,
+        top=TOP,
+        bottom=BOTTOM,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html, encoding="utf-8")

@@ -1,0 +1,324 @@
+"""The evaluation engine against hand-computed expectations, one signal kind at a time.
+
+Conventions in these tests: T0 is a minute boundary; an evaluation at T looks at [T - delay - window,
+T - delay); `at(m)` is T0 + m minutes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from extalerts.engine import Engine, EngineError, State
+from extalerts.filter.python import to_python
+from extalerts.spec import load_spec
+from extalerts.spec.loader import Spec
+from tests.conftest import MONITORS, write
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+def at(minutes: float) -> int:
+    return T0 + round(minutes * 60_000)
+
+
+def event(minute: float, **fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "EventTimestampMs": at(minute),
+        "ScriptName": "api",
+        "EventType": "fetch",
+        "Outcome": "ok",
+        "Entrypoint": "",
+        "Event": {"Response": {"Status": 200}},
+        "Logs": [],
+        "Exceptions": [],
+        "WallTimeMs": 10,
+        "CPUTimeMs": 1,
+    }
+    base.update(fields)
+    return base
+
+
+def spec_with(tmp_path: Path, rule: str, fields: str = "") -> Spec:
+    text = "version: 1\n" + (f"fields:\n{fields}" if fields else "") + "rules:\n" + rule
+    return load_spec([write(tmp_path / "spec.yaml", text)])
+
+
+def timeline(spec: Spec, events: list[dict[str, Any]], **kwargs: Any) -> list[tuple[float, dict[str, str], str, str]]:
+    engine = Engine(spec, threads=1)
+    engine.load_events(events)
+    result = engine.evaluate(**kwargs)
+    (outcome,) = result.rules.values()
+    return [((t.at_ms - T0) / 60_000, dict(t.group), t.before.value, t.after.value) for t in outcome.transitions]
+
+
+COUNT = """\
+  - id: errors
+    title: Errors
+    severity: high
+    filter: 'Outcome != "ok"'
+    signal: {kind: count}
+    window: 2m
+    evaluation_delay: 1m
+    thresholds: {critical: 2, critical_recovery: 0, warning: 0}
+"""
+
+
+def test_count_window_edges_delay_and_recovery(tmp_path: Path) -> None:
+    spec = spec_with(tmp_path, COUNT)
+    events = [event(m) for m in range(20)]  # benign background, one a minute
+    events += [event(5.0, Outcome="exception"), event(5.99, Outcome="exception"), event(6.0, Outcome="exception")]
+    # At T the window is [T-3, T-1). T=6 ([3,5): 5.0 is the window's end, excluded) sees nothing;
+    # T=7 ([4,6): 5.0 and 5.99 = 2, not > 2: warning); T=8 ([5,7): 3: alert); T=9 ([6,8): 1, above the
+    # recovery threshold 0: still alert); T=10 ([7,9): 0: ok).
+    assert timeline(spec, events, start_ms=at(3), end_ms=at(12)) == [
+        (7.0, {}, "ok", "warn"),
+        (8.0, {}, "warn", "alert"),
+        (10.0, {}, "alert", "ok"),
+    ]
+
+
+def test_splunk_semantics_are_stateless(tmp_path: Path) -> None:
+    spec = spec_with(tmp_path, COUNT)
+    events = [event(5.0, Outcome="exception"), event(5.99, Outcome="exception"), event(6.0, Outcome="exception")]
+    engine = Engine(spec, semantics="splunk", threads=1)
+    engine.load_events(events)
+    (outcome,) = engine.evaluate(start_ms=at(3), end_ms=at(12)).rules.values()
+    # Without recovery thresholds the alert clears as soon as the count is back to 2 or less: at T=9 ([6,8): 1).
+    assert [((t.at_ms - T0) // 60_000, t.after.value) for t in outcome.transitions] == [
+        (7, "warn"),
+        (8, "alert"),
+        (9, "warn"),
+        (10, "ok"),
+    ]
+
+
+def test_count_groups_and_a_group_that_goes_quiet_counts_zero(tmp_path: Path) -> None:
+    rule = COUNT.replace("    window: 2m\n", "    window: 2m\n    group_by: [ScriptName]\n")
+    spec = spec_with(tmp_path, rule)
+    events = [event(2 + k / 10, Outcome="exception", ScriptName="a") for k in range(5)]
+    events += [event(2.5, Outcome="exception", ScriptName="b")]
+    # The window [T-3, T-1) holds minute 2 for T=4 and T=5; at T=6 both groups count 0.
+    assert timeline(spec, events, start_ms=at(3), end_ms=at(8)) == [
+        (4.0, {"ScriptName": "a"}, "ok", "alert"),
+        (4.0, {"ScriptName": "b"}, "ok", "warn"),
+        (6.0, {"ScriptName": "a"}, "alert", "ok"),
+        (6.0, {"ScriptName": "b"}, "warn", "ok"),
+    ]
+
+
+RATIO = """\
+  - id: rate
+    title: 5xx rate
+    severity: high
+    filter: 'EventType == "fetch"'
+    signal: {kind: ratio, match: "Event.Response.Status >= 500", min_events: 10}
+    window: 1m
+    evaluation_delay: 0s
+    thresholds: {critical: 20, warning: 10}
+"""
+
+
+def test_ratio_with_min_events(tmp_path: Path) -> None:
+    spec = spec_with(tmp_path, RATIO)
+    bad = {"Event": {"Response": {"Status": 503}}}
+    events = [event(0 + k / 20, **(bad if k < 3 else {})) for k in range(20)]  # minute 0: 3/20 = 15 %
+    events += [event(1 + k / 20, **(bad if k < 5 else {})) for k in range(20)]  # minute 1: 25 %
+    events += [event(2 + k / 10, **bad) for k in range(5)]  # minute 2: 5 events, all bad: below min_events
+    events += [event(3 + k / 20) for k in range(20)]  # minute 3: 0 %
+    # No data (minute 2) keeps the state: the alert from minute 1 holds until minute 3 clears it.
+    assert timeline(spec, events, start_ms=at(1), end_ms=at(4)) == [
+        (1.0, {}, "ok", "warn"),
+        (2.0, {}, "warn", "alert"),
+        (4.0, {}, "alert", "ok"),
+    ]
+
+
+MEASURE = """\
+  - id: latency
+    title: p90 latency
+    severity: high
+    signal: {kind: measure, field: WallTimeMs, aggregation: p90}
+    window: 2m
+    evaluation_delay: 0s
+    thresholds: {critical: 500, critical_recovery: 300}
+"""
+
+
+def test_percentile_over_sliding_windows(tmp_path: Path) -> None:
+    spec = spec_with(tmp_path, MEASURE)
+    events = [event(0 + k / 10, WallTimeMs=100) for k in range(10)]
+    events += [event(1 + k / 10, WallTimeMs=1000 if k < 3 else 100) for k in range(10)]
+    events += [event(2 + k / 10, WallTimeMs=400) for k in range(10)]
+    events += [event(3 + k / 10, WallTimeMs=100) for k in range(10)]
+    # quantile_cont p90 over 20 values: index 0.9 * 19 = 17.1.
+    # T=2: [0,2): 17 x 100, 3 x 1000 -> sorted[17] = 1000, sorted[18] = 1000 -> 1000: alert
+    # T=3: [1,3): 7 x 100, 10 x 400, 3 x 1000 -> sorted[17]=1000 -> alert
+    # T=4: [2,4): 10 x 100, 10 x 400 -> 400: above the 300 recovery -> still alert
+    # T=5: [3,5): 10 x 100 -> 100 -> ok
+    assert timeline(spec, events, start_ms=at(2), end_ms=at(5)) == [(2.0, {}, "ok", "alert"), (5.0, {}, "alert", "ok")]
+
+
+def test_measure_average_and_no_data(tmp_path: Path) -> None:
+    rule = MEASURE.replace("aggregation: p90", "aggregation: avg").replace("window: 2m", "window: 1m")
+    spec = spec_with(tmp_path, rule)
+    events = [event(0.5, WallTimeMs=900), event(0.6, WallTimeMs=300), event(3.5, WallTimeMs=100)]
+    # T=1: avg 600 -> alert; T=2, T=3: no events -> no data keeps the alert; T=4: 100 -> ok.
+    assert timeline(spec, events, start_ms=at(1), end_ms=at(4)) == [(1.0, {}, "ok", "alert"), (4.0, {}, "alert", "ok")]
+
+
+CARDINALITY = """\
+  - id: distinct
+    title: Distinct conversations
+    severity: low
+    signal: {kind: cardinality, field: conversation}
+    window: 1m
+    evaluation_delay: 0s
+    thresholds: {critical: 3}
+"""
+
+
+def test_cardinality_of_a_derived_field(tmp_path: Path) -> None:
+    spec = spec_with(tmp_path, CARDINALITY, fields="  conversation: {key: conversation_id, type: string}\n")
+
+    def logged(minute: float, conversation: str) -> dict[str, Any]:
+        line = json.dumps({"event": "do_op", "conversation_id": conversation})
+        return event(minute, Logs=[{"Level": "log", "Message": ["first a plain message", line], "TimestampMs": 0}])
+
+    events = [logged(0.1 * k, f"c{k % 2}") for k in range(10)]  # minute 0: 2 distinct
+    events += [logged(1 + 0.1 * k, f"c{k}") for k in range(5)]  # minute 1: 5 distinct
+    events += [event(2.5)]  # minute 2: no structured line at all
+    assert timeline(spec, events, start_ms=at(1), end_ms=at(3)) == [(2.0, {}, "ok", "alert"), (3.0, {}, "alert", "ok")]
+
+
+CHANGE = """\
+  - id: spike
+    title: Spike
+    severity: medium
+    signal: {kind: change, compare_to: 5m}
+    window: 1m
+    evaluation_delay: 0s
+    thresholds: {critical: 100, warning: 50}
+"""
+
+
+def test_change_against_an_earlier_window(tmp_path: Path) -> None:
+    spec = spec_with(tmp_path, CHANGE)
+    events = [event(m + k / 10) for m in range(12) for k in range(10)]  # 10 a minute
+    events += [event(7 + k / 20) for k in range(10)]  # minute 7: 20 (+100 %)
+    events += [event(8 + k / 20) for k in range(25)]  # minute 8: 35 (+250 %)
+    # Baselines reaching before the data are unknown, so nothing is judged before T=6.
+    assert timeline(spec, events) == [(8.0, {}, "ok", "warn"), (9.0, {}, "warn", "alert"), (10.0, {}, "alert", "ok")]
+
+
+ABSENCE = """\
+  - id: silent
+    title: Silent
+    severity: high
+    signal: {kind: absence, expected: [never-seen], lookback: 1h}
+    window: 3m
+    evaluation_delay: 1m
+    group_by: [ScriptName]
+"""
+
+
+def test_absence_per_group_including_an_expected_group(tmp_path: Path) -> None:
+    spec = spec_with(tmp_path, ABSENCE)
+    events = [event(m + 0.5, ScriptName="a") for m in range(10)]
+    events += [event(m + 0.5, ScriptName="b") for m in range(4)]  # b stops after minute 3
+    # b's last event is at 3.5; the window [T-4, T-1) is empty once T-4 > 3.5, i.e. from T=8.
+    assert timeline(spec, events, start_ms=at(4), end_ms=at(11)) == [
+        (4.0, {"ScriptName": "never-seen"}, "ok", "alert"),
+        (8.0, {"ScriptName": "b"}, "ok", "alert"),
+    ]
+
+
+# --------------------------------------------------------------------------------------------- input
+
+
+def test_bad_lines_are_counted_and_located(tmp_path: Path) -> None:
+    spec = load_spec([MONITORS])
+    lines = [json.dumps(event(m)) for m in range(5)]
+    lines.insert(2, "")  # a blank line does not count as a record, but does as a line
+    lines.insert(4, '{"EventTimestampMs": 1, "broken"')
+    lines.append('{"no": "timestamp"}')
+    path = tmp_path / "logs.ndjson.gz"
+    with gzip.open(path, "wt") as out:
+        out.write("\n".join(lines) + "\n")
+    engine = Engine(spec, rules=["worker-exception"])
+    engine.load([str(path)])
+    assert engine.events == 5
+    assert engine.bad_line_count == 2
+    assert [b.line for b in engine.bad_lines] == [5, 8]
+    assert str(engine.bad_lines[0]).startswith(f"{path}:5: ")
+    with pytest.raises(EngineError, match=r"logs\.ndjson\.gz:5: .*--strict"):
+        Engine(spec, rules=["worker-exception"]).load([str(path)], strict=True)
+
+
+def test_globs_directories_and_missing_files(tmp_path: Path) -> None:
+    spec = load_spec([MONITORS])
+    for day in (1, 2):
+        write(tmp_path / f"d{day}.ndjson", json.dumps(event(day)) + "\n")
+    engine = Engine(spec, rules=["worker-exception"])
+    engine.load([str(tmp_path / "d*.ndjson")])
+    assert engine.events == 2
+    engine = Engine(spec, rules=["worker-exception"])
+    engine.load([str(tmp_path)])
+    assert engine.events == 2
+    with pytest.raises(EngineError, match="no such file"):
+        Engine(spec).load([str(tmp_path / "missing.ndjson")])
+
+
+# --------------------------------------------------------------------------------------------- filters
+
+
+def _random_event(rng: random.Random, minute: int) -> dict[str, Any]:
+    line = {"event": rng.choice(["do_op", "cleanup", "tool_mapping"]), "op": rng.choice(["store", "delete"])}
+    if rng.random() < 0.7:
+        line["ok"] = rng.random() < 0.5
+    if rng.random() < 0.7:
+        line["attempts"] = rng.choice([1, 3, "3"])
+    messages: list[Any] = [rng.choice(["hello", "ERROR_CODE_INVALID_URL x", '{"not": "closed'])]
+    if rng.random() < 0.6:
+        messages.append(json.dumps(line))
+    ev = event(
+        minute,
+        Outcome=rng.choice(["ok", "ok", "exception", "exceededCpu"]),
+        EventType=rng.choice(["fetch", "alarm", "worker_rpc"]),
+        Entrypoint=rng.choice(["", "ConversationStateDO"]),
+        Event={"Response": {"Status": rng.choice([200, 404, 500, 503])}} if rng.random() < 0.8 else {},
+        Logs=[{"Level": "log", "Message": messages}] if rng.random() < 0.8 else [],
+    )
+    if rng.random() < 0.1:
+        del ev["Outcome"]
+    return ev
+
+
+def test_duckdb_filters_agree_with_the_python_reference() -> None:
+    """Every filter in monitors/ selects exactly the same events in DuckDB as the reference predicate."""
+    spec = load_spec([MONITORS])
+    rng = random.Random(7)
+    events = [_random_event(rng, m) for m in range(400)]
+    engine = Engine(spec)
+    engine.load_events(events)
+    for rule in spec.rules:
+        for expr in (rule.filter, rule.ratio_match):
+            if expr is None:
+                continue
+            from extalerts.filter.duckdb import to_duckdb
+
+            sql = to_duckdb(expr, engine.field, engine.columns)
+            rows = engine.db.execute(f"SELECT ts FROM events WHERE {sql} ORDER BY ts").fetchall()  # noqa: S608
+            predicate = to_python(expr, spec.catalog)
+            expected = sorted(e["EventTimestampMs"] for e in events if predicate(e))
+            assert [r[0] for r in rows] == expected, rule.id
+            assert 0 < len(expected) < len(events) or rule.id == "conversation-surge", rule.id
+
+
+def test_state_values_are_the_documented_names() -> None:
+    assert [s.value for s in State] == ["ok", "warn", "alert"]
