@@ -36,7 +36,7 @@ def emulator() -> Iterator[DatadogEmulator]:
 def env(monkeypatch: pytest.MonkeyPatch, emulator: DatadogEmulator) -> str:
     monkeypatch.setenv("DD_API_KEY", API_KEY)
     monkeypatch.setenv("DD_APP_KEY", APP_KEY)
-    monkeypatch.setattr("extalerts.providers.datadog.RetryPolicy", lambda: FAST)
+    monkeypatch.setattr("extalerts.retry.RetryPolicy", lambda: FAST)
     return emulator.url
 
 

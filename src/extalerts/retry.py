@@ -7,8 +7,15 @@ sends one. Kept free of I/O so the policy is tested with tables, not sockets.
 from __future__ import annotations
 
 import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class Failure(Enum):
@@ -65,3 +72,64 @@ def parse_reset_header(value: str | None) -> float | None:
     except ValueError:
         return None
     return seconds if seconds >= 0 else None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How a provider reads one failed attempt: what kind of failure, and the error to raise if we stop."""
+
+    failure: Failure
+    error: Callable[[int], Exception]
+    reset_after: float | None = None
+
+
+class Retrier:
+    """Runs requests under a :class:`RetryPolicy`, counting calls per operation (thread-safe)."""
+
+    def __init__(
+        self,
+        policy: RetryPolicy | None = None,
+        seed: int | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.policy = policy or RetryPolicy()
+        self.sleep = sleep
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+
+    def call(
+        self,
+        operation: str,
+        request: Callable[[], T],
+        classify: Callable[[str, Exception], Verdict | None],
+        *,
+        recover: Callable[[], T | None] | None = None,
+    ) -> T:
+        """Run ``request`` until it succeeds, fails for good, or runs out of attempts.
+
+        ``classify`` turns an exception into a :class:`Verdict` (None: not ours, re-raised as is).
+        ``recover`` makes a non-idempotent request safe: after an ambiguous failure it is asked
+        whether the work was done after all (e.g. the created object exists), and its answer is
+        returned instead of repeating the request.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            with self._lock:
+                self.calls[operation] += 1
+            try:
+                return request()
+            except Exception as exc:
+                verdict = classify(operation, exc)
+                if verdict is None:
+                    raise
+                if not self.policy.should_retry(attempt, verdict.failure):
+                    raise verdict.error(attempt) from None
+            with self._lock:
+                wait = self.policy.delay(attempt, verdict.failure, verdict.reset_after, self._rng)
+            self.sleep(wait)
+            if verdict.failure is Failure.AMBIGUOUS and recover is not None:
+                found = recover()
+                if found is not None:
+                    return found

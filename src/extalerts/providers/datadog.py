@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import threading
 import time
 from collections import Counter
@@ -26,7 +25,7 @@ from extalerts.errors import ApiError, ConfigError, ProviderError
 from extalerts.providers.base import Action, Change, Resource
 from extalerts.render.datadog import MANAGED_TAG, PIPELINE_NAME, RULE_TAG_PREFIX, DatadogRenderer, metric_name
 from extalerts.render.templates import Templates
-from extalerts.retry import Failure, RetryPolicy, classify_status, parse_reset_header
+from extalerts.retry import Failure, Retrier, RetryPolicy, Verdict, classify_status, parse_reset_header
 from extalerts.spec.loader import Spec
 from extalerts.spec.models import ChangeSignal
 
@@ -129,12 +128,12 @@ class DatadogApi:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
-        self.policy = policy or RetryPolicy()
-        self.sleep = sleep
-        self.calls: Counter[str] = Counter()
+        self.retrier = Retrier(policy, seed, sleep)
         self._local = threading.local()
-        self._lock = threading.Lock()
-        self._rng = random.Random(seed)
+
+    @property
+    def calls(self) -> Counter[str]:
+        return self.retrier.calls
 
     def client(self) -> Any:
         client = getattr(self._local, "client", None)
@@ -159,41 +158,24 @@ class DatadogApi:
         *,
         recover: Callable[[], T | None] | None = None,
     ) -> T:
-        """Run ``request(api_client)`` with retries.
+        """Run ``request(api_client)`` with retries; see :meth:`extalerts.retry.Retrier.call`."""
+        return self.retrier.call(operation, lambda: request(self.client()), _classify, recover=recover)
 
-        ``recover`` makes a non-idempotent request safe: after an ambiguous failure it is asked
-        whether the work was done after all (e.g. the created monitor exists), and its answer is
-        returned instead of repeating the request.
-        """
-        from datadog_api_client.exceptions import ApiException
 
-        attempt = 0
-        while True:
-            attempt += 1
-            with self._lock:
-                self.calls[operation] += 1
-            reset_after: float | None = None
-            try:
-                return request(self.client())
-            except ApiException as exc:
-                failure = classify_status(exc.status)
-                if failure is Failure.PERMANENT or not self.policy.should_retry(attempt, failure):
-                    raise _api_error(operation, exc) from None
-                headers = exc.headers or {}
-                reset_after = parse_reset_header(headers.get("X-RateLimit-Reset") or headers.get("x-ratelimit-reset"))
-            except Exception as exc:  # timeouts and dropped connections from urllib3
-                if not _is_transport_error(exc):
-                    raise
-                failure = Failure.AMBIGUOUS
-                if not self.policy.should_retry(attempt, failure):
-                    raise ProviderError(f"{operation}: {_transport_summary(exc)} after {attempt} attempts") from None
-            with self._lock:
-                wait = self.policy.delay(attempt, failure, reset_after, self._rng)
-            self.sleep(wait)
-            if failure is Failure.AMBIGUOUS and recover is not None:
-                found = recover()
-                if found is not None:
-                    return found
+def _classify(operation: str, exc: Exception) -> Verdict | None:
+    from datadog_api_client.exceptions import ApiException
+
+    if isinstance(exc, ApiException):
+        headers = exc.headers or {}
+        reset = parse_reset_header(headers.get("X-RateLimit-Reset") or headers.get("x-ratelimit-reset"))
+        error = _api_error(operation, exc)
+        return Verdict(classify_status(exc.status), lambda attempts: error, reset)
+    if _is_transport_error(exc):
+        summary = _transport_summary(exc)
+        return Verdict(
+            Failure.AMBIGUOUS, lambda attempts: ProviderError(f"{operation}: {summary} after {attempts} attempts")
+        )
+    return None
 
 
 def _is_transport_error(exc: Exception) -> bool:
