@@ -10,7 +10,7 @@ OUT ?= rendered
 .PHONY: help demo test check lint typecheck render render-check golden schema bench clean
 
 help:
-	@echo "make demo          set up, validate and render monitors/, print the rules per provider"
+	@echo "make demo          set up; validate, render and test monitors/; replay a synthesised incident"
 	@echo "make test          set up and run the test suite"
 	@echo "make check         lint (ruff), typecheck (mypy --strict), test"
 	@echo "make render        render monitors/ into $(OUT)/ (committed, reviewed in PRs)"
@@ -25,9 +25,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# The demo's incident: 90 minutes of traffic with four incidents, replayed through every rule.
+DEMO_INCIDENTS := --scenario exception-storm@30m+4m --scenario invalid-url-flood@40m+6m \
+	--scenario do-latency-spike@50m+5m --scenario script-silent@70m+15m
+
 demo: $(STAMP)
 	$(BIN)/extalerts validate monitors/
 	$(BIN)/extalerts render --provider all --out build/demo monitors/
+	$(BIN)/extalerts test --require-coverage
+	$(BIN)/extalerts synth --out build/demo/incident.ndjson --minutes 90 --rpm 300 $(DEMO_INCIDENTS)
+	$(BIN)/extalerts replay build/demo/incident.ndjson --report build/demo/replay.html
 
 # pytest exits 5 when it collects nothing; a suite that runs no test must not pass.
 test: $(STAMP)

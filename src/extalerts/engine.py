@@ -88,6 +88,12 @@ class RuleResult:
     #: Value per evaluation time, per group (None: no data), for charts.
     series: dict[Group, list[tuple[int, float | None]]] = field(default_factory=dict)
     evaluations: int = 0
+    #: The last evaluation time; an interval still open then is counted up to it.
+    until_ms: int | None = None
+
+    def firing_ms(self) -> int:
+        """Total time spent alerting, across groups."""
+        return sum((i.end_ms or self.until_ms or i.start_ms) - i.start_ms for i in self.intervals())
 
     def intervals(self, state: State = State.ALERT) -> list[Interval]:
         open_since: dict[Group, int] = {}
@@ -337,7 +343,7 @@ class Engine:
         self, rule: ResolvedRule, first: int | None, last: int | None, start_ms: int | None, end_ms: int | None
     ) -> RuleResult:
         times = self._evaluation_times(rule, first, last, start_ms, end_ms)
-        result = RuleResult(rule.id, evaluations=len(times))
+        result = RuleResult(rule.id, evaluations=len(times), until_ms=times[-1] if times else None)
         if not times:
             return result
         values = self._values(rule, times)

@@ -15,6 +15,7 @@ from extalerts.cli.engine_commands import replay_command, test_command
 from extalerts.cli.provider_commands import plan_command, push_command
 from extalerts.cli.render_command import render_command
 from extalerts.cli.spec_commands import schema_command, validate_command
+from extalerts.cli.synth_command import synth_command
 
 
 @click.group(cls=ExtalertsGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -44,6 +45,7 @@ cli.add_command(plan_command)
 cli.add_command(push_command)
 cli.add_command(test_command)
 cli.add_command(replay_command)
+cli.add_command(synth_command)
 cli.add_command(emulator_group)
 
 

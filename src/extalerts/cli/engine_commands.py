@@ -231,7 +231,7 @@ def replay_json(result: EngineResult) -> dict[str, Any]:
         rules[rule_id] = {
             "evaluations": outcome.evaluations,
             "fired": len(alerts),
-            "firing_minutes": sum(((a.end_ms or result.last_ms or a.start_ms) - a.start_ms) // 60000 for a in alerts),
+            "firing_minutes": outcome.firing_ms() // 60000,
             "alerts": [
                 {
                     "group": dict(a.group),
@@ -275,7 +275,7 @@ def print_replay(result: EngineResult) -> None:
     rows = [("rule", "fired", "firing for", "first", "last")]
     for rule_id, outcome in sorted(result.rules.items()):
         alerts = outcome.intervals()
-        total = sum(((a.end_ms or result.last_ms or a.start_ms) - a.start_ms) for a in alerts)
+        total = outcome.firing_ms()
         rows.append(
             (
                 rule_id,
