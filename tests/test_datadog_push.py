@@ -204,7 +204,7 @@ def test_short_listing_guard_uses_the_last_known_count(env: str, spec_dir: Path,
         del emulator.state.monitors[monitor["id"]]
     code, _, err = push(env, "--prune")
     assert code == 1
-    assert "Datadog listed 9 managed monitor(s) but the last push left 13" in err
+    assert "datadog listed 9 managed monitor(s) but the last push left 13" in err
     assert len(emulator.monitors()) == 9
     assert push(env, "--allow-mass-delete")[0] == 0
     assert len(emulator.monitors()) == 13

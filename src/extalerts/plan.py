@@ -137,7 +137,7 @@ def check_guards(plan: Plan, guards: Guards) -> None:
         found = plan.live_counts.get(kind, 0)
         if expected and found < expected:
             raise SafetyError(
-                f"Datadog listed {found} managed {kind}(s) but the last push left {expected}; "
+                f"{plan.provider} listed {found} managed {kind}(s) but the last push left {expected}; "
                 "refusing to apply, since creating or deleting on a short listing duplicates or loses alerts. "
                 "If they were removed on purpose, run again with --allow-mass-delete"
             )

@@ -14,7 +14,7 @@ from extalerts.cli.options import output_option, resolve_paths, spec_paths
 if TYPE_CHECKING:
     from extalerts.providers.base import ApplyResult, Change, Plan, Provider
 
-PROVIDER_NAMES = ["datadog"]
+PROVIDER_NAMES = ["datadog", "splunk"]
 DEFAULT_STATE_FILE = Path(".extalerts/state.json")
 PROGRESS_THRESHOLD = 5
 
@@ -22,6 +22,11 @@ _SYMBOLS = {"create": ("+", "green"), "update": ("~", "yellow"), "delete": ("-",
 
 
 def _provider_options(fn: Any) -> Any:
+    fn = click.option(
+        "--insecure",
+        is_flag=True,
+        help="Splunk: do not verify the TLS certificate of the management port (prints a warning).",
+    )(fn)
     fn = click.option(
         "--templates",
         "templates_dir",
@@ -33,7 +38,7 @@ def _provider_options(fn: Any) -> Any:
         "--api-url",
         default=None,
         metavar="URL",
-        help="API endpoint to use instead of the one DD_SITE names (e.g. a local emulator).",
+        help="API endpoint instead of DD_SITE's (Datadog) or SPLUNK_URL (Splunk), e.g. a local emulator.",
     )(fn)
     return click.option(
         "--provider",
@@ -46,14 +51,22 @@ def _provider_options(fn: Any) -> Any:
 
 
 def _build(
-    paths: tuple[Path, ...], provider_name: str, api_url: str | None, templates_dir: Path | None, prune: bool
+    paths: tuple[Path, ...],
+    provider_name: str,
+    api_url: str | None,
+    templates_dir: Path | None,
+    prune: bool,
+    insecure: bool,
 ) -> tuple[Provider, Plan]:
     from extalerts.plan import compute_plan
     from extalerts.providers import ProviderOptions, build_provider
     from extalerts.spec import load_spec
 
     spec = load_spec(resolve_paths(paths))
-    provider = build_provider(provider_name, ProviderOptions(api_url=api_url, templates_dir=templates_dir))
+    if insecure:
+        click.echo("warning: --insecure: the server's TLS certificate is not verified", err=True)
+    options = ProviderOptions(api_url=api_url, templates_dir=templates_dir, insecure=insecure)
+    provider = build_provider(provider_name, options)
     desired = provider.desired(spec)
     live = provider.fetch()
     return provider, compute_plan(provider, desired, live, prune=prune)
@@ -92,6 +105,7 @@ def plan_command(
     provider_name: str,
     api_url: str | None,
     templates_dir: Path | None,
+    insecure: bool,
     prune: bool,
     output: str,
 ) -> None:
@@ -105,11 +119,12 @@ def plan_command(
     \b
     Examples:
       DD_API_KEY=… DD_APP_KEY=… extalerts plan --provider datadog
+      SPLUNK_URL=https://splunk:8089 SPLUNK_TOKEN=… extalerts plan -p splunk
       extalerts plan -p datadog --prune -o json > plan.json
     """
     from extalerts.plan import plan_to_json
 
-    _, plan = _build(paths, provider_name, api_url, templates_dir, prune)
+    _, plan = _build(paths, provider_name, api_url, templates_dir, prune, insecure)
     if output == "json":
         click.echo(json.dumps(plan_to_json(plan), indent=2, sort_keys=True))
     else:
@@ -150,6 +165,7 @@ def push_command(
     provider_name: str,
     api_url: str | None,
     templates_dir: Path | None,
+    insecure: bool,
     prune: bool,
     dry_run: bool,
     yes: bool,
@@ -170,11 +186,12 @@ def push_command(
     \b
     Examples:
       DD_API_KEY=… DD_APP_KEY=… extalerts push --provider datadog --yes
+      SPLUNK_URL=https://splunk:8089 SPLUNK_TOKEN=… extalerts push -p splunk --yes
       extalerts push -p datadog --prune --dry-run
     """
     from extalerts.plan import Guards, StateFile, check_guards, plan_to_json
 
-    provider, plan = _build(paths, provider_name, api_url, templates_dir, prune)
+    provider, plan = _build(paths, provider_name, api_url, templates_dir, prune, insecure)
     state = StateFile(state_file)
     if output == "text":
         print_plan(plan)

@@ -19,6 +19,8 @@ class ProviderOptions:
 
     api_url: str | None = None
     templates_dir: Path | None = None
+    #: Splunk: do not verify the management port's TLS certificate.
+    insecure: bool = False
 
 
 def _datadog(options: ProviderOptions) -> Provider:
@@ -29,8 +31,17 @@ def _datadog(options: ProviderOptions) -> Provider:
     return DatadogProvider(DatadogApi(settings), Templates(options.templates_dir))
 
 
+def _splunk(options: ProviderOptions) -> Provider:
+    from extalerts.providers.splunk import SplunkApi, SplunkProvider, SplunkSettings
+    from extalerts.render.templates import Templates
+
+    settings = SplunkSettings.from_env(options.api_url, insecure=options.insecure)
+    return SplunkProvider(SplunkApi(settings), Templates(options.templates_dir))
+
+
 PROVIDERS: dict[str, Callable[[ProviderOptions], Provider]] = {
     "datadog": _datadog,
+    "splunk": _splunk,
 }
 
 

@@ -1,0 +1,323 @@
+"""The Splunk provider: the rendered scheduled alerts, as saved searches, through the official ``splunk-sdk``.
+
+Ownership: saved searches in the spec's app (``defaults.splunk_app``), shared (owner ``nobody``),
+whose names start with ``extalerts - ``. They are listed through the REST collection with a name
+filter and paging; anything else — other apps, other names, private searches — is never touched.
+
+What is compared: only the settings extalerts writes for that alert (Splunk echoes dozens of
+defaults), with booleans and the ``actions`` list normalised, plus the ACL. Updates send every
+setting of the alert, ``search`` included (Splunk requires it), and never ``name``.
+
+Requests go through ``Service.post``/``delete`` on the SDK's namespaced endpoints, one request per
+write (the SDK's ``create`` reads the entity back, a second request we do not need); retries are ours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlencode, urlsplit
+
+from extalerts.errors import ApiError, ConfigError, ProviderError
+from extalerts.providers.base import Action, Change, Resource
+from extalerts.render.splunk import NAME_PREFIX, SplunkRenderer
+from extalerts.render.splunk_keys import rest_payload
+from extalerts.render.templates import Templates
+from extalerts.retry import Failure, Retrier, RetryPolicy, Verdict
+from extalerts.spec.loader import Spec
+
+T = TypeVar("T")
+
+SAVED_SEARCH = "saved_search"
+PAGE_SIZE = 500
+DEFAULT_PORT = 8089
+ACL = {"sharing": "app", "owner": "nobody", "perms.read": "*", "perms.write": "admin"}
+
+_TRUE = {"1", "true", "True", "TRUE"}
+_FALSE = {"0", "false", "False", "FALSE"}
+
+
+@dataclass(frozen=True)
+class SplunkSettings:
+    """Where and as whom to connect. Secrets come from the environment only and are never printed."""
+
+    scheme: str
+    host: str
+    port: int
+    token: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    verify: bool = True
+    timeout: float = 30.0
+
+    @classmethod
+    def from_env(
+        cls, url: str | None = None, insecure: bool = False, env: Mapping[str, str] | None = None
+    ) -> SplunkSettings:
+        environ = os.environ if env is None else env
+        url = url or environ.get("SPLUNK_URL")
+        if not url:
+            raise ConfigError("SPLUNK_URL is not set; export the management URL, e.g. https://splunk.example.com:8089")
+        parts = urlsplit(url if "://" in url else f"https://{url}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"SPLUNK_URL={url} is not an http(s) URL of the management port")
+        token = environ.get("SPLUNK_TOKEN") or None
+        username = environ.get("SPLUNK_USERNAME") or None
+        password = environ.get("SPLUNK_PASSWORD") or None
+        if token is None and not (username and password):
+            raise ConfigError("SPLUNK_TOKEN is not set (nor SPLUNK_USERNAME and SPLUNK_PASSWORD); export one of them")
+        return cls(
+            scheme=parts.scheme,
+            host=parts.hostname,
+            port=parts.port or DEFAULT_PORT,
+            token=token,
+            username=None if token else username,
+            password=None if token else password,
+            verify=not insecure,
+        )
+
+
+class SplunkApi:
+    """One ``splunklib`` Service per thread, in the app's shared namespace, with our retry policy."""
+
+    def __init__(
+        self,
+        settings: SplunkSettings,
+        policy: RetryPolicy | None = None,
+        seed: int | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.retrier = Retrier(policy, seed, sleep)
+        self.app: str | None = None
+        self._local = threading.local()
+
+    @property
+    def calls(self) -> Any:
+        return self.retrier.calls
+
+    def service(self) -> Any:
+        service = getattr(self._local, "service", None)
+        if service is None:
+            from splunklib import binding, client
+
+            if self.app is None:
+                raise ProviderError("the Splunk app is not known yet: render the spec first")
+            s = self.settings
+            credentials = {"splunkToken": s.token} if s.token else {"username": s.username, "password": s.password}
+            service = self.call(
+                "log in",
+                lambda: client.connect(
+                    host=s.host,
+                    port=s.port,
+                    scheme=s.scheme,
+                    owner="nobody",
+                    app=self.app,
+                    sharing="app",
+                    autologin=True,
+                    handler=binding.handler(verify=s.verify, timeout=s.timeout),
+                    **credentials,
+                ),
+            )
+            self._local.service = service
+        return service
+
+    def call(self, operation: str, request: Callable[[], T], *, recover: Callable[[], T | None] | None = None) -> T:
+        return self.retrier.call(operation, request, _classify, recover=recover)
+
+
+def _classify(operation: str, exc: Exception) -> Verdict | None:
+    from splunklib.binding import AuthenticationError, HTTPError
+
+    if isinstance(exc, AuthenticationError):
+        error = ApiError(operation, 401, ["authentication failed; check SPLUNK_TOKEN or SPLUNK_USERNAME/PASSWORD"])
+        return Verdict(Failure.PERMANENT, lambda attempts: error)
+    if isinstance(exc, HTTPError):
+        status = int(exc.status)
+        message = str(exc).split(" -- ", 1)[-1].strip()
+        error = ApiError(operation, status, [message] if message else [])
+        if status == 503:  # splunkd is busy and did nothing: safe to retry, like a 429
+            return Verdict(Failure.RATE_LIMITED, lambda attempts: error)
+        failure = Failure.AMBIGUOUS if status >= 500 or status == 408 else Failure.PERMANENT
+        return Verdict(failure, lambda attempts: error)
+    if isinstance(exc, ConnectionError | TimeoutError | socket.timeout | http.client.HTTPException | ssl.SSLError):
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            problem = (
+                f"{operation}: TLS certificate not trusted ({exc.verify_message}); "
+                "fix the certificate, or use --insecure"
+            )
+            return Verdict(Failure.PERMANENT, lambda attempts: ProviderError(problem))
+        name = type(exc).__name__
+        return Verdict(
+            Failure.AMBIGUOUS, lambda attempts: ProviderError(f"{operation}: {name} after {attempts} attempts")
+        )
+    return None
+
+
+def _flag(value: Any) -> str:
+    text = "" if value is None else str(value)
+    if text in _TRUE:
+        return "1"
+    if text in _FALSE:
+        return "0"
+    return text
+
+
+def _comma_set(value: Any) -> str:
+    return ",".join(sorted(v.strip() for v in str(value or "").split(",") if v.strip()))
+
+
+class SplunkProvider:
+    """Plan against and push to one Splunk search head (or Splunk Cloud stack)."""
+
+    name: ClassVar[str] = "splunk"
+
+    def __init__(self, api: SplunkApi, templates: Templates | None = None) -> None:
+        self.api = api
+        self.templates = templates or Templates()
+        #: Settings each alert writes: what is compared on the live side.
+        self._owned: dict[str, set[str]] = {}
+
+    # ----------------------------------------------------------------------------------- desired
+
+    def desired(self, spec: Spec) -> list[Resource]:
+        self.api.app = spec.splunk_app
+        renderer = SplunkRenderer(spec, self.templates)
+        resources = []
+        for rule in spec.rules:
+            for alert in renderer.alerts(rule):
+                params = rest_payload(alert.settings)
+                self._owned[alert.name] = set(params)
+                resources.append(Resource(SAVED_SEARCH, alert.name, {"params": params, "acl": dict(ACL)}))
+        return resources
+
+    # ----------------------------------------------------------------------------------- live
+
+    def fetch(self) -> list[Resource]:
+        service = self.api.service()
+        app = self.api.app
+        found: list[Resource] = []
+        offset = 0
+        while True:
+
+            def list_page(offset: int = offset) -> list[Any]:
+                return list(service.saved_searches.list(count=PAGE_SIZE, offset=offset, search=f"name={NAME_PREFIX}*"))
+
+            page = self.api.call("list saved searches", list_page)
+            for entity in page:
+                access = dict(entity.access)
+                # The filter is the server's; check ownership ourselves: our app, shared, our prefix.
+                if entity.name.startswith(NAME_PREFIX) and access.get("app") == app and access.get("owner") == "nobody":
+                    body = {"content": dict(entity.content), "access": access}
+                    found.append(Resource(SAVED_SEARCH, entity.name, body, live_id=entity.name))
+            if len(page) < PAGE_SIZE:
+                return found
+            offset += PAGE_SIZE
+
+    # ----------------------------------------------------------------------------------- compare
+
+    def normalise(self, resource: Resource) -> dict[str, Any]:
+        if "params" in resource.body:
+            params = dict(resource.body["params"])
+            acl = dict(resource.body["acl"])
+        else:
+            content = resource.body["content"]
+            keys = self._owned.get(resource.key, set())
+            params = {key: content.get(key) for key in keys}
+            access = resource.body["access"]
+            perms = access.get("perms") or {}
+            acl = {
+                "sharing": access.get("sharing"),
+                "owner": access.get("owner"),
+                "perms.read": ",".join(perms.get("read") or []),
+                "perms.write": ",".join(perms.get("write") or []),
+            }
+        normalised = {key: _flag(value) for key, value in params.items()}
+        if "actions" in normalised:
+            normalised["actions"] = _comma_set(normalised["actions"])
+        acl = {key: _comma_set(value) if key.startswith("perms.") else str(value) for key, value in acl.items()}
+        return {"params": normalised, "acl": acl}
+
+    # ----------------------------------------------------------------------------------- validate
+
+    def validate(self, changes: Sequence[Change]) -> list[tuple[Change, str]]:
+        # Splunk has no dry run for saved searches; keys and values were checked when rendering, and
+        # the REST handler refuses what it does not know before it writes anything.
+        return []
+
+    # ----------------------------------------------------------------------------------- apply
+
+    def apply_change(self, change: Change) -> None:
+        if change.action is Action.CREATE:
+            self._create(change)
+        elif change.action is Action.UPDATE:
+            self._update(change)
+        elif change.action is Action.DELETE:
+            self._delete(change)
+
+    def _entity_path(self, name: str) -> Any:
+        from splunklib.binding import UrlEncoded
+
+        return UrlEncoded(name, encode_slash=True)
+
+    def _exists(self, name: str) -> bool | None:
+        service = self.api.service()
+        try:
+            service.saved_searches[name]
+        except KeyError:
+            return None
+        return True
+
+    def _create(self, change: Change) -> None:
+        assert change.desired is not None
+        service = self.api.service()
+        params = dict(change.desired.body["params"])
+        try:
+            self.api.call(
+                "create saved search",
+                lambda: service.saved_searches.post(name=change.key, **params),
+                recover=lambda: self._exists(change.key),
+            )
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            # It exists: our own earlier create whose answer was lost. Make it match.
+            self._post_settings(change.key, params)
+        self._post_acl(change.key, change.desired.body["acl"])
+
+    def _post_settings(self, name: str, params: Mapping[str, str]) -> None:
+        service = self.api.service()
+        path = self._entity_path(name)
+        self.api.call("update saved search", lambda: service.saved_searches.post(path, **params))
+
+    def _post_acl(self, name: str, acl: Mapping[str, str]) -> None:
+        service = self.api.service()
+        path = self._entity_path(name) + "/acl"
+        # `owner` and `sharing` are also the SDK's namespace arguments: they go in the form body, or
+        # the SDK takes them for itself and splunkd answers that `sharing` is missing.
+        body = urlencode(dict(acl))
+        namespace = {"owner": "nobody", "app": self.api.app, "sharing": "app"}
+        self.api.call("set saved search permissions", lambda: service.saved_searches.post(path, body=body, **namespace))
+
+    def _update(self, change: Change) -> None:
+        assert change.desired is not None
+        assert change.live is not None
+        desired, live = self.normalise(change.desired), self.normalise(change.live)
+        if desired["params"] != live["params"]:
+            self._post_settings(change.key, change.desired.body["params"])
+        if desired["acl"] != live["acl"]:
+            self._post_acl(change.key, change.desired.body["acl"])
+
+    def _delete(self, change: Change) -> None:
+        service = self.api.service()
+        # KeyError: already gone, e.g. our earlier attempt's answer was lost.
+        with contextlib.suppress(KeyError):
+            self.api.call("delete saved search", lambda: service.saved_searches.delete(change.key))
