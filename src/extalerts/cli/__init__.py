@@ -12,6 +12,7 @@ from extalerts import __version__
 from extalerts.cli._errors import ExtalertsGroup
 from extalerts.cli.emulator_command import emulator_group
 from extalerts.cli.engine_commands import replay_command, test_command
+from extalerts.cli.package_command import package_command
 from extalerts.cli.provider_commands import plan_command, push_command
 from extalerts.cli.render_command import render_command
 from extalerts.cli.spec_commands import schema_command, validate_command
@@ -43,6 +44,7 @@ cli.add_command(schema_command)
 cli.add_command(render_command)
 cli.add_command(plan_command)
 cli.add_command(push_command)
+cli.add_command(package_command)
 cli.add_command(test_command)
 cli.add_command(replay_command)
 cli.add_command(synth_command)

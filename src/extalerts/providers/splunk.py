@@ -269,12 +269,17 @@ class SplunkProvider:
         return UrlEncoded(name, encode_slash=True)
 
     def _exists(self, name: str) -> bool | None:
+        """True when the saved search is there; None when it is not (asked before retrying a create)."""
         service = self.api.service()
-        try:
-            service.saved_searches[name]
-        except KeyError:
-            return None
-        return True
+
+        def look_up() -> bool | None:
+            try:
+                service.saved_searches[name]
+            except KeyError:
+                return None
+            return True
+
+        return self.api.call("look up saved search", look_up)
 
     def _create(self, change: Change) -> None:
         assert change.desired is not None
