@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import datadog_push
+import push
 from extalerts.render import RenderedFile, render
 from extalerts.render.conf import parse_conf
 from extalerts.spec.loader import load_spec
@@ -345,35 +345,49 @@ def render_section(result: RenderBench) -> str:
 """
 
 
-def push_section(result: datadog_push.PushBench) -> str:
-    c, q, p = result.concurrent, result.sequential, result.plan
-    rows = [
-        (f"push, {c.concurrency} at a time", ms(c.seconds), f"{c.calls:,}", f"{c.ideal_calls:,}", "1.0×"),
-        (
-            "push, sequential (baseline)",
-            ms(q.seconds),
-            f"{q.calls:,}",
-            f"{q.ideal_calls:,}",
-            ratio(q.seconds, c.seconds),
-        ),
-        (f"no-change plan over {p.unchanged:,} objects", ms(p.seconds), f"{p.calls:,}", f"{p.ideal_calls:,}", "—"),
-    ]
+def push_section(results: Sequence[push.PushBench]) -> str:
+    first = results[0]
     lines = [
-        "3. Datadog push and plan",
-        f"   {result.rules:,} generated rules ({c.monitors:,} monitors, {c.changes:,} objects with the log-based",
-        "   metrics and pipeline) pushed to the local emulator, which adds "
-        f"{result.latency * 1000:.0f} ms to every call.",
-        "   Ideal calls: one per page to list (pipelines, metrics, monitor pages), one validate per",
-        "   monitor and one write per object. The baseline is the same push one request at a time.",
+        "3. Push and plan",
+        f"   {first.rules:,} generated rules pushed to each provider's local emulator, which adds "
+        f"{first.latency * 1000:.0f} ms to every call.",
+        "   Ideal calls: one per page to list; per change one write, plus one validate for a Datadog",
+        "   monitor and one ACL call for a new Splunk saved search. The baseline is the same push one",
+        "   request at a time.",
         "",
-        table(("run", "wall time", "calls", "ideal calls", "baseline / run"), rows),
-        "",
-        goal_line(
-            f"calls equal the ideal, push at least {datadog_push.SPEEDUP_GOAL:g}× faster than sequential",
-            result.goal_met,
-            f"{result.speedup:.1f}×",
-        ),
     ]
+    rows = []
+    for result in results:
+        c, q, p = result.concurrent, result.sequential, result.plan
+        name = result.provider
+        rows += [
+            (
+                f"{name}: push {c.changes:,}, {c.concurrency} at a time",
+                ms(c.seconds),
+                f"{c.calls:,}",
+                f"{c.ideal_calls:,}",
+                "1.0×",
+            ),
+            (
+                f"{name}: push, sequential (baseline)",
+                ms(q.seconds),
+                f"{q.calls:,}",
+                f"{q.ideal_calls:,}",
+                ratio(q.seconds, c.seconds),
+            ),
+            (
+                f"{name}: no-change plan, {p.unchanged:,} objects",
+                ms(p.seconds),
+                f"{p.calls:,}",
+                f"{p.ideal_calls:,}",
+                "—",
+            ),
+        ]
+    lines.append(table(("run", "wall time", "calls", "ideal calls", "baseline / run"), rows))
+    lines.append("")
+    for result in results:
+        goal = f"{result.provider}: calls equal the ideal, push {push.SPEEDUP_GOAL:g}× faster than sequential"
+        lines.append(goal_line(goal, result.goal_met, f"{result.speedup:.1f}×"))
     return "\n".join(lines)
 
 
@@ -452,18 +466,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(imports_section(imports))
     rendered = bench_render(settings.rules)
     print(render_section(rendered))
-    pushed = datadog_push.bench(settings.push_rules)
+    pushed = [push.bench(name, settings.push_rules) for name in push.TARGETS]
     print(push_section(pushed))
     goals = {
         f"start-up under {STARTUP_GOAL_S} s": startup.goal_met,
         "no heavy SDK at start-up": imports.goal_met,
         f"render under {RENDER_GOAL_MS_PER_RULE:g} ms per rule": rendered.goal_met,
-        "Datadog push: ideal calls and the speed-up": pushed.goal_met,
+        **{f"{p.provider} push: ideal calls and the speed-up": p.goal_met for p in pushed},
     }
     print(summary(goals))
     RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
     results = results_json(settings, startup, imports, rendered)
-    results["datadog_push"] = dataclasses.asdict(pushed) | {"speedup": pushed.speedup, "goal_met": pushed.goal_met}
+    results["push"] = [dataclasses.asdict(p) | {"speedup": p.speedup, "goal_met": p.goal_met} for p in pushed]
     RESULTS_FILE.write_text(json.dumps(results, indent=2) + "\n")
     print(f"Results written to {RESULTS_FILE}")
 

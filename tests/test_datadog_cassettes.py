@@ -42,7 +42,7 @@ recorder = vcr.VCR(
 
 @contextmanager
 def datadog(name: str) -> Iterator[DatadogProvider]:
-    cassette_file = CASSETTES / f"{name}.yaml"
+    cassette_file = CASSETTES / f"datadog_{name}.yaml"
     assert RECORDING or cassette_file.is_file(), f"{cassette_file} is missing: record it with EXTALERTS_RECORD=1"
     with DatadogEmulator(API_KEY, APP_KEY, clock=lambda: RECORDED_AT) as emulator:
         url = emulator.url if RECORDING else "http://datadog.cassette.invalid"
@@ -101,7 +101,7 @@ def test_prune_one_rule(spec_dir: Path) -> None:
 
 
 def test_cassettes_hold_no_keys() -> None:
-    files = sorted(CASSETTES.glob("*.yaml"))
+    files = sorted(CASSETTES.glob("datadog_*.yaml"))
     assert len(files) == 3
     for cassette in files:
         text = cassette.read_text()

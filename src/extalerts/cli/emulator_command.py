@@ -53,3 +53,40 @@ def datadog_emulator_command(host: str, port: int, fault_rate: float, latency: f
         emulator.serve_forever()
     except KeyboardInterrupt:
         click.echo("stopped")
+
+
+@emulator_group.command("splunk")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8089, show_default=True)
+@click.option(
+    "--fault-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Share of failed calls."
+)
+@click.option("--latency", type=click.FloatRange(0), default=0.0, show_default=True, help="Seconds added per call.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the injected faults.")
+def splunk_emulator_command(host: str, port: int, fault_rate: float, latency: float, seed: int) -> None:
+    """Serve Splunk's saved-searches REST API (and HEC raw ingest) on loopback, over plain HTTP.
+
+    It accepts the token in SPLUNK_TOKEN, or, when that is unset, a token it makes up and prints.
+
+    \b
+    Example:
+      extalerts emulator splunk --port 8089 &
+      SPLUNK_URL=http://127.0.0.1:8089 SPLUNK_TOKEN=… extalerts push --provider splunk --yes
+    """
+    import secrets
+
+    from extalerts.emulators.datadog import Faults
+    from extalerts.emulators.splunk import SplunkEmulator
+
+    token = os.environ.get("SPLUNK_TOKEN") or secrets.token_hex(16)
+    emulator = SplunkEmulator(
+        token=token, faults=Faults(rate=fault_rate, seed=seed, latency=latency), host=host, port=port
+    )
+    click.echo(f"Splunk REST emulator on {emulator.url} (Ctrl-C to stop)")
+    if "SPLUNK_TOKEN" not in os.environ:
+        click.echo(f"export SPLUNK_TOKEN={token}")
+    click.echo(f"export SPLUNK_URL={emulator.url}")
+    try:
+        emulator.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
