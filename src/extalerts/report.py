@@ -45,7 +45,7 @@ class Rule:
     bands: list[Band]
     thresholds: list[tuple[str, float, str, str]]  # label, y, colour, value text
     y_ticks: list[tuple[float, str]]
-    x_ticks: list[tuple[float, str]]
+    x_ticks: list[tuple[float, str, str]]  # x, label, text-anchor
     hidden_groups: int
 
 
@@ -83,7 +83,8 @@ def _chart(rule_id: str, title: str, signal: str, outcome: RuleResult, threshold
         if (value := thresholds.get(name)) is not None
     ]
     y_ticks = [(y(v1 * k / 4), format_number(round(v1 * k / 4, 2))) for k in range(5)]
-    x_ticks = [(x(t0 + (t1 - t0) * k // 4), _time(t0 + (t1 - t0) * k // 4)) for k in range(5)]
+    anchors = ("start", "middle", "middle", "middle", "end")  # keep the outer labels inside the chart
+    x_ticks = [(x(t0 + (t1 - t0) * k // 4), _time(t0 + (t1 - t0) * k // 4), anchors[k]) for k in range(5)]
     return Rule(
         rule_id,
         title,
