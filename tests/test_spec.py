@@ -287,3 +287,56 @@ def test_override_keys_are_checked_at_validate_time(tmp_path: Path) -> None:
     ]
     assert issues[0].hint == "did you mean `notify_no_data`?"
     assert issues[0].location.line == 15
+
+
+LOGPUSH = """\
+logpush:
+  scripts: [api]
+  jobs:
+    to-datadog:
+      datadog: {service: api}
+      fields: [EventTimestampMs, Outcome, ScriptName]
+      filter: 'Outcome != "ok"'
+"""
+
+
+def test_logpush_jobs_compile_their_filters(tmp_path: Path) -> None:
+    spec = load_spec([write(tmp_path / "x.yaml", "version: 1\n" + LOGPUSH)])
+    assert spec.logpush.scripts == ["api"]
+    assert spec.logpush_filters == {"to-datadog": '{"where":{"key":"Outcome","operator":"!eq","value":"ok"}}'}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "      filter: 'Outcome != \"ok\"'",
+            "      filter: 'Event.Response.Status >= 500'",
+            "Logpush cannot apply this filter",
+        ),
+        ("[EventTimestampMs, Outcome, ScriptName]", "[Outcome, ScriptName]", "EventTimestampMs must be shipped"),
+        ("[EventTimestampMs, Outcome, ScriptName]", "[EventTimestampMs, Outcom]", "unknown field `Outcom`"),
+        (
+            "      datadog: {service: api}",
+            "      datadog: {service: api}\n      splunk: {endpoint: 'h:1', channel: 0f8b2c9e-5d6a-4c1e-9b7a-2f4e6d8c1a3b}",
+            "exactly one",
+        ),
+    ],
+)
+def test_logpush_job_problems(tmp_path: Path, old: str, new: str, message: str) -> None:
+    assert old in LOGPUSH
+    issues = issues_of(write(tmp_path / "x.yaml", "version: 1\n" + LOGPUSH.replace(old, new)))
+    assert any(message in i.message for i in issues), [str(i) for i in issues]
+
+
+def test_a_rule_must_read_only_fields_its_provider_receives(tmp_path: Path) -> None:
+    spec_text = (
+        HEADER
+        + LOGPUSH
+        + "rules:\n"
+        + MINIMAL_RULE.replace("filter: 'Outcome != \"ok\"'", "filter: 'Event.Response.Status >= 500'")
+    )
+    (issue,) = issues_of(write(tmp_path / "x.yaml", spec_text))
+    assert issue.message == "rule `errors`: reads Event, which no Logpush job ships to datadog"
+    assert issue.hint == "add Event to the fields of a datadog job"
+    assert issue.location.line > 0

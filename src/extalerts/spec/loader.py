@@ -19,12 +19,14 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from extalerts.errors import FilterFieldError, FilterSyntaxError, Location, SpecError, SpecIssue
-from extalerts.fields import FieldCatalog, FieldType, derived_field
-from extalerts.filter import Expr, check, parse
+from extalerts.fields import Field, FieldCatalog, FieldType, derived_field
+from extalerts.filter import Expr, check, fields_of, parse
 from extalerts.spec.models import (
+    LOGPUSH_FIELDS,
     AbsenceSignal,
     Defaults,
     DerivedType,
+    Logpush,
     MeasureSignal,
     RatioSignal,
     Rule,
@@ -84,6 +86,9 @@ class Spec:
     targets: Mapping[str, Target]
     catalog: FieldCatalog
     rules: tuple[ResolvedRule, ...]
+    logpush: Logpush = field(default_factory=lambda: Logpush())
+    #: Each Logpush job's filter as the job's ``filter`` string (None: ships everything).
+    logpush_filters: Mapping[str, str | None] = field(default_factory=dict)
 
     @property
     def splunk_app(self) -> str:
@@ -369,6 +374,8 @@ class _Merged:
     sources: dict[str, tuple[Source, Location]] = field(default_factory=dict)
     targets: dict[str, tuple[Target, Location]] = field(default_factory=dict)
     fields: dict[str, Any] = field(default_factory=dict)
+    logpush: Logpush | None = None
+    logpush_at: Positions | None = None
     #: (valid rule or None, the raw YAML of the rule, its positions, its index in the file)
     rules: list[tuple[Rule | None, Any, Positions, int]] = field(default_factory=list)
 
@@ -440,6 +447,13 @@ def _merge(parsed: list[_Parsed], issues: list[SpecIssue]) -> _Merged:
                 )
             else:
                 merged.defaults, merged.defaults_at = spec.defaults, here
+        if spec.logpush is not None:
+            here = pos.find(("logpush",), at_key=True)
+            if merged.logpush_at is not None:
+                first = merged.logpush_at.find(("logpush",), at_key=True)
+                issues.append(SpecIssue(here, "`logpush` is set in more than one file", f"first set at {first}"))
+            else:
+                merged.logpush, merged.logpush_at = spec.logpush, pos
         for section in ("sources", "targets", "fields"):
             table: dict[str, Any] = getattr(merged, section)
             for name, value in getattr(spec, section).items():
@@ -493,6 +507,10 @@ def _resolve(files: list[Path], merged: _Merged, issues: list[SpecIssue]) -> Spe
         if result is not None:
             resolved.append(result)
     resolved.sort(key=lambda r: r.id)
+    logpush = merged.logpush or Logpush()
+    filters = _check_logpush(logpush, merged.logpush_at, catalog, issues)
+    if merged.logpush is not None and not issues:
+        _check_rules_are_shipped(resolved, logpush, catalog, issues)
     return Spec(
         files=tuple(files),
         defaults=defaults,
@@ -500,7 +518,96 @@ def _resolve(files: list[Path], merged: _Merged, issues: list[SpecIssue]) -> Spe
         targets=targets,
         catalog=catalog,
         rules=tuple(resolved),
+        logpush=logpush,
+        logpush_filters=filters,
     )
+
+
+def _check_logpush(
+    logpush: Logpush, positions: Positions | None, catalog: FieldCatalog, issues: list[SpecIssue]
+) -> dict[str, str | None]:
+    """Field names and filters of the Logpush jobs; returns each job's compiled filter string."""
+    from extalerts.errors import CannotPushDownError
+    from extalerts.filter.logpush import to_logpush, to_logpush_string
+
+    filters: dict[str, str | None] = {}
+    for name, job in logpush.jobs.items():
+        assert positions is not None
+        base = ("logpush", "jobs", name)
+        label = f"logpush job `{name}`"
+        for index, field_name in enumerate(job.fields or []):
+            if field_name not in LOGPUSH_FIELDS:
+                hint = _did_you_mean(field_name, LOGPUSH_FIELDS) or "Logpush ships top-level fields: " + ", ".join(
+                    LOGPUSH_FIELDS
+                )
+                issues.append(
+                    SpecIssue(positions.find((*base, "fields", index)), f"{label}: unknown field `{field_name}`", hint)
+                )
+        if "EventTimestampMs" not in job.shipped_fields:
+            issues.append(
+                SpecIssue(
+                    positions.find((*base, "fields")),
+                    f"{label}: EventTimestampMs must be shipped",
+                    "every alert times events by it",
+                )
+            )
+        filters[name] = None
+        if job.filter is None:
+            continue
+        try:
+            expr = parse(job.filter)
+        except FilterSyntaxError as exc:
+            issues.append(SpecIssue(positions.find((*base, "filter")), f"{label}: filter: {exc.message}", exc.hint))
+            continue
+        problems = check(expr, catalog)
+        for problem in problems:
+            issues.append(
+                SpecIssue(positions.find((*base, "filter")), f"{label}: filter: {problem.message}", problem.hint)
+            )
+        if problems:
+            continue
+        try:
+            filters[name] = to_logpush_string(to_logpush(expr, catalog))
+        except CannotPushDownError as exc:
+            issues.append(
+                SpecIssue(
+                    positions.find((*base, "filter")),
+                    f"{label}: Logpush cannot apply this filter: {exc}",
+                    "Logpush filters Outcome, ScriptName, EventType, Entrypoint, DispatchNamespace, ScriptTags "
+                    "and the numbers",
+                )
+            )
+    return filters
+
+
+def logpush_field_of(field: Field) -> str:
+    """The top-level Logpush field a catalog field is read from (derived fields live in Logs)."""
+    return "Logs" if field.is_derived else field.paths[0][0]
+
+
+def _check_rules_are_shipped(
+    rules: Sequence[ResolvedRule], logpush: Logpush, catalog: FieldCatalog, issues: list[SpecIssue]
+) -> None:
+    """A provider that has Logpush jobs must receive every field its rules read."""
+    for provider in ("datadog", "splunk"):
+        jobs = [job for job in logpush.jobs.values() if job.provider == provider]
+        if not jobs:
+            continue  # not shipped by a job extalerts manages: `extalerts coverage` says so
+        shipped = set().union(*(job.shipped_fields for job in jobs))
+        for rule in rules:
+            names = fields_of(rule.filter) + fields_of(rule.ratio_match) + list(rule.rule.group_by)
+            signal_field = getattr(rule.rule.signal, "field", None)
+            if signal_field:
+                names.append(signal_field)
+            missing = sorted({logpush_field_of(catalog[n]) for n in names} - shipped)
+            if missing:
+                issues.append(
+                    SpecIssue(
+                        rule.location,
+                        f"rule `{rule.id}`: reads {', '.join(missing)}, which no Logpush job ships to {provider}",
+                        f"add {', '.join(missing)} to the fields of a {provider} job",
+                    )
+                )
 
 
 def _raw_rule_id(raw: Any) -> str:

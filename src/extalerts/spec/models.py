@@ -420,6 +420,99 @@ class Rule(Model):
     overrides: Overrides = Field(default_factory=Overrides)
 
 
+# --------------------------------------------------------------------------------------------- logpush
+
+#: The ``workers_trace_events`` fields a Logpush job can ship (top-level keys, as Cloudflare spells them).
+LOGPUSH_FIELDS = (
+    "CPUTimeMs",
+    "DispatchNamespace",
+    "Entrypoint",
+    "Event",
+    "EventTimestampMs",
+    "EventType",
+    "Exceptions",
+    "Logs",
+    "Outcome",
+    "ScriptName",
+    "ScriptTags",
+    "ScriptVersion",
+    "WallTimeMs",
+)
+DATADOG_SITES = (
+    "datadoghq.com",
+    "us3.datadoghq.com",
+    "us5.datadoghq.com",
+    "datadoghq.eu",
+    "ap1.datadoghq.com",
+    "ap2.datadoghq.com",
+    "uk1.datadoghq.com",
+    "ddog-gov.com",
+    "us2.ddog-gov.com",
+)
+
+
+class DatadogLogpush(Model):
+    """Ship to Datadog's logs intake. The API key comes from DD_API_KEY when the job is pushed."""
+
+    site: Literal[DATADOG_SITES] = "datadoghq.com"  # type: ignore[valid-type]
+    service: Name | None = Field(None, description="The service tag of the shipped logs")
+    host: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] | None = None
+    tags: list[Tag] = Field(default_factory=list, description="ddtags added to the shipped logs")
+
+
+class SplunkLogpush(Model):
+    """Ship to a Splunk HEC raw endpoint. The HEC token comes from SPLUNK_HEC_TOKEN when the job is pushed."""
+
+    endpoint: Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+:[0-9]+$")] = Field(
+        description="HEC host:port, e.g. http-inputs-acme.splunkcloud.com:443"
+    )
+    channel: Annotated[
+        str, Field(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+    ] = Field(description="A random GUID identifying this job's HEC channel")
+    sourcetype: Annotated[str, Field(pattern=r"^[A-Za-z0-9_:.-]+$")] = "cloudflare:workers"
+    insecure_skip_verify: bool = False
+
+
+class LogpushJob(Model):
+    """A Logpush job shipping workers_trace_events to one provider."""
+
+    description: str = ""
+    datadog: DatadogLogpush | None = None
+    splunk: SplunkLogpush | None = None
+    fields: list[str] | None = Field(None, description="Fields to ship (default: all); EventTimestampMs is required")
+    filter: FilterText | None = Field(None, description="Which events to ship, in the rule filter language")
+    sample_rate: Annotated[float, Field(gt=0, le=1)] = 1.0
+    max_upload_interval: Duration | None = Field(None, description="30s to 5m; Logpush's default is 30s")
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> LogpushJob:
+        if (self.datadog is None) == (self.splunk is None):
+            raise ValueError("a Logpush job ships to exactly one of datadog, splunk")
+        if self.max_upload_interval is not None and not 30 <= self.max_upload_interval <= 300:
+            raise ValueError("max_upload_interval is from 30s to 5m")
+        return self
+
+    @property
+    def provider(self) -> str:
+        return "datadog" if self.datadog is not None else "splunk"
+
+    @property
+    def shipped_fields(self) -> tuple[str, ...]:
+        return tuple(self.fields) if self.fields is not None else LOGPUSH_FIELDS
+
+
+class Logpush(Model):
+    """The Logpush jobs that feed the providers, and the Worker scripts that must have Logpush on."""
+
+    scripts: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")]] = Field(
+        default_factory=list, description="Worker scripts whose logs must ship (doctor checks logpush = true)"
+    )
+    jobs: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=40)], LogpushJob] = Field(
+        default_factory=dict, description="Jobs by name; the live job is named extalerts-<name>"
+    )
+
+
 class SpecFile(Model):
     """One file under ``monitors/``. Sections from all files are merged; names must be unique."""
 
@@ -431,6 +524,7 @@ class SpecFile(Model):
         default_factory=dict, description="Derived fields read from the Worker's structured log line"
     )
     rules: list[Rule] = Field(default_factory=list)
+    logpush: Logpush | None = Field(None, description="Logpush jobs shipping Workers Trace Events (once)")
 
 
 def json_schema() -> dict[str, Any]:
