@@ -318,7 +318,8 @@ def test_logpush_jobs_compile_their_filters(tmp_path: Path) -> None:
         ("[EventTimestampMs, Outcome, ScriptName]", "[EventTimestampMs, Outcom]", "unknown field `Outcom`"),
         (
             "      datadog: {service: api}",
-            "      datadog: {service: api}\n      splunk: {endpoint: 'h:1', channel: 0f8b2c9e-5d6a-4c1e-9b7a-2f4e6d8c1a3b}",
+            "      datadog: {service: api}\n"
+            "      splunk: {endpoint: 'h:1', channel: 0f8b2c9e-5d6a-4c1e-9b7a-2f4e6d8c1a3b}",
             "exactly one",
         ),
     ],
