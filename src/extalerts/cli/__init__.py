@@ -11,6 +11,7 @@ import click
 from extalerts import __version__
 from extalerts.cli._errors import ExtalertsGroup
 from extalerts.cli.coverage_command import coverage_command
+from extalerts.cli.doctor_command import doctor_command
 from extalerts.cli.emulator_command import emulator_group
 from extalerts.cli.engine_commands import replay_command, test_command
 from extalerts.cli.package_command import package_command
@@ -50,6 +51,7 @@ cli.add_command(test_command)
 cli.add_command(replay_command)
 cli.add_command(synth_command)
 cli.add_command(coverage_command)
+cli.add_command(doctor_command)
 cli.add_command(emulator_group)
 
 

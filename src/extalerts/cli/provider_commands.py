@@ -14,7 +14,7 @@ from extalerts.cli.options import output_option, resolve_paths, spec_paths
 if TYPE_CHECKING:
     from extalerts.providers.base import ApplyResult, Change, Plan, Provider
 
-PROVIDER_NAMES = ["datadog", "splunk"]
+PROVIDER_NAMES = ["datadog", "splunk", "logpush"]
 DEFAULT_STATE_FILE = Path(".extalerts/state.json")
 PROGRESS_THRESHOLD = 5
 
@@ -38,7 +38,7 @@ def _provider_options(fn: Any) -> Any:
         "--api-url",
         default=None,
         metavar="URL",
-        help="API endpoint instead of DD_SITE's (Datadog) or SPLUNK_URL (Splunk), e.g. a local emulator.",
+        help="API endpoint instead of DD_SITE's (Datadog), SPLUNK_URL (Splunk) or Cloudflare's, e.g. an emulator.",
     )(fn)
     return click.option(
         "--provider",

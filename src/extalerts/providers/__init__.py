@@ -39,9 +39,17 @@ def _splunk(options: ProviderOptions) -> Provider:
     return SplunkProvider(SplunkApi(settings), Templates(options.templates_dir))
 
 
+def _logpush(options: ProviderOptions) -> Provider:
+    from extalerts.providers.cloudflare_api import CloudflareApi, CloudflareSettings
+    from extalerts.providers.logpush import LogpushProvider
+
+    return LogpushProvider(CloudflareApi(CloudflareSettings.from_env(options.api_url)))
+
+
 PROVIDERS: dict[str, Callable[[ProviderOptions], Provider]] = {
     "datadog": _datadog,
     "splunk": _splunk,
+    "logpush": _logpush,
 }
 
 

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, TypeVar
 
 from extalerts.errors import ApiError, ConfigError, ProviderError
 from extalerts.providers.base import Action, Change, Resource
+from extalerts.redact import redact
 from extalerts.render.datadog import MANAGED_TAG, PIPELINE_NAME, RULE_TAG_PREFIX, DatadogRenderer, metric_name
 from extalerts.render.templates import Templates
 from extalerts.retry import Failure, Retrier, RetryPolicy, Verdict, classify_status, parse_reset_header
@@ -114,6 +115,7 @@ class DatadogSettings:
             if site not in SITES:
                 raise ConfigError(f"DD_SITE={site} is not a Datadog site ({', '.join(SITES)}); or pass --api-url")
             api_url = SITES[site]
+        redact(environ["DD_API_KEY"], environ["DD_APP_KEY"])
         return cls(api_url=api_url.rstrip("/"), api_key=environ["DD_API_KEY"], app_key=environ["DD_APP_KEY"])
 
 

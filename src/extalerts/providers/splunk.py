@@ -28,6 +28,7 @@ from urllib.parse import urlencode, urlsplit
 
 from extalerts.errors import ApiError, ConfigError, ProviderError
 from extalerts.providers.base import Action, Change, Resource
+from extalerts.redact import redact
 from extalerts.render.splunk import NAME_PREFIX, SplunkRenderer
 from extalerts.render.splunk_keys import rest_payload
 from extalerts.render.templates import Templates
@@ -74,6 +75,7 @@ class SplunkSettings:
         password = environ.get("SPLUNK_PASSWORD") or None
         if token is None and not (username and password):
             raise ConfigError("SPLUNK_TOKEN is not set (nor SPLUNK_USERNAME and SPLUNK_PASSWORD); export one of them")
+        redact(token, password)
         return cls(
             scheme=parts.scheme,
             host=parts.hostname,
