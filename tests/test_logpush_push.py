@@ -79,7 +79,9 @@ def test_push_then_plan_shows_no_change(env: str, spec_dir: Path, emulator: Clou
     datadog = jobs["extalerts-workers-to-datadog"]
     assert datadog["dataset"] == "workers_trace_events"
     assert datadog["enabled"] is True
-    assert datadog["destination_conf"].startswith("datadog://http-intake.logs.datadoghq.com/api/v2/logs?header_DD-API-KEY=")
+    assert datadog["destination_conf"].startswith(
+        "datadog://http-intake.logs.datadoghq.com/api/v2/logs?header_DD-API-KEY="
+    )
     assert json.loads(datadog["filter"]) == {
         "where": {"key": "ScriptName", "operator": "in", "value": ["conversation-api", "auth-worker"]}
     }
@@ -166,12 +168,17 @@ def test_pushes_converge_under_faults(seed: int, emulator: CloudflareEmulator, m
     monkeypatch.setenv("SPLUNK_HEC_TOKEN", HEC_TOKEN)
     spec = load_spec([MONITORS])
     emulator.set_faults(Faults(rate=0.3, seed=seed, slow_seconds=0.3, rate_limit_reset=0))
-    provider = LogpushProvider(CloudflareApi(CloudflareSettings(ACCOUNT, CF_TOKEN, emulator.url, timeout=0.2), FAST, seed))
+    provider = LogpushProvider(
+        CloudflareApi(CloudflareSettings(ACCOUNT, CF_TOKEN, emulator.url, timeout=0.2), FAST, seed)
+    )
     desired = provider.desired(spec)
     assert apply_plan(compute_plan(provider, desired, provider.fetch(), prune=True), provider).ok
     emulator.set_faults(Faults())
     assert not compute_plan(provider, desired, provider.fetch(), prune=True).has_changes
-    assert sorted(job["name"] for job in emulator.jobs()) == ["extalerts-workers-to-datadog", "extalerts-workers-to-splunk"]
+    assert sorted(job["name"] for job in emulator.jobs()) == [
+        "extalerts-workers-to-datadog",
+        "extalerts-workers-to-splunk",
+    ]
 
 
 def test_doctor(env: str, spec_dir: Path, emulator: CloudflareEmulator) -> None:
@@ -203,7 +210,7 @@ def test_secrets_never_appear_in_anything_produced(
     caplog.set_level(logging.DEBUG)
     produced = []
     for args in (("plan",), ("plan", "-o", "json"), ("push", "--yes"), ("push", "--yes", "-o", "json")):
-        code, out, err = run(args[0], "monitors", "-p", "logpush", "--api-url", env, *args[1:])
+        _, out, err = run(args[0], "monitors", "-p", "logpush", "--api-url", env, *args[1:])
         produced += [out, err]
     path = spec_dir / "logpush.yaml"
     path.write_text(path.read_text().replace("max_upload_interval: 30s", "max_upload_interval: 60s"))
