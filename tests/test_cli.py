@@ -23,7 +23,7 @@ def run(*args: str) -> tuple[int, str, str]:
 def test_validate_bundled_monitors() -> None:
     code, out, err = run("validate", str(MONITORS))
     assert code == 0, err
-    assert re.match(r"ok: \d+ rules in 4 files", out)
+    assert re.match(r"ok: \d+ rules in 5 files", out)
     assert err == ""
 
 

@@ -90,3 +90,42 @@ def splunk_emulator_command(host: str, port: int, fault_rate: float, latency: fl
         emulator.serve_forever()
     except KeyboardInterrupt:
         click.echo("stopped")
+
+
+@emulator_group.command("cloudflare")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True)
+@click.option(
+    "--fault-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Share of failed calls."
+)
+@click.option("--latency", type=click.FloatRange(0), default=0.0, show_default=True, help="Seconds added per call.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the injected faults.")
+def cloudflare_emulator_command(host: str, port: int, fault_rate: float, latency: float, seed: int) -> None:
+    """Serve the Cloudflare v4 API subset extalerts uses (Logpush jobs, notifications, Worker settings).
+
+    It accepts CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID, or makes them up and prints them.
+    The scripts conversation-api and auth-worker exist, with Logpush on.
+
+    \b
+    Example:
+      extalerts emulator cloudflare --port 8787 &
+      extalerts push --provider logpush --api-url http://127.0.0.1:8787/client/v4 --yes
+    """
+    import secrets
+
+    from extalerts.emulators.cloudflare import CloudflareEmulator
+    from extalerts.emulators.datadog import Faults
+
+    token = os.environ.get("CLOUDFLARE_API_TOKEN") or secrets.token_hex(20)
+    account = os.environ.get("CLOUDFLARE_ACCOUNT_ID") or secrets.token_hex(16)
+    faults = Faults(rate=fault_rate, seed=seed, latency=latency)
+    emulator = CloudflareEmulator(token, account, faults, host=host, port=port)
+    for script in ("conversation-api", "auth-worker"):
+        emulator.add_script(script, logpush=True)
+    click.echo(f"Cloudflare API emulator on {emulator.url} (Ctrl-C to stop)")
+    if "CLOUDFLARE_API_TOKEN" not in os.environ or "CLOUDFLARE_ACCOUNT_ID" not in os.environ:
+        click.echo(f"export CLOUDFLARE_API_TOKEN={token} CLOUDFLARE_ACCOUNT_ID={account}")
+    try:
+        emulator.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")

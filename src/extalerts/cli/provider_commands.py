@@ -14,7 +14,7 @@ from extalerts.cli.options import output_option, resolve_paths, spec_paths
 if TYPE_CHECKING:
     from extalerts.providers.base import ApplyResult, Change, Plan, Provider
 
-PROVIDER_NAMES = ["datadog", "splunk", "logpush"]
+PROVIDER_NAMES = ["datadog", "splunk", "logpush", "cloudflare"]
 DEFAULT_STATE_FILE = Path(".extalerts/state.json")
 PROGRESS_THRESHOLD = 5
 

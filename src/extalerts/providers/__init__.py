@@ -46,10 +46,18 @@ def _logpush(options: ProviderOptions) -> Provider:
     return LogpushProvider(CloudflareApi(CloudflareSettings.from_env(options.api_url)))
 
 
+def _cloudflare(options: ProviderOptions) -> Provider:
+    from extalerts.providers.cloudflare import NotificationsProvider
+    from extalerts.providers.cloudflare_api import CloudflareApi, CloudflareSettings
+
+    return NotificationsProvider(CloudflareApi(CloudflareSettings.from_env(options.api_url)))
+
+
 PROVIDERS: dict[str, Callable[[ProviderOptions], Provider]] = {
     "datadog": _datadog,
     "splunk": _splunk,
     "logpush": _logpush,
+    "cloudflare": _cloudflare,
 }
 
 

@@ -1,0 +1,215 @@
+"""The Cloudflare notifications provider (Option A): a notification policy for each rule Cloudflare can
+carry at least in part (see :mod:`extalerts.coverage`), and the webhook destinations they notify.
+
+Ownership: policies whose description starts with ``managed-by=extalerts``, webhook destinations
+named ``extalerts-<target>``. Email targets need no destination; PagerDuty targets must already be
+connected to the account (that happens in a browser), and are found by service name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+from extalerts.errors import ApiError
+from extalerts.providers.base import Action, Change, Resource
+from extalerts.providers.cloudflare_api import CloudflareApi
+from extalerts.spec.loader import ResolvedRule, Spec
+from extalerts.spec.models import Level
+
+POLICY = "notification_policy"
+WEBHOOK = "webhook_destination"
+MARKER = "managed-by=extalerts"
+WEBHOOK_PREFIX = "extalerts-"
+
+
+def _plain(model: Any) -> dict[str, Any]:
+    dumped: dict[str, Any] = model.model_dump(mode="json") if hasattr(model, "model_dump") else dict(model)
+    return dumped
+
+
+class NotificationsProvider:
+    name: ClassVar[str] = "cloudflare"
+
+    def __init__(self, api: CloudflareApi) -> None:
+        self.api = api
+        #: Live webhook destination ids by name, and names by id (filled by fetch and by creates).
+        self._webhook_ids: dict[str, str] = {}
+        self._pagerduty: dict[str, str] | None = None
+
+    # ----------------------------------------------------------------------------------- desired
+
+    def desired(self, spec: Spec) -> list[Resource]:
+        from extalerts.coverage import OptionA, option_a
+
+        resources: dict[tuple[str, str], Resource] = {}
+        for rule in spec.rules:
+            verdict = option_a(rule)
+            if verdict.option_a is OptionA.NO or verdict.alert_type is None:
+                continue
+            mechanisms = self._mechanisms(rule, resources)
+            body = {
+                "name": f"extalerts: {rule.id}",
+                "description": f"{MARKER}; rule={rule.id}; {verdict.reason}",
+                "alert_type": verdict.alert_type,
+                "enabled": True,
+                "filters": {},
+                "mechanisms": mechanisms,
+            }
+            resources[(POLICY, rule.id)] = Resource(POLICY, rule.id, body, phase=1)
+        return list(resources.values())
+
+    def _mechanisms(self, rule: ResolvedRule, resources: dict[tuple[str, str], Resource]) -> dict[str, list[str]]:
+        """Email addresses, webhook destination names and PagerDuty service names; ids are looked up when applying."""
+        mechanisms: dict[str, list[str]] = {}
+        for name, target in rule.targets:
+            if Level.ALERT not in target.levels:
+                continue
+            if target.email is not None:
+                mechanisms.setdefault("email", []).extend(target.email.to)
+            elif target.webhook is not None:
+                webhook = WEBHOOK_PREFIX + name
+                mechanisms.setdefault("webhooks", []).append(webhook)
+                resources[(WEBHOOK, webhook)] = Resource(WEBHOOK, webhook, {"name": webhook, "url": target.webhook.url})
+            elif target.pagerduty is not None:
+                mechanisms.setdefault("pagerduty", []).append(target.pagerduty.service)
+        return {kind: sorted(set(values)) for kind, values in sorted(mechanisms.items())}
+
+    # ----------------------------------------------------------------------------------- live
+
+    def fetch(self) -> list[Resource]:
+        account = self.api.account_id
+        webhooks = self.api.call(
+            "list webhook destinations", lambda c: list(c.alerting.destinations.webhooks.list(account_id=account))
+        )
+        found = []
+        self._webhook_ids = {}
+        for hook in map(_plain, webhooks):
+            self._webhook_ids[hook["name"]] = hook["id"]
+            if str(hook.get("name", "")).startswith(WEBHOOK_PREFIX):
+                body = {"name": hook["name"], "url": hook.get("url")}
+                found.append(Resource(WEBHOOK, hook["name"], body, live_id=hook["id"]))
+        policies = self.api.call(
+            "list notification policies", lambda c: list(c.alerting.policies.list(account_id=account))
+        )
+        names = {v: k for k, v in self._webhook_ids.items()}
+        pagerduty = {v: k for k, v in self._pagerduty_ids().items()}
+        for policy in map(_plain, policies):
+            description = str(policy.get("description") or "")
+            if not description.startswith(MARKER):
+                continue
+            rule_id = description.split("rule=", 1)[-1].split(";", 1)[0]
+            raw = policy.get("mechanisms") or {}
+            mechanisms = {
+                kind: sorted(
+                    (names if kind == "webhooks" else pagerduty if kind == "pagerduty" else {}).get(m["id"], m["id"])
+                    for m in raw.get(kind) or []
+                )
+                for kind in sorted(raw)
+                if raw.get(kind)
+            }
+            body = {
+                "name": policy.get("name"),
+                "description": description,
+                "alert_type": policy.get("alert_type"),
+                "enabled": policy.get("enabled"),
+                "filters": {k: v for k, v in (policy.get("filters") or {}).items() if v},
+                "mechanisms": mechanisms,
+            }
+            found.append(Resource(POLICY, rule_id, body, live_id=policy["id"], phase=1))
+        return found
+
+    def _pagerduty_ids(self) -> dict[str, str]:
+        """Connected PagerDuty services: name → id."""
+        if self._pagerduty is None:
+            account = self.api.account_id
+            services = self.api.call(
+                "list PagerDuty services", lambda c: list(c.alerting.destinations.pagerduty.get(account_id=account))
+            )
+            self._pagerduty = {s["name"]: s["id"] for s in map(_plain, services)}
+        return self._pagerduty
+
+    def normalise(self, resource: Resource) -> dict[str, Any]:
+        return dict(resource.body)
+
+    def validate(self, changes: Sequence[Change]) -> list[tuple[Change, str]]:
+        problems = []
+        connected = None
+        for change in changes:
+            if change.kind != POLICY or change.desired is None:
+                continue
+            wanted = change.desired.body["mechanisms"].get("pagerduty", [])
+            if wanted:
+                connected = connected if connected is not None else self._pagerduty_ids()
+                missing = [s for s in wanted if s not in connected]
+                if missing:
+                    problems.append(
+                        (
+                            change,
+                            f"PagerDuty service {', '.join(missing)} is not connected; connect it in the dashboard",
+                        )
+                    )
+        return problems
+
+    # ----------------------------------------------------------------------------------- apply
+
+    def _api_mechanisms(self, mechanisms: dict[str, list[str]]) -> dict[str, list[dict[str, str]]]:
+        ids: dict[str, Callable[[str], str]] = {
+            "email": lambda v: v,
+            "webhooks": lambda v: self._webhook_ids[v],
+            "pagerduty": lambda v: self._pagerduty_ids()[v],
+        }
+        return {kind: [{"id": ids[kind](value)} for value in values] for kind, values in mechanisms.items()}
+
+    def apply_change(self, change: Change) -> None:
+        account = self.api.account_id
+        if change.kind == WEBHOOK:
+            self._apply_webhook(change)
+            return
+        if change.action is Action.DELETE:
+            policy_id = str(change.live_id)
+            self._ignore_missing(lambda c: c.alerting.policies.delete(policy_id, account_id=account), "delete policy")
+            return
+        assert change.desired is not None
+        body = dict(change.desired.body)
+        body["mechanisms"] = self._api_mechanisms(body["mechanisms"])
+        if change.action is Action.CREATE:
+            self.api.call(
+                "create notification policy", lambda c: c.alerting.policies.create(account_id=account, **body)
+            )
+        else:
+            policy_id = str(change.live_id)
+            self.api.call(
+                "update notification policy",
+                lambda c: c.alerting.policies.update(policy_id, account_id=account, **body),
+            )
+
+    def _apply_webhook(self, change: Change) -> None:
+        account = self.api.account_id
+        if change.action is Action.DELETE:
+            webhook_id = str(change.live_id)
+            self._ignore_missing(
+                lambda c: c.alerting.destinations.webhooks.delete(webhook_id, account_id=account), "delete webhook"
+            )
+            return
+        assert change.desired is not None
+        body = dict(change.desired.body)
+        if change.action is Action.CREATE:
+            created = self.api.call(
+                "create webhook destination",
+                lambda c: c.alerting.destinations.webhooks.create(account_id=account, **body),
+            )
+            self._webhook_ids[body["name"]] = _plain(created)["id"]
+        else:
+            webhook_id = str(change.live_id)
+            self.api.call(
+                "update webhook destination",
+                lambda c: c.alerting.destinations.webhooks.update(webhook_id, account_id=account, **body),
+            )
+
+    def _ignore_missing(self, request: Any, operation: str) -> None:
+        try:
+            self.api.call(operation, request)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
