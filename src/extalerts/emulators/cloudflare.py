@@ -27,30 +27,41 @@ else. Emulated (one account; zone-scoped routes are not served):
   script; an unknown one answers 404 ``{"code": 10007, "message": "workers.api.error.script_not_found"}``.
 
 Faults (``Faults`` from the Datadog emulator): ``"429"`` (with ``retry-after``), ``"500"``, ``"slow"`` and
-``"lost"`` (the write is committed, the answer never arrives). Calls are counted per route in ``calls`` and
-every answered request is logged in ``requests``.
+``"lost"`` (the write is committed, the answer never arrives). Calls are counted per route in ``calls`` (keys
+like ``GET /accounts/{account}/logpush/jobs/{job}``) and every answered request is logged in ``requests``.
+Helpers for tests: ``reset``, ``set_faults``, ``add_job``, ``add_script``, ``add_pagerduty``, ``add_alert_type``,
+``set_job_error``, ``set_job_complete``, ``jobs``, ``policies``, ``webhooks``, ``webhook_secret``, ``script``.
 
 Sourced (../shared/reference/cloudflare.md, the SDK's generated models, public reports): the endpoints and
 bodies, the envelope, the job fields and their ranges, create-disabled, dataset create-only, wholesale
-``output_options`` on PUT (cloudflare-docs PR #31523), the filter grammar and the ``bad predicate: failed to
-decode value "…", supported kinds: […]`` wording with code 1004 (cloudflare-docs#26491), ``exceeded max jobs
-allowed`` as 403/1004 in its current wording ``creating a new job (for <dataset> dataset) is not allowed: …``
-(observed by third parties; the docs print ``creating a new job is not allowed: …``), ``incorrect ownership
-challenge`` (1002), "Datadog destination is exclusive to new jobs", ``merge_subrequests`` refused for
-account-scoped jobs, the job-name pattern ``^[a-zA-Z0-9\\-\\.]*$`` (Terraform provider docs), the
-``output_options`` defaults (OpenAPI schema and log-output-options page), codes 10000 (auth), 10007 (script),
-7003/7000 (no route), 971 ``Please wait and consider throttling your request speed`` (the API's 429 as
-reported in many public logs), 17004 (invalid alert type), 17102 (mechanism required), 17103 (filters
-required), and the messages ``Policy not found``, ``Webhook not found``, ``invalid Webhook ID``,
-``Webhook test failed`` (the distilled SDK's error matchers).
+``output_options`` on PUT (cloudflare-docs PR #31523), the filter grammar and limits, the ``bad predicate:
+failed to decode value "…", supported kinds: […]`` wording with code 1004 (cloudflare-docs#26491),
+``exceeded max jobs allowed`` as 403/1004 in its current wording ``creating a new job (for <dataset>
+dataset) is not allowed: …`` (observed by third parties; the docs print ``creating a new job is not allowed:
+…``), ``incorrect ownership challenge`` (1002) and which schemes need one, "Datadog destination is exclusive
+to new jobs", ``merge_subrequests`` refused for account-scoped jobs (SDK docstring), the job-name pattern
+``^[a-zA-Z0-9\\-\\.]*$`` (Terraform provider docs), the ``output_options`` defaults for ndjson (OpenAPI schema
+defaults, reference §1.2), the Datadog intake hosts and paths and the Splunk raw-endpoint rules, codes 10000
+(auth), 10007 (script), 7003/7000 (no route), 971 ``Please wait and consider throttling your request speed``
+(the API's 429 in many public logs), 17004 (invalid alert type), 17102 (mechanism required), 17103 (filters
+required) and the messages ``Policy not found``, ``Webhook not found``, ``invalid Webhook ID``, ``Webhook
+test failed`` (the distilled SDK's error matchers, which record them with code 0).
 
-Invented (no public source found): the wording of every other validation message and its operation prefix
+Inferred: that the server fills omitted ``output_options`` keys (Terraform provider #5578's perpetual diff;
+``sample_rate`` 1, empty ``record_delimiter`` and the csv framing are guesses), that unknown body keys are
+ignored (a Go JSON decoder; so a raw ``cve_2021_44228`` key is dropped), that a PUT leaves unnamed top-level
+fields alone (the docs enable a job with ``PUT {"enabled": true}``), that the filter is stored verbatim,
+that the job limit counts every dataset of the account, ``max_upload_*``/``frequency`` reading back as 0/"high"
+when unset (Terraform defaults), and the ``uint64`` kind for every integer field.
+
+Invented (no public source found): the wording of every other validation message and the operation prefix
 on update (``updating job <id> is not allowed: …``), 404 with code 1003 ``job not found`` for an unknown job,
-code 6007 for a body that is not a JSON object, 10002 for the injected 500, status 400/404 on the alerting
-errors, which filter fields the catalogue requires, the catalogue's texts (modelled on the API reference's
-example), the webhook ``type`` derived from the URL, the "test message" failing for ``*.invalid`` hosts, the
-``message`` of a valid destination (empty), and the settings reported for a script beyond ``logpush``,
-``tags`` and ``tail_consumers``.
+6007 ``Malformed JSON in request body`` (recalled from other v4 APIs), 10002 for the injected 500, 17000 and
+10021 for other alerting and script-settings refusals, status 400/404 on the alerting errors, PagerDuty ids
+checked against ``add_pagerduty``, unknown policy filter keys refused, which filters the catalogue requires,
+the catalogue's texts (modelled on the API reference's example), the webhook ``type`` derived from the URL,
+the "test message" failing for ``*.invalid`` hosts, the empty ``message`` of a valid destination, and the
+settings reported for a script beyond ``logpush``, ``tags`` and ``tail_consumers``.
 """
 
 from __future__ import annotations
@@ -532,7 +543,7 @@ def check_output_options(options: Any, dataset: str) -> tuple[str, dict[str, Any
         return "", None
     if not isinstance(options, dict):
         return "output_options must be an object", None
-    output_type = options.get("output_type", "ndjson")
+    output_type = options.get("output_type") or "ndjson"
     if output_type not in OUTPUT_TYPES:
         return f"output_options.output_type must be one of {', '.join(OUTPUT_TYPES)}", None
     stored = copy.deepcopy(OUTPUT_OPTION_DEFAULTS[output_type])
@@ -554,7 +565,7 @@ def _output_option_problem(key: str, value: Any, dataset: str) -> str:
         known = _FIELDS_BY_DATASET.get(dataset)
         unknown = [name for name in value if known is not None and name not in known]
         return f"names fields {dataset} does not have: {', '.join(unknown)}" if unknown else ""
-    if key == "timestamp_format" and value not in TIMESTAMP_FORMATS:
+    if key == "timestamp_format" and value is not None and value not in TIMESTAMP_FORMATS:
         return f"must be one of {', '.join(TIMESTAMP_FORMATS)}"
     if key == "sample_rate" and value is not None and not _is_rate(value):
         return "must be a number greater than 0 and at most 1"
@@ -594,7 +605,7 @@ class CloudflareEmulator:
         self.available_alerts: dict[str, list[dict[str, Any]]] = copy.deepcopy(DEFAULT_AVAILABLE_ALERTS)
         self.calls: Counter[str] = Counter()
         self.faults_injected: Counter[str] = Counter()
-        #: Every answered request: method, path (as sent, with /client/v4), JSON body, status.
+        #: Every answered request: method, path (as sent, with /client/v4), JSON body (raw text if not JSON), status.
         self.requests: list[tuple[str, str, Any, int]] = []
         self._lock = threading.RLock()
         self._rng = random.Random(self.faults.seed)
@@ -756,6 +767,7 @@ class CloudflareEmulator:
             ("GET", f"{alerting}/policies/{{policy}}", self._get_policy),
             ("PUT", f"{alerting}/policies/{{policy}}", self._put_policy),
             ("DELETE", f"{alerting}/policies/{{policy}}", self._delete_policy),
+            ("GET", f"{alerting}/destinations/pagerduty", self._list_pagerduty),
             ("GET", webhooks, self._list_webhooks),
             ("POST", webhooks, self._post_webhook),
             ("GET", f"{webhooks}/{{webhook}}", self._get_webhook),
@@ -798,44 +810,42 @@ class CloudflareEmulator:
         url = urlsplit(request.path)
         length = int(request.headers.get("Content-Length") or 0)
         raw = request.rfile.read(length) if length else b""
+        try:
+            body, malformed = (json.loads(raw) if raw else None), False
+        except ValueError:
+            body, malformed = raw.decode(errors="replace"), True
         if self.faults.latency:
             time.sleep(self.faults.latency)
         found = self._find_route(request.command, url.path)
         with self._lock:
             self.calls[found[0].name if found else "unrouted"] += 1
             fault = self._draw_fault() if found else None
-        if not self._authorised(request):
-            self._answer(request, url.path, None, 403, envelope(None, [self._auth_error()]))
+        if not self._authorised(request) or (found and found[1].get("account", self.account_id) != self.account_id):
+            self._answer(request, url.path, body, 403, envelope(None, [self._auth_error()]))
             return
         if found is None:
+            where = f"Could not route to {url.path}, perhaps your object identifier is invalid?"
             errors = [
-                {
-                    "code": NO_ROUTE,
-                    "message": f"Could not route to {url.path}, perhaps your object identifier is invalid?",
-                },
+                {"code": NO_ROUTE, "message": where},
                 {"code": NO_ROUTE_FOR_URI, "message": "No route for that URI"},
             ]
-            self._answer(request, url.path, None, 400, envelope(None, errors))
-            return
-        route, groups = found
-        if groups.get("account", self.account_id) != self.account_id:
-            self._answer(request, url.path, None, 403, envelope(None, [self._auth_error()]))
+            self._answer(request, url.path, body, 400, envelope(None, errors))
             return
         if fault in ("429", "500"):
-            self.faults_injected[fault] += 1
+            with self._lock:
+                self.faults_injected[fault] += 1
             if fault == "429":
                 errors = [{"code": RATE_LIMITED, "message": "Please wait and consider throttling your request speed"}]
                 headers = {"retry-after": str(self.faults.rate_limit_reset)}
-                self._answer(request, url.path, None, 429, envelope(None, errors), headers)
+                self._answer(request, url.path, body, 429, envelope(None, errors), headers)
             else:
                 errors = [{"code": UNKNOWN_ERROR, "message": "An unknown error has occurred"}]
-                self._answer(request, url.path, None, 500, envelope(None, errors))
+                self._answer(request, url.path, body, 500, envelope(None, errors))
             return
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            self._answer(request, url.path, None, 400, envelope(None, [self._malformed()]))
+        if malformed:
+            self._answer(request, url.path, body, 400, envelope(None, [self._malformed()]))
             return
+        route, groups = found
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         status, headers = 200, {}
         try:
@@ -1014,7 +1024,8 @@ class CloudflareEmulator:
             if problem:
                 return f"error validating destination: {problem}"
             scheme = body["destination_conf"].partition("://")[0]
-            if creating and scheme in OWNERSHIP_SCHEMES and not body.get("ownership_challenge"):
+            changed = creating or body["destination_conf"] != job["destination_conf"]
+            if changed and scheme in OWNERSHIP_SCHEMES and not body.get("ownership_challenge"):
                 return "incorrect ownership challenge"
             job["destination_conf"] = body["destination_conf"]
         if "name" in body:
@@ -1199,6 +1210,10 @@ class CloudflareEmulator:
         if webhook is None:
             raise _error(404, 0, "Webhook not found")
         return webhook
+
+    def _list_pagerduty(self, call: _Call) -> list[dict[str, Any]]:
+        """Connected PagerDuty services (connecting one happens in a browser: ``add_pagerduty``)."""
+        return [{"id": service_id, "name": name} for service_id, name in sorted(self.state.pagerduty.items())]
 
     def _list_webhooks(self, call: _Call) -> list[dict[str, Any]]:
         return [copy.deepcopy(webhook) for webhook in self.state.webhooks.values()]
