@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import glob
 import gzip
+import io
 import json
 import math
 import os
@@ -248,7 +249,7 @@ class Engine:
         """Read every source into the events table. Bad lines are counted and reported by file and
         line; with ``strict`` the first file holding one is an error."""
         files = expand_sources(sources)
-        if any(f.startswith("s3://") for f in files):
+        if any(f.startswith("s3://") for f in files) and not self.db.filesystem_is_registered("s3"):
             self.db.register_filesystem(_s3_filesystem())
         for file in files:
             self._load_file(file, strict)
@@ -262,13 +263,13 @@ class Engine:
             write_events(events, path)
             self._load_file(str(path), strict=True)
 
-    def _read_json(self, file: str) -> str:
-        columns = {**SCALAR_COLUMNS, **dict.fromkeys(JSON_COLUMNS, "JSON")}
+    def _read_json(self, file: str, columns: Mapping[str, str] | None = None) -> str:
+        columns = columns or {**SCALAR_COLUMNS, **dict.fromkeys(JSON_COLUMNS, "JSON")}
         spec = ", ".join(f"{quote_identifier(k)}: '{v}'" for k, v in columns.items())
         escaped = file.replace("'", "''")
         return (
             f"read_json('{escaped}', format='newline_delimited', ignore_errors=true, "
-            f"maximum_object_size=16777216, columns={{{spec}}}) WITH ORDINALITY"
+            f"maximum_object_size=16777216, columns={{{spec}}})"
         )
 
     def _load_file(self, file: str, strict: bool) -> None:
@@ -276,31 +277,41 @@ class Engine:
             f"{field_expression(self.field(name))} AS {column}" for name, column in self.columns.names.items()
         )
         columns = f", {computed}" if computed else ""
-        select = f'SELECT ordinality AS ord, "EventTimestampMs" AS ts{columns} FROM {self._read_json(file)}'
+        select = f'SELECT "EventTimestampMs" AS ts{columns} FROM {self._read_json(file)}'
         if not self._created:
-            self.db.execute(f"CREATE TEMP TABLE raw AS {select} LIMIT 0")
-            self.db.execute("CREATE TEMP TABLE events AS SELECT * EXCLUDE (ord) FROM raw LIMIT 0")
+            self.db.execute(f"CREATE TEMP TABLE events AS {select} LIMIT 0")
             self._created = True
-        self.db.execute("DELETE FROM raw")
+        # One parallel scan straight into the table; a line that is not an event arrives as a row
+        # without a timestamp, and is counted and dropped right after.
         try:
-            self.db.execute(f"INSERT INTO raw {select}")
+            self.db.execute(f"INSERT INTO events {select}")
         except Exception as exc:  # duckdb raises its own exception types for I/O and decoding
             raise EngineError(f"{file}: cannot read: {str(exc).splitlines()[0]}") from None
-        bad = self.db.execute("SELECT ord FROM raw WHERE ts IS NULL ORDER BY ord").fetchall()
+        dropped = self.db.execute("DELETE FROM events WHERE ts IS NULL").fetchone()
+        bad = int(dropped[0]) if dropped else 0
         if bad:
-            self.bad_line_count += len(bad)
-            room = MAX_REPORTED_BAD_LINES - len(self.bad_lines)
-            wanted = [int(row[0]) for row in bad[: max(room, 1 if strict else 0)]]
-            lines = _line_numbers(file, wanted)
-            reason = "not a Workers Trace Event (bad JSON or no EventTimestampMs)"
-            located = [BadLine(file, lines.get(ordinal, ordinal), reason) for ordinal in wanted]
-            self.bad_lines.extend(located)
-            if strict:
-                raise EngineError(f"{located[0]} (--strict stops at the first bad line)")
-        self.db.execute("INSERT INTO events SELECT * EXCLUDE (ord) FROM raw WHERE ts IS NOT NULL")
-        self.db.execute("DELETE FROM raw")
+            self._locate_bad_lines(file, bad, strict)
         count = self.db.execute("SELECT count(*) FROM events").fetchone()
         self.events = int(count[0]) if count else 0
+
+    def _locate_bad_lines(self, file: str, bad: int, strict: bool) -> None:
+        """A second, narrow scan — only when a file has bad lines — numbering records to find them."""
+        self.bad_line_count += bad
+        room = MAX_REPORTED_BAD_LINES - len(self.bad_lines)
+        wanted = max(room, 1 if strict else 0)
+        if not wanted:
+            return
+        scan = self._read_json(file, {"EventTimestampMs": "BIGINT"})
+        rows = self.db.execute(
+            f'SELECT ordinality FROM {scan} WITH ORDINALITY WHERE "EventTimestampMs" IS NULL ORDER BY 1 LIMIT {wanted}'
+        ).fetchall()
+        ordinals = [int(row[0]) for row in rows]
+        lines = _line_numbers(file, ordinals)
+        reason = "not a Workers Trace Event (bad JSON or no EventTimestampMs)"
+        located = [BadLine(file, lines.get(ordinal, ordinal), reason) for ordinal in ordinals]
+        self.bad_lines.extend(located)
+        if strict and located:
+            raise EngineError(f"{located[0]} (--strict stops at the first bad line)")
 
     # ----------------------------------------------------------------------------------- evaluation
 
@@ -541,7 +552,8 @@ def _line_numbers(file: str, ordinals: Sequence[int]) -> dict[int, int]:
 
 def _open_binary(file: str) -> Any:
     if file.startswith("s3://"):
-        return _s3_filesystem().open(file, "rb", compression="infer")
+        # A large read buffer: s3fs's own readline re-reads a whole block for every line.
+        return io.BufferedReader(_s3_filesystem().open(file, "rb", compression="infer"), buffer_size=1 << 20)
     if file.endswith(".gz"):
         return gzip.open(file, "rb")
     return Path(file).open("rb")

@@ -155,7 +155,7 @@ def _print_coverage(gaps: list[tuple[str, str]], rules_with_gaps: int, total: in
 @click.option(
     "--report", type=click.Path(dir_okay=False, path_type=Path), help="Also write an HTML report with charts."
 )
-@click.option("--memory-limit", default="2GB", show_default=True, help="DuckDB memory limit; it spills to disk beyond.")
+@click.option("--memory-limit", default="1GB", show_default=True, help="DuckDB memory limit; it spills to disk beyond.")
 @output_option
 def replay_command(
     sources: tuple[str, ...],

@@ -31,16 +31,26 @@ SCALAR_COLUMNS = {
 JSON_COLUMNS = ("Event", "Logs", "Exceptions", "ScriptTags", "ScriptVersion")
 
 #: The messages of an event, as a list of text: array entries (objects as their JSON text), and
-#: entries whose Message is a single string rather than an array. Both key casings are read.
+#: entries whose Message is a single string rather than an array. Logpush writes `Message`; the other
+#: spellings (`message`, a bare string) are read only when a cheap text test finds them, because every
+#: extraction re-parses the Logs JSON and this expression dominates the cost of reading events.
 MESSAGES = (
     "list_concat("
     "json_extract_string(\"Logs\", '$[*].Message[*]'), "
+    'CASE WHEN contains("Logs", \'"Message":"\') '
+    "THEN list_filter(json_extract_string(\"Logs\", '$[*].Message'), lambda x: NOT starts_with(x, '[')) "
+    "ELSE [] END, "
+    'CASE WHEN contains("Logs", \'"message":\') THEN list_concat('
     "json_extract_string(\"Logs\", '$[*].message[*]'), "
-    "list_filter(json_extract_string(\"Logs\", '$[*].Message'), lambda x: NOT starts_with(x, '[')), "
-    "list_filter(json_extract_string(\"Logs\", '$[*].message'), lambda x: NOT starts_with(x, '[')))"
+    "list_filter(json_extract_string(\"Logs\", '$[*].message'), lambda x: NOT starts_with(x, '['))) "
+    "ELSE [] END)"
 )
-#: The structured log line: the first message that is a JSON object.
-STRUCTURED_LINE = f"list_filter({MESSAGES}, lambda x: starts_with(ltrim(x), '{{') AND json_valid(x))[1]"
+#: The structured log line: the first message that is a JSON object. Only events whose Logs hold an
+#: object inside a message (as JSON text, or as an object element) are searched.
+STRUCTURED_LINE = (
+    'CASE WHEN contains("Logs", \'{\\"\') OR contains("Logs", \'":[{\') '
+    f"THEN list_filter({MESSAGES}, lambda x: starts_with(ltrim(x), '{{') AND json_valid(x))[1] END"
+)
 
 
 def quote_identifier(name: str) -> str:
