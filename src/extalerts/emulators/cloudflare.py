@@ -77,10 +77,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from extalerts.emulators.base import LoopbackServer
 from extalerts.emulators.datadog import Faults
 
 API_PREFIX = "/client/v4"
@@ -581,8 +582,10 @@ def _output_option_problem(key: str, value: Any, dataset: str) -> str:
 # ----------------------------------------------------------------------------------------------- emulator
 
 
-class CloudflareEmulator:
+class CloudflareEmulator(LoopbackServer):
     """Run with ``with CloudflareEmulator(api_token=…, account_id=…) as emulator: …emulator.url…``."""
+
+    thread_name = "cloudflare-emulator"
 
     def __init__(
         self,
@@ -612,37 +615,12 @@ class CloudflareEmulator:
         self._seed = seed
         self._ids = random.Random(seed)
         self._routes = self._route_table()
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
-
-    # ----------------------------------------------------------------------------------- lifecycle
+        super().__init__(host, port, self._handler_class())
 
     @property
     def url(self) -> str:
         """The SDK's ``base_url``: scheme, host, port and ``/client/v4``."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}{API_PREFIX}"
-
-    def start(self) -> CloudflareEmulator:
-        # A short poll interval makes stop() quick; the cost is a few idle wake-ups a second.
-        thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="cloudflare-emulator", daemon=True
-        )
-        thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> CloudflareEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def serve_forever(self) -> None:
-        self._server.serve_forever()
+        return self.base_url + API_PREFIX
 
     # ----------------------------------------------------------------------------------- helpers for tests
 

@@ -22,10 +22,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from extalerts.emulators.base import LoopbackServer
 from extalerts.render.datadog import _model_problems
 from extalerts.render.datadog_query import QueryError, parse_monitor_query
 
@@ -101,8 +102,10 @@ def _errors(status: int, *messages: str) -> _Reply:
     return _Reply(status, {"errors": list(messages)})
 
 
-class DatadogEmulator:
+class DatadogEmulator(LoopbackServer):
     """Run with ``with DatadogEmulator(api_key, app_key) as emulator: …emulator.url…``."""
+
+    thread_name = "datadog-emulator"
 
     def __init__(
         self,
@@ -125,37 +128,7 @@ class DatadogEmulator:
         self.requests: list[tuple[str, str, Any, int]] = []
         self._lock = threading.RLock()
         self._rng = random.Random(self.faults.seed)
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    # ----------------------------------------------------------------------------------- lifecycle
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> DatadogEmulator:
-        # A short poll interval makes stop() quick; the cost is a few idle wake-ups a second.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="datadog-emulator", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> DatadogEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def serve_forever(self) -> None:
-        self._server.serve_forever()
+        super().__init__(host, port, self._handler_class())
 
     # ----------------------------------------------------------------------------------- helpers for tests
 

@@ -46,11 +46,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
 from http.cookies import CookieError, SimpleCookie
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote_plus, urlsplit
 from xml.sax.saxutils import escape, quoteattr
 
+from extalerts.emulators.base import LoopbackServer
 from extalerts.emulators.datadog import Faults
 
 #: The splunkd version the emulator answers as (the spec it follows is 9.2's).
@@ -418,8 +419,10 @@ def _unsupported(key: str, *, create: bool) -> bool:
     return not (key.startswith("display.") or _ACTION_ARGUMENT.match(key))
 
 
-class SplunkEmulator:
+class SplunkEmulator(LoopbackServer):
     """Run with ``with SplunkEmulator(token=…, username=…, password=…, hec_token=…) as emulator: …emulator.url…``."""
+
+    thread_name = "splunk-emulator"
 
     def __init__(
         self,
@@ -451,40 +454,7 @@ class SplunkEmulator:
         self._fired_count = 0
         self._lock = threading.RLock()
         self._rng = random.Random(self.faults.seed)
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
-
-    # ----------------------------------------------------------------------------------- lifecycle
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    def start(self) -> SplunkEmulator:
-        # A short poll interval makes stop() quick; the cost is a few idle wake-ups a second.
-        thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="splunk-emulator", daemon=True
-        )
-        thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> SplunkEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def serve_forever(self) -> None:
-        self._server.serve_forever()
+        super().__init__(host, port, self._handler_class())
 
     # ----------------------------------------------------------------------------------- helpers for tests
 

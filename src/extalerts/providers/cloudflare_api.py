@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from extalerts.errors import ApiError, ConfigError, ProviderError
+from extalerts.providers.api import ProviderApi
 from extalerts.redact import redact
-from extalerts.retry import Failure, Retrier, RetryPolicy, Verdict, classify_status, parse_reset_header
+from extalerts.retry import Failure, Verdict, classify_status, parse_reset_header
 
 T = TypeVar("T")
 
@@ -37,28 +37,16 @@ class CloudflareSettings:
         return cls(environ["CLOUDFLARE_ACCOUNT_ID"], environ["CLOUDFLARE_API_TOKEN"], base_url)
 
 
-class CloudflareApi:
+class CloudflareApi(ProviderApi[CloudflareSettings]):
     """One SDK client (thread-safe, httpx-based) with the SDK's own retries off: every retry is ours."""
 
-    def __init__(
-        self,
-        settings: CloudflareSettings,
-        policy: RetryPolicy | None = None,
-        seed: int | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.settings = settings
-        self.retrier = Retrier(policy, seed, sleep)
+    def _setup(self) -> None:
         self._client: Any = None
         self._lock = threading.Lock()
 
     @property
     def account_id(self) -> str:
         return self.settings.account_id
-
-    @property
-    def calls(self) -> Any:
-        return self.retrier.calls
 
     def client(self) -> Any:
         with self._lock:

@@ -14,19 +14,18 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from extalerts.errors import ApiError, ConfigError, ProviderError
+from extalerts.providers.api import ProviderApi
 from extalerts.providers.base import Action, Change, Resource
 from extalerts.redact import redact
 from extalerts.render.datadog import MANAGED_TAG, PIPELINE_NAME, RULE_TAG_PREFIX, DatadogRenderer, metric_name
 from extalerts.render.templates import Templates
-from extalerts.retry import Failure, Retrier, RetryPolicy, Verdict, classify_status, parse_reset_header
+from extalerts.retry import Failure, Verdict, classify_status, parse_reset_header
 from extalerts.spec.loader import Spec
 from extalerts.spec.models import ChangeSignal
 
@@ -119,23 +118,11 @@ class DatadogSettings:
         return cls(api_url=api_url.rstrip("/"), api_key=environ["DD_API_KEY"], app_key=environ["DD_APP_KEY"])
 
 
-class DatadogApi:
+class DatadogApi(ProviderApi[DatadogSettings]):
     """The official client, one per thread, with our retry policy and a count of calls per operation."""
 
-    def __init__(
-        self,
-        settings: DatadogSettings,
-        policy: RetryPolicy | None = None,
-        seed: int | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.settings = settings
-        self.retrier = Retrier(policy, seed, sleep)
+    def _setup(self) -> None:
         self._local = threading.local()
-
-    @property
-    def calls(self) -> Counter[str]:
-        return self.retrier.calls
 
     def client(self) -> Any:
         client = getattr(self._local, "client", None)

@@ -20,19 +20,19 @@ import os
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 from extalerts.errors import ApiError, ConfigError, ProviderError
+from extalerts.providers.api import ProviderApi
 from extalerts.providers.base import Action, Change, Resource
 from extalerts.redact import redact
 from extalerts.render.splunk import NAME_PREFIX, SplunkRenderer
 from extalerts.render.splunk_keys import rest_payload
 from extalerts.render.templates import Templates
-from extalerts.retry import Failure, Retrier, RetryPolicy, Verdict
+from extalerts.retry import Failure, Verdict
 from extalerts.spec.loader import Spec
 
 T = TypeVar("T")
@@ -87,24 +87,12 @@ class SplunkSettings:
         )
 
 
-class SplunkApi:
+class SplunkApi(ProviderApi[SplunkSettings]):
     """One ``splunklib`` Service per thread, in the app's shared namespace, with our retry policy."""
 
-    def __init__(
-        self,
-        settings: SplunkSettings,
-        policy: RetryPolicy | None = None,
-        seed: int | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.settings = settings
-        self.retrier = Retrier(policy, seed, sleep)
+    def _setup(self) -> None:
         self.app: str | None = None
         self._local = threading.local()
-
-    @property
-    def calls(self) -> Any:
-        return self.retrier.calls
 
     def service(self) -> Any:
         service = getattr(self._local, "service", None)
