@@ -37,6 +37,7 @@ from typing import Any
 
 from extalerts.filter.duckdb import JSON_COLUMNS, SCALAR_COLUMNS, quote_identifier
 from extalerts.synth import Scenario, SynthConfig, events, generate
+from layout import goal_line, table
 
 DEFAULT_EVENTS = 1_000_000
 #: The size the memory goal is judged at (``run.py`` passes it with a flag).
@@ -420,25 +421,8 @@ def _mib(value: int) -> str:
     return f"{value / 1024**2:,.0f} MiB"
 
 
-def _goal_line(goal: str, met: bool | None, detail: str = "") -> str:
-    """As run.py's goal lines: ``Goal: <goal> ....... MET (detail)``; None is "NOT JUDGED"."""
-    verdict = "NOT JUDGED" if met is None else "MET" if met else "NOT MET"
-    return f"   Goal: {goal} ".ljust(66, ".") + f" {verdict}" + (f" ({detail})" if detail else "")
-
-
 def _paragraph(text: str) -> str:
     return textwrap.fill(text, width=104, initial_indent="   ", subsequent_indent="   ", break_on_hyphens=False)
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """As run.py's tables: columns padded to fit, the first left-aligned, the others right-aligned."""
-    widths = [max(len(row[column]) for row in (headers, *rows)) for column in range(len(headers))]
-    lines = []
-    for row in (headers, *rows):
-        cells = [row[0].ljust(widths[0]), *(cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True))]
-        lines.append("  " + "   ".join(cells).rstrip())
-    lines.insert(1, "  " + "-" * (sum(widths) + 3 * (len(widths) - 1)))
-    return "\n".join(lines)
 
 
 def section(result: ReplayBench) -> str:
@@ -507,24 +491,24 @@ def section(result: ReplayBench) -> str:
             "the engine's columns (the scan plus materialising what it read). " + jq_line
         ),
         "",
-        _table(["run", "best", "process", "events/s", "peak RSS", "vs A"], rows),
+        table(["run", "best", "process", "events/s", "peak RSS", "vs A"], rows),
         "",
         "   Replay stages (best run):",
         "",
-        _table(["stage", "time"], stages),
+        table(["stage", "time"], stages),
         "",
         _paragraph(
             f"Rules fired: {len(r.fired)} of {r.rules} ({', '.join(r.fired) or 'none'}); "
             f"the incidents target {len(expected)}: {sanity}."
         ),
         "",
-        _goal_line(
+        goal_line(
             f"replay at most {SCAN_RATIO_GOAL:g}× the bare DuckDB scan",
             result.scan_goal_met,
             f"{result.scan_ratio:,.1f}×",
         ),
-        _goal_line(f"replay more than {JQ_SPEEDUP_GOAL:g}× faster than jq", result.jq_goal_met, jq_detail),
-        _goal_line(
+        goal_line(f"replay more than {JQ_SPEEDUP_GOAL:g}× faster than jq", result.jq_goal_met, jq_detail),
+        goal_line(
             f"replay peak under {MEMORY_GOAL_BYTES / 1024**3:g} GiB at {MEMORY_GOAL_EVENTS / 1e6:g}M events",
             result.memory_goal_met,
             memory_detail,

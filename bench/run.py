@@ -44,6 +44,7 @@ from extalerts.render import RenderedFile, render
 from extalerts.render.conf import parse_conf
 from extalerts.spec.loader import load_spec
 from generate import RULES_PER_FILE, SIGNAL_KINDS, write_spec
+from layout import goal_line, table
 
 T = TypeVar("T")
 
@@ -252,23 +253,6 @@ def ms(seconds: float) -> str:
 
 def ratio(value: float, baseline: float) -> str:
     return f"{value / baseline:,.1f}×"
-
-
-def goal_line(goal: str, met: bool, detail: str = "") -> str:
-    """``Goal: <goal> ....... MET (detail)``, the verdicts aligned across sections."""
-    verdict = "MET" if met else "NOT MET"
-    return f"   Goal: {goal} ".ljust(66, ".") + f" {verdict}" + (f" ({detail})" if detail else "")
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Columns padded to fit; the first left-aligned, the others right-aligned."""
-    widths = [max(len(row[column]) for row in (headers, *rows)) for column in range(len(headers))]
-    lines = []
-    for row in (headers, *rows):
-        cells = [row[0].ljust(widths[0]), *(cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True))]
-        lines.append("  " + "   ".join(cells).rstrip())
-    lines.insert(1, "  " + "-" * (sum(widths) + 3 * (len(widths) - 1)))
-    return "\n".join(lines)
 
 
 def header(settings: Settings) -> str:
