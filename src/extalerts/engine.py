@@ -51,6 +51,8 @@ Semantics = Literal["datadog", "splunk"]
 Group = tuple[tuple[str, str], ...]
 MISSING_GROUP_VALUE = "N/A"
 MAX_REPORTED_BAD_LINES = 20
+#: Evaluation times per range-join query for percentiles and distinct counts (bounds their memory).
+WINDOW_BATCH = 120
 
 
 class State(StrEnum):
@@ -220,7 +222,8 @@ class Engine:
         unknown = set(rules or ()) - {r.id for r in self.rules}
         if unknown:
             raise EngineError(f"unknown rule(s): {', '.join(sorted(unknown))}")
-        self.db = duckdb.connect(config={"memory_limit": memory_limit})
+        # Insertion order is not needed (events are located by time), and keeping it costs memory.
+        self.db = duckdb.connect(config={"memory_limit": memory_limit, "preserve_insertion_order": False})
         if threads:
             self.db.execute(f"SET threads = {int(threads)}")
         self.columns = _Columns(self._column_names())
@@ -302,9 +305,13 @@ class Engine:
         if not wanted:
             return
         scan = self._read_json(file, {"EventTimestampMs": "BIGINT"})
-        rows = self.db.execute(
-            f'SELECT ordinality FROM {scan} WITH ORDINALITY WHERE "EventTimestampMs" IS NULL ORDER BY 1 LIMIT {wanted}'
-        ).fetchall()
+        # Record numbers follow the file only while DuckDB keeps the scan in order.
+        self.db.execute("SET preserve_insertion_order = true")
+        try:
+            query = f'SELECT ordinality FROM {scan} WITH ORDINALITY WHERE "EventTimestampMs" IS NULL ORDER BY 1'
+            rows = self.db.execute(f"{query} LIMIT {wanted}").fetchall()
+        finally:
+            self.db.execute("SET preserve_insertion_order = false")
         ordinals = [int(row[0]) for row in rows]
         lines = _line_numbers(file, ordinals)
         reason = "not a Workers Trace Event (bad JSON or no EventTimestampMs)"
@@ -500,14 +507,22 @@ class Engine:
             fraction = (signal.aggregation.percentile or 50) / 100
             aggregate = f"quantile_cont(CAST({column} AS DOUBLE), {fraction})"
         groups = self._group_sql(rule)
-        self.db.execute("CREATE OR REPLACE TEMP TABLE evaluation_times (t BIGINT)")
-        self.db.executemany("INSERT INTO evaluation_times VALUES (?)", [(t,) for t in times])
-        query = (
-            "SELECT e.t" + "".join(f", {g} AS g{i}" for i, g in enumerate(groups)) + f", {aggregate} AS v "
-            f"FROM evaluation_times e JOIN events ON events.ts >= e.t - {delay_ms + window_ms} "
-            f"AND events.ts < e.t - {delay_ms} WHERE {self._where(rule)} GROUP BY ALL"
-        )
-        rows = self.db.execute(query).fetchall()
+        rows: list[Any] = []
+        # The join repeats each event once per window it falls in, and exact percentiles and distinct
+        # counts hold their values in memory: a batch of evaluation times at a time bounds both, and
+        # the time filter lets DuckDB skip the rest of the table.
+        for batch_start in range(0, len(times), WINDOW_BATCH):
+            batch = times[batch_start : batch_start + WINDOW_BATCH]
+            self.db.execute("CREATE OR REPLACE TEMP TABLE evaluation_times (t BIGINT)")
+            self.db.executemany("INSERT INTO evaluation_times VALUES (?)", [(t,) for t in batch])
+            query = (
+                "SELECT e.t" + "".join(f", {g} AS g{i}" for i, g in enumerate(groups)) + f", {aggregate} AS v "
+                f"FROM evaluation_times e JOIN events ON events.ts >= e.t - {delay_ms + window_ms} "
+                f"AND events.ts < e.t - {delay_ms} "
+                f"WHERE events.ts >= {batch[0] - delay_ms - window_ms} AND events.ts < {batch[-1] - delay_ms} "
+                f"AND {self._where(rule)} GROUP BY ALL"
+            )
+            rows.extend(self.db.execute(query).fetchall())
         width = len(groups)
         found: dict[Group, dict[int, float | None]] = {}
         for row in rows:
