@@ -149,7 +149,9 @@ def _child(script: str, args: Sequence[str], cwd: Path) -> tuple[float, dict[str
     if completed.returncode != 0:
         tail = "\n".join(completed.stderr.strip().splitlines()[-10:])
         raise SystemExit(f"bench replay: a measurement failed (exit {completed.returncode}):\n{tail}")
-    report: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    # DuckDB may draw a progress bar on stdout during long queries: the report is the last JSON line.
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
+    report: dict[str, Any] = json.loads(lines[-1])
     return seconds, report
 
 
