@@ -118,6 +118,7 @@ _SCAN_CHILD = (
     + """\
 import duckdb
 db = duckdb.connect(config={"memory_limit": sys.argv[2]})
+db.execute("SET enable_progress_bar = false")
 started = time.perf_counter()
 result = db.execute(sys.argv[1]).fetchall()
 done = time.perf_counter()
@@ -149,9 +150,11 @@ def _child(script: str, args: Sequence[str], cwd: Path) -> tuple[float, dict[str
     if completed.returncode != 0:
         tail = "\n".join(completed.stderr.strip().splitlines()[-10:])
         raise SystemExit(f"bench replay: a measurement failed (exit {completed.returncode}):\n{tail}")
-    # DuckDB may draw a progress bar on stdout during long queries: the report is the last JSON line.
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
-    report: dict[str, Any] = json.loads(lines[-1])
+    # The report is the last line; anything before a carriage return on it is terminal noise.
+    lines = completed.stdout.strip().splitlines()
+    if not lines:
+        raise SystemExit(f"bench replay: a measurement printed nothing:\n{completed.stderr.strip()[-800:]}")
+    report: dict[str, Any] = json.loads(lines[-1].rsplit("\r", 1)[-1])
     return seconds, report
 
 

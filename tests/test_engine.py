@@ -322,3 +322,10 @@ def test_duckdb_filters_agree_with_the_python_reference() -> None:
 
 def test_state_values_are_the_documented_names() -> None:
     assert [s.value for s in State] == ["ok", "warn", "alert"]
+
+
+def test_the_engine_never_draws_a_progress_bar(tmp_path: Path) -> None:
+    # DuckDB draws its bar on stdout, which is where `extalerts replay --output json` writes.
+    engine = Engine(load_spec([MONITORS]), rules=["worker-exception"])
+    (setting,) = engine.db.execute("SELECT current_setting('enable_progress_bar')").fetchone() or (None,)
+    assert setting is False

@@ -224,6 +224,8 @@ class Engine:
             raise EngineError(f"unknown rule(s): {', '.join(sorted(unknown))}")
         # Insertion order is not needed (events are located by time), and keeping it costs memory.
         self.db = duckdb.connect(config={"memory_limit": memory_limit, "preserve_insertion_order": False})
+        # DuckDB would draw its progress bar on stdout, into `--output json`.
+        self.db.execute("SET enable_progress_bar = false")
         if threads:
             self.db.execute(f"SET threads = {int(threads)}")
         self.columns = _Columns(self._column_names())
