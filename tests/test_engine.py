@@ -274,6 +274,25 @@ def test_globs_directories_and_missing_files(tmp_path: Path) -> None:
         Engine(spec).load([str(tmp_path / "missing.ndjson")])
 
 
+def test_a_directory_reads_log_files_and_refuses_one_with_nothing_to_read(tmp_path: Path) -> None:
+    spec = load_spec([MONITORS])
+    logs = tmp_path / "logs"
+    write(logs / "20260101T000000Z_20260101T000030Z_ab12.log", json.dumps(event(1)) + "\n")
+    write(logs / "_SUCCESS", "")
+    engine = Engine(spec, rules=["worker-exception"])
+    engine.load([str(logs)])
+    assert engine.events == 1
+    markers = tmp_path / "markers"
+    write(markers / "_SUCCESS", "")
+    with pytest.raises(
+        EngineError, match=r"markers: no \.ndjson, \.json, \.log, \.gz file to read \(it holds _SUCCESS\)"
+    ):
+        Engine(spec).load([str(markers)])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EngineError, match="it is empty"):
+        Engine(spec).load([str(tmp_path / "empty")])
+
+
 # --------------------------------------------------------------------------------------------- filters
 
 

@@ -46,6 +46,8 @@ GZ_BAD_LINE = 7  # 5 events, a blank line, then the bad one
 # A larger plain object whose only bad line is its last (kept apart from workers/ so the counts above hold).
 LARGE_PLAIN = "large/20260103T000000Z_20260103T010000Z_6e7f8a9b.ndjson"
 LARGE_EVENTS = 2000
+# A prefix holding only a job's marker object.
+MARKER = "markers/_SUCCESS"
 
 DAY1_EVENTS = 21 + 21 + 20
 GZ_EVENTS = 21 + 20 + 11  # FIRST, BROKEN_GZ, NEXT_DAY
@@ -83,6 +85,7 @@ def objects() -> dict[str, bytes]:
         BROKEN_GZ: gzip.compress(text(broken)),
         NEXT_DAY: gzip.compress(text(next_day)),
         LARGE_PLAIN: text(large),
+        MARKER: b"",
     }
 
 
@@ -247,6 +250,13 @@ def test_engine_url_matching_nothing_is_an_engine_error() -> None:
     source = url("workers/*/*.zst")
     with pytest.raises(EngineError, match=re.escape(f"{source}: no object matches")):
         replay(source)
+
+
+def test_engine_prefix_with_no_event_object_is_an_error_naming_what_it_holds() -> None:
+    with pytest.raises(
+        EngineError, match=re.escape(f"{url('markers')}: no .ndjson, .json, .log, .gz file to read (it holds _SUCCESS)")
+    ):
+        replay(url("markers"))
 
 
 def test_engine_strict_names_the_object_and_line() -> None:

@@ -134,8 +134,20 @@ class EngineResult:
 # --------------------------------------------------------------------------------------------- input
 
 
+#: What a directory or prefix listing reads; anything else there (markers, manifests) is left out.
+EVENT_FILE_SUFFIXES = (".ndjson", ".json", ".log", ".gz")
+
+
+def _no_event_files(where: str, names: Sequence[str]) -> EngineError:
+    shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    found = f"it holds {shown}" if names else "it is empty"
+    return EngineError(
+        f"{where}: no {', '.join(EVENT_FILE_SUFFIXES)} file to read ({found}); name the files or pass a glob"
+    )
+
+
 def expand_sources(sources: Sequence[str]) -> list[str]:
-    """Files, directories (their ``*.ndjson``/``*.json``/``*.gz``), globs and ``s3://`` URLs, in order."""
+    """Files, directories (their event files), globs and ``s3://`` URLs, in order."""
     found: list[str] = []
     for source in sources:
         if source.startswith("s3://"):
@@ -143,9 +155,11 @@ def expand_sources(sources: Sequence[str]) -> list[str]:
             continue
         path = Path(source)
         if path.is_dir():
-            found.extend(
-                str(p) for p in sorted(path.iterdir()) if p.is_file() and p.name.endswith((".ndjson", ".json", ".gz"))
-            )
+            files = sorted(p for p in path.iterdir() if p.is_file())
+            readable = [str(p) for p in files if p.name.endswith(EVENT_FILE_SUFFIXES)]
+            if not readable:
+                raise _no_event_files(source, [p.name for p in files])
+            found.extend(readable)
         elif any(c in source for c in "*?["):
             matches = sorted(glob.glob(source))  # noqa: PTH207 - absolute patterns, which Path.glob refuses
             if not matches:
@@ -171,7 +185,10 @@ def _s3_glob(url: str) -> list[str]:
     if any(c in path for c in "*?["):
         matches = sorted(fs.glob(path))
     elif fs.isdir(path):
-        matches = sorted(p for p in fs.find(path) if p.endswith((".ndjson", ".json", ".gz")))
+        listed = sorted(fs.find(path))
+        matches = [p for p in listed if p.endswith(EVENT_FILE_SUFFIXES)]
+        if listed and not matches:
+            raise _no_event_files(url, [p.rsplit("/", 1)[-1] for p in listed])
     else:
         matches = [path] if fs.exists(path) else []
     if not matches:

@@ -169,8 +169,9 @@ def replay_command(
 ) -> None:
     """Replay Logpush files: how often, when and for how long each rule would have fired.
 
-    SOURCES are NDJSON files as Logpush writes them (plain or .gz), directories, globs, or s3://
-    URLs (R2 or S3; endpoint from AWS_ENDPOINT_URL, credentials from the usual AWS variables).
+    SOURCES are NDJSON files as Logpush writes them (plain or .gz), directories and prefixes (their
+    .ndjson, .json, .log and .gz files), globs, or s3:// URLs (R2 or S3; endpoint from
+    AWS_ENDPOINT_URL, credentials from the usual AWS variables).
     Lines that are not Workers Trace Events are counted and reported with file:line.
 
     \b
