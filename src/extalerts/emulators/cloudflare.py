@@ -615,7 +615,7 @@ class CloudflareEmulator(LoopbackServer):
         self._seed = seed
         self._ids = random.Random(seed)
         self._routes = self._route_table()
-        super().__init__(host, port, self._handler_class())
+        super().__init__(host, port)
 
     @property
     def url(self) -> str:
@@ -756,24 +756,6 @@ class CloudflareEmulator(LoopbackServer):
             ("GET", f"{script}/settings", self._get_script_and_version_settings),
         ]
         return [_Route(method, template, handler) for method, template, handler in table]
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        emulator = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Headers and body go out in two writes; without TCP_NODELAY each answer waits ~40 ms for an ACK.
-            disable_nagle_algorithm = True
-
-            def log_message(self, format: str, *args: Any) -> None:  # quiet
-                return
-
-            def _handle(self) -> None:
-                emulator._serve(self)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
-
-        return Handler
 
     def _find_route(self, method: str, path: str) -> tuple[_Route, dict[str, str]] | None:
         if not path.startswith(API_PREFIX + "/"):

@@ -128,7 +128,8 @@ class DatadogEmulator(LoopbackServer):
         self.requests: list[tuple[str, str, Any, int]] = []
         self._lock = threading.RLock()
         self._rng = random.Random(self.faults.seed)
-        super().__init__(host, port, self._handler_class())
+        self._routes = self._route_table()
+        super().__init__(host, port)
 
     # ----------------------------------------------------------------------------------- helpers for tests
 
@@ -148,7 +149,7 @@ class DatadogEmulator(LoopbackServer):
 
     # ----------------------------------------------------------------------------------- routing
 
-    def _routes(self) -> list[tuple[str, re.Pattern[str], Callable[..., Any]]]:
+    def _route_table(self) -> list[tuple[str, re.Pattern[str], Callable[..., Any]]]:
         def r(
             method: str, pattern: str, handler: Callable[..., Any]
         ) -> tuple[str, re.Pattern[str], Callable[..., Any]]:
@@ -174,26 +175,7 @@ class DatadogEmulator(LoopbackServer):
             r("DELETE", "/api/v1/logs/config/pipelines/([^/]+)", self._delete_pipeline),
         ]
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        emulator = self
-        routes = self._routes()
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # quiet
-                return
-
-            def _handle(self) -> None:
-                emulator._serve(self, routes)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
-
-        return Handler
-
-    def _serve(
-        self, request: BaseHTTPRequestHandler, routes: list[tuple[str, re.Pattern[str], Callable[..., Any]]]
-    ) -> None:
+    def _serve(self, request: BaseHTTPRequestHandler) -> None:
         url = urlsplit(request.path)
         length = int(request.headers.get("Content-Length") or 0)
         raw = request.rfile.read(length) if length else b""
@@ -202,7 +184,7 @@ class DatadogEmulator(LoopbackServer):
         found = next(
             (
                 (method, pattern, handler, match)
-                for method, pattern, handler in routes
+                for method, pattern, handler in self._routes
                 if method == request.command and (match := pattern.match(url.path))
             ),
             None,

@@ -423,6 +423,8 @@ class SplunkEmulator(LoopbackServer):
     """Run with ``with SplunkEmulator(token=…, username=…, password=…, hec_token=…) as emulator: …emulator.url…``."""
 
     thread_name = "splunk-emulator"
+    # Splunk's REST API has no PATCH.
+    methods = ("GET", "POST", "PUT", "DELETE")
 
     def __init__(
         self,
@@ -454,7 +456,8 @@ class SplunkEmulator(LoopbackServer):
         self._fired_count = 0
         self._lock = threading.RLock()
         self._rng = random.Random(self.faults.seed)
-        super().__init__(host, port, self._handler_class())
+        self._routes = self._route_table()
+        super().__init__(host, port)
 
     # ----------------------------------------------------------------------------------- helpers for tests
 
@@ -512,7 +515,7 @@ class SplunkEmulator(LoopbackServer):
 
     # ----------------------------------------------------------------------------------- routing
 
-    def _routes(self) -> list[_Route]:
+    def _route_table(self) -> list[_Route]:
         def r(method: str, template: str, handler: Callable[[_Call], _Answer], auth: str = "rest") -> _Route:
             # /services/… is the same collection seen from the caller's own namespace; splunk-sdk addresses
             # collections with a trailing slash ("saved/searches/"), and splunkd takes both.
@@ -538,30 +541,13 @@ class SplunkEmulator(LoopbackServer):
             r("GET", f"{alerts}/{{name}}", self._list_fired_alerts),
         ]
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        emulator = self
-        routes = self._routes()
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # quiet
-                return
-
-            def _handle(self) -> None:
-                emulator._serve(self, routes)
-
-            do_GET = do_POST = do_PUT = do_DELETE = _handle
-
-        return Handler
-
-    def _serve(self, request: BaseHTTPRequestHandler, routes: list[_Route]) -> None:
+    def _serve(self, request: BaseHTTPRequestHandler) -> None:
         url = urlsplit(request.path)
         length = int(request.headers.get("Content-Length") or 0)
         raw = request.rfile.read(length) if length else b""
         if self.faults.latency:
             time.sleep(self.faults.latency)
-        matches = [(route, m) for route in routes if (m := route.pattern.match(url.path))]
+        matches = [(route, m) for route in self._routes if (m := route.pattern.match(url.path))]
         found = next(((route, m) for route, m in matches if route.method == request.command), None)
         if found is None:
             status, text = (405, "Method Not Allowed") if matches else (404, "Not Found")
