@@ -3,8 +3,47 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from extalerts.emulators.base import LoopbackServer
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def server_options(default_port: int) -> Callable[[F], F]:
+    """The options every emulator takes: where to listen, and the faults to inject."""
+    options = [
+        click.option(
+            "--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default)."
+        ),
+        click.option("--port", type=click.IntRange(0, 65535), default=default_port, show_default=True),
+        click.option(
+            "--fault-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Share of failed calls."
+        ),
+        click.option(
+            "--latency", type=click.FloatRange(0), default=0.0, show_default=True, help="Seconds added per call."
+        ),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed for the injected faults."),
+    ]
+
+    def decorate(command: F) -> F:
+        # Applied last to first, so that --help lists them in the order above.
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def serve_until_interrupted(emulator: LoopbackServer) -> None:
+    try:
+        emulator.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
 
 
 @click.group("emulator")
@@ -19,13 +58,7 @@ def emulator_group() -> None:
 
 
 @emulator_group.command("datadog")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8125, show_default=True)
-@click.option(
-    "--fault-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Share of failed calls."
-)
-@click.option("--latency", type=click.FloatRange(0), default=0.0, show_default=True, help="Seconds added per call.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the injected faults.")
+@server_options(default_port=8125)
 def datadog_emulator_command(host: str, port: int, fault_rate: float, latency: float, seed: int) -> None:
     """Serve the Datadog monitor, logs-metrics and log-pipeline API on loopback.
 
@@ -49,20 +82,11 @@ def datadog_emulator_command(host: str, port: int, fault_rate: float, latency: f
     if "DD_API_KEY" not in os.environ or "DD_APP_KEY" not in os.environ:
         click.echo(f"export DD_API_KEY={api_key} DD_APP_KEY={app_key}")
     click.echo(f"extalerts plan --provider datadog --api-url {emulator.url}")
-    try:
-        emulator.serve_forever()
-    except KeyboardInterrupt:
-        click.echo("stopped")
+    serve_until_interrupted(emulator)
 
 
 @emulator_group.command("splunk")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8089, show_default=True)
-@click.option(
-    "--fault-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Share of failed calls."
-)
-@click.option("--latency", type=click.FloatRange(0), default=0.0, show_default=True, help="Seconds added per call.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the injected faults.")
+@server_options(default_port=8089)
 def splunk_emulator_command(host: str, port: int, fault_rate: float, latency: float, seed: int) -> None:
     """Serve Splunk's saved-searches REST API (and HEC raw ingest) on loopback, over plain HTTP.
 
@@ -86,20 +110,11 @@ def splunk_emulator_command(host: str, port: int, fault_rate: float, latency: fl
     if "SPLUNK_TOKEN" not in os.environ:
         click.echo(f"export SPLUNK_TOKEN={token}")
     click.echo(f"export SPLUNK_URL={emulator.url}")
-    try:
-        emulator.serve_forever()
-    except KeyboardInterrupt:
-        click.echo("stopped")
+    serve_until_interrupted(emulator)
 
 
 @emulator_group.command("cloudflare")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True)
-@click.option(
-    "--fault-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Share of failed calls."
-)
-@click.option("--latency", type=click.FloatRange(0), default=0.0, show_default=True, help="Seconds added per call.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the injected faults.")
+@server_options(default_port=8787)
 def cloudflare_emulator_command(host: str, port: int, fault_rate: float, latency: float, seed: int) -> None:
     """Serve the Cloudflare v4 API subset extalerts uses (Logpush jobs, notifications, Worker settings).
 
@@ -125,7 +140,4 @@ def cloudflare_emulator_command(host: str, port: int, fault_rate: float, latency
     click.echo(f"Cloudflare API emulator on {emulator.url} (Ctrl-C to stop)")
     if "CLOUDFLARE_API_TOKEN" not in os.environ or "CLOUDFLARE_ACCOUNT_ID" not in os.environ:
         click.echo(f"export CLOUDFLARE_API_TOKEN={token} CLOUDFLARE_ACCOUNT_ID={account}")
-    try:
-        emulator.serve_forever()
-    except KeyboardInterrupt:
-        click.echo("stopped")
+    serve_until_interrupted(emulator)
