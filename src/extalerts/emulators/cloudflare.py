@@ -203,7 +203,8 @@ UPLOAD_LIMITS: dict[str, tuple[int, int]] = {
 DESTINATION_SCHEMES = frozenset({"r2", "gs", "s3", "sumo", "https", "azure", "splunk", "datadog"})
 #: Destinations that must prove ownership with ``ownership_challenge`` (logpush-ownership-challenge.mdx).
 OWNERSHIP_SCHEMES = frozenset({"s3", "gs", "azure", "sumo"})
-#: Datadog logs intake hosts per site (docs.datadoghq.com/api/latest/logs/).
+#: Datadog logs intake hosts per site (docs.datadoghq.com/api/latest/logs/). Kept apart from the spec's
+#: site list on purpose: the emulator checks extalerts against the docs, not against itself.
 DATADOG_INTAKE_HOSTS = frozenset(
     f"http-intake.logs.{site}"
     for site in (
