@@ -1,9 +1,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
+from extalerts.cli import cli
+from extalerts.plan import apply_plan, compute_plan
+from extalerts.providers.base import Action, Provider
+from extalerts.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 MONITORS = REPO / "monitors"
@@ -14,6 +21,30 @@ GOLDEN = REPO / "tests" / "golden"
 def _run_in_tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Commands read monitors/ relative to the working directory; tests must not depend on where pytest runs."""
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def spec_dir(tmp_path: Path) -> Path:
+    """A copy of monitors/ that a test may edit."""
+    target = tmp_path / "monitors"
+    shutil.copytree(MONITORS, target)
+    return target
+
+
+def cli_run(*args: str) -> tuple[int, str, str]:
+    """The CLI in process: exit code, stdout, stderr."""
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def push_all(provider: Provider, spec_dir: Path, prune: bool = False) -> list[tuple[str, str]]:
+    """Plan and apply the spec in ``spec_dir``; the changes made, as (action, key)."""
+    desired = provider.desired(load_spec([spec_dir]))
+    plan = compute_plan(provider, desired, provider.fetch(), prune=prune)
+    # One request at a time: vcrpy's recorder is not thread-safe, and a fixed order reads better.
+    result = apply_plan(plan, provider, concurrency=1)
+    assert result.ok, result.failed
+    return [(c.action.value, c.key) for c in plan.changes if c.action is not Action.UNCHANGED]
 
 
 def write(path: Path, text: str) -> Path:

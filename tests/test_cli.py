@@ -9,26 +9,20 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from extalerts.cli import cli
-from tests.conftest import MONITORS, REPO, write
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
+from tests.conftest import MONITORS, REPO, cli_run, write
 
 
 def test_validate_bundled_monitors() -> None:
-    code, out, err = run("validate", str(MONITORS))
+    code, out, err = cli_run("validate", str(MONITORS))
     assert code == 0, err
     assert re.match(r"ok: \d+ rules in 5 files", out)
     assert err == ""
 
 
 def test_validate_defaults_to_monitors_in_the_working_directory(tmp_path: Path) -> None:
-    code, _, err = run("validate")
+    code, _, err = cli_run("validate")
     assert code == 1
     assert "monitors: no such file or directory" in err
     assert "run extalerts where monitors/ is" in err
@@ -56,7 +50,7 @@ rules:
     notify: [nobody]
 """,
     )
-    code, out, err = run("validate")
+    code, out, err = cli_run("validate")
     assert code == 1
     assert out == ""
     lines = err.strip().splitlines()
@@ -69,7 +63,7 @@ rules:
 
 def test_validate_json_output(tmp_path: Path) -> None:
     write(tmp_path / "monitors" / "x.yaml", "version: 1\nrulez: []\n")
-    code, out, _ = run("validate", "--output", "json")
+    code, out, _ = cli_run("validate", "--output", "json")
     assert code == 1
     report = json.loads(out)
     assert report["ok"] is False
@@ -78,13 +72,13 @@ def test_validate_json_output(tmp_path: Path) -> None:
     assert error["column"] == 1
     assert error["message"] == "unknown key `rulez`"
     assert "rules" in error["hint"]
-    code, out, _ = run("validate", str(MONITORS), "-o", "json")
+    code, out, _ = cli_run("validate", str(MONITORS), "-o", "json")
     assert code == 0
     assert json.loads(out)["ok"] is True
 
 
 def test_schema_is_json_schema() -> None:
-    code, out, _ = run("schema")
+    code, out, _ = cli_run("schema")
     assert code == 0
     schema = json.loads(out)
     assert schema["$schema"].endswith("2020-12/schema")
@@ -92,18 +86,18 @@ def test_schema_is_json_schema() -> None:
 
 
 def test_committed_schema_is_current() -> None:
-    _, out, _ = run("schema")
+    _, out, _ = cli_run("schema")
     assert (REPO / "schema" / "spec-v1.json").read_text() == out, "run `make render` to refresh schema/"
 
 
 def test_render_twice_is_byte_identical(tmp_path: Path) -> None:
-    code, out, err = run("render", str(MONITORS), "--out", "out")
+    code, out, err = cli_run("render", str(MONITORS), "--out", "out")
     assert code == 0, err
     assert "worker-exception" in out  # the summary table
     first = {p: p.read_bytes() for p in sorted(Path("out").rglob("*")) if p.is_file()}
     assert any(p.parts[1] == "datadog" for p in first)
     assert any(p.parts[1] == "splunk" for p in first)
-    code, out, _ = run("render", str(MONITORS), "--out", "out")
+    code, out, _ = cli_run("render", str(MONITORS), "--out", "out")
     assert code == 0
     assert "(0 changed)" in out
     second = {p: p.read_bytes() for p in sorted(Path("out").rglob("*")) if p.is_file()}
@@ -111,19 +105,19 @@ def test_render_twice_is_byte_identical(tmp_path: Path) -> None:
 
 
 def test_render_check_detects_stale_and_extra_files(tmp_path: Path) -> None:
-    assert run("render", str(MONITORS), "--out", "out")[0] == 0
-    assert run("render", str(MONITORS), "--out", "out", "--check")[0] == 0
+    assert cli_run("render", str(MONITORS), "--out", "out")[0] == 0
+    assert cli_run("render", str(MONITORS), "--out", "out", "--check")[0] == 0
     monitor = Path("out/datadog/monitors/worker-exception.json")
     monitor.write_text(monitor.read_text().replace("> 0", "> 1"))
     write(Path("out/datadog/monitors/removed-rule.json"), "{}")
-    code, _, err = run("render", str(MONITORS), "--out", "out", "--check")
+    code, _, err = cli_run("render", str(MONITORS), "--out", "out", "--check")
     assert code == 1
     assert "stale: datadog/monitors/removed-rule.json" in err
     assert "stale: datadog/monitors/worker-exception.json" in err
     assert "make render" in err
     # --check wrote nothing
     assert "> 1" in monitor.read_text()
-    code, _out, _ = run("render", str(MONITORS), "--out", "out")
+    code, _out, _ = cli_run("render", str(MONITORS), "--out", "out")
     assert code == 0
     assert not Path("out/datadog/monitors/removed-rule.json").exists()
     assert "> 0" in monitor.read_text()
@@ -132,7 +126,7 @@ def test_render_check_detects_stale_and_extra_files(tmp_path: Path) -> None:
 def test_render_one_provider_leaves_the_other_alone(tmp_path: Path) -> None:
     write(Path("out/splunk/keep.txt"), "mine")
     write(Path("out/README.md"), "mine too")
-    code, _, _ = run("render", str(MONITORS), "--out", "out", "--provider", "datadog")
+    code, _, _ = cli_run("render", str(MONITORS), "--out", "out", "--provider", "datadog")
     assert code == 0
     assert Path("out/splunk/keep.txt").read_text() == "mine"
     assert Path("out/README.md").read_text() == "mine too"
@@ -140,7 +134,7 @@ def test_render_one_provider_leaves_the_other_alone(tmp_path: Path) -> None:
 
 
 def test_render_json_output(tmp_path: Path) -> None:
-    code, out, _ = run("render", str(MONITORS), "--out", "out", "-o", "json")
+    code, out, _ = cli_run("render", str(MONITORS), "--out", "out", "-o", "json")
     assert code == 0
     report = json.loads(out)
     assert "datadog/monitors/worker-exception.json" in report["files"]
@@ -149,7 +143,7 @@ def test_render_json_output(tmp_path: Path) -> None:
 
 def test_render_with_template_override(tmp_path: Path) -> None:
     write(Path("tpl/datadog/message.md.j2"), "Custom message for {{ r.id }}\n")
-    code, _, err = run("render", str(MONITORS), "--out", "out", "--templates", "tpl", "-p", "datadog")
+    code, _, err = cli_run("render", str(MONITORS), "--out", "out", "--templates", "tpl", "-p", "datadog")
     assert code == 0, err
     monitor = json.loads(Path("out/datadog/monitors/worker-exception.json").read_text())
     assert monitor["message"] == "Custom message for worker-exception\n"
@@ -157,7 +151,7 @@ def test_render_with_template_override(tmp_path: Path) -> None:
 
 def test_broken_template_override_is_a_clear_error(tmp_path: Path) -> None:
     write(Path("tpl/datadog/message.md.j2"), "{{ r.no_such_attribute }}\n")
-    code, _, err = run("render", str(MONITORS), "--out", "out", "--templates", "tpl")
+    code, _, err = cli_run("render", str(MONITORS), "--out", "out", "--templates", "tpl")
     assert code == 1
     assert err.startswith("error: template datadog/message.md.j2:")
     assert "no_such_attribute" in err
@@ -182,7 +176,7 @@ rules:
       datadog: {options: {notify_nodata: true}}
 """,
     )
-    code, _, err = run("render", "--out", "out")
+    code, _, err = cli_run("render", "--out", "out")
     assert code == 1
     assert "monitors/rule.yaml:10:" in err
     assert "`notify_nodata` is not a monitor option Datadog accepts (did you mean `notify_no_data`?)" in err
@@ -191,7 +185,7 @@ rules:
 
 @pytest.mark.parametrize("command", sorted(cli.commands))
 def test_every_command_has_help_and_is_documented(command: str) -> None:
-    code, out, _ = run(command, "--help")
+    code, out, _ = cli_run(command, "--help")
     assert code == 0
     assert "Example" in out
     assert f"extalerts {command}" in (REPO / "README.md").read_text()

@@ -9,21 +9,18 @@ change to the wire format fails here until the cassettes are re-recorded on purp
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 import vcr
 
 from extalerts.emulators.datadog import DatadogEmulator
-from extalerts.plan import apply_plan, compute_plan
-from extalerts.providers.base import Action
+from extalerts.plan import compute_plan
 from extalerts.providers.datadog import DatadogApi, DatadogProvider, DatadogSettings
 from extalerts.retry import RetryPolicy
 from extalerts.spec import load_spec
-from tests.conftest import MONITORS
+from tests.conftest import push_all
 
 RECORDING = os.environ.get("EXTALERTS_RECORD") == "1"
 CASSETTES = Path(__file__).parent / "cassettes"
@@ -54,24 +51,9 @@ def datadog(name: str) -> Iterator[DatadogProvider]:
             assert cassette.all_played, "extalerts made fewer requests than the cassette holds"
 
 
-def push_all(provider: DatadogProvider, spec_dir: Path, prune: bool = False) -> list[tuple[str, str]]:
-    desired = provider.desired(load_spec([spec_dir]))
-    plan = compute_plan(provider, desired, provider.fetch(), prune=prune)
-    result = apply_plan(plan, provider, concurrency=1)
-    assert result.ok, result.failed
-    return [(c.action.value, c.key) for c in plan.changes if c.action is not Action.UNCHANGED]
-
-
 def remaining_changes(provider: DatadogProvider, spec_dir: Path) -> bool:
     desired = provider.desired(load_spec([spec_dir]))
     return compute_plan(provider, desired, provider.fetch(), prune=True).has_changes
-
-
-@pytest.fixture
-def spec_dir(tmp_path: Path) -> Path:
-    target = tmp_path / "monitors"
-    shutil.copytree(MONITORS, target)
-    return target
 
 
 def test_push_then_plan(spec_dir: Path) -> None:

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from extalerts.cli import cli
 from extalerts.emulators.datadog import DatadogEmulator, Faults
 from extalerts.errors import ApiError, ExtalertsError
 from extalerts.plan import Guards, SafetyError, apply_plan, check_guards, compute_plan
 from extalerts.providers.datadog import DatadogApi, DatadogProvider, DatadogSettings
 from extalerts.retry import RetryPolicy
 from extalerts.spec import load_spec
-from tests.conftest import MONITORS
+from tests.conftest import MONITORS, cli_run
 
 API_KEY = "ddapikey-4f1c9e2b7a65d3e0"
 APP_KEY = "ddappkey-9b8a7c6d5e4f3a2b1c0d"
@@ -40,21 +37,9 @@ def env(monkeypatch: pytest.MonkeyPatch, emulator: DatadogEmulator) -> str:
     return emulator.url
 
 
-@pytest.fixture
-def spec_dir(tmp_path: Path) -> Path:
-    target = tmp_path / "monitors"
-    shutil.copytree(MONITORS, target)
-    return target
-
-
 def provider_for(emulator: DatadogEmulator, timeout: float = 5.0, seed: int = 0) -> DatadogProvider:
     settings = DatadogSettings(emulator.url, API_KEY, APP_KEY, timeout=timeout)
     return DatadogProvider(DatadogApi(settings, FAST, seed=seed))
-
-
-def cli_run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def push(url: str, *extra: str) -> tuple[int, str, str]:

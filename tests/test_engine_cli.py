@@ -7,17 +7,9 @@ import shutil
 from pathlib import Path
 from xml.etree import ElementTree
 
-from click.testing import CliRunner
-
-from extalerts.cli import cli
 from extalerts.engine import write_events
-from tests.conftest import MONITORS, write
+from tests.conftest import MONITORS, cli_run, write
 from tests.test_engine import at, event
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def copy_monitors(tmp_path: Path) -> Path:
@@ -28,7 +20,7 @@ def copy_monitors(tmp_path: Path) -> Path:
 
 def test_bundled_rule_tests_pass_and_cover_every_rule(tmp_path: Path) -> None:
     copy_monitors(tmp_path)
-    code, out, err = run("test", "--require-coverage", "--junit-xml", "build/rule-tests.xml")
+    code, out, err = cli_run("test", "--require-coverage", "--junit-xml", "build/rule-tests.xml")
     assert code == 0, out + err
     assert out.rstrip().endswith(" passed, 0 failed")
     assert "coverage: every one of 13 rules fires in a test and stays quiet in another" in out
@@ -54,7 +46,7 @@ tests:
       - fires: 12m
 """,
     )
-    code, out, _ = run("test", "monitors/tests/wrong.yaml", "--junit-xml", "report.xml")
+    code, out, _ = cli_run("test", "monitors/tests/wrong.yaml", "--junit-xml", "report.xml")
     assert code == 1
     assert "FAIL  worker-exception  expects the page too early" in out
     assert "expected to fire at 12m" in out
@@ -69,10 +61,10 @@ def test_coverage_gaps_fail_with_require_coverage(tmp_path: Path) -> None:
     copy_monitors(tmp_path)
     for test_file in Path("monitors/tests").glob("traffic.yaml"):
         test_file.unlink()
-    code, out, _ = run("test", "--coverage")
+    code, out, _ = cli_run("test", "--coverage")
     assert code == 0
     assert "logs-stopped: no test where it fires" in out
-    code, _, _ = run("test", "--require-coverage")
+    code, _, _ = cli_run("test", "--require-coverage")
     assert code == 1
 
 
@@ -83,7 +75,7 @@ def test_test_file_mistakes_are_located(tmp_path: Path) -> None:
         "version: 1\ntests:\n  - name: x\n    rule: no-such-rule\n    input: [{burst: {at: 1m, count: 1}}]\n"
         "    expect: [{fires: 5m, quiet: true}]\n",
     )
-    code, _, err = run("test", "monitors/tests/bad.yaml")
+    code, _, err = cli_run("test", "monitors/tests/bad.yaml")
     assert code == 1
     assert "monitors/tests/bad.yaml:6:" in err
     assert "exactly one of fires, warns, resolves, state, never, quiet" in err
@@ -97,7 +89,7 @@ def test_replay_reports_firing_and_bad_lines(tmp_path: Path) -> None:
     write_events(events, path)
     with path.open("a") as out:
         out.write("not json\n")
-    code, out, err = run("replay", str(path), "--rule", "worker-exception", "--report", "report.html")
+    code, out, err = cli_run("replay", str(path), "--rule", "worker-exception", "--report", "report.html")
     assert code == 0, err
     assert "61 events from 2026-01-01 00:00 to 2026-01-01 00:29 UTC" in out
     assert "worker-exception  1" in out
@@ -110,7 +102,7 @@ def test_replay_reports_firing_and_bad_lines(tmp_path: Path) -> None:
     assert 'id="worker-exception"' in html
     assert "firing: ScriptName=conversation-api" in html
 
-    code, out, _ = run("replay", str(path), "-o", "json")
+    code, out, _ = cli_run("replay", str(path), "-o", "json")
     assert code == 0
     report = json.loads(out)
     assert report["events"] == 61
@@ -123,6 +115,6 @@ def test_replay_reports_firing_and_bad_lines(tmp_path: Path) -> None:
 def test_replay_strict_stops_at_a_bad_line(tmp_path: Path) -> None:
     copy_monitors(tmp_path)
     path = write(tmp_path / "x.ndjson", json.dumps(event(1)) + "\n{oops\n")
-    code, _, err = run("replay", str(path), "--strict")
+    code, _, err = cli_run("replay", str(path), "--strict")
     assert code == 1
     assert f"{path}:2: not a Workers Trace Event" in err

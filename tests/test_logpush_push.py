@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from extalerts.cli import cli
 from extalerts.emulators.cloudflare import CloudflareEmulator
 from extalerts.emulators.datadog import Faults
 from extalerts.plan import apply_plan, compute_plan
@@ -20,7 +17,7 @@ from extalerts.providers.cloudflare_api import CloudflareApi, CloudflareSettings
 from extalerts.providers.logpush import LogpushProvider, mask_destination
 from extalerts.retry import RetryPolicy
 from extalerts.spec import load_spec
-from tests.conftest import MONITORS
+from tests.conftest import MONITORS, cli_run
 
 CF_TOKEN = "cf-token-8e21c4"
 ACCOUNT = "0123456789abcdef0123456789abcdef"
@@ -49,24 +46,12 @@ def env(monkeypatch: pytest.MonkeyPatch, emulator: CloudflareEmulator) -> str:
     return emulator.url
 
 
-@pytest.fixture
-def spec_dir(tmp_path: Path) -> Path:
-    target = tmp_path / "monitors"
-    shutil.copytree(MONITORS, target)
-    return target
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
-
-
 def push(url: str, *extra: str) -> tuple[int, str, str]:
-    return run("push", "monitors", "-p", "logpush", "--api-url", url, "--yes", *extra)
+    return cli_run("push", "monitors", "-p", "logpush", "--api-url", url, "--yes", *extra)
 
 
 def plan(url: str, *extra: str) -> tuple[int, str, str]:
-    return run("plan", "monitors", "-p", "logpush", "--api-url", url, *extra)
+    return cli_run("plan", "monitors", "-p", "logpush", "--api-url", url, *extra)
 
 
 def test_push_then_plan_shows_no_change(env: str, spec_dir: Path, emulator: CloudflareEmulator) -> None:
@@ -182,19 +167,19 @@ def test_pushes_converge_under_faults(seed: int, emulator: CloudflareEmulator, m
 
 
 def test_doctor(env: str, spec_dir: Path, emulator: CloudflareEmulator) -> None:
-    code, out, _ = run("doctor", "--api-url", env)
+    code, out, _ = cli_run("doctor", "--api-url", env)
     assert code == 1
     assert "PROBLEM  Logpush job extalerts-workers-to-datadog does not exist" in out
     assert push(env)[0] == 0
     for job in emulator.jobs():
         emulator.set_job_complete(job["id"])
-    code, out, _ = run("doctor", "--api-url", env)
+    code, out, _ = cli_run("doctor", "--api-url", env)
     assert code == 0, out
     assert out.rstrip().endswith("0 problems")
     datadog = next(j for j in emulator.jobs() if j["name"] == "extalerts-workers-to-datadog")
     emulator.set_job_error(datadog["id"], "error uploading: 403 Forbidden")
     emulator.add_script("auth-worker", logpush=False)
-    code, out, _ = run("doctor", "--api-url", env, "-o", "json")
+    code, out, _ = cli_run("doctor", "--api-url", env, "-o", "json")
     assert code == 1
     problems = {f["subject"]: f["message"] for f in json.loads(out) if not f["ok"]}
     assert problems == {
@@ -210,13 +195,13 @@ def test_secrets_never_appear_in_anything_produced(
     caplog.set_level(logging.DEBUG)
     produced = []
     for args in (("plan",), ("plan", "-o", "json"), ("push", "--yes"), ("push", "--yes", "-o", "json")):
-        _, out, err = run(args[0], "monitors", "-p", "logpush", "--api-url", env, *args[1:])
+        _, out, err = cli_run(args[0], "monitors", "-p", "logpush", "--api-url", env, *args[1:])
         produced += [out, err]
     path = spec_dir / "logpush.yaml"
     path.write_text(path.read_text().replace("max_upload_interval: 30s", "max_upload_interval: 60s"))
     for args in (("plan",), ("push", "--yes", "-o", "json")):
-        produced += list(run(args[0], "monitors", "-p", "logpush", "--api-url", env, *args[1:])[1:])
-    produced += list(run("doctor", "--api-url", env)[1:])
+        produced += list(cli_run(args[0], "monitors", "-p", "logpush", "--api-url", env, *args[1:])[1:])
+    produced += list(cli_run("doctor", "--api-url", env)[1:])
     produced += [mask_destination(job["destination_conf"]) for job in emulator.jobs()]
     produced += [repr(CloudflareSettings(ACCOUNT, CF_TOKEN))]
     produced += [r.getMessage() for r in caplog.records]

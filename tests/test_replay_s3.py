@@ -20,13 +20,11 @@ from typing import Any
 import fsspec.spec
 import pytest
 import s3fs
-from click.testing import CliRunner
 from moto.server import ThreadedMotoServer
 
-from extalerts.cli import cli
 from extalerts.engine import Engine, EngineError, EngineResult
 from extalerts.spec import load_spec
-from tests.conftest import MONITORS
+from tests.conftest import MONITORS, cli_run
 from tests.test_engine import at, event
 
 BUCKET = "logpush"
@@ -131,11 +129,6 @@ def aws_env(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     return s3_endpoint
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
-
-
 def copy_monitors(tmp_path: Path) -> None:
     shutil.copytree(MONITORS, tmp_path / "monitors")
 
@@ -159,7 +152,7 @@ def bad(key: str, line: int) -> str:
 
 def test_cli_replays_a_date_prefix(tmp_path: Path) -> None:
     copy_monitors(tmp_path)
-    code, out, err = run("replay", url(DAY1), "--rule", "worker-exception")
+    code, out, err = cli_run("replay", url(DAY1), "--rule", "worker-exception")
     assert code == 0, err
     assert f"{DAY1_EVENTS} events from 2026-01-01 00:00 to 2026-01-01 00:29 UTC" in out
     assert "worker-exception  2" in out
@@ -172,7 +165,7 @@ def test_cli_replays_a_date_prefix(tmp_path: Path) -> None:
 
 def test_cli_replays_a_glob_as_json_with_every_rule(tmp_path: Path) -> None:
     copy_monitors(tmp_path)
-    code, out, err = run("replay", url("workers/*/*.gz"), "-o", "json")
+    code, out, err = cli_run("replay", url("workers/*/*.gz"), "-o", "json")
     assert code == 0, err
     report = json.loads(out)
     assert report["events"] == GZ_EVENTS
@@ -188,7 +181,7 @@ def test_cli_replays_a_glob_as_json_with_every_rule(tmp_path: Path) -> None:
 
 def test_cli_strict_stops_at_the_bad_line_inside_a_gzip_object(tmp_path: Path) -> None:
     copy_monitors(tmp_path)
-    code, _, err = run("replay", url("workers/*/*.gz"), "--strict")
+    code, _, err = cli_run("replay", url("workers/*/*.gz"), "--strict")
     assert code == 1
     assert f"{url(BROKEN_GZ)}:{GZ_BAD_LINE}: not a Workers Trace Event" in err
     assert "--strict stops at the first bad line" in err
@@ -205,7 +198,7 @@ def test_cli_strict_stops_at_the_bad_line_inside_a_gzip_object(tmp_path: Path) -
 )
 def test_cli_url_matching_nothing_is_an_error_naming_it(tmp_path: Path, source: str) -> None:
     copy_monitors(tmp_path)
-    code, out, err = run("replay", source)
+    code, out, err = cli_run("replay", source)
     assert code == 1
     assert f"error: {source}: no object matches" in err
     assert "Traceback" not in out + err

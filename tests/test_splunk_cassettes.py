@@ -9,21 +9,18 @@ the wire format fails here until the cassettes are re-recorded on purpose with
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 import vcr
 
 from extalerts.emulators.splunk import SplunkEmulator
-from extalerts.plan import apply_plan, compute_plan
-from extalerts.providers.base import Action
+from extalerts.plan import compute_plan
 from extalerts.providers.splunk import SplunkApi, SplunkProvider, SplunkSettings
 from extalerts.retry import RetryPolicy
 from extalerts.spec import load_spec
-from tests.conftest import MONITORS
+from tests.conftest import push_all
 
 RECORDING = os.environ.get("EXTALERTS_RECORD") == "1"
 CASSETTES = Path(__file__).parent / "cassettes"
@@ -56,22 +53,6 @@ def splunk(name: str) -> Iterator[SplunkProvider]:
     finally:
         if emulator is not None:
             emulator.stop()
-
-
-def push_all(provider: SplunkProvider, spec_dir: Path, prune: bool = False) -> list[tuple[str, str]]:
-    desired = provider.desired(load_spec([spec_dir]))
-    plan = compute_plan(provider, desired, provider.fetch(), prune=prune)
-    # One request at a time: the recorder is not thread-safe, and a fixed order reads better.
-    result = apply_plan(plan, provider, concurrency=1)
-    assert result.ok, result.failed
-    return [(c.action.value, c.key) for c in plan.changes if c.action is not Action.UNCHANGED]
-
-
-@pytest.fixture
-def spec_dir(tmp_path: Path) -> Path:
-    target = tmp_path / "monitors"
-    shutil.copytree(MONITORS, target)
-    return target
 
 
 def test_push_then_plan(spec_dir: Path) -> None:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from extalerts.cli import cli
 from extalerts.emulators.datadog import Faults
 from extalerts.emulators.splunk import SplunkEmulator
 from extalerts.errors import ConfigError
@@ -23,7 +20,7 @@ from extalerts.render import render
 from extalerts.render.conf import parse_conf
 from extalerts.retry import RetryPolicy
 from extalerts.spec import load_spec
-from tests.conftest import MONITORS
+from tests.conftest import MONITORS, cli_run
 
 TOKEN = "splunk-token-5b1e77a0c9"
 PASSWORD = "splunk-password-0f3c"
@@ -44,18 +41,6 @@ def env(monkeypatch: pytest.MonkeyPatch, emulator: SplunkEmulator) -> SplunkEmul
     monkeypatch.setenv("SPLUNK_TOKEN", TOKEN)
     monkeypatch.setattr("extalerts.retry.RetryPolicy", lambda: FAST)
     return emulator
-
-
-@pytest.fixture
-def spec_dir(tmp_path: Path) -> Path:
-    target = tmp_path / "monitors"
-    shutil.copytree(MONITORS, target)
-    return target
-
-
-def cli_run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def push(*extra: str) -> tuple[int, str, str]:
