@@ -1,8 +1,13 @@
-"""Text layout shared by the benchmark sections: aligned tables and goal lines."""
+"""Text layout shared by the benchmark sections: aligned tables, ratios and goal lines."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+
+def ratio(value: float, baseline: float) -> str:
+    """How many times the baseline, as ``12.3×``."""
+    return f"{value / baseline:,.1f}×"
 
 
 def goal_line(goal: str, met: bool | None, detail: str = "") -> str:

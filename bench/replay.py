@@ -37,7 +37,7 @@ from typing import Any
 
 from extalerts.filter.duckdb import JSON_COLUMNS, SCALAR_COLUMNS, quote_identifier
 from extalerts.synth import Scenario, SynthConfig, events, generate
-from layout import goal_line, table
+from layout import goal_line, ratio, table
 
 DEFAULT_EVENTS = 1_000_000
 #: The size the memory goal is judged at (``run.py`` passes it with a flag).
@@ -418,10 +418,6 @@ def _seconds(value: float) -> str:
     return f"{value:,.2f} s"
 
 
-def _ratio(value: float, baseline: float) -> str:
-    return f"{value / baseline:,.1f}×"
-
-
 def _mib(value: int) -> str:
     return f"{value / 1024**2:,.0f} MiB"
 
@@ -445,13 +441,13 @@ def section(result: ReplayBench) -> str:
         ]
 
     rows = [
-        row("extalerts replay: load + evaluate", r.measurement, _ratio(replay_s, result.scan.best)),
+        row("extalerts replay: load + evaluate", r.measurement, ratio(replay_s, result.scan.best)),
         row("A: DuckDB count(*), engine's read_json", result.scan, "1.0×"),
-        row("   ref: count(*) over read_json_auto", result.scan_auto, _ratio(result.scan_auto.best, result.scan.best)),
-        row("   ref: same columns into a table", result.scan_table, _ratio(result.scan_table.best, result.scan.best)),
+        row("   ref: count(*) over read_json_auto", result.scan_auto, ratio(result.scan_auto.best, result.scan.best)),
+        row("   ref: same columns into a table", result.scan_table, ratio(result.scan_table.best, result.scan.best)),
     ]
     if result.jq is not None:
-        rows.append(row(f"B: jq -c '{JQ_FILTER}'", result.jq, _ratio(result.jq.best, result.scan.best)))
+        rows.append(row(f"B: jq -c '{JQ_FILTER}'", result.jq, ratio(result.jq.best, result.scan.best)))
     stages = [
         ["  imports (not timed)", _seconds(r.imports_seconds)],
         ["  load_spec + Engine() (not timed)", _seconds(r.spec_seconds)],

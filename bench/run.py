@@ -44,7 +44,7 @@ from extalerts.render import RenderedFile, render
 from extalerts.render.conf import parse_conf
 from extalerts.spec.loader import load_spec
 from generate import RULES_PER_FILE, SIGNAL_KINDS, write_spec
-from layout import goal_line, table
+from layout import goal_line, ratio, table
 
 T = TypeVar("T")
 
@@ -249,10 +249,6 @@ def bench_render(rules: int) -> RenderBench:
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:,.1f} ms"
-
-
-def ratio(value: float, baseline: float) -> str:
-    return f"{value / baseline:,.1f}×"
 
 
 def header(settings: Settings) -> str:
