@@ -14,6 +14,8 @@ from extalerts.redact import redact
 from extalerts.retry import Failure, Verdict, classify_status, parse_reset_header
 
 T = TypeVar("T")
+#: The API base URL when ``--api-url`` is not given (the sandbox sets it).
+CLOUDFLARE_API_URL_ENV = "EXTALERTS_CLOUDFLARE_API_URL"
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class CloudflareSettings:
                     f"{name} is not set; export it (extalerts reads Cloudflare settings from the environment)"
                 )
         redact(environ["CLOUDFLARE_API_TOKEN"])
+        base_url = base_url or environ.get(CLOUDFLARE_API_URL_ENV) or None
         return cls(environ["CLOUDFLARE_ACCOUNT_ID"], environ["CLOUDFLARE_API_TOKEN"], base_url)
 
 

@@ -92,6 +92,10 @@ MONITOR_OPTION_DEFAULTS: Mapping[str, Any] = {
 }
 
 
+#: The API base URL when ``--api-url`` is not given (the sandbox sets it); DD_SITE picks it otherwise.
+DATADOG_API_URL_ENV = "EXTALERTS_DATADOG_API_URL"
+
+
 @dataclass(frozen=True)
 class DatadogSettings:
     """Where and as whom to connect. Keys come from the environment only and are never printed."""
@@ -109,6 +113,7 @@ class DatadogSettings:
                 raise ConfigError(
                     f"{name} is not set; export it (extalerts reads Datadog keys only from the environment)"
                 )
+        api_url = api_url or environ.get(DATADOG_API_URL_ENV) or None
         if api_url is None:
             site = environ.get("DD_SITE") or "datadoghq.com"
             if site not in SITES:
