@@ -6,13 +6,17 @@ the server fills in its defaults on create, lists page with ``page``/``page_size
 ``monitor_tags``. It can inject faults — 429 with ``X-RateLimit-*`` headers, 500, slow answers, and
 answers lost after the write was committed — and counts every call, for tests and benchmarks.
 
-Endpoints: ``/api/v1/monitor`` (create, list, get, update, delete, validate),
-``/api/v2/logs/config/metrics`` and ``/api/v1/logs/config/pipelines`` (CRUD).
+Endpoints: ``/api/v1/monitor`` (create, list, get, update, delete, validate; ``group_states`` on get),
+``/api/v2/logs/config/metrics`` and ``/api/v1/logs/config/pipelines`` (CRUD), the logs intake
+``POST /api/v2/logs`` (API key only, as the intake checks; 202, at most 1,000 logs and 5 MB a request)
+and webhook integration entries. The intake keeps what it received in ``logs``; it does not evaluate
+monitors itself: the sandbox does that and sets monitor and group states through ``set_group_state``.
 """
 
 from __future__ import annotations
 
 import copy
+import gzip
 import json
 import random
 import re
@@ -87,6 +91,16 @@ class _State:
     pipelines: dict[str, dict[str, Any]] = field(default_factory=dict)
     next_monitor_id: int = 1000
     next_pipeline_id: int = 1
+    #: Per monitor: group name ("*" without groups) → the group's state, as ``group_states`` shows it.
+    groups: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+#: The logs intake's documented request limits.
+INTAKE_MAX_LOGS = 1000
+INTAKE_MAX_BYTES = 5 * 1024 * 1024
+#: Worst first: the monitor's overall state is its worst group's.
+STATE_ORDER = ("OK", "No Data", "Warn", "Alert")
 
 
 class _Reply(Exception):
@@ -126,6 +140,8 @@ class DatadogEmulator(LoopbackServer):
         self.faults_injected: Counter[str] = Counter()
         #: Every request's method, path and JSON body, with the status answered (for contract tests).
         self.requests: list[tuple[str, str, Any, int]] = []
+        #: Logs received by the intake: each the submitted item with its JSON message decoded into attributes.
+        self.logs: list[dict[str, Any]] = []
         self._lock = threading.RLock()
         self._rng = random.Random(self.faults.seed)
         self._routes = self._route_table()
@@ -146,6 +162,50 @@ class DatadogEmulator(LoopbackServer):
         with self._lock:
             self.faults = faults
             self._rng = random.Random(faults.seed)
+
+    def add_webhook(self, name: str, url: str) -> None:
+        """Configure a webhook integration entry, as ``@webhook-<name>`` handles address it."""
+        with self._lock:
+            self.state.webhooks[name] = {"name": name, "url": url, "encode_as": "json"}
+
+    def webhook_url(self, name: str) -> str | None:
+        with self._lock:
+            hook = self.state.webhooks.get(name)
+            return None if hook is None else str(hook["url"])
+
+    def logs_since(self, offset: int) -> list[dict[str, Any]]:
+        with self._lock:
+            return self.logs[offset:]
+
+    def set_group_state(self, monitor_id: int, group: str, status: str, at: float) -> None:
+        """Record a group's new state (as monitor evaluation does) and update the overall state."""
+        with self._lock:
+            monitor = self.state.monitors.get(monitor_id)
+            if monitor is None:
+                return
+            groups = self.state.groups.setdefault(monitor_id, {})
+            entry = groups.setdefault(
+                group,
+                {
+                    "name": group,
+                    "last_nodata_ts": None,
+                    "last_resolved_ts": None,
+                    "last_triggered_ts": None,
+                    "last_notified_ts": None,
+                },
+            )
+            entry["status"] = status
+            if status in ("Alert", "Warn"):
+                entry["last_triggered_ts"] = int(at)
+            elif status == "OK":
+                entry["last_resolved_ts"] = int(at)
+            else:
+                entry["last_nodata_ts"] = int(at)
+            entry["last_notified_ts"] = int(at)
+            overall = max((g["status"] for g in groups.values()), key=STATE_ORDER.index)
+            if overall != monitor["overall_state"]:
+                monitor["overall_state"] = overall
+                monitor["overall_state_modified"] = self._at(at)
 
     # ----------------------------------------------------------------------------------- routing
 
@@ -173,6 +233,9 @@ class DatadogEmulator(LoopbackServer):
             r("GET", "/api/v1/logs/config/pipelines/([^/]+)", self._get_pipeline),
             r("PUT", "/api/v1/logs/config/pipelines/([^/]+)", self._put_pipeline),
             r("DELETE", "/api/v1/logs/config/pipelines/([^/]+)", self._delete_pipeline),
+            r("POST", "/api/v2/logs", self._intake),
+            r("POST", "/api/v1/integration/webhooks/configuration/webhooks", self._post_webhook),
+            r("GET", "/api/v1/integration/webhooks/configuration/webhooks/([^/]+)", self._get_webhook),
         ]
 
     def _serve(self, request: BaseHTTPRequestHandler) -> None:
@@ -197,8 +260,9 @@ class DatadogEmulator(LoopbackServer):
         with self._lock:
             self.calls[route] += 1
             fault = self._draw_fault()
-        if not self._authorised(request):
-            self._send(request, 403, {"errors": ["Forbidden"]})
+        intake = url.path == "/api/v2/logs"
+        if not self._authorised(request, api_key_only=intake):
+            self._send(request, 403, _INTAKE_FORBIDDEN if intake else {"errors": ["Forbidden"]})
             return
         if fault == "429":
             self.faults_injected[fault] += 1
@@ -218,8 +282,13 @@ class DatadogEmulator(LoopbackServer):
             return
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         try:
+            if intake and request.headers.get("Content-Encoding") == "gzip":
+                raw = gzip.decompress(raw)
+            if intake and len(raw) > INTAKE_MAX_BYTES:
+                self._send(request, 413, _intake_error(413, "Payload Too Large", "the request is over 5 MB"))
+                return
             body = json.loads(raw) if raw else None
-        except ValueError:
+        except (ValueError, OSError, EOFError):
             self._send(request, 400, {"errors": ["Invalid JSON"]})
             return
         try:
@@ -245,11 +314,10 @@ class DatadogEmulator(LoopbackServer):
             return None
         return self._rng.choice(self.faults.kinds)
 
-    def _authorised(self, request: BaseHTTPRequestHandler) -> bool:
-        return (
-            request.headers.get("DD-API-KEY") == self.api_key
-            and request.headers.get("DD-APPLICATION-KEY") == self.app_key
-        )
+    def _authorised(self, request: BaseHTTPRequestHandler, *, api_key_only: bool = False) -> bool:
+        if request.headers.get("DD-API-KEY") != self.api_key:
+            return False
+        return api_key_only or request.headers.get("DD-APPLICATION-KEY") == self.app_key
 
     @staticmethod
     def _send(
@@ -268,7 +336,11 @@ class DatadogEmulator(LoopbackServer):
             request.close_connection = True
 
     def _now(self) -> str:
-        return datetime.fromtimestamp(self.clock(), UTC).isoformat().replace("+00:00", "Z")
+        return self._at(self.clock())
+
+    @staticmethod
+    def _at(seconds: float) -> str:
+        return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
     # ----------------------------------------------------------------------------------- monitors
 
@@ -368,7 +440,18 @@ class DatadogEmulator(LoopbackServer):
         return copy.deepcopy(found)
 
     def _get_monitor(self, monitor_id: str, *, query: dict[str, str], body: Any) -> dict[str, Any]:
-        return copy.deepcopy(self._monitor(monitor_id))
+        monitor = copy.deepcopy(self._monitor(monitor_id))
+        wanted = {s.strip() for s in query.get("group_states", "").split(",") if s.strip()}
+        if wanted:
+            groups = self.state.groups.get(monitor["id"], {})
+            monitor["state"] = {
+                "groups": {
+                    name: copy.deepcopy(group)
+                    for name, group in sorted(groups.items())
+                    if "all" in wanted or group["status"].lower().replace(" ", "") in wanted
+                }
+            }
+        return monitor
 
     def _put_monitor(self, monitor_id: str, *, query: dict[str, str], body: Any) -> dict[str, Any]:
         current = self._monitor(monitor_id)
@@ -386,6 +469,7 @@ class DatadogEmulator(LoopbackServer):
     def _delete_monitor(self, monitor_id: str, *, query: dict[str, str], body: Any) -> dict[str, Any]:
         monitor = self._monitor(monitor_id)
         del self.state.monitors[monitor["id"]]
+        self.state.groups.pop(monitor["id"], None)
         return {"deleted_monitor_id": monitor["id"]}
 
     # ----------------------------------------------------------------------------------- logs metrics
@@ -483,3 +567,54 @@ class DatadogEmulator(LoopbackServer):
     def _delete_pipeline(self, pipeline_id: str, *, query: dict[str, str], body: Any) -> dict[str, Any]:
         del self.state.pipelines[self._pipeline(pipeline_id)["id"]]
         return {}
+
+    # ----------------------------------------------------------------------------------- logs intake
+
+    def _intake(self, *, query: dict[str, str], body: Any) -> None:
+        items = body if isinstance(body, list) else [body]
+        if not items or not all(isinstance(item, dict) for item in items):
+            raise _Reply(400, _intake_error(400, "Bad Request", "the body must be a log object or a list of them"))
+        if len(items) > INTAKE_MAX_LOGS:
+            raise _Reply(413, _intake_error(413, "Payload Too Large", "at most 1000 logs per request"))
+        received = self.clock()
+        for item in items:
+            log = {k: v for k, v in item.items() if k != "message"}
+            for key in ("ddsource", "service", "hostname"):
+                if key not in log and key in query:
+                    log[key] = query[key]
+            tags = ",".join(t for t in (query.get("ddtags"), item.get("ddtags")) if t)
+            log["ddtags"] = tags
+            message = item.get("message")
+            attributes: Any = None
+            if isinstance(message, str) and message.lstrip().startswith("{"):
+                try:
+                    attributes = json.loads(message)
+                except ValueError:
+                    attributes = None
+            log["attributes"] = attributes if isinstance(attributes, dict) else {}
+            log["message"] = message
+            log["received"] = received
+            self.logs.append(log)
+        raise _Reply(202, {})
+
+    def _post_webhook(self, *, query: dict[str, str], body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict) or not body.get("name") or not body.get("url"):
+            raise _errors(400, "Webhook name and url are required")
+        if body["name"] in self.state.webhooks:
+            raise _errors(409, "Webhook already exists")
+        self.state.webhooks[body["name"]] = {"name": body["name"], "url": body["url"], "encode_as": "json"}
+        return copy.deepcopy(self.state.webhooks[body["name"]])
+
+    def _get_webhook(self, name: str, *, query: dict[str, str], body: Any) -> dict[str, Any]:
+        hook = self.state.webhooks.get(name)
+        if hook is None:
+            raise _errors(404, "Webhook not found")
+        return copy.deepcopy(hook)
+
+
+def _intake_error(status: int, title: str, detail: str) -> dict[str, Any]:
+    """The intake answers in the v2 (JSON:API) error form."""
+    return {"errors": [{"status": str(status), "title": title, "detail": detail}]}
+
+
+_INTAKE_FORBIDDEN = _intake_error(403, "Forbidden", "Forbidden")

@@ -433,6 +433,7 @@ class SplunkEmulator(LoopbackServer):
         username: str = "admin",
         password: str | None = None,
         hec_token: str | None = None,
+        hec_default_index: str = "main",
         faults: Faults | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -442,6 +443,8 @@ class SplunkEmulator(LoopbackServer):
         self.username = username
         self.password = password
         self.hec_token = hec_token
+        #: The index of events that name none: a HEC token's default index.
+        self.hec_default_index = hec_default_index
         self.faults = faults or Faults()
         self.clock = clock
         self.calls: Counter[str] = Counter()
@@ -451,6 +454,8 @@ class SplunkEmulator(LoopbackServer):
         self.requests: list[tuple[str, str, Any, int]] = []
         #: Raw lines received on HEC, per (index, sourcetype).
         self.hec_events: dict[tuple[str, str], list[str]] = {}
+        #: The same lines in arrival order, as (index, sourcetype, line), for the sandbox's evaluation.
+        self.hec_log: list[tuple[str, str, str]] = []
         self._searches: dict[tuple[str, str], _SavedSearch] = {}
         self._sessions: dict[str, str] = {}
         self._fired_count = 0
@@ -477,18 +482,27 @@ class SplunkEmulator(LoopbackServer):
         with self._lock:
             return dict(self._searches[(app, name)].settings)
 
-    def fire(self, app: str, name: str) -> str | None:
+    def saved_searches(self) -> list[tuple[str, str, dict[str, str]]]:
+        """Every saved search as (app, name, conf settings)."""
+        with self._lock:
+            return [(app, name, dict(search.settings)) for (app, name), search in sorted(self._searches.items())]
+
+    def hec_since(self, offset: int) -> list[tuple[str, str, str]]:
+        with self._lock:
+            return self.hec_log[offset:]
+
+    def fire(self, app: str, name: str, trigger_time: float | None = None) -> str | None:
         """Record a triggered alert, as the scheduler does; only tracked alerts (``alert.track``) are listed.
 
         Returns the sid of the recorded alert, or None when the search does not track its alerts
         (``auto`` is treated as not tracked: the emulator runs no actions whose tracking it could follow).
         """
         with self._lock:
-            search = self._searches[(app, name)]
-            if not _is_true(search.settings.get("alert.track", "auto")):
+            search = self._searches.get((app, name))
+            if search is None or not _is_true(search.settings.get("alert.track", "auto")):
                 return None
             self._fired_count += 1
-            now = int(self.clock())
+            now = int(self.clock() if trigger_time is None else trigger_time)
             sid = f"scheduler__{search.namespace_owner}__{app}__RMD5{secrets.token_hex(8)}_at_{now}_{self._fired_count}"
             search.fired.append(
                 {
@@ -978,7 +992,9 @@ class SplunkEmulator(LoopbackServer):
         lines = [line for line in body.decode("utf-8", "replace").splitlines() if line.strip()]
         if not lines:
             raise _hec_error(400, "No data", 5)
-        index = _last(call.query, "index") or "main"
+        index = _last(call.query, "index") or self.hec_default_index
         sourcetype = _last(call.query, "sourcetype") or "httpevent"
-        self.hec_events.setdefault((index, sourcetype), []).extend(lines)
+        with self._lock:
+            self.hec_events.setdefault((index, sourcetype), []).extend(lines)
+            self.hec_log.extend((index, sourcetype, line) for line in lines)
         return _Answer(200, json.dumps({"text": "Success", "code": 0}).encode(), "application/json")
