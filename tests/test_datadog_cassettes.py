@@ -3,7 +3,8 @@
 The cassettes were recorded against the local emulator with the real datadog-api-client, key headers
 scrubbed. Replaying pins what extalerts sends (method, path, query and body of every request): a
 change to the wire format fails here until the cassettes are re-recorded on purpose with
-`EXTALERTS_RECORD=1 make test` and the diff reviewed.
+`rm tests/cassettes/datadog_*.yaml; EXTALERTS_RECORD=1 make test` (vcrpy appends to an existing
+cassette) and the diff reviewed.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from extalerts.drill.view import DRILL_DATADOG_QUERY
 from extalerts.errors import RenderError
 from extalerts.fields import Field
 from extalerts.filter import conjunction
@@ -279,7 +280,9 @@ class DatadogRenderer:
         derived = self.spec.catalog.derived
         if not derived:
             return None
+        # Drill events carry their drill id in the structured line too (see extalerts.drill.view).
         queries = sorted({source.datadog.query.strip() or "*" for source in self.spec.sources.values()})
+        queries.append(DRILL_DATADOG_QUERY)
         query = queries[0] if len(queries) == 1 else " OR ".join(f"({q})" for q in queries)
         sample = json.dumps({f.derived_key: _sample_value(f) for f in derived}, separators=(",", ":"))
         text = self.templates.render(

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from extalerts.drill.view import DRILL_SOURCETYPE
 from extalerts.errors import RenderError
 from extalerts.fields import Field
 from extalerts.filter import fields_of
@@ -273,7 +274,8 @@ class SplunkRenderer:
         return files
 
     def sourcetypes(self) -> list[str]:
-        return sorted({source.splunk.sourcetype for source in self.spec.sources.values()})
+        # Drill events arrive under their own source type, parsed the same way (see extalerts.drill.view).
+        return sorted({source.splunk.sourcetype for source in self.spec.sources.values()} | {DRILL_SOURCETYPE})
 
     def _conf(self, template: str, what: str, **context: Any) -> str:
         text = self.templates.render(template, **context)

@@ -1,0 +1,168 @@
+"""Per provider: create and delete a drill copy, and read back whether it fired.
+
+Both use the same API clients (and retry policy) as plan/push. Each records what it created before
+anything else happens, so cleanup can remove it whatever stops the drill.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from extalerts.drill.view import DRILL_MANAGED_TAG, DRILL_SPLUNK_PREFIX, DrillView
+from extalerts.errors import ApiError
+from extalerts.providers.base import Action, Change, Resource
+from extalerts.render.datadog import MANAGED_TAG, DatadogRenderer
+from extalerts.render.splunk import SplunkRenderer
+from extalerts.render.templates import Templates
+from extalerts.spec.models import ChangeSignal, Level
+
+
+@dataclass
+class Observation:
+    """What the provider says about the drill copy: first alert, and recovery after it (epoch seconds)."""
+
+    alerted_at: float | None = None
+    recovered_at: float | None = None
+    status: str = "unknown"
+
+
+@dataclass
+class Created:
+    kind: str
+    key: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class DrillBackend(Protocol):
+    provider: str
+    #: Splunk alerts are stateless: there is no recovery to wait for.
+    tracks_recovery: bool
+
+    def create(self, view: DrillView, created: list[Created]) -> None:
+        """Create the drill copy, appending each object to ``created`` as soon as it exists."""
+
+    def observe(self, created: list[Created], since: float) -> Observation: ...
+
+    def delete(self, item: Created) -> None: ...
+
+    def notified(self, created: list[Created], message: dict[str, Any]) -> bool:
+        """Whether a sink message is this drill copy's notification."""
+
+
+class DatadogDrillBackend:
+    provider = "datadog"
+    tracks_recovery = True
+
+    def __init__(self, api: Any, templates: Templates | None = None) -> None:
+        self.api = api
+        self.templates = templates or Templates()
+
+    def create(self, view: DrillView, created: list[Created]) -> None:
+        from datadog_api_client.v1.api.monitors_api import MonitorsApi
+        from datadog_api_client.v1.model.monitor import Monitor
+        from datadog_api_client.v2.api.logs_metrics_api import LogsMetricsApi
+        from datadog_api_client.v2.model.logs_metric_create_request import LogsMetricCreateRequest
+
+        renderer = DatadogRenderer(view.spec, self.templates)
+        if isinstance(view.rule.rule.signal, ChangeSignal):
+            metric = renderer.logs_metric(view.rule)
+            metric_id = str(metric["data"]["id"])
+            created.append(Created("logs metric", metric_id))
+            self.api.call(
+                "create logs metric",
+                lambda client: LogsMetricsApi(client).create_logs_metric(LogsMetricCreateRequest(**metric)),
+            )
+        body = renderer.monitor(view.rule)
+        body["tags"] = sorted(DRILL_MANAGED_TAG if tag == MANAGED_TAG else tag for tag in body["tags"])
+        answer = self.api.call("create monitor", lambda client: MonitorsApi(client).create_monitor(Monitor(**body)))
+        created.append(Created("monitor", str(answer["id"])))
+
+    def observe(self, created: list[Created], since: float) -> Observation:
+        from datadog_api_client.v1.api.monitors_api import MonitorsApi
+
+        monitor = next((c for c in created if c.kind == "monitor"), None)
+        if monitor is None:
+            return Observation()
+        answer = self.api.call(
+            "get monitor", lambda client: MonitorsApi(client).get_monitor(int(monitor.key), group_states="all")
+        )
+        body = json.loads(json.dumps(answer.to_dict(), default=str))
+        groups = (body.get("state") or {}).get("groups") or {}
+        triggered = [g.get("last_triggered_ts") for g in groups.values() if (g.get("last_triggered_ts") or 0) >= since]
+        observation = Observation(status=str(body.get("overall_state")))
+        if triggered:
+            observation.alerted_at = float(min(t for t in triggered if t is not None))
+            resolved = [g.get("last_resolved_ts") or 0 for g in groups.values()]
+            if all(g.get("status") == "OK" for g in groups.values()) and max(resolved) > observation.alerted_at:
+                observation.recovered_at = float(max(resolved))
+        return observation
+
+    def delete(self, item: Created) -> None:
+        from datadog_api_client.v1.api.monitors_api import MonitorsApi
+        from datadog_api_client.v2.api.logs_metrics_api import LogsMetricsApi
+
+        try:
+            if item.kind == "monitor":
+                self.api.call("delete monitor", lambda client: MonitorsApi(client).delete_monitor(int(item.key)))
+            else:
+                self.api.call("delete logs metric", lambda client: LogsMetricsApi(client).delete_logs_metric(item.key))
+        except ApiError as exc:
+            if exc.status != 404:  # already gone
+                raise
+
+    def notified(self, created: list[Created], message: dict[str, Any]) -> bool:
+        body = message.get("body")
+        ids = {c.key for c in created if c.kind == "monitor"}
+        return isinstance(body, dict) and str(body.get("alert_id")) in ids and body.get("alert_status") == "Alert"
+
+
+class SplunkDrillBackend:
+    provider = "splunk"
+    tracks_recovery = False
+
+    def __init__(self, provider: Any) -> None:
+        #: A SplunkProvider: its create and delete carry the ACL, retries and lost-answer recovery.
+        self.splunk = provider
+
+    def create(self, view: DrillView, created: list[Created]) -> None:
+        from extalerts.providers.splunk import ACL, SAVED_SEARCH
+        from extalerts.render.splunk_keys import rest_payload
+
+        self.splunk.api.app = view.spec.splunk_app
+        renderer = SplunkRenderer(view.spec, self.splunk.templates)
+        alert = next(a for a in renderer.alerts(view.rule) if a.level is Level.ALERT)
+        name = DRILL_SPLUNK_PREFIX + view.rule.id
+        created.append(Created("saved search", name))
+        desired = Resource(SAVED_SEARCH, name, {"params": rest_payload(alert.settings), "acl": dict(ACL)})
+        self.splunk.apply_change(Change(Action.CREATE, SAVED_SEARCH, name, desired, None))
+
+    def observe(self, created: list[Created], since: float) -> Observation:
+        service = self.splunk.api.service()
+        item = created[-1] if created else None
+        if item is None:
+            return Observation()
+
+        def fired() -> list[float]:
+            try:
+                search = service.saved_searches[item.key]
+            except KeyError:
+                return []
+            return [float(alert.content.get("trigger_time", 0)) for alert in search.fired_alerts]
+
+        times = [t for t in self.splunk.api.call("read fired alerts", fired) if t >= since]
+        return Observation(alerted_at=min(times) if times else None, status=f"{len(times)} fired")
+
+    def delete(self, item: Created) -> None:
+        from extalerts.providers.splunk import SAVED_SEARCH
+
+        live = Resource(SAVED_SEARCH, item.key, {}, live_id=item.key)
+        with contextlib.suppress(KeyError):
+            self.splunk.apply_change(Change(Action.DELETE, SAVED_SEARCH, item.key, None, live))
+
+    def notified(self, created: list[Created], message: dict[str, Any]) -> bool:
+        body = message.get("body")
+        names = {c.key for c in created}
+        return isinstance(body, dict) and body.get("search_name") in names
