@@ -1,0 +1,425 @@
+"""Monitor evaluation in the sandbox: the providers' stored monitors, run by the extalerts engine over
+the events their intakes received.
+
+The sandbox does not interpret arbitrary Datadog queries or SPL. It evaluates what extalerts renders:
+a monitor names its rule (Datadog tag ``extalerts-rule:<id>``; Splunk search name), the rule is looked
+up in the sandbox's spec (drill copies are rebuilt from their drill id), rendered again, and the
+monitor is evaluated only when its definition is that rendering — query, thresholds and evaluation
+delay for Datadog; search, schedule and time range for Splunk. A monitor edited by hand, or from
+another spec, is reported once and never changes state, which a drill then shows as "did not fire".
+
+Datadog monitors follow the engine's Datadog semantics (stateful, per group, recovery thresholds);
+Splunk alerts run on their cron schedule, stateless, with ``alert.suppress`` honoured per group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from extalerts.clock import Clock
+from extalerts.drill.view import DRILL_SPLUNK_PREFIX, drill_view, parse_drill_rule_id
+from extalerts.emulators.datadog import DatadogEmulator
+from extalerts.emulators.splunk import SplunkEmulator
+from extalerts.engine import MINUTE_MS, Engine, Group, Semantics, State
+from extalerts.render.datadog import RULE_TAG_PREFIX, DatadogRenderer, facet
+from extalerts.render.splunk import NAME_PREFIX, WARNING_SUFFIX, SplunkRenderer
+from extalerts.render.templates import Templates
+from extalerts.sandbox.sink import WebhookSink, post_json
+from extalerts.spec.loader import ResolvedRule, Spec
+from extalerts.spec.models import AbsenceSignal, ChangeSignal, Level, parse_duration
+
+_DATADOG_STATUS = {State.OK: "OK", State.WARN: "Warn", State.ALERT: "Alert"}
+_SPLUNK_COMPARED = ("search", "cron_schedule", "dispatch.earliest_time", "dispatch.latest_time")
+_HANDLE = re.compile(r"(?:^|\s)@(\S+)")
+_CONDITIONAL = re.compile(r"\{\{#(is_\w+)\}\}(.*?)\{\{/\1\}\}", re.S)
+Record = Mapping[str, Any]
+
+
+class Unevaluable(Exception):
+    """Why the sandbox will not evaluate a monitor."""
+
+
+@dataclass
+class Watch:
+    """One monitor the sandbox evaluates."""
+
+    provider: str
+    key: Any
+    version: str
+    label: str
+    spec: Spec
+    rule: ResolvedRule
+    level: Level
+    selects: Callable[[Record], bool]
+    created_ms: int
+    engine: Engine | None = None
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    last_event_ms: int | None = None
+    evaluated_until: int = 0
+    states: dict[Group, State] = field(default_factory=dict)
+    last_fired: dict[Group, int] = field(default_factory=dict)
+    settled: bool = False
+
+    def quiet_after_ms(self) -> int:
+        """After this evaluation time with no new events, the monitor's values no longer change."""
+        r = self.rule.rule
+        shift = r.signal.compare_to if isinstance(r.signal, ChangeSignal) else 0
+        lookback = getattr(r.signal, "lookback", 0)
+        span = (r.window + self.rule.evaluation_delay + shift + max(lookback, 0)) * 1000 + 10 * MINUTE_MS
+        return (self.last_event_ms or 0) + span
+
+
+def _group_name(group: Group, spec: Spec, provider: str = "datadog") -> str:
+    """Datadog's group name (``@facet:value``), or Splunk's ``field=value``."""
+    if not group:
+        return "*"
+    if provider == "splunk":
+        return ",".join(f"{spec.catalog[name].splunk_name}={value}" for name, value in group)
+    return ",".join(f"{facet(spec.catalog[name])}:{value}" for name, value in group)
+
+
+def datadog_source_matcher(query: str) -> Callable[[Record], bool]:
+    """The rule source's Datadog query, applied to a received log's reserved attributes and tags.
+
+    Only space-separated ``key:value`` terms are understood — what a source query is in practice."""
+    terms: list[tuple[str, str]] = []
+    for token in query.split():
+        key, sep, value = token.partition(":")
+        if not sep or not key or not value or any(c in token for c in '()*"') or key.startswith(("-", "@")):
+            raise Unevaluable(f"the sandbox understands source queries of key:value terms only, not {query!r}")
+        terms.append((key, value))
+
+    def selects(log: Record) -> bool:
+        tags = {t.strip() for t in str(log.get("ddtags") or "").split(",") if t.strip()}
+        for key, value in terms:
+            actual = {"source": log.get("ddsource"), "service": log.get("service"), "host": log.get("hostname")}
+            if key in actual:
+                if actual[key] != value:
+                    return False
+            elif f"{key}:{value}" not in tags:
+                return False
+        return True
+
+    return selects
+
+
+class Evaluator:
+    def __init__(
+        self,
+        spec: Spec,
+        clock: Clock,
+        datadog: DatadogEmulator,
+        splunk: SplunkEmulator,
+        sink: WebhookSink,
+        templates: Templates | None = None,
+        *,
+        report: Callable[[str], None] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.clock = clock
+        self.datadog = datadog
+        self.splunk = splunk
+        self.sink = sink
+        self.templates = templates or Templates()
+        self.report = report or (lambda line: print(f"sandbox: {line}", file=sys.stderr, flush=True))
+        self.watches: dict[tuple[str, Any], Watch] = {}
+        self.refused: dict[tuple[str, Any], str] = {}
+        self._datadog_offset = 0
+        self._splunk_offset = 0
+        #: Every alert the sandbox raised: provider, monitor, group, state and provider time.
+        self.history: list[dict[str, Any]] = []
+
+    # ----------------------------------------------------------------------------------- resolving
+
+    def _rule_for(self, rule_id: str) -> tuple[Spec, ResolvedRule]:
+        parsed = parse_drill_rule_id(rule_id)
+        try:
+            if parsed is not None:
+                view = drill_view(self.spec, parsed[0], parsed[1])
+                return view.spec, view.rule
+            rule = self.spec.rule(rule_id)
+        except KeyError:
+            raise Unevaluable(f"rule {rule_id!r} is not in the sandbox's spec") from None
+        return dataclasses.replace(self.spec, rules=(rule,)), rule
+
+    def _datadog_watch(self, monitor: Mapping[str, Any]) -> Watch:
+        ids = [t[len(RULE_TAG_PREFIX) :] for t in monitor.get("tags") or [] if t.startswith(RULE_TAG_PREFIX)]
+        if len(ids) != 1:
+            raise Unevaluable("it has no single extalerts-rule tag")
+        spec, rule = self._rule_for(ids[0])
+        parts = DatadogRenderer(spec, self.templates).monitor_parts(rule)
+        if isinstance(rule.rule.signal, AbsenceSignal) and rule.rule.signal.expected:
+            # A Datadog monitor only knows groups it has seen: `expected` is Splunk's alone.
+            signal = rule.rule.signal.model_copy(update={"expected": []})
+            rule = dataclasses.replace(rule, rule=rule.rule.model_copy(update={"signal": signal}))
+            spec = dataclasses.replace(spec, rules=(rule,))
+        options = monitor.get("options") or {}
+        differs = [
+            name
+            for name, live, rendered in (
+                ("type", monitor.get("type"), parts.type),
+                ("query", monitor.get("query"), parts.query),
+                ("thresholds", _numbers(options.get("thresholds")), _numbers(parts.thresholds)),
+                ("evaluation_delay", options.get("evaluation_delay"), rule.evaluation_delay),
+            )
+            if live != rendered
+        ]
+        if differs:
+            raise Unevaluable(f"its {', '.join(differs)} differ from what extalerts renders for rule {rule.id}")
+        return Watch(
+            "datadog",
+            monitor["id"],
+            str(monitor.get("modified")),
+            f'monitor {monitor["id"]} "{monitor.get("name")}"',
+            spec,
+            rule,
+            Level.ALERT,
+            datadog_source_matcher(rule.source.datadog.query),
+            int(self.clock.now_ms()),
+        )
+
+    def _splunk_watch(self, app: str, name: str, settings: Mapping[str, str]) -> Watch:
+        level = Level.ALERT
+        if name.startswith(DRILL_SPLUNK_PREFIX):
+            rule_id = name[len(DRILL_SPLUNK_PREFIX) :]
+        elif name.startswith(NAME_PREFIX):
+            rule_id = name[len(NAME_PREFIX) :]
+            if rule_id.endswith(WARNING_SUFFIX):
+                rule_id, level = rule_id[: -len(WARNING_SUFFIX)], Level.WARNING
+        else:
+            raise Unevaluable("it is not named like an extalerts alert")
+        spec, rule = self._rule_for(rule_id)
+        expected = next((a for a in SplunkRenderer(spec, self.templates).alerts(rule) if a.level is level), None)
+        if expected is None:
+            raise Unevaluable(f"rule {rule.id} has no {level.value} level")
+        differs = [key for key in _SPLUNK_COMPARED if settings.get(key) != expected.settings.get(key)]
+        if differs:
+            raise Unevaluable(f"its {', '.join(differs)} differ from what extalerts renders for rule {rule.id}")
+        source = rule.source.splunk
+        return Watch(
+            "splunk",
+            (app, name),
+            json.dumps(settings, sort_keys=True),
+            f'saved search "{name}"',
+            spec,
+            rule,
+            level,
+            lambda record: record.get("index") == source.index and record.get("sourcetype") == source.sourcetype,
+            int(self.clock.now_ms()),
+        )
+
+    def _refresh(self, provider: str, found: Mapping[Any, tuple[str, Callable[[], Watch]]]) -> None:
+        """Keep one watch per live monitor; rebuild it when the monitor changed."""
+        for key in [k for k in self.watches if k[0] == provider and k[1] not in found]:
+            del self.watches[key]
+        for live_key, (version, build) in found.items():
+            key = (provider, live_key)
+            current = self.watches.get(key)
+            if current is not None and current.version == version:
+                continue
+            if self.refused.get(key) == version:
+                continue
+            try:
+                self.watches[key] = build()
+                self.refused.pop(key, None)
+            except Unevaluable as why:
+                self.watches.pop(key, None)
+                self.refused[key] = version
+                self.report(f"{provider} {live_key}: not evaluated: {why}")
+
+    # ----------------------------------------------------------------------------------- events
+
+    def _ingest(self) -> None:
+        logs = self.datadog.logs_since(self._datadog_offset)
+        self._datadog_offset += len(logs)
+        records: list[tuple[str, Record, dict[str, Any]]] = []
+        for log in logs:
+            event = log.get("attributes") or {}
+            if isinstance(event.get("EventTimestampMs"), int):
+                records.append(("datadog", log, event))
+        lines = self.splunk.hec_since(self._splunk_offset)
+        self._splunk_offset += len(lines)
+        for index, sourcetype, line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and isinstance(event.get("EventTimestampMs"), int):
+                records.append(("splunk", {"index": index, "sourcetype": sourcetype}, event))
+        for provider, record, event in records:
+            for watch in self.watches.values():
+                if watch.provider == provider and watch.selects(record):
+                    watch.pending.append(event)
+                    watch.last_event_ms = max(watch.last_event_ms or 0, int(event["EventTimestampMs"]))
+                    watch.settled = False
+
+    # ----------------------------------------------------------------------------------- evaluation
+
+    def tick(self) -> None:
+        datadog_found: dict[Any, tuple[str, Callable[[], Watch]]] = {
+            m["id"]: (str(m.get("modified")), functools.partial(self._datadog_watch, m))
+            for m in self.datadog.monitors()
+        }
+        self._refresh("datadog", datadog_found)
+        splunk_found: dict[Any, tuple[str, Callable[[], Watch]]] = {
+            (app, name): (json.dumps(s, sort_keys=True), functools.partial(self._splunk_watch, app, name, s))
+            for app, name, s in self.splunk.saved_searches()
+            if s.get("disabled", "0") not in ("1", "true") and s.get("enableSched", "0") in ("1", "true")
+        }
+        self._refresh("splunk", splunk_found)
+        self._ingest()
+        now_ms = self.clock.now_ms()
+        for watch in list(self.watches.values()):
+            self._evaluate(watch, now_ms)
+
+    def _evaluate(self, watch: Watch, now_ms: int) -> None:
+        end = now_ms // MINUTE_MS * MINUTE_MS
+        if end <= watch.evaluated_until or watch.settled:
+            return
+        if watch.engine is None:
+            semantics: Semantics = "splunk" if watch.provider == "splunk" else "datadog"
+            watch.engine = Engine(watch.spec, semantics=semantics, memory_limit="256MB", threads=1)
+        if watch.pending or not watch.engine.events:
+            watch.engine.load_events(watch.pending)
+            watch.pending = []
+        start = -(-watch.created_ms // MINUTE_MS) * MINUTE_MS
+        if end < start:
+            return
+        result = watch.engine.evaluate(start_ms=start, end_ms=end).rules[watch.rule.id]
+        if watch.provider == "datadog":
+            for transition in result.transitions:
+                if transition.at_ms > watch.evaluated_until:
+                    self._datadog_transition(
+                        watch, transition.group, transition.before, transition.after, transition.value, transition.at_ms
+                    )
+        else:
+            self._splunk_runs(watch, result.series, watch.evaluated_until, end)
+        watch.evaluated_until = end
+        if end > watch.quiet_after_ms():
+            watch.settled = True
+
+    def _datadog_transition(
+        self, watch: Watch, group: Group, before: State, after: State, value: float | None, at_ms: int
+    ) -> None:
+        monitor_id = int(watch.key)
+        name = _group_name(group, watch.spec)
+        self.datadog.set_group_state(monitor_id, name, _DATADOG_STATUS[after], at_ms / 1000)
+        watch.states[group] = after
+        variant = {State.ALERT: "is_alert", State.WARN: "is_warning", State.OK: "is_recovery"}[after]
+        transition = {State.ALERT: "Triggered", State.WARN: "Warn", State.OK: "Recovered"}[after]
+        self.history.append(
+            {
+                "provider": "datadog",
+                "monitor": watch.label,
+                "rule": watch.rule.id,
+                "group": name,
+                "state": _DATADOG_STATUS[after],
+                "at": at_ms / 1000,
+                "value": value,
+            }
+        )
+        monitor = next((m for m in self.datadog.monitors() if m["id"] == monitor_id), None)
+        if monitor is None:
+            return
+        text = _CONDITIONAL.sub(lambda m: m[2] if m[1] == variant else "", str(monitor.get("message") or ""))
+        payload = {
+            "alert_id": monitor_id,
+            "title": f"[{transition} on {name}] {monitor.get('name')}",
+            "alert_transition": transition,
+            "alert_status": _DATADOG_STATUS[after],
+            "alert_scope": name,
+            "date": at_ms,
+            "value": value,
+            "tags": monitor.get("tags"),
+        }
+        for handle in _HANDLE.findall(text):
+            if handle.startswith("webhook-"):
+                url = self.datadog.webhook_url(handle[len("webhook-") :])
+                if url is None:
+                    self.report(f"datadog {monitor_id}: @{handle} is not a configured webhook; not delivered")
+                    continue
+                post_json(url, {**payload, "handle": handle})
+            else:
+                kind = handle.split("-", 1)[0] if "-" in handle and "@" not in handle else "email"
+                post_json(f"{self.sink.url}/datadog/{kind}", {**payload, "handle": handle})
+
+    def _splunk_runs(
+        self, watch: Watch, series: Mapping[Group, list[tuple[int, float | None]]], after_ms: int, end_ms: int
+    ) -> None:
+        thresholds = watch.rule.rule.thresholds
+        if thresholds is None:
+            operator, threshold = "<", 1.0
+        else:
+            operator = thresholds.operator
+            warning = thresholds.warning
+            threshold = warning if watch.level is Level.WARNING and warning is not None else thresholds.critical
+        app, name = watch.key
+        settings = dict(next((s for a, n, s in self.splunk.saved_searches() if (a, n) == (app, name)), {}))
+        suppress = settings.get("alert.suppress", "0") in ("1", "true")
+        period_ms = parse_duration(settings.get("alert.suppress.period") or "0s") * 1000 if suppress else 0
+        runs: dict[int, list[tuple[Group, float]]] = {}
+        for group, points in series.items():
+            for at_ms, value in points:
+                if after_ms < at_ms <= end_ms and value is not None and _breaches(operator, value, threshold):
+                    runs.setdefault(at_ms, []).append((group, value))
+        for at_ms in sorted(runs):
+            due = [(g, v) for g, v in runs[at_ms] if at_ms - watch.last_fired.get(g, -(2**62)) >= period_ms]
+            if not due:
+                continue
+            for group, _ in due:
+                watch.last_fired[group] = at_ms
+            digest = settings.get("alert.digest_mode", "1") in ("1", "true")
+            for batch in [due] if digest else [[item] for item in due]:
+                sid = self.splunk.fire(app, name, trigger_time=at_ms / 1000)
+                first_group, first_value = batch[0]
+                row = {self.spec_name(watch, k): v for k, v in first_group} | {"value": first_value}
+                self.history.append(
+                    {
+                        "provider": "splunk",
+                        "monitor": watch.label,
+                        "rule": watch.rule.id,
+                        "group": _group_name(first_group, watch.spec, "splunk"),
+                        "state": "Fired",
+                        "at": at_ms / 1000,
+                        "value": first_value,
+                    }
+                )
+                self._splunk_actions(settings, name, app, sid, row)
+
+    @staticmethod
+    def spec_name(watch: Watch, field_name: str) -> str:
+        return watch.spec.catalog[field_name].splunk_name
+
+    def _splunk_actions(
+        self, settings: Mapping[str, str], name: str, app: str, sid: str | None, row: dict[str, Any]
+    ) -> None:
+        payload = {"sid": sid, "search_name": name, "app": app, "owner": "nobody", "results_link": "", "result": row}
+        for key, value in settings.items():
+            action = key[len("action.") :] if key.startswith("action.") and key.count(".") == 1 else None
+            if action is None or value not in ("1", "true"):
+                continue
+            if action == "webhook":
+                url = settings.get("action.webhook.param.url")
+                if url:
+                    post_json(url, payload)
+            else:
+                post_json(f"{self.sink.url}/splunk/{action}", payload)
+
+
+def _breaches(operator: str, value: float, threshold: float) -> bool:
+    return {">": value > threshold, ">=": value >= threshold, "<": value < threshold, "<=": value <= threshold}[
+        operator
+    ]
+
+
+def _numbers(values: Any) -> dict[str, float] | None:
+    if not isinstance(values, Mapping):
+        return None
+    return {k: float(v) for k, v in values.items() if v is not None}
