@@ -7,10 +7,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= rendered
 
-.PHONY: help demo test check lint typecheck render render-check golden schema bench clean
+.PHONY: help demo sandbox-story test check lint typecheck render render-check golden schema bench clean
 
 help:
-	@echo "make demo          set up; validate, render and test monitors/; replay a synthesised incident"
+	@echo "make demo          set up; validate, render, test monitors/; replay an incident; drill every rule in the sandbox"
 	@echo "make test          set up and run the test suite"
 	@echo "make check         lint (ruff), typecheck (mypy --strict), test"
 	@echo "make render        render monitors/ into $(OUT)/ (committed, reviewed in PRs)"
@@ -35,6 +35,21 @@ demo: $(STAMP)
 	$(BIN)/extalerts test --require-coverage
 	$(BIN)/extalerts synth --out build/demo/incident.ndjson --minutes 90 --rpm 300 $(DEMO_INCIDENTS)
 	$(BIN)/extalerts replay build/demo/incident.ndjson --report build/demo/replay.html
+	$(BIN)/extalerts sandbox --spec monitors/ -- $(MAKE) --no-print-directory sandbox-story
+
+# The end-to-end story, run inside `extalerts sandbox` (which sets the environment): push the
+# monitors and Logpush jobs, send the incident through both intakes, then drill every rule.
+SANDBOX_STATE := build/demo/sandbox-state.json
+sandbox-story: $(STAMP)
+	@test -n "$$EXTALERTS_TIME_SCALE" || (echo "run this inside: extalerts sandbox -- make sandbox-story" >&2; exit 1)
+	rm -f $(SANDBOX_STATE)
+	$(BIN)/extalerts push --provider datadog --yes --state-file $(SANDBOX_STATE) monitors/
+	$(BIN)/extalerts push --provider splunk --yes --state-file $(SANDBOX_STATE) monitors/
+	$(BIN)/extalerts push --provider logpush --yes --state-file $(SANDBOX_STATE) monitors/
+	$(BIN)/extalerts send build/demo/incident.ndjson --provider datadog
+	$(BIN)/extalerts send build/demo/incident.ndjson --provider splunk
+	$(BIN)/extalerts drill --provider datadog --all
+	$(BIN)/extalerts drill --provider splunk --all
 
 # pytest exits 5 when it collects nothing; a suite that runs no test must not pass.
 test: $(STAMP)

@@ -12,6 +12,7 @@ from extalerts import __version__
 from extalerts.cli._errors import ExtalertsGroup
 from extalerts.cli.coverage_command import coverage_command
 from extalerts.cli.doctor_command import doctor_command
+from extalerts.cli.drill_commands import drill_command, sandbox_command, send_command
 from extalerts.cli.emulator_command import emulator_group
 from extalerts.cli.engine_commands import replay_command, test_command
 from extalerts.cli.package_command import package_command
@@ -53,6 +54,9 @@ cli.add_command(synth_command)
 cli.add_command(coverage_command)
 cli.add_command(doctor_command)
 cli.add_command(emulator_group)
+cli.add_command(sandbox_command)
+cli.add_command(send_command)
+cli.add_command(drill_command)
 
 
 def main() -> None:

@@ -1,0 +1,319 @@
+"""``extalerts drill``, ``extalerts send`` and ``extalerts sandbox``: the end-to-end proof."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from extalerts.cli.options import output_option, resolve_paths, spec_paths
+
+if TYPE_CHECKING:
+    from extalerts.drill.runner import DrillOutcome
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so cleanup in ``finally`` runs."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _provider_objects(provider: str, api_url: str | None) -> Any:
+    from extalerts.drill.backends import DatadogDrillBackend, SplunkDrillBackend
+
+    if provider == "datadog":
+        from extalerts.providers.datadog import DatadogApi, DatadogSettings
+
+        return DatadogDrillBackend(DatadogApi(DatadogSettings.from_env(api_url)))
+    from extalerts.providers.splunk import SplunkApi, SplunkProvider, SplunkSettings
+
+    return SplunkDrillBackend(SplunkProvider(SplunkApi(SplunkSettings.from_env(api_url))))
+
+
+def _hms(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest:02d}s"
+
+
+def _outcome_row(outcome: DrillOutcome) -> list[str]:
+    recovered = {True: _hms(outcome.recover_seconds), False: "no", None: "n/a"}[outcome.recovered]
+    notified = {True: "yes", False: "no", None: "not checked"}[outcome.notified]
+    return [
+        outcome.rule,
+        "yes" if outcome.fired else "no",
+        _hms(outcome.alert_seconds),
+        f"<= {_hms(outcome.expected_seconds)}" if outcome.expected_seconds else "-",
+        recovered,
+        notified,
+        "ok" if outcome.ok else "FAIL",
+    ]
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows)
+
+
+@click.command("drill")
+@spec_paths
+@click.option("--provider", "-p", type=click.Choice(["datadog", "splunk"]), required=True)
+@click.option("--rule", "-r", "rule_ids", multiple=True, metavar="ID", help="Rule to drill (repeatable).")
+@click.option("--all", "all_rules", is_flag=True, help="Drill every rule, one after the other.")
+@click.option("--api-url", default=None, metavar="URL", help="API endpoint, as for plan/push.")
+@click.option(
+    "--poll-interval",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Real seconds between polls of the provider [default: 10; 0.05 against the sandbox].",
+)
+@output_option
+def drill_command(
+    paths: tuple[Path, ...],
+    provider: str,
+    rule_ids: tuple[str, ...],
+    all_rules: bool,
+    api_url: str | None,
+    poll_interval: float | None,
+    output: str,
+) -> None:
+    """Prove that rules fire and notify, end to end, through the provider itself.
+
+    For each rule, a temporary copy of its monitor is created, scoped to a fresh drill id and
+    notifying only the drill target (Datadog @webhook-extalerts-drill; Splunk's webhook action to
+    EXTALERTS_DRILL_WEBHOOK_URL), so production monitors and people are not affected. Healthy, then
+    incident, then healthy Workers Trace Events go through the provider's intake (Datadog logs
+    intake, Splunk HEC); the drill reports time-to-alert and time-to-recover against the rule's
+    window and evaluation delay, and deletes what it created even when interrupted.
+
+    Exits 1 when any rule did not fire (or recover, or notify) in its expected time.
+
+    \b
+    Examples:
+      extalerts drill --provider datadog --rule worker-exception
+      extalerts drill --provider splunk --all --output json
+      extalerts sandbox -- extalerts drill --provider datadog --all   # no account needed
+    """
+    from extalerts.clock import Clock
+    from extalerts.drill.runner import DrillInterrupted, DrillSettings, run_drill
+    from extalerts.drill.view import DRILL_SERVICE, DRILL_SOURCETYPE
+    from extalerts.errors import ConfigError
+    from extalerts.intake import DatadogIntake, Intake, SplunkHec
+    from extalerts.sandbox import DRILL_SINK_URL_ENV, DRILL_WEBHOOK_URL_ENV
+    from extalerts.spec.loader import load_spec
+
+    if bool(rule_ids) == all_rules:
+        raise click.UsageError("give --rule ID (one or more) or --all")
+    spec = load_spec(resolve_paths(paths))
+    known = {rule.id for rule in spec.rules}
+    unknown = [r for r in rule_ids if r not in known]
+    if unknown:
+        raise ConfigError(f"unknown rule(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    chosen = [rule.id for rule in spec.rules] if all_rules else list(rule_ids)
+    clock = Clock.from_env()
+    sink_url = os.environ.get(DRILL_SINK_URL_ENV) or None
+    settings = DrillSettings(
+        clock=clock,
+        poll_seconds=poll_interval if poll_interval is not None else (0.05 if clock.scale > 1 else 10.0),
+        webhook_url=os.environ.get(DRILL_WEBHOOK_URL_ENV) or None,
+        sink_url=sink_url,
+    )
+    backend = _provider_objects(provider, api_url)
+
+    def intake_for(rule_id: str) -> Intake:
+        if provider == "datadog":
+            return DatadogIntake.from_env({"ddsource": "cloudflare", "service": DRILL_SERVICE})
+        return SplunkHec.from_env(DRILL_SOURCETYPE, spec.rule(rule_id).source.splunk.index)
+
+    outcomes: list[DrillOutcome] = []
+    try:
+        with _terminate_as_interrupt():
+            for rule_id in chosen:
+                if output == "text":
+                    click.echo(f"drilling {rule_id} on {provider}…", err=True)
+                outcome = run_drill(spec, rule_id, backend, intake_for(rule_id), settings)
+                outcomes.append(outcome)
+                if output == "text":
+                    click.echo(
+                        f"  {outcome.verdict()} (sent {outcome.events_sent} events; {outcome.traffic})", err=True
+                    )
+    except DrillInterrupted as stop:
+        removed = ", ".join(stop.outcome.cleaned_up) or "nothing was created yet"
+        click.echo(f"interrupted while drilling {stop.outcome.rule}; removed: {removed}", err=True)
+        if stop.outcome.error:
+            click.echo(f"error: {stop.outcome.error}", err=True)
+        sys.exit(130)
+    if output == "json":
+        click.echo(json.dumps({"provider": provider, "drills": [o.as_json() for o in outcomes]}, indent=2))
+    else:
+        header = ["RULE", "FIRED", "TIME TO ALERT", "EXPECTED", "RECOVERED AFTER", "NOTIFIED", "RESULT"]
+        click.echo(_table([header, *(_outcome_row(o) for o in outcomes)]))
+        failed = [o for o in outcomes if not o.ok]
+        for outcome in failed:
+            click.echo(f"FAIL {outcome.rule}: {outcome.verdict()}", err=True)
+        passed = len(outcomes) - len(failed)
+        click.echo(f"{passed} of {len(outcomes)} rule(s) fired in their expected time on {provider}")
+    if any(not o.ok for o in outcomes):
+        sys.exit(1)
+
+
+@click.command("send")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("--provider", "-p", type=click.Choice(["datadog", "splunk"]), required=True)
+@click.option(
+    "--spec",
+    "spec_dirs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Spec whose Logpush job shapes the events [default: monitors/].",
+)
+@click.option(
+    "--pace",
+    type=click.Choice(["live", "now"]),
+    default="live",
+    show_default=True,
+    help="live: send each minute when the provider's clock reaches it; now: all at once, ending now.",
+)
+def send_command(files: tuple[str, ...], provider: str, spec_dirs: tuple[Path, ...], pace: str) -> None:
+    """Send Workers Trace Events (NDJSON, e.g. from `extalerts synth`) through a provider's intake.
+
+    Events are shaped like the spec's Logpush job for that provider (its filter and fields, its
+    service/tags or source type) and shifted in time so the traffic starts now.
+
+    \b
+    Example:
+      extalerts synth --out incident.ndjson --minutes 30 --scenario exception-storm@10m+4m
+      extalerts send incident.ndjson --provider datadog
+    """
+    from extalerts.clock import Clock
+    from extalerts.engine import expand_sources
+    from extalerts.intake import DatadogIntake, Intake, SplunkHec, logpush_shape, read_events
+    from extalerts.spec.loader import load_spec
+
+    spec = load_spec(resolve_paths(spec_dirs))
+    shape = logpush_shape(spec, provider)
+    events = shape.apply(read_events(expand_sources(files)))
+    if not events:
+        click.echo("nothing to send: no events (after the Logpush job's filter)", err=True)
+        return
+    intake: Intake = (
+        DatadogIntake.from_env(shape.origin) if provider == "datadog" else SplunkHec.from_env(shape.sourcetype)
+    )
+    clock = Clock.from_env()
+    sent, minutes = _send_paced(events, intake, clock, pace)
+    click.echo(f"sent {sent} events ({minutes} minutes of traffic) through the {provider} intake, as job {shape.job}")
+
+
+def _send_paced(events: list[dict[str, Any]], intake: Any, clock: Any, pace: str) -> tuple[int, int]:
+    events.sort(key=lambda e: int(e["EventTimestampMs"]))
+    first, last = int(events[0]["EventTimestampMs"]), int(events[-1]["EventTimestampMs"])
+    start = clock.now_ms() if pace == "live" else clock.now_ms() - (last - first) - 1
+    shift = start - first
+    by_minute: dict[int, list[dict[str, Any]]] = {}
+    for event in events:
+        at = int(event["EventTimestampMs"]) + shift
+        by_minute.setdefault((at - start) // 60_000, []).append({**event, "EventTimestampMs": at})
+    sent = 0
+    for minute in sorted(by_minute):
+        if pace == "live":
+            clock.sleep_until((start + (minute + 1) * 60_000) / 1000)
+        sent += intake.send(by_minute[minute])
+    return sent, len(by_minute)
+
+
+@click.command("sandbox", context_settings={"ignore_unknown_options": True})
+@click.option(
+    "--spec",
+    "spec_dirs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Spec whose rules the sandbox's monitors are evaluated from [default: monitors/].",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=1, max=3600),
+    default=600,
+    show_default=True,
+    help="Provider seconds per real second (600: a 5-minute window passes in half a second).",
+)
+@click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), help="Also write the exports here.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def sandbox_command(spec_dirs: tuple[Path, ...], speed: float, env_file: Path | None, command: tuple[str, ...]) -> None:
+    """Run Datadog, Splunk and Cloudflare emulators together, with monitors that really fire.
+
+    Pushed monitors are evaluated by the extalerts engine over what the Datadog logs intake and
+    Splunk HEC receive, on a clock SPEED times faster than real time; notifications go to a local
+    webhook sink. With a COMMAND, runs it with the environment set and stops when it ends (exit
+    status: the command's); without, prints the exports and serves until Ctrl-C. Either way it ends
+    with the alerts that fired and when.
+
+    \b
+    Examples:
+      extalerts sandbox -- sh -c 'extalerts push -p datadog --yes && extalerts drill -p datadog --all'
+      extalerts sandbox --env-file .sandbox.env     # then: set -a; . .sandbox.env; set +a
+    """
+    from extalerts.sandbox import Sandbox
+    from extalerts.spec.loader import load_spec
+
+    spec = load_spec(resolve_paths(spec_dirs))
+    status = 0
+    with Sandbox(spec, speed=speed) as sandbox:
+        env = sandbox.env()
+        exports = "\n".join(f"export {name}={value}" for name, value in sorted(env.items()))
+        if env_file is not None:
+            env_file.write_text(exports + "\n")
+        click.echo(
+            f"sandbox: Datadog {sandbox.datadog.url}, Splunk {sandbox.splunk.url}, "
+            f"Cloudflare {sandbox.cloudflare.url}, webhook sink {sandbox.sink.url}; clock x{speed:g}",
+            err=True,
+        )
+        try:
+            with _terminate_as_interrupt():
+                if command:
+                    status = subprocess.call(list(command), env={**os.environ, **env})
+                else:
+                    click.echo(exports)
+                    click.echo("# sandbox running; Ctrl-C to stop", err=True)
+                    while True:
+                        time.sleep(3600)
+        except KeyboardInterrupt:
+            status = 130
+        _print_alerts(sandbox.alerts(), sandbox.clock.origin)
+    sys.exit(status)
+
+
+def _print_alerts(history: list[dict[str, Any]], origin: float) -> None:
+    """What fired and when (production monitors; drill copies are summarised by the drill itself)."""
+    from extalerts.drill.view import DRILL_TAG_PREFIX
+
+    production = [h for h in history if "-drill-" not in h["rule"] and DRILL_TAG_PREFIX not in h["rule"]]
+    drills = len(history) - len(production)
+    fired = [h for h in production if h["state"] in ("Alert", "Warn", "Fired")]
+    click.echo(f"sandbox: {len(fired)} alert(s) from pushed monitors; {drills} state change(s) of drill copies")
+    rows = [["PROVIDER TIME", "PROVIDER", "RULE", "GROUP", "STATE", "VALUE"]]
+    for item in production:
+        at = datetime.fromtimestamp(item["at"], UTC).strftime("%Y-%m-%d %H:%M")
+        value = "-" if item["value"] is None else f"{item['value']:g}"
+        rows.append([at, item["provider"], item["rule"], item["group"], item["state"], value])
+    if len(rows) > 1:
+        click.echo(_table(rows))

@@ -1,0 +1,274 @@
+"""Drills against the sandbox: every rule fires in time and notifies, broken rules fail clearly, and
+an interrupted drill leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from extalerts.drill.traffic import DrillPlanError, base_event, plan_traffic, witness
+from extalerts.drill.view import (
+    DRILL_FIELD,
+    DRILL_MANAGED_TAG,
+    DRILL_SOURCETYPE,
+    drill_view,
+    parse_drill_rule_id,
+)
+from extalerts.filter import parse
+from extalerts.filter.python import to_python
+from extalerts.sandbox import Sandbox
+from extalerts.spec import load_spec
+from tests.conftest import MONITORS, REPO, cli_run, write
+
+RULES = """\
+version: 1
+rules:
+  - id: exceptions
+    title: Any exception
+    severity: critical
+    filter: 'Outcome != "ok" or Event.Response.Status >= 500'
+    signal: {kind: count}
+    window: 1m
+    group_by: [ScriptName]
+    thresholds: {critical: 0}
+    notify: [platform-slack]
+  - id: error-rate
+    title: 5xx rate
+    severity: high
+    filter: 'EventType == "fetch"'
+    signal: {kind: ratio, match: "Event.Response.Status >= 500", min_events: 20}
+    window: 5m
+    thresholds: {critical: 5, critical_recovery: 3}
+    notify: [platform-slack]
+  - id: slow-ops
+    title: Slow Durable Object operations
+    severity: high
+    filter: 'log_event == "do_op"'
+    signal: {kind: measure, field: op_duration_ms, aggregation: p99}
+    window: 5m
+    group_by: [do_operation]
+    thresholds: {critical: 1000, warning: 500}
+    notify: [platform-slack]
+  - id: silent
+    title: Logs stopped
+    severity: high
+    signal: {kind: absence}
+    window: 10m
+    group_by: [ScriptName]
+    notify: [platform-slack]
+"""
+
+BROKEN = """\
+  - id: never-below-zero
+    title: A count that can never drop below zero
+    severity: low
+    filter: 'EventType == "fetch"'
+    signal: {kind: count}
+    window: 5m
+    thresholds: {operator: "<", critical: 0}
+    notify: [platform-slack]
+"""
+
+IMPOSSIBLE = """\
+  - id: contradiction
+    title: A filter no event can match
+    severity: low
+    filter: 'EventType == "fetch" and EventType == "alarm"'
+    signal: {kind: count}
+    window: 5m
+    thresholds: {critical: 0}
+    notify: [platform-slack]
+"""
+
+
+@pytest.fixture
+def drill_spec(tmp_path: Path) -> Path:
+    spec = tmp_path / "drill-spec"
+    for name in ("workers.yaml", "logpush.yaml"):
+        write(spec / name, (MONITORS / name).read_text())
+    write(spec / "rules.yaml", RULES)
+    return spec
+
+
+@pytest.fixture
+def sandbox_env(drill_spec: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
+    with Sandbox(load_spec([drill_spec]), speed=600) as sandbox:
+        for name, value in sandbox.env().items():
+            monkeypatch.setenv(name, value)
+        yield sandbox
+
+
+def drill_objects(sandbox: Sandbox) -> list[str]:
+    monitors = [str(m["id"]) for m in sandbox.datadog.monitors() if DRILL_MANAGED_TAG in m["tags"]]
+    searches = [name for _, name, _ in sandbox.splunk.saved_searches() if name.startswith("extalerts-drill")]
+    return monitors + searches
+
+
+# --------------------------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.parametrize("provider", ["datadog", "splunk"])
+def test_drill_all_fires_every_rule_in_time_and_cleans_up(
+    provider: str, drill_spec: Path, sandbox_env: Sandbox
+) -> None:
+    code, out, err = cli_run("drill", str(drill_spec), "--provider", provider, "--all", "--output", "json")
+    assert code == 0, err
+    drills = {d["rule"]: d for d in json.loads(out)["drills"]}
+    assert set(drills) == {"exceptions", "error-rate", "slow-ops", "silent"}
+    for rule, drill in drills.items():
+        assert drill["ok"], (rule, drill["verdict"])
+        assert 0 <= drill["alert_seconds"] <= drill["expected_seconds"], rule
+        assert drill["notified"] is True, rule
+        assert drill["recovered"] is (True if provider == "datadog" else None), rule
+        assert drill["cleaned_up"], rule
+    # Exceptions: 1-minute window + 5-minute delay; it cannot alert before the delay has passed.
+    assert drills["exceptions"]["alert_seconds"] >= 300
+    assert drill_objects(sandbox_env) == []
+    # Drill events never reached production monitors: nothing was pushed, and nothing else fired.
+    assert all("-drill-" in h["rule"] for h in sandbox_env.alerts())
+
+
+def test_drill_text_table_and_a_broken_rule_fails_clearly(drill_spec: Path, sandbox_env: Sandbox) -> None:
+    (drill_spec / "rules.yaml").write_text(RULES + BROKEN)
+    sandbox_env.evaluator.spec = load_spec([drill_spec])
+    code, out, err = cli_run(
+        "drill", str(drill_spec), "--provider", "datadog", "--rule", "exceptions", "--rule", "never-below-zero"
+    )
+    assert code == 1
+    assert "FAIL never-below-zero: did not fire within 13m00s (window + evaluation delay + schedule)" in err
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:3]}
+    assert rows["exceptions"][-1] == "ok"
+    assert rows["never-below-zero"][1] == "no"
+    assert rows["never-below-zero"][-1] == "FAIL"
+    assert "1 of 2 rule(s) fired in their expected time on datadog" in out
+    assert drill_objects(sandbox_env) == []
+
+
+def test_a_rule_that_can_never_fire_is_refused_before_anything_is_created(
+    drill_spec: Path, sandbox_env: Sandbox
+) -> None:
+    (drill_spec / "rules.yaml").write_text(RULES + IMPOSSIBLE)
+    code, _, err = cli_run("drill", str(drill_spec), "--provider", "splunk", "--rule", "contradiction")
+    assert code == 1
+    assert "no event can match the rule's filter: it can never fire" in err
+    assert sandbox_env.splunk.saved_searches() == []
+    assert sandbox_env.splunk.hec_log == []
+
+
+def test_drill_refuses_an_unknown_rule_and_needs_a_rule_or_all(drill_spec: Path, sandbox_env: Sandbox) -> None:
+    code, _, err = cli_run("drill", str(drill_spec), "--provider", "datadog", "--rule", "nope")
+    assert code == 1
+    assert "unknown rule(s): nope; known: error-rate, exceptions, silent, slow-ops" in err
+    code, _, err = cli_run("drill", str(drill_spec), "--provider", "datadog")
+    assert code == 2
+    assert "give --rule ID (one or more) or --all" in err
+
+
+@pytest.mark.parametrize(("provider", "signum"), [("datadog", signal.SIGINT), ("splunk", signal.SIGTERM)])
+def test_an_interrupted_drill_leaves_nothing_behind(
+    provider: str, signum: int, drill_spec: Path, tmp_path: Path
+) -> None:
+    # A slower clock, so the drill is surely still running when it is interrupted.
+    with Sandbox(load_spec([drill_spec]), speed=30) as sandbox:
+        env = {**os.environ, **sandbox.env()}
+        command = [sys.executable, "-m", "extalerts", "drill", str(drill_spec), "-p", provider, "--rule", "silent"]
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while not drill_objects(sandbox) and time.monotonic() < deadline and process.poll() is None:
+                time.sleep(0.05)
+            created = drill_objects(sandbox)
+            assert created, "the drill never created its copy"
+            time.sleep(0.3)  # events are flowing
+            process.send_signal(signum)
+            _, err = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 130, err
+        assert "interrupted while drilling silent; removed:" in err
+        assert created[0] in err
+        assert drill_objects(sandbox) == []
+
+
+# --------------------------------------------------------------------------------------------- units
+
+
+def test_drill_view_scopes_the_copy_to_its_drill_id_and_target() -> None:
+    spec = load_spec([MONITORS])
+    view = drill_view(spec, "http-5xx-rate", "0123abcd", "http://127.0.0.1:9/drill")
+    assert view.rule.id == "http-5xx-rate-drill-0123abcd"
+    assert parse_drill_rule_id(view.rule.id) == ("http-5xx-rate", "0123abcd")
+    assert parse_drill_rule_id("http-5xx-rate") is None
+    assert [name for name, _ in view.rule.targets] == ["extalerts-drill"]
+    assert view.rule.source.splunk.sourcetype == DRILL_SOURCETYPE
+    assert view.rule.source.datadog.query == "service:extalerts-drill"
+    matches = to_python(view.rule.filter, view.spec.catalog)
+    event = {"EventTimestampMs": 1, "EventType": "fetch", "Logs": [{"Message": ['{"extalerts_drill_id":"0123abcd"}']}]}
+    assert matches(event)
+    other = {**event, "Logs": [{"Message": ['{"extalerts_drill_id":"ffffffff"}']}]}
+    assert not matches(other)
+    assert view.rule.rule.thresholds == spec.rule("http-5xx-rate").rule.thresholds
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'Outcome != "ok"',
+        'not (Outcome == "ok") and ScriptName in ["a", "b"]',
+        'Logs.Message contains "ERROR_CODE_INVALID_URL" and Event.Response.Status >= 400',
+        'Exceptions.Name == "TypeError" or CPUTimeMs > 50',
+        'ScriptTags contains "canary" and not Event.Request.Method == "GET"',
+        'error_code == "E1" and op_ok == false',
+        "Event.Response.Status >= 500 and Event.Response.Status < 600 and not exists(Outcome)",
+    ],
+)
+def test_witness_events_match_their_filter(text: str) -> None:
+    spec = load_spec([MONITORS])
+    expr = parse(text)
+    event = witness(expr, spec.catalog, base_event("w")).build(1_000)
+    assert to_python(expr, spec.catalog)(event), event
+
+
+def test_a_contradiction_has_no_witness() -> None:
+    spec = load_spec([MONITORS])
+    with pytest.raises(DrillPlanError, match="can never fire"):
+        witness(parse('Outcome == "ok" and not Outcome == "ok"'), spec.catalog, base_event("w"))
+
+
+@pytest.mark.parametrize("rule_id", [r.id for r in load_spec([MONITORS]).rules])
+def test_drill_traffic_for_every_rule_matches_it(rule_id: str) -> None:
+    spec = load_spec([MONITORS])
+    view = drill_view(spec, rule_id, "0123abcd")
+    traffic = plan_traffic(view.rule, view.spec.catalog, "conversation-api")
+    matches = to_python(view.rule.filter, view.spec.catalog)
+    for phase in (traffic.healthy, traffic.incident):
+        for event in list(phase.events(0))[:20]:
+            assert matches(event), (rule_id, event)
+            line = json.loads(event["Logs"][0]["Message"][0])
+            assert line[DRILL_FIELD] == "0123abcd"
+    assert traffic.expected_seconds >= view.rule.rule.window + view.rule.evaluation_delay
+
+
+def test_the_drill_refuses_a_ratio_that_cannot_be_reached() -> None:
+    spec = load_spec([MONITORS])
+    rule = spec.rule("http-5xx-rate")
+    thresholds = rule.rule.thresholds.model_copy(update={"critical": 100})  # type: ignore[union-attr]
+    broken = type(rule)(**{**rule.__dict__, "rule": rule.rule.model_copy(update={"thresholds": thresholds})})
+    with pytest.raises(DrillPlanError, match="can never be > 100"):
+        plan_traffic(broken, spec.catalog, "conversation-api")
+
+
+def test_rendered_output_lets_drill_events_through_the_pipeline_and_props() -> None:
+    pipeline = json.loads((REPO / "rendered/datadog/pipelines/extalerts-structured-logs.json").read_text())
+    assert "service:extalerts-drill" in pipeline["filter"]["query"]
+    props = (REPO / "rendered/splunk/extalerts_workers/default/props.conf").read_text()
+    assert f"[{DRILL_SOURCETYPE}]" in props
