@@ -272,3 +272,32 @@ def test_rendered_output_lets_drill_events_through_the_pipeline_and_props() -> N
     assert "service:extalerts-drill" in pipeline["filter"]["query"]
     props = (REPO / "rendered/splunk/extalerts_workers/default/props.conf").read_text()
     assert f"[{DRILL_SOURCETYPE}]" in props
+
+
+@pytest.mark.parametrize("provider", ["datadog", "splunk"])
+def test_a_live_drill_fires_the_production_alert_and_deletes_nothing(
+    provider: str, drill_spec: Path, sandbox_env: Sandbox
+) -> None:
+    code, _, err = cli_run("drill", str(drill_spec), "-p", provider, "--rule", "exceptions", "--live")
+    assert code == 1
+    assert "--live pages real targets; pass --yes to confirm" in err
+    code, _, err = cli_run("drill", str(drill_spec), "-p", provider, "--rule", "exceptions", "--live", "--yes")
+    assert code == 1
+    assert "push it before a live drill" in err
+    code, _, err = cli_run("push", str(drill_spec), "-p", provider, "--yes", "--state-file", "state.json")
+    assert code == 0, err
+    before = sandbox_env.datadog.monitors() if provider == "datadog" else sandbox_env.splunk.saved_searches()
+    code, out, err = cli_run(
+        "drill", str(drill_spec), "-p", provider, "--rule", "exceptions", "--live", "--yes", "-o", "json"
+    )
+    assert code == 0, err
+    assert "exceptions: platform-slack" in err  # who gets told, said before anything is sent
+    (drill,) = json.loads(out)["drills"]
+    assert drill["ok"], drill["verdict"]
+    assert drill["notified"] is True
+    assert drill["cleaned_up"] == []
+    after = sandbox_env.datadog.monitors() if provider == "datadog" else sandbox_env.splunk.saved_searches()
+    assert len(after) == len(before)
+    # The production alert fired, and told the rule's real target (Slack, in the sink).
+    assert any(h["rule"] == "exceptions" for h in sandbox_env.alerts())
+    assert any(m["path"] == f"/{provider}/slack" for m in sandbox_env.sink.received())

@@ -81,6 +81,12 @@ def _table(rows: list[list[str]]) -> str:
 @click.option("--all", "all_rules", is_flag=True, help="Drill every rule, one after the other.")
 @click.option("--api-url", default=None, metavar="URL", help="API endpoint, as for plan/push.")
 @click.option(
+    "--live",
+    is_flag=True,
+    help="Drill the production monitor itself: its real targets are notified (asks first).",
+)
+@click.option("--yes", "-y", is_flag=True, help="With --live: do not ask for confirmation.")
+@click.option(
     "--poll-interval",
     type=float,
     default=None,
@@ -94,6 +100,8 @@ def drill_command(
     rule_ids: tuple[str, ...],
     all_rules: bool,
     api_url: str | None,
+    live: bool,
+    yes: bool,
     poll_interval: float | None,
     output: str,
 ) -> None:
@@ -106,11 +114,17 @@ def drill_command(
     intake, Splunk HEC); the drill reports time-to-alert and time-to-recover against the rule's
     window and evaluation delay, and deletes what it created even when interrupted.
 
+    --live drills the production monitor instead, to check the real notification path: drill
+    events arrive with the production origin (as the spec's Logpush job sends them), in their own
+    group where the rule has one, and the rule's real targets are paged. It asks first (--yes to
+    skip, required when not interactive).
+
     Exits 1 when any rule did not fire (or recover, or notify) in its expected time.
 
     \b
     Examples:
       extalerts drill --provider datadog --rule worker-exception
+      extalerts drill --provider datadog --rule worker-exception --live
       extalerts drill --provider splunk --all --output json
       extalerts sandbox -- extalerts drill --provider datadog --all   # no account needed
     """
@@ -118,7 +132,7 @@ def drill_command(
     from extalerts.drill.runner import DrillInterrupted, DrillSettings, run_drill
     from extalerts.drill.view import DRILL_SERVICE, DRILL_SOURCETYPE
     from extalerts.errors import ConfigError
-    from extalerts.intake import DatadogIntake, Intake, SplunkHec
+    from extalerts.intake import DatadogIntake, Intake, SplunkHec, logpush_shape
     from extalerts.sandbox import DRILL_SINK_URL_ENV, DRILL_WEBHOOK_URL_ENV
     from extalerts.spec.loader import load_spec
 
@@ -140,10 +154,19 @@ def drill_command(
     )
     backend = _provider_objects(provider, api_url)
 
+    if live:
+        _confirm_live(spec, chosen, provider, yes)
+        shape = logpush_shape(spec, provider)
+
     def intake_for(rule_id: str) -> Intake:
+        index = spec.rule(rule_id).source.splunk.index
+        if live:
+            if provider == "datadog":
+                return DatadogIntake.from_env(shape.origin)
+            return SplunkHec.from_env(shape.sourcetype, index)
         if provider == "datadog":
             return DatadogIntake.from_env({"ddsource": "cloudflare", "service": DRILL_SERVICE})
-        return SplunkHec.from_env(DRILL_SOURCETYPE, spec.rule(rule_id).source.splunk.index)
+        return SplunkHec.from_env(DRILL_SOURCETYPE, index)
 
     outcomes: list[DrillOutcome] = []
     try:
@@ -151,7 +174,7 @@ def drill_command(
             for rule_id in chosen:
                 if output == "text":
                     click.echo(f"drilling {rule_id} on {provider}…", err=True)
-                outcome = run_drill(spec, rule_id, backend, intake_for(rule_id), settings)
+                outcome = run_drill(spec, rule_id, backend, intake_for(rule_id), settings, live=live)
                 outcomes.append(outcome)
                 if output == "text":
                     click.echo(
@@ -175,6 +198,23 @@ def drill_command(
         click.echo(f"{passed} of {len(outcomes)} rule(s) fired in their expected time on {provider}")
     if any(not o.ok for o in outcomes):
         sys.exit(1)
+
+
+def _confirm_live(spec: Any, rule_ids: list[str], provider: str, yes: bool) -> None:
+    """A live drill pages real people: say who, and ask."""
+    from extalerts.errors import ConfigError
+
+    lines = [f"A live drill makes the production {provider} alert(s) fire and notify their real targets:"]
+    for rule_id in rule_ids:
+        targets = ", ".join(name for name, _ in spec.rule(rule_id).targets) or "no targets"
+        lines.append(f"  {rule_id}: {targets}")
+    click.echo("\n".join(lines), err=True)
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError("--live pages real targets; pass --yes to confirm when not running interactively")
+    if not click.confirm("Go ahead?", default=False, err=True):
+        raise click.Abort
 
 
 @click.command("send")

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from extalerts.drill.traffic import GROUP_VALUE as _GROUP_MARKER
 from extalerts.drill.view import DRILL_MANAGED_TAG, DRILL_SPLUNK_PREFIX, DrillView
-from extalerts.errors import ApiError
+from extalerts.errors import ApiError, ExtalertsError
 from extalerts.providers.base import Action, Change, Resource
 from extalerts.render.datadog import MANAGED_TAG, DatadogRenderer
 from extalerts.render.splunk import SplunkRenderer
@@ -31,9 +32,13 @@ class Observation:
 
 @dataclass
 class Created:
+    """An object the drill works with; ``live`` ones are production objects it must never delete."""
+
     kind: str
     key: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    live: bool = False
+    #: Only groups whose name holds this count (a live drill's own groups on a production monitor).
+    group_marker: str | None = None
 
 
 class DrillBackend(Protocol):
@@ -43,6 +48,9 @@ class DrillBackend(Protocol):
 
     def create(self, view: DrillView, created: list[Created]) -> None:
         """Create the drill copy, appending each object to ``created`` as soon as it exists."""
+
+    def attach(self, view: DrillView, created: list[Created]) -> None:
+        """Find the rule's production monitor (a live drill); raises ExtalertsError when it is not there."""
 
     def observe(self, created: list[Created], since: float) -> Observation: ...
 
@@ -80,6 +88,15 @@ class DatadogDrillBackend:
         answer = self.api.call("create monitor", lambda client: MonitorsApi(client).create_monitor(Monitor(**body)))
         created.append(Created("monitor", str(answer["id"])))
 
+    def attach(self, view: DrillView, created: list[Created]) -> None:
+        from extalerts.providers.datadog import DatadogProvider
+
+        rule_id = view.original.id
+        found = DatadogProvider(self.api, self.templates).fetch_monitors(rule_id)
+        if not found:
+            raise ExtalertsError(f"no Datadog monitor for rule {rule_id}: push it before a live drill")
+        created.append(Created("monitor", str(found[0].live_id), live=True, group_marker=_GROUP_MARKER))
+
     def observe(self, created: list[Created], since: float) -> Observation:
         from datadog_api_client.v1.api.monitors_api import MonitorsApi
 
@@ -91,6 +108,8 @@ class DatadogDrillBackend:
         )
         body = json.loads(json.dumps(answer.to_dict(), default=str))
         groups = (body.get("state") or {}).get("groups") or {}
+        if monitor.group_marker and any(monitor.group_marker in name for name in groups):
+            groups = {name: g for name, g in groups.items() if monitor.group_marker in name}
         triggered = [g.get("last_triggered_ts") for g in groups.values() if (g.get("last_triggered_ts") or 0) >= since]
         observation = Observation(status=str(body.get("overall_state")))
         if triggered:
@@ -104,6 +123,8 @@ class DatadogDrillBackend:
         from datadog_api_client.v1.api.monitors_api import MonitorsApi
         from datadog_api_client.v2.api.logs_metrics_api import LogsMetricsApi
 
+        if item.live:
+            return
         try:
             if item.kind == "monitor":
                 self.api.call("delete monitor", lambda client: MonitorsApi(client).delete_monitor(int(item.key)))
@@ -116,6 +137,13 @@ class DatadogDrillBackend:
     def notified(self, created: list[Created], message: dict[str, Any]) -> bool:
         body = message.get("body")
         ids = {c.key for c in created if c.kind == "monitor"}
+        if not any(c.live for c in created):
+            return isinstance(body, dict) and str(body.get("alert_id")) in ids and body.get("alert_status") == "Alert"
+        # On a production monitor only the drill's own group counts (when the rule has groups).
+        marker = next((c.group_marker for c in created if c.live), None)
+        scope = str(body.get("alert_scope", "")) if isinstance(body, dict) else ""
+        if marker and scope != "*" and marker not in scope:
+            return False
         return isinstance(body, dict) and str(body.get("alert_id")) in ids and body.get("alert_status") == "Alert"
 
 
@@ -139,6 +167,15 @@ class SplunkDrillBackend:
         desired = Resource(SAVED_SEARCH, name, {"params": rest_payload(alert.settings), "acl": dict(ACL)})
         self.splunk.apply_change(Change(Action.CREATE, SAVED_SEARCH, name, desired, None))
 
+    def attach(self, view: DrillView, created: list[Created]) -> None:
+        from extalerts.render.splunk import saved_search_name
+
+        self.splunk.api.app = view.spec.splunk_app
+        name = saved_search_name(view.original.id)
+        if self.splunk._exists(name) is None:
+            raise ExtalertsError(f"no Splunk alert {name!r}: push it before a live drill")
+        created.append(Created("saved search", name, live=True))
+
     def observe(self, created: list[Created], since: float) -> Observation:
         service = self.splunk.api.service()
         item = created[-1] if created else None
@@ -158,6 +195,8 @@ class SplunkDrillBackend:
     def delete(self, item: Created) -> None:
         from extalerts.providers.splunk import SAVED_SEARCH
 
+        if item.live:
+            return
         live = Resource(SAVED_SEARCH, item.key, {}, live_id=item.key)
         with contextlib.suppress(KeyError):
             self.splunk.apply_change(Change(Action.DELETE, SAVED_SEARCH, item.key, None, live))

@@ -14,14 +14,14 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from extalerts.clock import Clock
 from extalerts.drill.backends import Created, DrillBackend, Observation
 from extalerts.drill.traffic import DrillPlanError, Traffic, plan_traffic
-from extalerts.drill.view import drill_view
+from extalerts.drill.view import DRILL_FIELD, drill_view
 from extalerts.errors import ExtalertsError
 from extalerts.intake import Intake
 from extalerts.spec.loader import Spec
@@ -102,23 +102,29 @@ def run_drill(
     intake: Intake,
     settings: DrillSettings,
     *,
-    on_created: Callable[[Created], None] | None = None,
+    live: bool = False,
 ) -> DrillOutcome:
-    """Drill one rule; cleans up whatever happens (KeyboardInterrupt included, re-raised after)."""
+    """Drill one rule; cleans up whatever happens (KeyboardInterrupt included, re-raised after).
+
+    ``live`` drills the production monitor instead of a copy: events come with the production
+    origin (the intake given), carry the drill id and their own group values, and the real
+    targets are notified. Nothing is created, so nothing is deleted."""
     drill_id = secrets.token_hex(4)
     outcome = DrillOutcome(rule_id, backend.provider, drill_id)
     try:
         view = drill_view(spec, rule_id, drill_id, settings.webhook_url)
     except KeyError:
         raise ExtalertsError(f"unknown rule {rule_id!r}; known: {', '.join(r.id for r in spec.rules)}") from None
+    rule = view.original if live else view.rule
     script = spec.logpush.scripts[0] if spec.logpush.scripts else "extalerts-drill"
     cron = 60
     if backend.provider == "splunk" and (
-        view.rule.rule.window > 900 or (isinstance(view.rule.rule.signal, AbsenceSignal) and view.rule.rule.group_by)
+        rule.rule.window > 900 or (isinstance(rule.rule.signal, AbsenceSignal) and rule.rule.group_by)
     ):
         cron = 300
+    marks = {DRILL_FIELD: drill_id} if live else None
     try:
-        traffic = plan_traffic(view.rule, view.spec.catalog, script, cron_seconds=cron)
+        traffic = plan_traffic(rule, view.spec.catalog, script, cron_seconds=cron, marks=marks)
     except DrillPlanError as exc:
         outcome.error = str(exc)
         return outcome
@@ -127,10 +133,10 @@ def run_drill(
     created: list[Created] = []
     interrupted = False
     try:
-        backend.create(view, created)
-        for item in created:
-            if on_created is not None:
-                on_created(item)
+        if live:
+            backend.attach(view, created)
+        else:
+            backend.create(view, created)
         _exercise(outcome, traffic, backend, intake, created, settings)
     except ExtalertsError as exc:
         outcome.error = str(exc)
@@ -167,6 +173,8 @@ def _uninterruptible() -> Iterator[None]:
 
 def _clean_up(outcome: DrillOutcome, backend: DrillBackend, created: list[Created]) -> None:
     for item in reversed(created):
+        if item.live:
+            continue
         try:
             backend.delete(item)
             outcome.cleaned_up.append(f"{item.kind} {item.key}")

@@ -39,7 +39,8 @@ from extalerts.spec.models import (
 #: More events than this in one minute is not a drill any more.
 MAX_EVENTS_PER_MINUTE = 20_000
 _MAX_CONJUNCTS = 256
-_GROUP_VALUE = "extalerts-drill"
+#: The value drill events carry in group-by fields: their own group, apart from real traffic.
+GROUP_VALUE = "extalerts-drill"
 Event = dict[str, Any]
 
 
@@ -136,7 +137,7 @@ def _satisfying(pred: Predicate, field: Field) -> Any:
         assert isinstance(value, tuple)
         return value[0]
     if pred.op is Op.EXISTS:
-        return 1 if field.type.is_numeric else _GROUP_VALUE
+        return 1 if field.type.is_numeric else GROUP_VALUE
     if pred.op is Op.CONTAINS:
         return f"{value}" if field.type is not FieldType.STRING_LIST else f"extalerts drill: {value}"
     assert isinstance(value, int | float)
@@ -246,14 +247,23 @@ def _thresholds(rule: ResolvedRule) -> tuple[str, float, list[float]]:
     return t.operator, t.critical, values
 
 
-def plan_traffic(rule: ResolvedRule, catalog: FieldCatalog, script: str, *, cron_seconds: int = 60) -> Traffic:
-    """How to drill ``rule``; raises DrillPlanError when it cannot be made to fire."""
+def plan_traffic(
+    rule: ResolvedRule,
+    catalog: FieldCatalog,
+    script: str,
+    *,
+    cron_seconds: int = 60,
+    marks: dict[str, Any] | None = None,
+) -> Traffic:
+    """How to drill ``rule``; raises DrillPlanError when it cannot be made to fire.
+
+    ``marks`` are field values every event carries (a live drill marks its events with the drill id)."""
     r = rule.rule
     signal = r.signal
     window_minutes = max(1, r.window // 60)
     operator, critical, levels = _thresholds(rule)
     upward = operator in (">", ">=")
-    groups: dict[str, Any] = {name: 0 if catalog[name].type.is_numeric else _GROUP_VALUE for name in r.group_by}
+    groups: dict[str, Any] = {name: 0 if catalog[name].type.is_numeric else GROUP_VALUE for name in r.group_by}
     base = base_event(script)
     expected = r.window + rule.evaluation_delay + cron_seconds + 120
     warmup = 1
@@ -266,7 +276,7 @@ def plan_traffic(rule: ResolvedRule, catalog: FieldCatalog, script: str, *, cron
         return max(1, math.floor(count / window_minutes) + 1)
 
     def extra_groups(field_name: str | None = None) -> dict[str, Any]:
-        return {k: v for k, v in groups.items() if k != field_name}
+        return {**(marks or {}), **{k: v for k, v in groups.items() if k != field_name}}
 
     matching = witness(rule.filter, catalog, base, extra_groups())
     if isinstance(signal, CountSignal):
