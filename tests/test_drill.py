@@ -60,9 +60,17 @@ rules:
   - id: silent
     title: Logs stopped
     severity: high
-    signal: {kind: absence}
+    signal: {kind: absence, expected: [conversation-api]}
     window: 10m
     group_by: [ScriptName]
+    notify: [platform-slack]
+  - id: surge
+    title: Request surge
+    severity: medium
+    filter: 'EventType == "fetch"'
+    signal: {kind: change, compare_to: 5m}
+    window: 5m
+    thresholds: {critical: 200}
     notify: [platform-slack]
 """
 
@@ -107,9 +115,13 @@ def sandbox_env(drill_spec: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[S
 
 
 def drill_objects(sandbox: Sandbox) -> list[str]:
-    monitors = [str(m["id"]) for m in sandbox.datadog.monitors() if DRILL_MANAGED_TAG in m["tags"]]
-    searches = [name for _, name, _ in sandbox.splunk.saved_searches() if name.startswith("extalerts-drill")]
-    return monitors + searches
+    """Everything of any drill on the sandbox, as the drill names it when it cleans up."""
+    monitors = [f"monitor {m['id']}" for m in sandbox.datadog.monitors() if DRILL_MANAGED_TAG in m["tags"]]
+    metrics = [f"logs metric {key}" for key in sandbox.datadog.state.metrics if "_drill_" in key]
+    searches = [
+        f"saved search {name}" for _, name, _ in sandbox.splunk.saved_searches() if name.startswith("extalerts-drill")
+    ]
+    return monitors + metrics + searches
 
 
 # --------------------------------------------------------------------------------------------- end to end
@@ -119,21 +131,31 @@ def drill_objects(sandbox: Sandbox) -> list[str]:
 def test_drill_all_fires_every_rule_in_time_and_cleans_up(
     provider: str, drill_spec: Path, sandbox_env: Sandbox
 ) -> None:
+    # Production monitors are live too: drill events must not reach them.
+    code, _, err = cli_run("push", str(drill_spec), "-p", provider, "--yes", "--state-file", "state.json")
+    assert code == 0, err
     code, out, err = cli_run("drill", str(drill_spec), "--provider", provider, "--all", "--output", "json")
     assert code == 0, err
     drills = {d["rule"]: d for d in json.loads(out)["drills"]}
-    assert set(drills) == {"exceptions", "error-rate", "slow-ops", "silent"}
+    assert set(drills) == {"exceptions", "error-rate", "slow-ops", "silent", "surge"}
     for rule, drill in drills.items():
         assert drill["ok"], (rule, drill["verdict"])
         assert 0 <= drill["alert_seconds"] <= drill["expected_seconds"], rule
         assert drill["notified"] is True, rule
         assert drill["recovered"] is (True if provider == "datadog" else None), rule
         assert drill["cleaned_up"], rule
-    # Exceptions: 1-minute window + 5-minute delay; it cannot alert before the delay has passed.
-    assert drills["exceptions"]["alert_seconds"] >= 300
+    # The exceptions rule (1-minute window, 5-minute delay) cannot alert before the delay has passed.
+    assert 300 <= drills["exceptions"]["alert_seconds"] <= 420
+    if provider == "datadog":
+        # The change rule needs its log-based metric, created and deleted with the monitor.
+        assert any(item.startswith("logs metric") for item in drills["surge"]["cleaned_up"])
+        # Absence shows as No Data on the rendered monitor (on_missing_data: show_and_notify_no_data).
+        assert any(h["rule"].startswith("silent-drill-") and h["state"] == "No Data" for h in sandbox_env.alerts())
     assert drill_objects(sandbox_env) == []
-    # Drill events never reached production monitors: nothing was pushed, and nothing else fired.
-    assert all("-drill-" in h["rule"] for h in sandbox_env.alerts())
+    sandbox_env.finish_evaluation()
+    production = [h for h in sandbox_env.alerts() if "-drill-" not in h["rule"]]
+    # Only the expected-but-never-seen script may alert (Splunk knows expected groups; Datadog cannot).
+    assert {(h["rule"], h["group"]) for h in production} <= {("silent", "ScriptName=conversation-api")}
 
 
 def test_drill_text_table_and_a_broken_rule_fails_clearly(drill_spec: Path, sandbox_env: Sandbox) -> None:
@@ -166,7 +188,7 @@ def test_a_rule_that_can_never_fire_is_refused_before_anything_is_created(
 def test_drill_refuses_an_unknown_rule_and_needs_a_rule_or_all(drill_spec: Path, sandbox_env: Sandbox) -> None:
     code, _, err = cli_run("drill", str(drill_spec), "--provider", "datadog", "--rule", "nope")
     assert code == 1
-    assert "unknown rule(s): nope; known: error-rate, exceptions, silent, slow-ops" in err
+    assert "unknown rule(s): nope; known: error-rate, exceptions, silent, slow-ops, surge" in err
     code, _, err = cli_run("drill", str(drill_spec), "--provider", "datadog")
     assert code == 2
     assert "give --rule ID (one or more) or --all" in err
@@ -194,8 +216,7 @@ def test_an_interrupted_drill_leaves_nothing_behind(
             if process.poll() is None:
                 process.kill()
         assert process.returncode == 130, err
-        assert "interrupted while drilling silent; removed:" in err
-        assert created[0] in err
+        assert f"interrupted while drilling silent; removed: {created[0]}" in err
         assert drill_objects(sandbox) == []
 
 
@@ -301,3 +322,53 @@ def test_a_live_drill_fires_the_production_alert_and_deletes_nothing(
     # The production alert fired, and told the rule's real target (Slack, in the sink).
     assert any(h["rule"] == "exceptions" for h in sandbox_env.alerts())
     assert any(m["path"] == f"/{provider}/slack" for m in sandbox_env.sink.received())
+
+
+def test_observing_counts_alert_and_no_data_but_not_a_warning() -> None:
+    from extalerts.drill.backends import Created, DatadogDrillBackend
+    from extalerts.emulators.datadog import DatadogEmulator
+    from extalerts.providers.datadog import DatadogApi, DatadogSettings
+
+    with DatadogEmulator("k" * 32, "a" * 40) as emulator:
+        monitor = emulator.add_monitor(
+            {
+                "name": "m",
+                "type": "log alert",
+                "query": 'logs("*").index("*").rollup("count").last("5m") > 1',
+                "options": {"thresholds": {"critical": 1}},
+            }
+        )
+        backend = DatadogDrillBackend(DatadogApi(DatadogSettings(emulator.url, "k" * 32, "a" * 40)))
+        created = [Created("monitor", str(monitor["id"]))]
+        emulator.set_group_state(monitor["id"], "@ScriptName:a", "Warn", 1_000)
+        assert backend.observe(created, since=0).alerted_at is None
+        emulator.set_group_state(monitor["id"], "@ScriptName:a", "Alert", 1_060)
+        assert backend.observe(created, since=0).alerted_at == 1_060
+        assert backend.observe(created, since=2_000).alerted_at is None  # before the incident: not ours
+        emulator.set_group_state(monitor["id"], "@ScriptName:a", "OK", 1_300)
+        observation = backend.observe(created, since=0)
+        assert (observation.alerted_at, observation.recovered_at) == (None, 1_300)
+        emulator.set_group_state(monitor["id"], "@ScriptName:b", "No Data", 1_400)
+        assert backend.observe(created, since=0).alerted_at == 1_400
+
+
+def test_cleanup_also_removes_what_the_drill_never_heard_back_about(sandbox_env: Sandbox) -> None:
+    """A create whose answer was lost (or interrupted before its id came back) is found by its drill id."""
+    from extalerts.drill.backends import DatadogDrillBackend
+    from extalerts.drill.runner import DrillOutcome, _clean_up
+    from extalerts.providers.datadog import DatadogApi, DatadogSettings
+
+    body = {
+        "name": "[drill 0123abcd] x",
+        "type": "log alert",
+        "query": 'logs("*").index("*").rollup("count").last("5m") > 1',
+        "options": {"thresholds": {"critical": 1}},
+        "tags": [DRILL_MANAGED_TAG, "extalerts-drill:0123abcd"],
+    }
+    orphan = sandbox_env.datadog.add_monitor(body)
+    other = sandbox_env.datadog.add_monitor({**body, "tags": [DRILL_MANAGED_TAG, "extalerts-drill:ffffffff"]})
+    backend = DatadogDrillBackend(DatadogApi(DatadogSettings.from_env()))
+    outcome = DrillOutcome("x", "datadog", "0123abcd")
+    _clean_up(outcome, backend, [])
+    assert outcome.cleaned_up == [f"monitor {orphan['id']}"]
+    assert [m["id"] for m in sandbox_env.datadog.monitors()] == [other["id"]]

@@ -151,6 +151,7 @@ def drill_command(
         poll_seconds=poll_interval if poll_interval is not None else (0.05 if clock.scale > 1 else 10.0),
         webhook_url=os.environ.get(DRILL_WEBHOOK_URL_ENV) or None,
         sink_url=sink_url,
+        grace_real_seconds=10.0 if clock.scale > 1 else 0.0,
     )
     backend = _provider_objects(provider, api_url)
 
@@ -338,6 +339,7 @@ def sandbox_command(spec_dirs: tuple[Path, ...], speed: float, env_file: Path | 
                         time.sleep(3600)
         except KeyboardInterrupt:
             status = 130
+        sandbox.finish_evaluation()
         _print_alerts(sandbox.alerts(), sandbox.clock.origin)
     sys.exit(status)
 

@@ -12,13 +12,24 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from extalerts.drill.traffic import GROUP_VALUE as _GROUP_MARKER
-from extalerts.drill.view import DRILL_MANAGED_TAG, DRILL_SPLUNK_PREFIX, DrillView
+from extalerts.drill.view import DRILL_MANAGED_TAG, DRILL_SPLUNK_PREFIX, DRILL_TAG_PREFIX, DrillView
 from extalerts.errors import ApiError, ExtalertsError
 from extalerts.providers.base import Action, Change, Resource
 from extalerts.render.datadog import MANAGED_TAG, DatadogRenderer
 from extalerts.render.splunk import SplunkRenderer
 from extalerts.render.templates import Templates
 from extalerts.spec.models import ChangeSignal, Level
+
+#: Datadog statuses that mean "the alert fired" (No Data: absence monitors that show it).
+FIRING = ("Alert", "No Data")
+
+
+def live_group_marker(view: DrillView) -> str | None:
+    """The drill's own group on a production monitor: only when every group field can hold its value."""
+    fields = [view.spec.catalog[name] for name in view.original.rule.group_by]
+    if fields and not any(f.type.is_numeric or f.type.name == "BOOLEAN" for f in fields):
+        return _GROUP_MARKER
+    return None
 
 
 @dataclass
@@ -28,6 +39,9 @@ class Observation:
     alerted_at: float | None = None
     recovered_at: float | None = None
     status: str = "unknown"
+    #: A trigger seen only after the fact (the group already recovered): an alert, or perhaps a warning.
+    triggered_at: float | None = None
+    may_be_warning: bool = False
 
 
 @dataclass
@@ -56,6 +70,9 @@ class DrillBackend(Protocol):
 
     def delete(self, item: Created) -> None: ...
 
+    def sweep(self, drill_id: str) -> list[Created]:
+        """Objects of this drill the provider holds that ``created`` may not know of."""
+
     def notified(self, created: list[Created], message: dict[str, Any]) -> bool:
         """Whether a sink message is this drill copy's notification."""
 
@@ -79,14 +96,41 @@ class DatadogDrillBackend:
             metric = renderer.logs_metric(view.rule)
             metric_id = str(metric["data"]["id"])
             created.append(Created("logs metric", metric_id))
-            self.api.call(
-                "create logs metric",
-                lambda client: LogsMetricsApi(client).create_logs_metric(LogsMetricCreateRequest(**metric)),
-            )
+            try:
+                self.api.call(
+                    "create logs metric",
+                    lambda client: LogsMetricsApi(client).create_logs_metric(LogsMetricCreateRequest(**metric)),
+                )
+            except ApiError as exc:
+                if exc.status != 409:  # 409: our own create, whose answer was lost
+                    raise
         body = renderer.monitor(view.rule)
         body["tags"] = sorted(DRILL_MANAGED_TAG if tag == MANAGED_TAG else tag for tag in body["tags"])
-        answer = self.api.call("create monitor", lambda client: MonitorsApi(client).create_monitor(Monitor(**body)))
+        tag = DRILL_TAG_PREFIX + view.drill_id
+
+        def recover() -> Any:
+            # The create landed but its answer was lost: find it by the drill's own tag.
+            found = self._monitors_tagged(tag)
+            return found[0] if found else None
+
+        answer = self.api.call(
+            "create monitor", lambda client: MonitorsApi(client).create_monitor(Monitor(**body)), recover=recover
+        )
         created.append(Created("monitor", str(answer["id"])))
+
+    def _monitors_tagged(self, tag: str) -> list[dict[str, Any]]:
+        from extalerts.providers.datadog import DatadogProvider
+
+        return [m for m in DatadogProvider(self.api, self.templates).list_monitors(tag) if tag in (m.get("tags") or [])]
+
+    def sweep(self, drill_id: str) -> list[Created]:
+        """What the drill left that ``created`` does not know of (an answer lost, an interrupt)."""
+        from extalerts.providers.datadog import DatadogProvider
+
+        leftovers = [Created("monitor", str(m["id"])) for m in self._monitors_tagged(DRILL_TAG_PREFIX + drill_id)]
+        metrics = DatadogProvider(self.api, self.templates).fetch_metrics(include_drills=True)
+        leftovers += [Created("logs metric", r.key) for r in metrics if f"_drill_{drill_id}." in r.key]
+        return leftovers
 
     def attach(self, view: DrillView, created: list[Created]) -> None:
         from extalerts.providers.datadog import DatadogProvider
@@ -95,7 +139,7 @@ class DatadogDrillBackend:
         found = DatadogProvider(self.api, self.templates).fetch_monitors(rule_id)
         if not found:
             raise ExtalertsError(f"no Datadog monitor for rule {rule_id}: push it before a live drill")
-        created.append(Created("monitor", str(found[0].live_id), live=True, group_marker=_GROUP_MARKER))
+        created.append(Created("monitor", str(found[0].live_id), live=True, group_marker=live_group_marker(view)))
 
     def observe(self, created: list[Created], since: float) -> Observation:
         from datadog_api_client.v1.api.monitors_api import MonitorsApi
@@ -108,15 +152,27 @@ class DatadogDrillBackend:
         )
         body = json.loads(json.dumps(answer.to_dict(), default=str))
         groups = (body.get("state") or {}).get("groups") or {}
-        if monitor.group_marker and any(monitor.group_marker in name for name in groups):
+        if monitor.group_marker:
             groups = {name: g for name, g in groups.items() if monitor.group_marker in name}
-        triggered = [g.get("last_triggered_ts") for g in groups.values() if (g.get("last_triggered_ts") or 0) >= since]
         observation = Observation(status=str(body.get("overall_state")))
+        # A warning is not the alert: only Alert counts, or No Data on monitors that show it (absence).
+        fired = [
+            float(g.get("last_triggered_ts") if g.get("status") == "Alert" else g.get("last_nodata_ts") or 0)
+            for g in groups.values()
+            if g.get("status") in ("Alert", "No Data")
+        ]
+        fired = [t for t in fired if t >= since]
+        if fired:
+            observation.alerted_at = min(fired)
+        triggered = [float(g.get("last_triggered_ts") or 0) for g in groups.values()]
+        triggered = [t for t in triggered if t >= since]
         if triggered:
-            observation.alerted_at = float(min(t for t in triggered if t is not None))
-            resolved = [g.get("last_resolved_ts") or 0 for g in groups.values()]
-            if all(g.get("status") == "OK" for g in groups.values()) and max(resolved) > observation.alerted_at:
-                observation.recovered_at = float(max(resolved))
+            observation.triggered_at = min(triggered)
+            thresholds = (body.get("options") or {}).get("thresholds") or {}
+            observation.may_be_warning = thresholds.get("warning") is not None
+        resolved = [float(g.get("last_resolved_ts") or 0) for g in groups.values()]
+        if groups and all(g.get("status") == "OK" for g in groups.values()):
+            observation.recovered_at = max(resolved)
         return observation
 
     def delete(self, item: Created) -> None:
@@ -138,13 +194,13 @@ class DatadogDrillBackend:
         body = message.get("body")
         ids = {c.key for c in created if c.kind == "monitor"}
         if not any(c.live for c in created):
-            return isinstance(body, dict) and str(body.get("alert_id")) in ids and body.get("alert_status") == "Alert"
+            return isinstance(body, dict) and str(body.get("alert_id")) in ids and body.get("alert_status") in FIRING
         # On a production monitor only the drill's own group counts (when the rule has groups).
         marker = next((c.group_marker for c in created if c.live), None)
         scope = str(body.get("alert_scope", "")) if isinstance(body, dict) else ""
-        if marker and scope != "*" and marker not in scope:
+        if marker and marker not in scope:
             return False
-        return isinstance(body, dict) and str(body.get("alert_id")) in ids and body.get("alert_status") == "Alert"
+        return isinstance(body, dict) and str(body.get("alert_id")) in ids and body.get("alert_status") in FIRING
 
 
 class SplunkDrillBackend:
@@ -200,6 +256,15 @@ class SplunkDrillBackend:
         live = Resource(SAVED_SEARCH, item.key, {}, live_id=item.key)
         with contextlib.suppress(KeyError):
             self.splunk.apply_change(Change(Action.DELETE, SAVED_SEARCH, item.key, None, live))
+
+    def sweep(self, drill_id: str) -> list[Created]:
+        service = self.splunk.api.service()
+
+        def names() -> list[str]:
+            found = service.saved_searches.list(count=0, search=f"name={DRILL_SPLUNK_PREFIX}*")
+            return [e.name for e in found if e.name.startswith(DRILL_SPLUNK_PREFIX) and e.name.endswith(drill_id)]
+
+        return [Created("saved search", name) for name in self.splunk.api.call("list drill searches", names)]
 
     def notified(self, created: list[Created], message: dict[str, Any]) -> bool:
         body = message.get("body")

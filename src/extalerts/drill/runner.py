@@ -10,6 +10,7 @@ what was created — in a ``finally``, so an interrupted drill leaves nothing be
 from __future__ import annotations
 
 import contextlib
+import math
 import secrets
 import signal
 import threading
@@ -19,13 +20,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from extalerts.clock import Clock
-from extalerts.drill.backends import Created, DrillBackend, Observation
+from extalerts.drill.backends import Created, DrillBackend
 from extalerts.drill.traffic import DrillPlanError, Traffic, plan_traffic
 from extalerts.drill.view import DRILL_FIELD, drill_view
 from extalerts.errors import ExtalertsError
 from extalerts.intake import Intake
 from extalerts.spec.loader import Spec
-from extalerts.spec.models import AbsenceSignal
 
 #: How long past the expected time a drill keeps looking, in provider seconds (evaluation lag).
 GRACE_SECONDS = 120
@@ -93,6 +93,9 @@ class DrillSettings:
     grace_seconds: int = GRACE_SECONDS
     #: Real seconds the drill waits for the notification after the alert.
     notify_wait_seconds: float = 3.0
+    #: Real seconds a drill still waits once the expected provider time has passed (a fast sandbox
+    #: clock can outrun the sandbox's evaluation; real providers need none beyond ``grace_seconds``).
+    grace_real_seconds: float = 0.0
 
 
 def run_drill(
@@ -117,11 +120,7 @@ def run_drill(
         raise ExtalertsError(f"unknown rule {rule_id!r}; known: {', '.join(r.id for r in spec.rules)}") from None
     rule = view.original if live else view.rule
     script = spec.logpush.scripts[0] if spec.logpush.scripts else "extalerts-drill"
-    cron = 60
-    if backend.provider == "splunk" and (
-        rule.rule.window > 900 or (isinstance(rule.rule.signal, AbsenceSignal) and rule.rule.group_by)
-    ):
-        cron = 300
+    cron = _schedule_seconds(view) if backend.provider == "splunk" else 60
     marks = {DRILL_FIELD: drill_id} if live else None
     try:
         traffic = plan_traffic(rule, view.spec.catalog, script, cron_seconds=cron, marks=marks)
@@ -150,6 +149,20 @@ def run_drill(
     return outcome
 
 
+def _schedule_seconds(view: Any) -> int:
+    """How often the Splunk alert runs, from its rendered cron schedule (overrides included)."""
+    from extalerts.render.splunk import SplunkRenderer
+    from extalerts.render.templates import Templates
+
+    alert = SplunkRenderer(view.spec, Templates()).alerts(view.rule)[0]
+    minute = alert.settings.get("cron_schedule", "* * * * *").split()[0]
+    if minute == "*":
+        return 60
+    if minute.startswith("*/") and minute[2:].isdigit():
+        return int(minute[2:]) * 60
+    return 3600  # a fixed minute: once an hour
+
+
 class DrillInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM stopped a drill; what it created was deleted (``outcome.cleaned_up``)."""
 
@@ -160,27 +173,44 @@ class DrillInterrupted(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def _uninterruptible() -> Iterator[None]:
-    """Hold off a second Ctrl-C while cleaning up (main thread only; signals go there)."""
+    """Hold off a second Ctrl-C (or a SIGTERM) while cleaning up (main thread only; signals go there)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _clean_up(outcome: DrillOutcome, backend: DrillBackend, created: list[Created]) -> None:
-    for item in reversed(created):
-        if item.live:
-            continue
+    """Delete what the drill created, then anything else carrying its drill id (a create whose
+    answer was lost, or one interrupted before its id was known)."""
+
+    def delete(item: Created) -> None:
         try:
             backend.delete(item)
             outcome.cleaned_up.append(f"{item.kind} {item.key}")
         except ExtalertsError as exc:  # report, keep cleaning the rest
             problem = f"cleanup of {item.kind} {item.key} failed: {exc}"
             outcome.error = f"{outcome.error}; {problem}" if outcome.error else problem
+
+    for item in reversed(created):
+        if not item.live:
+            delete(item)
+    if all(item.live for item in created) and created:
+        return  # a live drill creates nothing
+    try:
+        leftovers = backend.sweep(outcome.drill_id)
+    except ExtalertsError as exc:
+        outcome.error = f"{outcome.error}; " if outcome.error else ""
+        outcome.error += f"could not look for leftovers of drill {outcome.drill_id}: {exc}"
+        return
+    for item in leftovers:
+        if f"{item.kind} {item.key}" not in outcome.cleaned_up:
+            delete(item)
 
 
 def _exercise(
@@ -192,46 +222,70 @@ def _exercise(
     settings: DrillSettings,
 ) -> None:
     clock = settings.clock
-    start = clock.now()
-    minute = 0
+    # Drill minutes line up with the provider's evaluation minutes: an incident minute is a whole bucket.
+    start = math.ceil(clock.now() / 60) * 60
     incident_start = start + traffic.warmup_minutes * 60
-    incident_end: float | None = None
-    deadline = incident_start + traffic.expected_seconds + settings.grace_seconds
-    observation = Observation()
+    incident_end = incident_start + traffic.incident_minutes * 60
+    alert_deadline = incident_start + traffic.expected_seconds + settings.grace_seconds
+    recover_deadline = incident_end + traffic.expected_seconds + settings.grace_seconds
+    overtime: float | None = None
+    minute = 0
     while True:
         now = clock.now()
         due = start + (minute + 1) * 60
         if now >= due:
             minute_start = due - 60
-            in_incident = minute_start >= incident_start and (incident_end is None or minute_start < incident_end)
-            phase = traffic.incident if in_incident else traffic.healthy
+            phase = traffic.incident if incident_start <= minute_start < incident_end else traffic.healthy
             events = list(phase.events(int(minute_start * 1000), offset=minute * phase.per_minute))
             if events:
                 outcome.events_sent += intake.send(events)
             minute += 1
             continue
         observation = backend.observe(created, since=incident_start)
-        if incident_end is None:
-            if observation.alerted_at is not None:
-                outcome.alert_seconds = observation.alerted_at - incident_start
-                # Healthy traffic from the next minute on.
-                incident_end = start + (minute + 1) * 60
-                deadline = incident_end + traffic.expected_seconds + settings.grace_seconds
-                if not backend.tracks_recovery:
-                    break
-            elif now > deadline:
+        alerted_at = observation.alerted_at
+        if alerted_at is None and observation.triggered_at is not None:
+            # It triggered and recovered between two polls: an alert, unless it may have been a warning,
+            # which the notification (when the drill can read it) tells apart.
+            if not observation.may_be_warning:
+                alerted_at = observation.triggered_at
+            elif settings.sink_url:
+                alerted_at = _alert_time_from_sink(backend, created, settings)
+        if outcome.alert_seconds is None and alerted_at is not None:
+            outcome.alert_seconds = alerted_at - incident_start
+            overtime = None
+            if not backend.tracks_recovery:
                 break
-        else:
-            if observation.recovered_at is not None and observation.recovered_at > incident_end - 60:
-                outcome.recovered = True
-                outcome.recover_seconds = max(0.0, observation.recovered_at - incident_end)
-                break
-            if now > deadline:
-                outcome.recovered = False
+        if outcome.fired and observation.recovered_at is not None and observation.recovered_at >= incident_end:
+            outcome.recovered = True
+            outcome.recover_seconds = observation.recovered_at - incident_end
+            break
+        if now > (recover_deadline if outcome.fired else alert_deadline):
+            # Past the expected time in provider time; allow the provider's own processing a little
+            # real time too, then judge by the times it reports.
+            overtime = overtime if overtime is not None else time.monotonic() + settings.grace_real_seconds
+            if time.monotonic() >= overtime:
+                if outcome.fired:
+                    outcome.recovered = False
                 break
         time.sleep(min(settings.poll_seconds, max(0.0, (due - clock.now()) / clock.scale)) or 0.001)
     if outcome.fired and settings.sink_url:
         outcome.notified = _wait_for_notification(backend, created, settings)
+
+
+def _alert_time_from_sink(backend: DrillBackend, created: list[Created], settings: DrillSettings) -> float | None:
+    from extalerts.sandbox.sink import read_messages
+
+    assert settings.sink_url is not None
+    try:
+        messages = read_messages(settings.sink_url)
+    except (OSError, ValueError) as exc:
+        raise ExtalertsError(f"cannot read the drill sink at {settings.sink_url}: {exc}") from None
+    dates = [
+        float(m["body"]["date"]) / 1000
+        for m in messages
+        if backend.notified(created, m) and isinstance(m.get("body"), dict) and m["body"].get("date")
+    ]
+    return min(dates) if dates else None
 
 
 def _wait_for_notification(backend: DrillBackend, created: list[Created], settings: DrillSettings) -> bool:
@@ -243,7 +297,7 @@ def _wait_for_notification(backend: DrillBackend, created: list[Created], settin
         try:
             if any(backend.notified(created, m) for m in read_messages(settings.sink_url)):
                 return True
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise ExtalertsError(f"cannot read the drill sink at {settings.sink_url}: {exc}") from None
         if time.monotonic() > give_up:
             return False

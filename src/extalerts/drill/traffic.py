@@ -231,12 +231,24 @@ class Phase:
 @dataclass(frozen=True)
 class Traffic:
     warmup_minutes: int
+    #: Minutes of incident traffic: a window plus the evaluation period, so one evaluation sees only it.
+    incident_minutes: int
     healthy: Phase
     incident: Phase
     #: Longest a correct monitor may take to alert after the incident starts (and to recover after it ends).
     expected_seconds: int
     #: "breach" signals fire on incident traffic; "silence" ones (absence, "<" thresholds) on its absence.
     description: str
+
+
+def _reachable(operator: str, threshold: float, lowest: float, highest: float) -> bool:
+    """Whether a value within [lowest, highest] can be ``operator threshold``."""
+    return {
+        ">": highest > threshold,
+        ">=": highest >= threshold,
+        "<": lowest < threshold,
+        "<=": lowest <= threshold,
+    }[operator]
 
 
 def _thresholds(rule: ResolvedRule) -> tuple[str, float, list[float]]:
@@ -298,7 +310,7 @@ def plan_traffic(
         assert rule.ratio_match is not None
         bad = witness(conjunction(rule.filter, rule.ratio_match), catalog, base, extra_groups())
         good = witness(conjunction(rule.filter, Not(rule.ratio_match)), catalog, base, extra_groups())
-        if (upward and critical >= 100) or (not upward and critical <= 0):
+        if not _reachable(operator, critical, 0.0, 100.0):
             raise DrillPlanError(f"a ratio (percent) can never be {operator} {critical:g}: the rule can never fire")
         per_minute = enough(signal.min_events)
         healthy = Phase(per_minute, fixed(good if upward else bad))
@@ -334,7 +346,7 @@ def plan_traffic(
         if upward:
             spike = math.ceil(steady * (1 + critical / 100)) * 2 + 1
         else:
-            if critical <= -100:
+            if not _reachable(operator, critical, -100.0, math.inf):
                 raise DrillPlanError(f"a change can never be {operator} {critical:g}%: the rule can never fire")
             spike = 0
         healthy = Phase(steady, fixed(matching))
@@ -348,4 +360,5 @@ def plan_traffic(
                 f"firing needs {phase.per_minute} events a minute, more than a drill sends "
                 f"({MAX_EVENTS_PER_MINUTE}); lower the threshold or drill on a test account"
             )
-    return Traffic(warmup, healthy, incident, expected, description)
+    # A whole window of incident traffic that some scheduled evaluation sees entirely: window + period.
+    return Traffic(warmup, window_minutes + max(1, cron_seconds // 60), healthy, incident, expected, description)

@@ -17,7 +17,7 @@ import re
 from extalerts.fields import FieldCatalog, FieldType, derived_field
 from extalerts.filter.ast import Op, Predicate, conjunction
 from extalerts.spec.loader import ResolvedRule, Spec
-from extalerts.spec.models import DatadogSource, Level, Source, SplunkSource, Target, WebhookTarget
+from extalerts.spec.models import AbsenceSignal, DatadogSource, Level, Source, SplunkSource, Target, WebhookTarget
 
 DRILL_FIELD = "extalerts_drill_id"
 DRILL_SERVICE = "extalerts-drill"
@@ -76,8 +76,13 @@ def drill_view(spec: Spec, rule_id: str, drill_id: str, webhook_url: str | None 
     target = drill_target(webhook_url)
     scope = Predicate(DRILL_FIELD, Op.EQ, drill_id)
     copy_id = drill_rule_id(rule_id, drill_id)
+    signal = original.rule.signal
+    if isinstance(signal, AbsenceSignal) and signal.expected:
+        # The copy sees drill events only: a production group it "expects" would always be silent.
+        signal = signal.model_copy(update={"expected": []})
     model = original.rule.model_copy(
         update={
+            "signal": signal,
             "id": copy_id,
             "title": f"[drill {drill_id}] {original.rule.title}",
             "notify": [DRILL_TARGET],

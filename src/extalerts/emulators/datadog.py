@@ -441,7 +441,7 @@ class DatadogEmulator(LoopbackServer):
 
     def _get_monitor(self, monitor_id: str, *, query: dict[str, str], body: Any) -> dict[str, Any]:
         monitor = copy.deepcopy(self._monitor(monitor_id))
-        wanted = {s.strip() for s in query.get("group_states", "").split(",") if s.strip()}
+        wanted = {s.strip().lower().replace(" ", "") for s in query.get("group_states", "").split(",") if s.strip()}
         if wanted:
             groups = self.state.groups.get(monitor["id"], {})
             monitor["state"] = {

@@ -487,6 +487,12 @@ class SplunkEmulator(LoopbackServer):
         with self._lock:
             return [(app, name, dict(search.settings)) for (app, name), search in sorted(self._searches.items())]
 
+    def updated_at(self, app: str, name: str) -> float | None:
+        """When the saved search was last written (epoch seconds), as its ``updated`` shows."""
+        with self._lock:
+            search = self._searches.get((app, name))
+            return None if search is None else datetime.fromisoformat(search.updated).timestamp()
+
     def hec_since(self, offset: int) -> list[tuple[str, str, str]]:
         with self._lock:
             return self.hec_log[offset:]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -92,6 +93,8 @@ MONITOR_OPTION_DEFAULTS: Mapping[str, Any] = {
 }
 
 
+#: Log-based metrics of drill copies (``extalerts.<rule>_drill_<id>.events``).
+_DRILL_METRIC = re.compile(r"_drill_[0-9a-f]{8}\.events$")
 #: The API base URL when ``--api-url`` is not given (the sandbox sets it); DD_SITE picks it otherwise.
 DATADOG_API_URL_ENV = "EXTALERTS_DATADOG_API_URL"
 
@@ -274,13 +277,16 @@ class DatadogProvider:
             resources.append(Resource(MONITOR, keys[0], body, live_id=str(body["id"]), phase=2))
         return resources
 
-    def fetch_metrics(self) -> list[Resource]:
+    def fetch_metrics(self, *, include_drills: bool = False) -> list[Resource]:
         from datadog_api_client.v2.api.logs_metrics_api import LogsMetricsApi
 
         response = self.api.call("list logs metrics", lambda client: LogsMetricsApi(client).list_logs_metrics())
         resources = []
         for item in _plain(response).get("data", []):
-            if str(item.get("id", "")).startswith(METRIC_PREFIX):
+            metric_id = str(item.get("id", ""))
+            if not include_drills and _DRILL_METRIC.search(metric_id):
+                continue  # a running drill's metric: the drill owns it, not the spec
+            if metric_id.startswith(METRIC_PREFIX):
                 resources.append(Resource(LOGS_METRIC, item["id"], {"data": item}, live_id=item["id"], phase=1))
         return resources
 

@@ -88,16 +88,30 @@ class Sandbox:
         return f"{self.sink.url}/drill"
 
     def start(self) -> Self:
-        for server in (self.sink, self.datadog, self.splunk, self.cloudflare):
-            server.start()
+        started: list[Any] = []
+        try:
+            for server in (self.sink, self.datadog, self.splunk, self.cloudflare):
+                server.start()
+                started.append(server)
+        except BaseException:
+            for server in reversed(started):
+                server.stop()
+            raise
         self.datadog.add_webhook("extalerts-drill", self.drill_webhook_url)
         self._thread.start()
         return self
 
+    def finish_evaluation(self) -> None:
+        """Stop the background evaluation and catch up to now, so ``alerts()`` is complete."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+        self.evaluator.drain()
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=30)
         for server in (self.cloudflare, self.splunk, self.datadog, self.sink):
             server.stop()
 

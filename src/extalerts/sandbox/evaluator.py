@@ -19,8 +19,10 @@ import functools
 import json
 import re
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from extalerts.clock import Clock
@@ -40,6 +42,8 @@ _SPLUNK_COMPARED = ("search", "cron_schedule", "dispatch.earliest_time", "dispat
 _HANDLE = re.compile(r"(?:^|\s)@(\S+)")
 _CONDITIONAL = re.compile(r"\{\{#(is_\w+)\}\}(.*?)\{\{/\1\}\}", re.S)
 Record = Mapping[str, Any]
+#: How far back a Splunk run is judged again when late events arrive (provider time).
+LATE_DATA_MS = 30 * MINUTE_MS
 
 
 class Unevaluable(Exception):
@@ -64,8 +68,16 @@ class Watch:
     last_event_ms: int | None = None
     evaluated_until: int = 0
     states: dict[Group, State] = field(default_factory=dict)
+    #: Datadog: the time of the last transition reported per group.
+    reported_at: dict[Group, int] = field(default_factory=dict)
+    #: Splunk: the (run, group) pairs already judged as alerting, and the last time each group fired.
+    judged: set[tuple[int, Group]] = field(default_factory=set)
     last_fired: dict[Group, int] = field(default_factory=dict)
     settled: bool = False
+
+    @property
+    def is_drill(self) -> bool:
+        return parse_drill_rule_id(self.rule.id) is not None
 
     def quiet_after_ms(self) -> int:
         """After this evaluation time with no new events, the monitor's values no longer change."""
@@ -131,6 +143,10 @@ class Evaluator:
         self.report = report or (lambda line: print(f"sandbox: {line}", file=sys.stderr, flush=True))
         self.watches: dict[tuple[str, Any], Watch] = {}
         self.refused: dict[tuple[str, Any], str] = {}
+        #: Real seconds a tick may spend on production monitors (drill copies are always evaluated).
+        self.budget_seconds = 0.25
+        #: Every event each intake received, with where it came from: new monitors search them all.
+        self.received: dict[str, list[tuple[Record, dict[str, Any]]]] = {"datadog": [], "splunk": []}
         self._datadog_offset = 0
         self._splunk_offset = 0
         #: Every alert the sandbox raised: provider, monitor, group, state and provider time.
@@ -182,7 +198,7 @@ class Evaluator:
             rule,
             Level.ALERT,
             datadog_source_matcher(rule.source.datadog.query),
-            int(self.clock.now_ms()),
+            _epoch_ms(monitor.get("modified")) or self.clock.now_ms(),
         )
 
     def _splunk_watch(self, app: str, name: str, settings: Mapping[str, str]) -> Watch:
@@ -212,7 +228,7 @@ class Evaluator:
             rule,
             level,
             lambda record: record.get("index") == source.index and record.get("sourcetype") == source.sourcetype,
-            int(self.clock.now_ms()),
+            int((self.splunk.updated_at(app, name) or self.clock.now()) * 1000),
         )
 
     def _refresh(self, provider: str, found: Mapping[Any, tuple[str, Callable[[], Watch]]]) -> None:
@@ -227,12 +243,17 @@ class Evaluator:
             if self.refused.get(key) == version:
                 continue
             try:
-                self.watches[key] = build()
-                self.refused.pop(key, None)
+                watch = build()
             except Unevaluable as why:
                 self.watches.pop(key, None)
                 self.refused[key] = version
                 self.report(f"{provider} {live_key}: not evaluated: {why}")
+                continue
+            # A monitor searches everything stored, including what arrived before it was written.
+            for record, event in self.received[provider]:
+                self._give(watch, record, event)
+            self.watches[key] = watch
+            self.refused.pop(key, None)
 
     # ----------------------------------------------------------------------------------- events
 
@@ -254,11 +275,17 @@ class Evaluator:
             if isinstance(event, dict) and isinstance(event.get("EventTimestampMs"), int):
                 records.append(("splunk", {"index": index, "sourcetype": sourcetype}, event))
         for provider, record, event in records:
+            self.received[provider].append((record, event))
             for watch in self.watches.values():
-                if watch.provider == provider and watch.selects(record):
-                    watch.pending.append(event)
-                    watch.last_event_ms = max(watch.last_event_ms or 0, int(event["EventTimestampMs"]))
-                    watch.settled = False
+                if watch.provider == provider:
+                    self._give(watch, record, event)
+
+    @staticmethod
+    def _give(watch: Watch, record: Record, event: dict[str, Any]) -> None:
+        if watch.selects(record):
+            watch.pending.append(event)
+            watch.last_event_ms = max(watch.last_event_ms or 0, int(event["EventTimestampMs"]))
+            watch.settled = False
 
     # ----------------------------------------------------------------------------------- evaluation
 
@@ -276,8 +303,22 @@ class Evaluator:
         self._refresh("splunk", splunk_found)
         self._ingest()
         now_ms = self.clock.now_ms()
-        for watch in list(self.watches.values()):
+        # Drill copies first, then the monitors furthest behind; the rest wait for the next tick once
+        # the budget is spent, so a backlog of production events never holds up a drill.
+        ordered = sorted(self.watches.values(), key=lambda w: (not w.is_drill, w.evaluated_until))
+        budget_end = time.monotonic() + self.budget_seconds
+        for watch in ordered:
+            if not watch.is_drill and time.monotonic() > budget_end:
+                break
             self._evaluate(watch, now_ms)
+
+    def drain(self) -> None:
+        """Evaluate every monitor up to now, however long it takes (before reporting what fired)."""
+        budget, self.budget_seconds = self.budget_seconds, float("inf")
+        try:
+            self.tick()
+        finally:
+            self.budget_seconds = budget
 
     def _evaluate(self, watch: Watch, now_ms: int) -> None:
         end = now_ms // MINUTE_MS * MINUTE_MS
@@ -293,14 +334,20 @@ class Evaluator:
         if end < start:
             return
         result = watch.engine.evaluate(start_ms=start, end_ms=end).rules[watch.rule.id]
+        # Each evaluation runs over everything received so far, so events that reached the sandbox
+        # after their minute was first evaluated (its own processing lag, not the system's) still count.
         if watch.provider == "datadog":
             for transition in result.transitions:
-                if transition.at_ms > watch.evaluated_until:
+                if transition.at_ms > watch.reported_at.get(transition.group, -1):
+                    watch.reported_at[transition.group] = transition.at_ms
+                    before = watch.states.get(transition.group, State.OK)
+                    if before is transition.after:
+                        continue
                     self._datadog_transition(
-                        watch, transition.group, transition.before, transition.after, transition.value, transition.at_ms
+                        watch, transition.group, before, transition.after, transition.value, transition.at_ms
                     )
         else:
-            self._splunk_runs(watch, result.series, watch.evaluated_until, end)
+            self._splunk_runs(watch, result.series, end - LATE_DATA_MS, end)
         watch.evaluated_until = end
         if end > watch.quiet_after_ms():
             watch.settled = True
@@ -309,31 +356,38 @@ class Evaluator:
         self, watch: Watch, group: Group, before: State, after: State, value: float | None, at_ms: int
     ) -> None:
         monitor_id = int(watch.key)
+        monitor = next((m for m in self.datadog.monitors() if m["id"] == monitor_id), None)
+        if monitor is None:
+            return
         name = _group_name(group, watch.spec)
-        self.datadog.set_group_state(monitor_id, name, _DATADOG_STATUS[after], at_ms / 1000)
-        watch.states[group] = after
+        status = _DATADOG_STATUS[after]
         variant = {State.ALERT: "is_alert", State.WARN: "is_warning", State.OK: "is_recovery"}[after]
         transition = {State.ALERT: "Triggered", State.WARN: "Warn", State.OK: "Recovered"}[after]
+        missing = str((monitor.get("options") or {}).get("on_missing_data") or "default")
+        if after is State.ALERT and not value and missing.startswith("show"):
+            # An empty evaluation shows as No Data on these monitors (notified only with show_and_notify).
+            status, variant, transition = "No Data", "is_no_data", "No Data"
+        self.datadog.set_group_state(monitor_id, name, status, at_ms / 1000)
+        watch.states[group] = after
         self.history.append(
             {
                 "provider": "datadog",
                 "monitor": watch.label,
                 "rule": watch.rule.id,
                 "group": name,
-                "state": _DATADOG_STATUS[after],
+                "state": status,
                 "at": at_ms / 1000,
                 "value": value,
             }
         )
-        monitor = next((m for m in self.datadog.monitors() if m["id"] == monitor_id), None)
-        if monitor is None:
+        if status == "No Data" and missing != "show_and_notify_no_data":
             return
         text = _CONDITIONAL.sub(lambda m: m[2] if m[1] == variant else "", str(monitor.get("message") or ""))
         payload = {
             "alert_id": monitor_id,
             "title": f"[{transition} on {name}] {monitor.get('name')}",
             "alert_transition": transition,
-            "alert_status": _DATADOG_STATUS[after],
+            "alert_status": status,
             "alert_scope": name,
             "date": at_ms,
             "value": value,
@@ -367,7 +421,10 @@ class Evaluator:
         runs: dict[int, list[tuple[Group, float]]] = {}
         for group, points in series.items():
             for at_ms, value in points:
-                if after_ms < at_ms <= end_ms and value is not None and _breaches(operator, value, threshold):
+                if (at_ms, group) in watch.judged or not after_ms < at_ms <= end_ms:
+                    continue
+                if value is not None and _breaches(operator, value, threshold):
+                    watch.judged.add((at_ms, group))
                     runs.setdefault(at_ms, []).append((group, value))
         for at_ms in sorted(runs):
             due = [(g, v) for g, v in runs[at_ms] if at_ms - watch.last_fired.get(g, -(2**62)) >= period_ms]
@@ -411,6 +468,17 @@ class Evaluator:
                     post_json(url, payload)
             else:
                 post_json(f"{self.sink.url}/splunk/{action}", payload)
+
+
+def _epoch_ms(timestamp: Any) -> int | None:
+    """An API timestamp (ISO 8601) in epoch milliseconds: a monitor runs from when it was written,
+    not from when the sandbox got round to looking at it."""
+    if not isinstance(timestamp, str):
+        return None
+    try:
+        return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
 
 
 def _breaches(operator: str, value: float, threshold: float) -> bool:
