@@ -45,12 +45,19 @@ MESSAGES = (
     "list_filter(json_extract_string(\"Logs\", '$[*].message'), lambda x: NOT starts_with(x, '['))) "
     "ELSE [] END)"
 )
+
+
 #: The structured log line: the first message that is a JSON object. Only events whose Logs hold an
 #: object inside a message (as JSON text, or as an object element) are searched.
-STRUCTURED_LINE = (
-    'CASE WHEN contains("Logs", \'{\\"\') OR contains("Logs", \'":[{\') '
-    f"THEN list_filter({MESSAGES}, lambda x: starts_with(ltrim(x), '{{') AND json_valid(x))[1] END"
-)
+def structured_line(messages: str) -> str:
+    """The structured line, given the SQL of the event's messages (:data:`MESSAGES` or a column of them)."""
+    return (
+        'CASE WHEN contains("Logs", \'{\\"\') OR contains("Logs", \'":[{\') '
+        f"THEN list_filter({messages}, lambda x: starts_with(ltrim(x), '{{') AND json_valid(x))[1] END"
+    )
+
+
+STRUCTURED_LINE = structured_line(MESSAGES)
 
 
 def quote_identifier(name: str) -> str:
@@ -77,11 +84,13 @@ def _typed(text_sql: str, json_sql: str, field_type: FieldType) -> str:
     return f"CASE WHEN json_type({json_sql}) = 'VARCHAR' THEN {text_sql} END"
 
 
-def field_expression(field: Field) -> str:
-    """SQL computing ``field`` from the columns of one event (a list for list fields)."""
+def field_expression(field: Field, line: str = STRUCTURED_LINE) -> str:
+    """SQL computing ``field`` from the columns of one event (a list for list fields).
+
+    ``line`` is the SQL of the structured log line: a column holding it, when a query computes it
+    once for all derived fields (finding it is the costly part), or by default the expression."""
     if field.derived_key is not None:
         path = sql_string(f"$.{quote_key(field.derived_key)}")
-        line = STRUCTURED_LINE
         return _typed(f"json_extract_string({line}, {path})", f"json_extract({line}, {path})", field.type)
     if field.name == "Logs.Message":
         return MESSAGES
@@ -99,6 +108,11 @@ def field_expression(field: Field) -> str:
     if field.type is FieldType.STRING_LIST:
         return parts[0] if len(parts) == 1 else f"list_concat({', '.join(parts)})"
     return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+
+
+def typed_json_value(value: str, field_type: FieldType) -> str:
+    """A JSON value (e.g. one element of a multi-path ``json_extract``) as the field's SQL type."""
+    return _typed(f"json_extract_string({value}, '$')", value, field_type)
 
 
 def quote_key(key: str) -> str:
