@@ -133,6 +133,7 @@ def drill_command(
     from extalerts.drill.view import DRILL_SERVICE, DRILL_SOURCETYPE
     from extalerts.errors import ConfigError
     from extalerts.intake import DatadogIntake, Intake, SplunkHec, logpush_shape
+    from extalerts.redact import redact
     from extalerts.sandbox import DRILL_SINK_URL_ENV, DRILL_WEBHOOK_URL_ENV
     from extalerts.spec.loader import load_spec
 
@@ -146,10 +147,12 @@ def drill_command(
     chosen = [rule.id for rule in spec.rules] if all_rules else list(rule_ids)
     clock = Clock.from_env()
     sink_url = os.environ.get(DRILL_SINK_URL_ENV) or None
+    webhook_url = os.environ.get(DRILL_WEBHOOK_URL_ENV) or None
+    redact(webhook_url)  # a webhook URL often carries its own token
     settings = DrillSettings(
         clock=clock,
         poll_seconds=poll_interval if poll_interval is not None else (0.05 if clock.scale > 1 else 10.0),
-        webhook_url=os.environ.get(DRILL_WEBHOOK_URL_ENV) or None,
+        webhook_url=webhook_url,
         sink_url=sink_url,
         grace_real_seconds=10.0 if clock.scale > 1 else 0.0,
     )
@@ -322,7 +325,10 @@ def sandbox_command(spec_dirs: tuple[Path, ...], speed: float, env_file: Path | 
         env = sandbox.env()
         exports = "\n".join(f"export {name}={value}" for name, value in sorted(env.items()))
         if env_file is not None:
-            env_file.write_text(exports + "\n")
+            # Only the owner may read it: it holds the sandbox's (made-up) credentials.
+            descriptor = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(exports + "\n")
         click.echo(
             f"sandbox: Datadog {sandbox.datadog.url}, Splunk {sandbox.splunk.url}, "
             f"Cloudflare {sandbox.cloudflare.url}, webhook sink {sandbox.sink.url}; clock x{speed:g}",
