@@ -8,11 +8,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -20,6 +20,8 @@ from extalerts.cli.options import output_option, resolve_paths, spec_paths
 
 if TYPE_CHECKING:
     from extalerts.drill.runner import DrillOutcome
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @contextmanager
@@ -221,16 +223,17 @@ def _confirm_live(spec: Any, rule_ids: list[str], provider: str, yes: bool) -> N
         raise click.Abort
 
 
+def _spec_option(what: str) -> Callable[[F], F]:
+    """``--spec PATH`` (repeatable; default monitors/) for commands whose arguments are something else."""
+    return click.option(
+        "--spec", "spec_dirs", multiple=True, type=click.Path(path_type=Path), help=f"{what} [default: monitors/]."
+    )
+
+
 @click.command("send")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("--provider", "-p", type=click.Choice(["datadog", "splunk"]), required=True)
-@click.option(
-    "--spec",
-    "spec_dirs",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Spec whose Logpush job shapes the events [default: monitors/].",
-)
+@_spec_option("Spec whose Logpush job shapes the events")
 @click.option(
     "--pace",
     type=click.Choice(["live", "now"]),
@@ -286,13 +289,7 @@ def _send_paced(events: list[dict[str, Any]], intake: Any, clock: Any, pace: str
 
 
 @click.command("sandbox", context_settings={"ignore_unknown_options": True})
-@click.option(
-    "--spec",
-    "spec_dirs",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Spec whose rules the sandbox's monitors are evaluated from [default: monitors/].",
-)
+@_spec_option("Spec whose rules the sandbox's monitors are evaluated from")
 @click.option(
     "--speed",
     type=click.FloatRange(min=1, max=3600),
