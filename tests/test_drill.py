@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -191,7 +192,7 @@ def test_drill_refuses_an_unknown_rule_and_needs_a_rule_or_all(drill_spec: Path,
     assert "unknown rule(s): nope; known: error-rate, exceptions, silent, slow-ops, surge" in err
     code, _, err = cli_run("drill", str(drill_spec), "--provider", "datadog")
     assert code == 2
-    assert "give --rule ID (one or more) or --all" in err
+    assert "give --rule ID (one or more), --all or --clean-up" in err
 
 
 @pytest.mark.parametrize(("provider", "signum"), [("datadog", signal.SIGINT), ("splunk", signal.SIGTERM)])
@@ -372,3 +373,39 @@ def test_cleanup_also_removes_what_the_drill_never_heard_back_about(sandbox_env:
     _clean_up(outcome, backend, [])
     assert outcome.cleaned_up == [f"monitor {orphan['id']}"]
     assert [m["id"] for m in sandbox_env.datadog.monitors()] == [other["id"]]
+
+
+@pytest.mark.parametrize("provider", ["datadog", "splunk"])
+def test_clean_up_removes_every_drill_copy_and_nothing_else(
+    provider: str, drill_spec: Path, sandbox_env: Sandbox
+) -> None:
+    """What a drill killed with SIGKILL leaves behind, `drill --clean-up` removes; production stays."""
+    from extalerts.drill.backends import DatadogDrillBackend, SplunkDrillBackend
+    from extalerts.providers.datadog import DatadogApi, DatadogSettings
+    from extalerts.providers.splunk import SplunkApi, SplunkProvider, SplunkSettings
+
+    code, _, err = cli_run("push", str(drill_spec), "-p", provider, "--yes", "--state-file", "state.json")
+    assert code == 0, err
+    spec = load_spec([drill_spec])
+    if provider == "datadog":
+        backend: Any = DatadogDrillBackend(DatadogApi(DatadogSettings.from_env()))
+    else:
+        api = SplunkApi(SplunkSettings.from_env())
+        backend = SplunkDrillBackend(SplunkProvider(api))
+    created: list[Any] = []
+    for rule_id, drill_id in (("surge", "0123abcd"), ("exceptions", "fedc4321")):
+        backend.create(drill_view(spec, rule_id, drill_id), created)
+    production = [m["id"] for m in sandbox_env.datadog.monitors() if "managed-by:extalerts" in m["tags"]]
+    searches = [n for _, n, _ in sandbox_env.splunk.saved_searches() if n.startswith("extalerts - ")]
+    assert len(drill_objects(sandbox_env)) == (3 if provider == "datadog" else 2)
+    code, out, err = cli_run("drill", str(drill_spec), "-p", provider, "--clean-up")
+    assert code == 1
+    assert "pass --yes to delete these drill copies" in err
+    code, out, err = cli_run("drill", str(drill_spec), "-p", provider, "--clean-up", "--yes")
+    assert code == 0, err
+    assert f"deleted {len(created)} drill copies from {provider}" in out
+    assert drill_objects(sandbox_env) == []
+    assert [m["id"] for m in sandbox_env.datadog.monitors() if "managed-by:extalerts" in m["tags"]] == production
+    assert [n for _, n, _ in sandbox_env.splunk.saved_searches() if n.startswith("extalerts - ")] == searches
+    code, out, _ = cli_run("drill", str(drill_spec), "-p", provider, "--clean-up")
+    assert (code, out.strip()) == (0, f"no drill copies on {provider}")

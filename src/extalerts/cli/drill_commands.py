@@ -38,7 +38,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _provider_objects(provider: str, api_url: str | None) -> Any:
+def _provider_objects(provider: str, api_url: str | None, spec: Any) -> Any:
     from extalerts.drill.backends import DatadogDrillBackend, SplunkDrillBackend
 
     if provider == "datadog":
@@ -47,7 +47,31 @@ def _provider_objects(provider: str, api_url: str | None) -> Any:
         return DatadogDrillBackend(DatadogApi(DatadogSettings.from_env(api_url)))
     from extalerts.providers.splunk import SplunkApi, SplunkProvider, SplunkSettings
 
-    return SplunkDrillBackend(SplunkProvider(SplunkApi(SplunkSettings.from_env(api_url))))
+    api = SplunkApi(SplunkSettings.from_env(api_url))
+    api.app = spec.splunk_app
+    return SplunkDrillBackend(SplunkProvider(api))
+
+
+def _clean_up_leftovers(backend: Any, yes: bool) -> None:
+    """List every drill copy on the provider, then delete them (after asking, unless --yes)."""
+    from extalerts.errors import ConfigError
+
+    leftovers = backend.sweep(None)
+    if not leftovers:
+        click.echo(f"no drill copies on {backend.provider}")
+        return
+    for item in leftovers:
+        click.echo(f"- {item.kind} {item.key}")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ConfigError("pass --yes to delete these drill copies when not running interactively")
+        if not click.confirm(
+            f"Delete these {len(leftovers)} drill copies? A drill still running loses its copy", err=True
+        ):
+            raise click.Abort
+    for item in leftovers:
+        backend.delete(item)
+    click.echo(f"deleted {len(leftovers)} drill copies from {backend.provider}")
 
 
 def _hms(seconds: float | None) -> str:
@@ -87,7 +111,13 @@ def _table(rows: list[list[str]]) -> str:
     is_flag=True,
     help="Drill the production monitor itself: its real targets are notified (asks first).",
 )
-@click.option("--yes", "-y", is_flag=True, help="With --live: do not ask for confirmation.")
+@click.option("--yes", "-y", is_flag=True, help="With --live or --clean-up: do not ask for confirmation.")
+@click.option(
+    "--clean-up",
+    "clean_up",
+    is_flag=True,
+    help="Delete every drill copy left on the provider (by drills killed before they could clean up).",
+)
 @click.option(
     "--poll-interval",
     type=float,
@@ -104,6 +134,7 @@ def drill_command(
     api_url: str | None,
     live: bool,
     yes: bool,
+    clean_up: bool,
     poll_interval: float | None,
     output: str,
 ) -> None:
@@ -139,9 +170,12 @@ def drill_command(
     from extalerts.sandbox import DRILL_SINK_URL_ENV, DRILL_WEBHOOK_URL_ENV
     from extalerts.spec.loader import load_spec
 
-    if bool(rule_ids) == all_rules:
-        raise click.UsageError("give --rule ID (one or more) or --all")
     spec = load_spec(resolve_paths(paths))
+    if clean_up:
+        _clean_up_leftovers(_provider_objects(provider, api_url, spec), yes)
+        return
+    if bool(rule_ids) == all_rules:
+        raise click.UsageError("give --rule ID (one or more), --all or --clean-up")
     known = {rule.id for rule in spec.rules}
     unknown = [r for r in rule_ids if r not in known]
     if unknown:
@@ -158,7 +192,7 @@ def drill_command(
         sink_url=sink_url,
         grace_real_seconds=10.0 if clock.scale > 1 else 0.0,
     )
-    backend = _provider_objects(provider, api_url)
+    backend = _provider_objects(provider, api_url, spec)
 
     if live:
         _confirm_live(spec, chosen, provider, yes)

@@ -7,7 +7,9 @@ anything else happens, so cleanup can remove it whatever stops the drill.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -70,8 +72,8 @@ class DrillBackend(Protocol):
 
     def delete(self, item: Created) -> None: ...
 
-    def sweep(self, drill_id: str) -> list[Created]:
-        """Objects of this drill the provider holds that ``created`` may not know of."""
+    def sweep(self, drill_id: str | None) -> list[Created]:
+        """Objects of this drill the provider holds that ``created`` may not know of (None: of any drill)."""
 
     def notified(self, created: list[Created], message: dict[str, Any]) -> bool:
         """Whether a sink message is this drill copy's notification."""
@@ -123,13 +125,16 @@ class DatadogDrillBackend:
 
         return [m for m in DatadogProvider(self.api, self.templates).list_monitors(tag) if tag in (m.get("tags") or [])]
 
-    def sweep(self, drill_id: str) -> list[Created]:
-        """What the drill left that ``created`` does not know of (an answer lost, an interrupt)."""
+    def sweep(self, drill_id: str | None) -> list[Created]:
+        """What the drill left that ``created`` does not know of (an answer lost, an interrupt); with
+        None, what any drill left (one killed before it could clean up)."""
         from extalerts.providers.datadog import DatadogProvider
 
-        leftovers = [Created("monitor", str(m["id"])) for m in self._monitors_tagged(DRILL_TAG_PREFIX + drill_id)]
+        tag = DRILL_MANAGED_TAG if drill_id is None else DRILL_TAG_PREFIX + drill_id
+        leftovers = [Created("monitor", str(m["id"])) for m in self._monitors_tagged(tag)]
         metrics = DatadogProvider(self.api, self.templates).fetch_metrics(include_drills=True)
-        leftovers += [Created("logs metric", r.key) for r in metrics if f"_drill_{drill_id}." in r.key]
+        pattern = re.compile(r"_drill_" + (re.escape(drill_id) if drill_id else "[0-9a-f]{8}") + r"\.events$")
+        leftovers += [Created("logs metric", r.key) for r in metrics if pattern.search(r.key)]
         return leftovers
 
     def attach(self, view: DrillView, created: list[Created]) -> None:
@@ -257,14 +262,25 @@ class SplunkDrillBackend:
         with contextlib.suppress(KeyError):
             self.splunk.apply_change(Change(Action.DELETE, SAVED_SEARCH, item.key, None, live))
 
-    def sweep(self, drill_id: str) -> list[Created]:
+    def sweep(self, drill_id: str | None) -> list[Created]:
+        from extalerts.providers.splunk import PAGE_SIZE
+
         service = self.splunk.api.service()
+        suffix = f"-drill-{drill_id}" if drill_id else ""
 
-        def names() -> list[str]:
-            found = service.saved_searches.list(count=0, search=f"name={DRILL_SPLUNK_PREFIX}*")
-            return [e.name for e in found if e.name.startswith(DRILL_SPLUNK_PREFIX) and e.name.endswith(drill_id)]
+        def page(offset: int) -> list[str]:
+            # splunk-sdk answers count=0 with nothing at all (it does not send "0 = all"): page instead.
+            found = service.saved_searches.list(count=PAGE_SIZE, offset=offset, search=f"name={DRILL_SPLUNK_PREFIX}*")
+            return [e.name for e in found]
 
-        return [Created("saved search", name) for name in self.splunk.api.call("list drill searches", names)]
+        names: list[str] = []
+        while True:
+            batch = self.splunk.api.call("list drill searches", functools.partial(page, len(names)))
+            names.extend(batch)
+            if len(batch) < PAGE_SIZE:
+                break
+        chosen = [n for n in names if n.startswith(DRILL_SPLUNK_PREFIX) and n.endswith(suffix)]
+        return [Created("saved search", name) for name in chosen]
 
     def notified(self, created: list[Created], message: dict[str, Any]) -> bool:
         body = message.get("body")
