@@ -184,7 +184,7 @@ def test_mass_delete_guard(env: str, spec_dir: Path, emulator: DatadogEmulator) 
 def test_short_listing_guard_uses_the_last_known_count(env: str, spec_dir: Path, emulator: DatadogEmulator) -> None:
     assert push(env)[0] == 0
     state = json.loads(Path(".extalerts/state.json").read_text())
-    assert state["datadog"]["managed"]["monitor"] == 13
+    assert state[f"datadog {emulator.url}"]["managed"]["monitor"] == 13
     for monitor in emulator.monitors()[:4]:
         del emulator.state.monitors[monitor["id"]]
     code, _, err = push(env, "--prune")
@@ -193,6 +193,34 @@ def test_short_listing_guard_uses_the_last_known_count(env: str, spec_dir: Path,
     assert len(emulator.monitors()) == 9
     assert push(env, "--allow-mass-delete")[0] == 0
     assert len(emulator.monitors()) == 13
+
+
+def test_the_last_known_count_is_kept_per_target(env: str, spec_dir: Path, emulator: DatadogEmulator) -> None:
+    """A push to another organisation (a sandbox, staging) neither trips nor resets this one's guard."""
+    assert push(env)[0] == 0
+    with DatadogEmulator(emulator.api_key, emulator.app_key) as other:
+        code, _, err = cli_run("push", str(spec_dir), "-p", "datadog", "--api-url", other.url, "--yes")
+        assert code == 0, err
+        assert len(other.monitors()) == 13
+    state = json.loads(Path(".extalerts/state.json").read_text())
+    assert sorted(state) == sorted([f"datadog {emulator.url}", f"datadog {other.url}"])
+    for monitor in emulator.monitors()[:4]:
+        del emulator.state.monitors[monitor["id"]]
+    code, _, err = push(env, "--prune")
+    assert code == 1
+    assert "datadog listed 9 managed monitor(s) but the last push left 13" in err
+
+
+def test_a_state_file_from_before_targets_still_guards(env: str, spec_dir: Path, emulator: DatadogEmulator) -> None:
+    assert push(env)[0] == 0
+    path = Path(".extalerts/state.json")
+    state = json.loads(path.read_text())
+    path.write_text(json.dumps({"datadog": state[f"datadog {emulator.url}"]}))
+    for monitor in emulator.monitors()[:4]:
+        del emulator.state.monitors[monitor["id"]]
+    code, _, err = push(env, "--prune")
+    assert code == 1
+    assert "the last push left 13" in err
 
 
 def test_a_failed_listing_is_never_read_as_nothing_exists(env: str, spec_dir: Path, emulator: DatadogEmulator) -> None:

@@ -161,26 +161,34 @@ class StateFile:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def read(self, provider: str) -> dict[str, int] | None:
+    def read(self, provider: str, target: str | None = None) -> dict[str, int] | None:
+        """The counts for ``provider`` at ``target``; files written before targets were recorded
+        hold one entry per provider, read as that provider's at any target."""
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
             raise ExtalertsError(f"{self.path}: unreadable state file ({exc}); delete it to start over") from exc
-        counts = data.get(provider, {}).get("managed")
+        entry = data.get(_state_key(provider, target)) or data.get(provider) or {}
+        counts = entry.get("managed")
         return {str(k): int(v) for k, v in counts.items()} if isinstance(counts, dict) else None
 
-    def write(self, provider: str, counts: Mapping[str, int]) -> None:
+    def write(self, provider: str, counts: Mapping[str, int], target: str | None = None) -> None:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (FileNotFoundError, ValueError):
             data = {}
-        data[provider] = {"managed": dict(sorted(counts.items()))}
+        data.pop(provider, None)  # an entry from before targets were recorded
+        data[_state_key(provider, target)] = {"managed": dict(sorted(counts.items()))}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_suffix(".tmp")
         temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         temporary.replace(self.path)
+
+
+def _state_key(provider: str, target: str | None) -> str:
+    return provider if target is None else f"{provider} {target}"
 
 
 # --------------------------------------------------------------------------------------------- apply

@@ -199,16 +199,16 @@ def push_command(
         if output == "json":
             click.echo(json.dumps({"plan": plan_to_json(plan), "applied": [], "failed": []}, indent=2, sort_keys=True))
         if not plan.has_changes and not dry_run:
-            state.write(provider.name, _after(plan))
+            state.write(provider.name, _after(plan), provider.target)
             if output == "text":
                 click.echo("nothing to do")
         raise click.exceptions.Exit(2 if dry_run and plan.has_changes else 0)
-    check_guards(plan, Guards(max_delete_share, allow_mass_delete, state.read(provider.name)))
+    check_guards(plan, Guards(max_delete_share, allow_mass_delete, state.read(provider.name, provider.target)))
     if not yes and sys.stdin.isatty() and sys.stdout.isatty():
         click.confirm(f"Apply these changes to {provider.name}?", abort=True)
     result = _apply_with_progress(plan, provider, concurrency, quiet=output == "json")
     if result.ok:
-        state.write(provider.name, _after(plan))
+        state.write(provider.name, _after(plan), provider.target)
     if output == "json":
         click.echo(
             json.dumps(

@@ -107,6 +107,11 @@ class Provider(Protocol):
 
     name: ClassVar[str]
 
+    @property
+    def target(self) -> str:
+        """Which account or instance this provider talks to (no secrets): state is kept per target."""
+        ...
+
     def desired(self, spec: Spec) -> list[Resource]:
         """The resources the spec asks for, with bodies exactly as they will be sent."""
         ...

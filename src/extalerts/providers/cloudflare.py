@@ -37,6 +37,11 @@ class NotificationsProvider:
         self._webhook_ids: dict[str, str] = {}
         self._pagerduty: dict[str, str] | None = None
 
+    @property
+    def target(self) -> str:
+        settings = self.api.settings
+        return f"{settings.base_url or 'https://api.cloudflare.com/client/v4'} account {settings.account_id}"
+
     # ----------------------------------------------------------------------------------- desired
 
     def desired(self, spec: Spec) -> list[Resource]:

@@ -229,6 +229,10 @@ class DatadogProvider:
         #: Parallel validate calls (writes are parallelised by the apply machinery).
         self.concurrency = concurrency
 
+    @property
+    def target(self) -> str:
+        return self.api.settings.api_url
+
     # ----------------------------------------------------------------------------------- desired
 
     def desired(self, spec: Spec) -> list[Resource]:

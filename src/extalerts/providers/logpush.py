@@ -103,6 +103,11 @@ class LogpushProvider:
     def __init__(self, api: CloudflareApi) -> None:
         self.api = api
 
+    @property
+    def target(self) -> str:
+        settings = self.api.settings
+        return f"{settings.base_url or 'https://api.cloudflare.com/client/v4'} account {settings.account_id}"
+
     def desired(self, spec: Spec) -> list[Resource]:
         resources = []
         for name, job in spec.logpush.jobs.items():

@@ -176,6 +176,11 @@ class SplunkProvider:
         #: Settings each alert writes: what is compared on the live side.
         self._owned: dict[str, set[str]] = {}
 
+    @property
+    def target(self) -> str:
+        settings = self.api.settings
+        return f"{settings.scheme}://{settings.host}:{settings.port}"
+
     # ----------------------------------------------------------------------------------- desired
 
     def desired(self, spec: Spec) -> list[Resource]:
