@@ -481,8 +481,10 @@ class Engine:
             group = tuple(zip(rule.rule.group_by, (str(v) for v in row[1 : 1 + width]), strict=True))
             buckets.setdefault(group, {})[int(row[0])] = row[1 + width :]
             first_seen[group] = min(first_seen.get(group, int(row[0])), int(row[0]))
-        if isinstance(signal, AbsenceSignal) and signal.expected and len(rule.rule.group_by) == 1:
-            for value in signal.expected:
+        # Expected groups are Splunk's alone: a Datadog monitor cannot know a group it never saw.
+        expected = signal.expected if isinstance(signal, AbsenceSignal) and self.semantics == "splunk" else []
+        if expected and len(rule.rule.group_by) == 1:
+            for value in expected:
                 group = ((rule.rule.group_by[0], value),)
                 buckets.setdefault(group, {})
                 first_seen[group] = min(first_seen.get(group, -(2**62)), -(2**62))

@@ -133,6 +133,9 @@ class RuleTest(_Model):
     start: str = Field(DEFAULT_START, description="When 0m is, as ISO 8601")
     until: Offset | None = Field(None, description="Last evaluation; default: once the windows have seen every event")
     seed: int = 0
+    semantics: Literal["datadog", "splunk"] | None = Field(
+        None, description="Always run with these semantics, for a behaviour one provider alone has"
+    )
     input: list[Input] = Field(min_length=1)
     expect: list[Expectation] = Field(min_length=1)
 
@@ -377,6 +380,7 @@ def _timeline(result: EngineResult, rule_id: str, start_ms: int) -> tuple[str, .
 def run_test(spec: Spec, loaded: LoadedTest, semantics: Semantics = "datadog") -> TestOutcome:
     started = time.perf_counter()
     test = loaded.test
+    semantics = test.semantics or semantics
     engine = Engine(spec, rules=[test.rule], semantics=semantics, memory_limit="256MB", threads=1)
     engine.load_events(generate_events(test, loaded.path))
     start = _start_ms(test)

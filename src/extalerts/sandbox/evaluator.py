@@ -35,7 +35,7 @@ from extalerts.render.splunk import NAME_PREFIX, WARNING_SUFFIX, SplunkRenderer
 from extalerts.render.templates import Templates
 from extalerts.sandbox.sink import WebhookSink, post_json
 from extalerts.spec.loader import ResolvedRule, Spec
-from extalerts.spec.models import AbsenceSignal, ChangeSignal, Level, parse_duration
+from extalerts.spec.models import ChangeSignal, Level, parse_duration
 
 _DATADOG_STATUS = {State.OK: "OK", State.WARN: "Warn", State.ALERT: "Alert"}
 _SPLUNK_COMPARED = ("search", "cron_schedule", "dispatch.earliest_time", "dispatch.latest_time")
@@ -171,11 +171,6 @@ class Evaluator:
             raise Unevaluable("it has no single extalerts-rule tag")
         spec, rule = self._rule_for(ids[0])
         parts = DatadogRenderer(spec, self.templates).monitor_parts(rule)
-        if isinstance(rule.rule.signal, AbsenceSignal) and rule.rule.signal.expected:
-            # A Datadog monitor only knows groups it has seen: `expected` is Splunk's alone.
-            signal = rule.rule.signal.model_copy(update={"expected": []})
-            rule = dataclasses.replace(rule, rule=rule.rule.model_copy(update={"signal": signal}))
-            spec = dataclasses.replace(spec, rules=(rule,))
         options = monitor.get("options") or {}
         differs = [
             name
