@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterator
@@ -40,6 +41,11 @@ def env(monkeypatch: pytest.MonkeyPatch, emulator: DatadogEmulator) -> str:
 def provider_for(emulator: DatadogEmulator, timeout: float = 5.0, seed: int = 0) -> DatadogProvider:
     settings = DatadogSettings(emulator.url, API_KEY, APP_KEY, timeout=timeout)
     return DatadogProvider(DatadogApi(settings, FAST, seed=seed))
+
+
+def target_key(emulator: DatadogEmulator) -> str:
+    digest = hashlib.sha256(emulator.api_key.encode()).hexdigest()[:12]
+    return f"datadog {emulator.url} key-sha256:{digest}"
 
 
 def push(url: str, *extra: str) -> tuple[int, str, str]:
@@ -184,7 +190,7 @@ def test_mass_delete_guard(env: str, spec_dir: Path, emulator: DatadogEmulator) 
 def test_short_listing_guard_uses_the_last_known_count(env: str, spec_dir: Path, emulator: DatadogEmulator) -> None:
     assert push(env)[0] == 0
     state = json.loads(Path(".extalerts/state.json").read_text())
-    assert state[f"datadog {emulator.url}"]["managed"]["monitor"] == 13
+    assert state[target_key(emulator)]["managed"]["monitor"] == 13
     for monitor in emulator.monitors()[:4]:
         del emulator.state.monitors[monitor["id"]]
     code, _, err = push(env, "--prune")
@@ -203,7 +209,7 @@ def test_the_last_known_count_is_kept_per_target(env: str, spec_dir: Path, emula
         assert code == 0, err
         assert len(other.monitors()) == 13
     state = json.loads(Path(".extalerts/state.json").read_text())
-    assert sorted(state) == sorted([f"datadog {emulator.url}", f"datadog {other.url}"])
+    assert sorted(state) == sorted([target_key(emulator), target_key(other)])
     for monitor in emulator.monitors()[:4]:
         del emulator.state.monitors[monitor["id"]]
     code, _, err = push(env, "--prune")
@@ -211,16 +217,17 @@ def test_the_last_known_count_is_kept_per_target(env: str, spec_dir: Path, emula
     assert "datadog listed 9 managed monitor(s) but the last push left 13" in err
 
 
-def test_a_state_file_from_before_targets_still_guards(env: str, spec_dir: Path, emulator: DatadogEmulator) -> None:
-    assert push(env)[0] == 0
+def test_a_state_entry_from_before_targets_is_not_read_for_any_account(
+    env: str, spec_dir: Path, emulator: DatadogEmulator
+) -> None:
+    """Nothing says which account such an entry counted: reading it could trip or disarm the guard."""
     path = Path(".extalerts/state.json")
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps({"datadog": {"managed": {"monitor": 99}}}))
+    assert push(env)[0] == 0  # 0 listed against 99 would have tripped the guard
     state = json.loads(path.read_text())
-    path.write_text(json.dumps({"datadog": state[f"datadog {emulator.url}"]}))
-    for monitor in emulator.monitors()[:4]:
-        del emulator.state.monitors[monitor["id"]]
-    code, _, err = push(env, "--prune")
-    assert code == 1
-    assert "the last push left 13" in err
+    assert state["datadog"] == {"managed": {"monitor": 99}}  # left as it was
+    assert state[target_key(emulator)]["managed"]["monitor"] == 13
 
 
 def test_a_failed_listing_is_never_read_as_nothing_exists(env: str, spec_dir: Path, emulator: DatadogEmulator) -> None:

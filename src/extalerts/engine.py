@@ -289,12 +289,12 @@ class Engine:
             if on_file is not None:
                 on_file(file)
 
-    def load_events(self, events: Iterable[Mapping[str, Any]]) -> None:
+    def load_events(self, events: Iterable[Mapping[str, Any]], *, strict: bool = True) -> None:
         """Evaluate over events given as dicts (written to a temporary NDJSON file and read like any other)."""
         with tempfile.TemporaryDirectory() as directory:
             path = Path(directory) / "events.ndjson"
             write_events(events, path)
-            self._load_file(str(path), strict=True)
+            self._load_file(str(path), strict=strict)
 
     def _read_json(self, file: str, columns: Mapping[str, str] | None = None) -> str:
         columns = columns or {**SCALAR_COLUMNS, **dict.fromkeys(JSON_COLUMNS, "JSON")}

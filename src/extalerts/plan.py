@@ -162,15 +162,16 @@ class StateFile:
         self.path = path
 
     def read(self, provider: str, target: str | None = None) -> dict[str, int] | None:
-        """The counts for ``provider`` at ``target``; files written before targets were recorded
-        hold one entry per provider, read as that provider's at any target."""
+        """The counts for ``provider`` at ``target``. An entry written before targets were recorded
+        (keyed by the provider alone) is not read: nothing says which account it counted, and
+        reading it for the wrong one would trip or disarm the guard."""
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
             raise ExtalertsError(f"{self.path}: unreadable state file ({exc}); delete it to start over") from exc
-        entry = data.get(_state_key(provider, target)) or data.get(provider) or {}
+        entry = data.get(_state_key(provider, target)) or {}
         counts = entry.get("managed")
         return {str(k): int(v) for k, v in counts.items()} if isinstance(counts, dict) else None
 
@@ -179,7 +180,6 @@ class StateFile:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (FileNotFoundError, ValueError):
             data = {}
-        data.pop(provider, None)  # an entry from before targets were recorded
         data[_state_key(provider, target)] = {"managed": dict(sorted(counts.items()))}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_suffix(".tmp")

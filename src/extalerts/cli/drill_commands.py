@@ -26,16 +26,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so cleanup in ``finally`` runs."""
+    """SIGTERM (CI cancelling a job) and SIGHUP (the terminal closed) unwind like Ctrl-C, so cleanup
+    in ``finally`` runs."""
 
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _provider_objects(provider: str, api_url: str | None, spec: Any) -> Any:
@@ -358,6 +360,7 @@ def sandbox_command(spec_dirs: tuple[Path, ...], speed: float, env_file: Path | 
         if env_file is not None:
             # Only the owner may read it: it holds the sandbox's (made-up) credentials.
             descriptor = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(descriptor, 0o600)  # also when the file was already there
             with os.fdopen(descriptor, "w") as handle:
                 handle.write(exports + "\n")
         click.echo(

@@ -10,6 +10,7 @@ what was created — in a ``finally``, so an interrupted drill leaves nothing be
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import secrets
 import signal
@@ -56,8 +57,15 @@ class DrillOutcome:
         return self.alert_seconds is not None and self.alert_seconds <= self.expected_seconds
 
     @property
+    def recovered_in_time(self) -> bool:
+        """Recovered within the expected time of healthy traffic (true where there is no recovery)."""
+        if self.recovered is not True:
+            return self.recovered is None
+        return self.recover_seconds is not None and self.recover_seconds <= self.expected_seconds
+
+    @property
     def ok(self) -> bool:
-        return self.error is None and self.in_time and self.recovered is not False and self.notified is not False
+        return self.error is None and self.in_time and self.recovered_in_time and self.notified is not False
 
     def verdict(self) -> str:
         if self.error:
@@ -69,6 +77,9 @@ class DrillOutcome:
             return f"fired late: after {late}, expected within {expected}"
         if self.recovered is False:
             return f"fired, but did not recover within {_duration(self.expected_seconds)} of healthy traffic"
+        if not self.recovered_in_time:
+            late, expected = _duration(self.recover_seconds or 0), _duration(self.expected_seconds)
+            return f"fired, but recovered late: after {late} of healthy traffic, expected within {expected}"
         if self.notified is False:
             return "fired, but no notification reached the drill target"
         return "ok"
@@ -155,12 +166,33 @@ def _schedule_seconds(view: Any) -> int:
     from extalerts.render.templates import Templates
 
     alert = SplunkRenderer(view.spec, Templates()).alerts(view.rule)[0]
-    minute = alert.settings.get("cron_schedule", "* * * * *").split()[0]
-    if minute == "*":
-        return 60
-    if minute.startswith("*/") and minute[2:].isdigit():
-        return int(minute[2:]) * 60
-    return 3600  # a fixed minute: once an hour
+    return cron_period_seconds(alert.settings.get("cron_schedule", "* * * * *"))
+
+
+def cron_period_seconds(expression: str) -> int:
+    """The longest gap between runs of a cron schedule, for the common forms (minute and hour fields;
+    anything stranger counts as daily, which errs on the side of waiting)."""
+    fields = expression.split()
+    minute, hour = [*fields, "*", "*"][:2]
+
+    def step(field: str, unit: int, span: int) -> int | None:
+        if field == "*":
+            return unit
+        if field.startswith("*/") and field[2:].isdigit() and int(field[2:]) > 0:
+            return int(field[2:]) * unit
+        values = sorted({int(v) for v in field.split(",") if v.isdigit()})
+        if values and len(values) == len(field.split(",")):
+            gaps = [b - a for a, b in itertools.pairwise(values)] + [span - values[-1] + values[0]]
+            return max(gaps) * unit
+        return None
+
+    if minute == "*" or minute.startswith("*/"):
+        return step(minute, 60, 60) or 86400
+    minute_gap = step(minute, 60, 60)
+    hour_gap = step(hour, 3600, 24)
+    if minute_gap is None or hour_gap is None:
+        return 86400
+    return minute_gap if hour == "*" else hour_gap
 
 
 class DrillInterrupted(KeyboardInterrupt):
@@ -173,11 +205,13 @@ class DrillInterrupted(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def _uninterruptible() -> Iterator[None]:
-    """Hold off a second Ctrl-C (or a SIGTERM) while cleaning up (main thread only; signals go there)."""
+    """Hold off another Ctrl-C, SIGTERM or SIGHUP while cleaning up (main thread only; signals go there)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
     try:
         yield
     finally:
@@ -240,7 +274,8 @@ def _exercise(
             if events:
                 outcome.events_sent += intake.send(events)
             minute += 1
-            continue
+            # No `continue`: when sending falls behind the clock, the drill still observes and keeps
+            # to its deadlines between minutes.
         observation = backend.observe(created, since=incident_start)
         alerted_at = observation.alerted_at
         if alerted_at is None and observation.triggered_at is not None:
@@ -249,7 +284,7 @@ def _exercise(
             if not observation.may_be_warning:
                 alerted_at = observation.triggered_at
             elif settings.sink_url:
-                alerted_at = _alert_time_from_sink(backend, created, settings)
+                alerted_at = _alert_time_from_sink(backend, created, settings, since=incident_start)
         if outcome.alert_seconds is None and alerted_at is not None:
             outcome.alert_seconds = alerted_at - incident_start
             overtime = None
@@ -269,10 +304,18 @@ def _exercise(
                 break
         time.sleep(min(settings.poll_seconds, max(0.0, (due - clock.now()) / clock.scale)) or 0.001)
     if outcome.fired and settings.sink_url:
-        outcome.notified = _wait_for_notification(backend, created, settings)
+        outcome.notified = _wait_for_notification(backend, created, settings, since=incident_start)
 
 
-def _alert_time_from_sink(backend: DrillBackend, created: list[Created], settings: DrillSettings) -> float | None:
+def _ours(backend: DrillBackend, created: list[Created], message: dict[str, Any], since: float) -> bool:
+    """The drill copy's alert notification, sent after the incident began (not an earlier one, e.g.
+    a silence rule alerting before any traffic)."""
+    return float(message.get("received_at") or 0) >= since and backend.notified(created, message)
+
+
+def _alert_time_from_sink(
+    backend: DrillBackend, created: list[Created], settings: DrillSettings, since: float
+) -> float | None:
     from extalerts.sandbox.sink import read_messages
 
     assert settings.sink_url is not None
@@ -283,19 +326,21 @@ def _alert_time_from_sink(backend: DrillBackend, created: list[Created], setting
     dates = [
         float(m["body"]["date"]) / 1000
         for m in messages
-        if backend.notified(created, m) and isinstance(m.get("body"), dict) and m["body"].get("date")
+        if _ours(backend, created, m, since) and isinstance(m.get("body"), dict) and m["body"].get("date")
     ]
     return min(dates) if dates else None
 
 
-def _wait_for_notification(backend: DrillBackend, created: list[Created], settings: DrillSettings) -> bool:
+def _wait_for_notification(
+    backend: DrillBackend, created: list[Created], settings: DrillSettings, since: float
+) -> bool:
     from extalerts.sandbox.sink import read_messages
 
     assert settings.sink_url is not None
     give_up = time.monotonic() + settings.notify_wait_seconds
     while True:
         try:
-            if any(backend.notified(created, m) for m in read_messages(settings.sink_url)):
+            if any(_ours(backend, created, m, since) for m in read_messages(settings.sink_url)):
                 return True
         except (OSError, ValueError) as exc:
             raise ExtalertsError(f"cannot read the drill sink at {settings.sink_url}: {exc}") from None

@@ -11,6 +11,7 @@ duplicate the monitor. Before retrying a create whose answer was lost, we look t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -231,7 +232,10 @@ class DatadogProvider:
 
     @property
     def target(self) -> str:
-        return self.api.settings.api_url
+        # The site's URL is shared by every organisation on it; the API key (as a short digest,
+        # never the key) tells them apart.
+        digest = hashlib.sha256(self.api.settings.api_key.encode()).hexdigest()[:12]
+        return f"{self.api.settings.api_url} key-sha256:{digest}"
 
     # ----------------------------------------------------------------------------------- desired
 

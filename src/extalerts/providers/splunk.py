@@ -179,7 +179,7 @@ class SplunkProvider:
     @property
     def target(self) -> str:
         settings = self.api.settings
-        return f"{settings.scheme}://{settings.host}:{settings.port}"
+        return f"{settings.scheme}://{settings.host}:{settings.port} app {self.api.app or '-'}"
 
     # ----------------------------------------------------------------------------------- desired
 

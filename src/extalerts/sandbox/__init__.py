@@ -106,6 +106,9 @@ class Sandbox:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
+        if self._thread.is_alive():  # still busy: never evaluate the same monitors from two threads
+            self.evaluator.report("evaluation did not stop in time; the list of alerts may be incomplete")
+            return
         self.evaluator.drain()
 
     def stop(self) -> None:

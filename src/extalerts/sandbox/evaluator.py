@@ -24,12 +24,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from extalerts.clock import Clock
 from extalerts.drill.view import DRILL_SPLUNK_PREFIX, drill_view, parse_drill_rule_id
 from extalerts.emulators.datadog import DatadogEmulator
 from extalerts.emulators.splunk import SplunkEmulator
-from extalerts.engine import MINUTE_MS, Engine, Group, Semantics, State
+from extalerts.engine import MINUTE_MS, Engine, Group, Semantics, State, Transition
 from extalerts.render.datadog import RULE_TAG_PREFIX, DatadogRenderer, facet
 from extalerts.render.splunk import NAME_PREFIX, WARNING_SUFFIX, SplunkRenderer
 from extalerts.render.templates import Templates
@@ -44,6 +45,9 @@ _CONDITIONAL = re.compile(r"\{\{#(is_\w+)\}\}(.*?)\{\{/\1\}\}", re.S)
 Record = Mapping[str, Any]
 #: How far back a Splunk run is judged again when late events arrive (provider time).
 LATE_DATA_MS = 30 * MINUTE_MS
+#: How long received events stay searchable for monitors written later: the longest window (2 days)
+#: plus the longest baseline (1 day) and some.
+KEEP_RECEIVED_MS = 4 * 24 * 60 * MINUTE_MS
 
 
 class Unevaluable(Exception):
@@ -74,18 +78,23 @@ class Watch:
     judged: set[tuple[int, Group]] = field(default_factory=set)
     last_fired: dict[Group, int] = field(default_factory=dict)
     settled: bool = False
+    #: The last evaluation error, reported once.
+    failure: str | None = None
 
     @property
     def is_drill(self) -> bool:
         return parse_drill_rule_id(self.rule.id) is not None
 
-    def quiet_after_ms(self) -> int:
-        """After this evaluation time with no new events, the monitor's values no longer change."""
+    def reach_ms(self) -> int:
+        """How far back from an evaluation the monitor looks: window, delay, baseline, lookback."""
         r = self.rule.rule
         shift = r.signal.compare_to if isinstance(r.signal, ChangeSignal) else 0
         lookback = getattr(r.signal, "lookback", 0)
-        span = (r.window + self.rule.evaluation_delay + shift + max(lookback, 0)) * 1000 + 10 * MINUTE_MS
-        return (self.last_event_ms or 0) + span
+        return (r.window + self.rule.evaluation_delay + shift + max(lookback, 0)) * 1000
+
+    def quiet_after_ms(self) -> int:
+        """After this evaluation time with no new events, the monitor's values no longer change."""
+        return (self.last_event_ms or 0) + self.reach_ms() + 10 * MINUTE_MS
 
 
 def _group_name(group: Group, spec: Spec, provider: str = "datadog") -> str:
@@ -244,9 +253,12 @@ class Evaluator:
                 self.refused[key] = version
                 self.report(f"{provider} {live_key}: not evaluated: {why}")
                 continue
-            # A monitor searches everything stored, including what arrived before it was written.
+            # A monitor searches what is stored, including what arrived before it was written, as far
+            # back as its first evaluation reaches.
+            since = watch.created_ms - watch.reach_ms() - LATE_DATA_MS
             for record, event in self.received[provider]:
-                self._give(watch, record, event)
+                if int(event["EventTimestampMs"]) >= since:
+                    self._give(watch, record, event)
             self.watches[key] = watch
             self.refused.pop(key, None)
 
@@ -269,6 +281,13 @@ class Evaluator:
                 continue
             if isinstance(event, dict) and isinstance(event.get("EventTimestampMs"), int):
                 records.append(("splunk", {"index": index, "sourcetype": sourcetype}, event))
+        cutoff = self.clock.now_ms() - KEEP_RECEIVED_MS
+        for kept in self.received.values():
+            # Arrival order is close to time order: drop from the front what no new monitor can reach.
+            drop = 0
+            while drop < len(kept) and int(kept[drop][1]["EventTimestampMs"]) < cutoff:
+                drop += 1
+            del kept[:drop]
         for provider, record, event in records:
             self.received[provider].append((record, event))
             for watch in self.watches.values():
@@ -305,7 +324,13 @@ class Evaluator:
         for watch in ordered:
             if not watch.is_drill and time.monotonic() > budget_end:
                 break
-            self._evaluate(watch, now_ms)
+            try:
+                self._evaluate(watch, now_ms)
+            except Exception as exc:  # one monitor's failure must not stop the others'
+                problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                if watch.failure != problem:
+                    watch.failure = problem
+                    self.report(f"{watch.provider} {watch.label}: evaluation failed: {problem}")
 
     def drain(self) -> None:
         """Evaluate every monitor up to now, however long it takes (before reporting what fired)."""
@@ -323,8 +348,9 @@ class Evaluator:
             semantics: Semantics = "splunk" if watch.provider == "splunk" else "datadog"
             watch.engine = Engine(watch.spec, semantics=semantics, memory_limit="256MB", threads=1)
         if watch.pending or not watch.engine.events:
-            watch.engine.load_events(watch.pending)
-            watch.pending = []
+            pending, watch.pending = watch.pending, []
+            # Not strict: an event the engine cannot read is counted and skipped, as a provider would.
+            watch.engine.load_events(pending, strict=False)
         start = -(-watch.created_ms // MINUTE_MS) * MINUTE_MS
         if end < start:
             return
@@ -332,20 +358,33 @@ class Evaluator:
         # Each evaluation runs over everything received so far, so events that reached the sandbox
         # after their minute was first evaluated (its own processing lag, not the system's) still count.
         if watch.provider == "datadog":
+            latest: dict[Group, Transition] = {}
             for transition in result.transitions:
+                latest[transition.group] = transition
                 if transition.at_ms > watch.reported_at.get(transition.group, -1):
-                    watch.reported_at[transition.group] = transition.at_ms
-                    before = watch.states.get(transition.group, State.OK)
-                    if before is transition.after:
-                        continue
-                    self._datadog_transition(
-                        watch, transition.group, before, transition.after, transition.value, transition.at_ms
-                    )
+                    self._report(watch, transition)
+            # Late events can also undo a transition already reported: settle on what the recomputed
+            # timeline says now.
+            for group, state in list(watch.states.items()):
+                last = latest.get(group)
+                if (last.after if last else State.OK) is not state:
+                    at_ms = last.at_ms if last else end
+                    self._report(watch, Transition(at_ms, group, state, last.after if last else State.OK, None))
         else:
-            self._splunk_runs(watch, result.series, end - LATE_DATA_MS, end)
+            # Runs not evaluated yet, and those a late event may have changed.
+            self._splunk_runs(watch, result.series, min(watch.evaluated_until, end - LATE_DATA_MS), end)
+            watch.judged = {(at_ms, group) for at_ms, group in watch.judged if at_ms > end - 2 * LATE_DATA_MS}
         watch.evaluated_until = end
         if end > watch.quiet_after_ms():
             watch.settled = True
+
+    def _report(self, watch: Watch, transition: Transition) -> None:
+        watch.reported_at[transition.group] = max(transition.at_ms, watch.reported_at.get(transition.group, -1))
+        before = watch.states.get(transition.group, State.OK)
+        if before is not transition.after:
+            self._datadog_transition(
+                watch, transition.group, before, transition.after, transition.value, transition.at_ms
+            )
 
     def _datadog_transition(
         self, watch: Watch, group: Group, before: State, after: State, value: float | None, at_ms: int
@@ -394,7 +433,7 @@ class Evaluator:
                 if url is None:
                     self.report(f"datadog {monitor_id}: @{handle} is not a configured webhook; not delivered")
                     continue
-                post_json(url, {**payload, "handle": handle})
+                self._deliver(url, {**payload, "handle": handle}, "/datadog/webhook")
             else:
                 kind = handle.split("-", 1)[0] if "-" in handle and "@" not in handle else "email"
                 post_json(f"{self.sink.url}/datadog/{kind}", {**payload, "handle": handle})
@@ -422,7 +461,11 @@ class Evaluator:
                     watch.judged.add((at_ms, group))
                     runs.setdefault(at_ms, []).append((group, value))
         for at_ms in sorted(runs):
-            due = [(g, v) for g, v in runs[at_ms] if at_ms - watch.last_fired.get(g, -(2**62)) >= period_ms]
+            due = [
+                (g, v)
+                for g, v in runs[at_ms]
+                if g not in watch.last_fired or abs(at_ms - watch.last_fired[g]) >= max(period_ms, 1)
+            ]
             if not due:
                 continue
             for group, _ in due:
@@ -449,6 +492,16 @@ class Evaluator:
     def spec_name(watch: Watch, field_name: str) -> str:
         return watch.spec.catalog[field_name].splunk_name
 
+    def _deliver(self, url: str, payload: dict[str, Any], sink_path: str) -> None:
+        """POST to a loopback webhook; anything else goes to the sink instead (with its URL): the sandbox
+        never calls out, and a slow remote host must not hold up evaluation."""
+        host = (urlsplit(url).hostname or "").lower()
+        if host in ("127.0.0.1", "localhost", "::1"):
+            if not post_json(url, payload):
+                self.report(f"webhook {url} did not answer; notification lost")
+        else:
+            post_json(f"{self.sink.url}{sink_path}", {**payload, "url": url})
+
     def _splunk_actions(
         self, settings: Mapping[str, str], name: str, app: str, sid: str | None, row: dict[str, Any]
     ) -> None:
@@ -460,7 +513,7 @@ class Evaluator:
             if action == "webhook":
                 url = settings.get("action.webhook.param.url")
                 if url:
-                    post_json(url, payload)
+                    self._deliver(url, payload, "/splunk/webhook")
             else:
                 post_json(f"{self.sink.url}/splunk/{action}", payload)
 
