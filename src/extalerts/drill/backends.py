@@ -161,11 +161,9 @@ class DatadogDrillBackend:
             groups = {name: g for name, g in groups.items() if monitor.group_marker in name}
         observation = Observation(status=str(body.get("overall_state")))
         # A warning is not the alert: only Alert counts, or No Data on monitors that show it (absence).
-        fired = [
-            float(g.get("last_triggered_ts") if g.get("status") == "Alert" else g.get("last_nodata_ts") or 0)
-            for g in groups.values()
-            if g.get("status") in ("Alert", "No Data")
-        ]
+        fired = [float(g.get("last_triggered_ts") or 0) for g in groups.values() if g.get("status") == "Alert"]
+        # No Data is never a warning: it counts even when the group has recovered since.
+        fired += [float(g["last_nodata_ts"]) for g in groups.values() if g.get("last_nodata_ts") is not None]
         fired = [t for t in fired if t >= since]
         if fired:
             observation.alerted_at = min(fired)
