@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from extalerts.emulators.datadog import DatadogEmulator, Faults
+from extalerts.emulators.base import Faults
+from extalerts.emulators.datadog import DatadogEmulator
 from extalerts.emulators.splunk import SplunkEmulator
 from extalerts.plan import DEFAULT_CONCURRENCY, apply_plan, compute_plan
 from extalerts.providers import datadog, splunk

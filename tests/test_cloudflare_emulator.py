@@ -22,13 +22,13 @@ from cloudflare.types.alerting.destinations import Webhooks
 from cloudflare.types.logpush import LogpushJob
 from cloudflare.types.workers import ScriptSetting
 
+from extalerts.emulators.base import Faults
 from extalerts.emulators.cloudflare import (
     MAX_FILTER_OPERATORS,
     WORKERS_TRACE_EVENTS_FIELDS,
     CloudflareEmulator,
     check_destination,
 )
-from extalerts.emulators.datadog import Faults
 
 TOKEN = "emulator-api-token"
 ACCOUNT = "0123456789abcdef0123456789abcdef"

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from extalerts.emulators.datadog import DatadogEmulator, Faults
+from extalerts.emulators.base import Faults
+from extalerts.emulators.datadog import DatadogEmulator
 from extalerts.errors import ApiError, ExtalertsError
 from extalerts.plan import Guards, SafetyError, apply_plan, check_guards, compute_plan
 from extalerts.providers.datadog import DatadogApi, DatadogProvider, DatadogSettings

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from extalerts.emulators.base import Faults
 from extalerts.emulators.cloudflare import CloudflareEmulator
-from extalerts.emulators.datadog import Faults
 from extalerts.plan import apply_plan, compute_plan
 from extalerts.providers.cloudflare_api import CloudflareApi, CloudflareSettings
 from extalerts.providers.logpush import LogpushProvider, mask_destination

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from splunklib import binding, client
 
-from extalerts.emulators.datadog import Faults
+from extalerts.emulators.base import Faults
 from extalerts.emulators.splunk import (
     CONF_NAMES,
     DEFAULTS,

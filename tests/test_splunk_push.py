@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from extalerts.emulators.datadog import Faults
+from extalerts.emulators.base import Faults
 from extalerts.emulators.splunk import SplunkEmulator
 from extalerts.errors import ConfigError
 from extalerts.plan import apply_plan, compute_plan

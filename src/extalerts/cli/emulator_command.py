@@ -71,7 +71,8 @@ def datadog_emulator_command(host: str, port: int, fault_rate: float, latency: f
     """
     import secrets
 
-    from extalerts.emulators.datadog import DatadogEmulator, Faults
+    from extalerts.emulators.base import Faults
+    from extalerts.emulators.datadog import DatadogEmulator
 
     api_key = os.environ.get("DD_API_KEY") or secrets.token_hex(16)
     app_key = os.environ.get("DD_APP_KEY") or secrets.token_hex(20)
@@ -99,7 +100,7 @@ def splunk_emulator_command(host: str, port: int, fault_rate: float, latency: fl
     """
     import secrets
 
-    from extalerts.emulators.datadog import Faults
+    from extalerts.emulators.base import Faults
     from extalerts.emulators.splunk import SplunkEmulator
 
     token = os.environ.get("SPLUNK_TOKEN") or secrets.token_hex(16)
@@ -128,8 +129,8 @@ def cloudflare_emulator_command(host: str, port: int, fault_rate: float, latency
     """
     import secrets
 
+    from extalerts.emulators.base import Faults
     from extalerts.emulators.cloudflare import CloudflareEmulator
-    from extalerts.emulators.datadog import Faults
 
     token = os.environ.get("CLOUDFLARE_API_TOKEN") or secrets.token_hex(20)
     account = os.environ.get("CLOUDFLARE_ACCOUNT_ID") or secrets.token_hex(16)

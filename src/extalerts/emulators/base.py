@@ -1,10 +1,33 @@
-"""What every emulator shares: a loopback HTTP server run in a background thread, with its lifecycle."""
+"""What every emulator shares: a loopback HTTP server run in a background thread, with its lifecycle,
+and (for the provider emulators) injected faults, a clock and a count of calls."""
 
 from __future__ import annotations
 
+import random
 import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
+
+FAULT_KINDS = ("429", "500", "lost", "slow")
+
+
+@dataclass
+class Faults:
+    """What goes wrong, how often. ``rate`` is the chance per request; kinds are drawn uniformly."""
+
+    rate: float = 0.0
+    kinds: tuple[str, ...] = FAULT_KINDS
+    seed: int = 0
+    #: How long a "slow" answer takes (choose more than the client's timeout to make it time out).
+    slow_seconds: float = 1.0
+    #: Value of X-RateLimit-Reset on a 429, in seconds.
+    rate_limit_reset: int = 1
+    #: Added to every request, to model a remote API.
+    latency: float = 0.0
 
 
 class LoopbackServer:
@@ -74,3 +97,32 @@ class LoopbackServer:
 
     def serve_forever(self) -> None:
         self._server.serve_forever()
+
+
+class EmulatorServer(LoopbackServer):
+    """A provider emulator: faults drawn per request from a seeded generator, a clock for the
+    timestamps it writes, and counts of calls and faults for tests and benchmarks. Each emulator
+    answers a drawn fault in its provider's own form."""
+
+    def __init__(
+        self, host: str, port: int, faults: Faults | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.faults = faults or Faults()
+        self.clock = clock
+        self.calls: Counter[str] = Counter()
+        self.faults_injected: Counter[str] = Counter()
+        #: Every answered request: method, path, body (each emulator says in what form) and status.
+        self.requests: list[tuple[str, str, Any, int]] = []
+        self._lock = threading.RLock()
+        self._rng = random.Random(self.faults.seed)
+        super().__init__(host, port)
+
+    def set_faults(self, faults: Faults) -> None:
+        with self._lock:
+            self.faults = faults
+            self._rng = random.Random(faults.seed)
+
+    def _draw_fault(self) -> str | None:
+        if self.faults.rate <= 0 or self._rng.random() >= self.faults.rate:
+            return None
+        return self._rng.choice(self.faults.kinds)

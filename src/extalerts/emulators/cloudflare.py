@@ -26,7 +26,7 @@ else. Emulated (one account; zone-scoped routes are not served):
   (``workers.scripts.script_and_version_settings``), with the ``logpush`` flag; ``add_script`` creates a
   script; an unknown one answers 404 ``{"code": 10007, "message": "workers.api.error.script_not_found"}``.
 
-Faults (``Faults`` from the Datadog emulator): ``"429"`` (with ``retry-after``), ``"500"``, ``"slow"`` and
+Faults (``extalerts.emulators.base.Faults``): ``"429"`` (with ``retry-after``), ``"500"``, ``"slow"`` and
 ``"lost"`` (the write is committed, the answer never arrives). Calls are counted per route in ``calls`` (keys
 like ``GET /accounts/{account}/logpush/jobs/{job}``) and every answered request is logged in ``requests``.
 Helpers for tests: ``reset``, ``set_faults``, ``add_job``, ``add_script``, ``add_pagerduty``, ``add_alert_type``,
@@ -70,10 +70,8 @@ import copy
 import json
 import random
 import re
-import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -81,8 +79,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from extalerts.emulators.base import LoopbackServer
-from extalerts.emulators.datadog import Faults
+from extalerts.emulators.base import EmulatorServer, Faults
 
 API_PREFIX = "/client/v4"
 #: Jobs per account; the docs give 4 per zone and no account figure, so 4 per scope is the safe reading.
@@ -583,7 +580,7 @@ def _output_option_problem(key: str, value: Any, dataset: str) -> str:
 # ----------------------------------------------------------------------------------------------- emulator
 
 
-class CloudflareEmulator(LoopbackServer):
+class CloudflareEmulator(EmulatorServer):
     """Run with ``with CloudflareEmulator(api_token=…, account_id=…) as emulator: …emulator.url…``."""
 
     thread_name = "cloudflare-emulator"
@@ -600,23 +597,17 @@ class CloudflareEmulator(LoopbackServer):
         max_jobs: int = MAX_JOBS,
         seed: int = 0,
     ) -> None:
+        # ``requests`` holds each answered request: method, path (as sent, with /client/v4), JSON body
+        # (raw text if not JSON) and status.
+        super().__init__(host, port, faults, clock)
         self.api_token = api_token
         self.account_id = account_id
-        self.faults = faults or Faults()
-        self.clock = clock
         self.max_jobs = max_jobs
         self.state = _State()
         self.available_alerts: dict[str, list[dict[str, Any]]] = copy.deepcopy(DEFAULT_AVAILABLE_ALERTS)
-        self.calls: Counter[str] = Counter()
-        self.faults_injected: Counter[str] = Counter()
-        #: Every answered request: method, path (as sent, with /client/v4), JSON body (raw text if not JSON), status.
-        self.requests: list[tuple[str, str, Any, int]] = []
-        self._lock = threading.RLock()
-        self._rng = random.Random(self.faults.seed)
         self._seed = seed
         self._ids = random.Random(seed)
         self._routes = self._route_table()
-        super().__init__(host, port)
 
     @property
     def url(self) -> str:
@@ -624,11 +615,6 @@ class CloudflareEmulator(LoopbackServer):
         return self.base_url + API_PREFIX
 
     # ----------------------------------------------------------------------------------- helpers for tests
-
-    def set_faults(self, faults: Faults) -> None:
-        with self._lock:
-            self.faults = faults
-            self._rng = random.Random(faults.seed)
 
     def reset(self, faults: Faults | None = None) -> None:
         """A fresh account on the same port: no jobs, policies, webhooks, scripts, counts, log or faults."""
@@ -850,11 +836,6 @@ class CloudflareEmulator(LoopbackServer):
             request.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout): fine
             request.close_connection = True
-
-    def _draw_fault(self) -> str | None:
-        if self.faults.rate <= 0 or self._rng.random() >= self.faults.rate:
-            return None
-        return self._rng.choice(self.faults.kinds)
 
     def _authorised(self, request: BaseHTTPRequestHandler) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.api_token}"

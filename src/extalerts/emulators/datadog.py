@@ -18,11 +18,8 @@ from __future__ import annotations
 import copy
 import gzip
 import json
-import random
 import re
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,7 +27,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from extalerts.emulators.base import LoopbackServer
+from extalerts.emulators.base import EmulatorServer, Faults
 from extalerts.render.datadog import _model_problems
 from extalerts.render.datadog_query import QueryError, parse_monitor_query
 
@@ -66,22 +63,6 @@ SERVER_OPTION_DEFAULTS: dict[str, Any] = {
     "notify_no_data": False,
     "groupby_simple_monitor": False,
 }
-FAULT_KINDS = ("429", "500", "lost", "slow")
-
-
-@dataclass
-class Faults:
-    """What goes wrong, how often. ``rate`` is the chance per request; kinds are drawn uniformly."""
-
-    rate: float = 0.0
-    kinds: tuple[str, ...] = FAULT_KINDS
-    seed: int = 0
-    #: How long a "slow" answer takes (choose more than the client's timeout to make it time out).
-    slow_seconds: float = 1.0
-    #: Value of X-RateLimit-Reset on a 429, in seconds.
-    rate_limit_reset: int = 1
-    #: Added to every request, to model a remote API.
-    latency: float = 0.0
 
 
 @dataclass
@@ -116,7 +97,7 @@ def _errors(status: int, *messages: str) -> _Reply:
     return _Reply(status, {"errors": list(messages)})
 
 
-class DatadogEmulator(LoopbackServer):
+class DatadogEmulator(EmulatorServer):
     """Run with ``with DatadogEmulator(api_key, app_key) as emulator: …emulator.url…``."""
 
     thread_name = "datadog-emulator"
@@ -131,21 +112,13 @@ class DatadogEmulator(LoopbackServer):
         port: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(host, port, faults, clock)
         self.api_key = api_key
         self.app_key = app_key
-        self.faults = faults or Faults()
-        self.clock = clock
         self.state = _State()
-        self.calls: Counter[str] = Counter()
-        self.faults_injected: Counter[str] = Counter()
-        #: Every request's method, path and JSON body, with the status answered (for contract tests).
-        self.requests: list[tuple[str, str, Any, int]] = []
         #: Logs received by the intake: each the submitted item with its JSON message decoded into attributes.
         self.logs: list[dict[str, Any]] = []
-        self._lock = threading.RLock()
-        self._rng = random.Random(self.faults.seed)
         self._routes = self._route_table()
-        super().__init__(host, port)
 
     # ----------------------------------------------------------------------------------- helpers for tests
 
@@ -157,11 +130,6 @@ class DatadogEmulator(LoopbackServer):
     def monitors(self) -> list[dict[str, Any]]:
         with self._lock:
             return [copy.deepcopy(m) for _, m in sorted(self.state.monitors.items())]
-
-    def set_faults(self, faults: Faults) -> None:
-        with self._lock:
-            self.faults = faults
-            self._rng = random.Random(faults.seed)
 
     def add_webhook(self, name: str, url: str) -> None:
         """Configure a webhook integration entry, as ``@webhook-<name>`` handles address it."""
@@ -308,11 +276,6 @@ class DatadogEmulator(LoopbackServer):
             self.faults_injected[fault] += 1
             time.sleep(self.faults.slow_seconds)
         self._send(request, status, payload)
-
-    def _draw_fault(self) -> str | None:
-        if self.faults.rate <= 0 or self._rng.random() >= self.faults.rate:
-            return None
-        return self._rng.choice(self.faults.kinds)
 
     def _authorised(self, request: BaseHTTPRequestHandler, *, api_key_only: bool = False) -> bool:
         if request.headers.get("DD-API-KEY") != self.api_key:

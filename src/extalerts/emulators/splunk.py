@@ -18,7 +18,7 @@ Emulated, as the real ``splunk-sdk`` (``splunklib``) drives it:
   ``…/alerts/fired_alerts/{name}``; ``fire()`` records a trigger the way the scheduler would.
 - HEC ``POST /services/collector/raw`` (served on the same port): body lines kept per index and sourcetype.
 
-Faults (``Faults`` from the Datadog emulator): a drawn ``"429"`` becomes splunkd's 503, plus 500, slow
+Faults (``extalerts.emulators.base.Faults``): a drawn ``"429"`` becomes splunkd's 503, plus 500, slow
 answers and answers lost after the write was committed. Every call is counted per route and logged.
 
 Messages known from splunkd are reproduced verbatim (``Argument "x" is not supported by this handler.``,
@@ -33,14 +33,11 @@ import base64
 import binascii
 import gzip
 import json
-import random
 import re
 import secrets
 import socket
-import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,8 +48,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote_plus, urlsplit
 from xml.sax.saxutils import escape, quoteattr
 
-from extalerts.emulators.base import LoopbackServer
-from extalerts.emulators.datadog import Faults
+from extalerts.emulators.base import EmulatorServer, Faults
 
 #: The splunkd version the emulator answers as (the spec it follows is 9.2's).
 VERSION = "9.2.0"
@@ -419,7 +415,7 @@ def _unsupported(key: str, *, create: bool) -> bool:
     return not (key.startswith("display.") or _ACTION_ARGUMENT.match(key))
 
 
-class SplunkEmulator(LoopbackServer):
+class SplunkEmulator(EmulatorServer):
     """Run with ``with SplunkEmulator(token=…, username=…, password=…, hec_token=…) as emulator: …emulator.url…``."""
 
     thread_name = "splunk-emulator"
@@ -439,19 +435,15 @@ class SplunkEmulator(LoopbackServer):
         port: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        # ``requests`` holds each request's method, path (as sent, URL-encoded), parameters (form fields
+        # of a POST, query of anything else; the raw body bytes for HEC) and the status answered.
+        super().__init__(host, port, faults, clock)
         self.token = token
         self.username = username
         self.password = password
         self.hec_token = hec_token
         #: The index of events that name none: a HEC token's default index.
         self.hec_default_index = hec_default_index
-        self.faults = faults or Faults()
-        self.clock = clock
-        self.calls: Counter[str] = Counter()
-        self.faults_injected: Counter[str] = Counter()
-        #: Every request's method, path (as sent, URL-encoded), parameters (form fields of a POST, query of
-        #: anything else; the raw body bytes for HEC) and the status answered.
-        self.requests: list[tuple[str, str, Any, int]] = []
         #: Raw lines received on HEC, per (index, sourcetype).
         self.hec_events: dict[tuple[str, str], list[str]] = {}
         #: The same lines in arrival order, as (index, sourcetype, line), for the sandbox's evaluation.
@@ -459,10 +451,7 @@ class SplunkEmulator(LoopbackServer):
         self._searches: dict[tuple[str, str], _SavedSearch] = {}
         self._sessions: dict[str, str] = {}
         self._fired_count = 0
-        self._lock = threading.RLock()
-        self._rng = random.Random(self.faults.seed)
         self._routes = self._route_table()
-        super().__init__(host, port)
 
     # ----------------------------------------------------------------------------------- helpers for tests
 
@@ -527,11 +516,6 @@ class SplunkEmulator(LoopbackServer):
         """The raw lines HEC received for this index and sourcetype."""
         with self._lock:
             return list(self.hec_events.get((index, sourcetype), []))
-
-    def set_faults(self, faults: Faults) -> None:
-        with self._lock:
-            self.faults = faults
-            self._rng = random.Random(faults.seed)
 
     # ----------------------------------------------------------------------------------- routing
 
@@ -620,11 +604,6 @@ class SplunkEmulator(LoopbackServer):
     def _record(self, request: BaseHTTPRequestHandler, path: str, logged: Any, answer: _Answer) -> None:
         with self._lock:
             self.requests.append((request.command, path, logged, answer.status))
-
-    def _draw_fault(self) -> str | None:
-        if self.faults.rate <= 0 or self._rng.random() >= self.faults.rate:
-            return None
-        return self._rng.choice(self.faults.kinds)
 
     @staticmethod
     def _fault_reply(route: _Route, fault: str) -> _Reply:
