@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from extalerts.cli.options import output_option, resolve_paths, spec_paths
+from extalerts.cli.options import output_option, resolve_paths, spec_paths, text_table
 
 
 @click.command("coverage")
@@ -48,11 +48,7 @@ def coverage_command(paths: tuple[Path, ...], output: str) -> None:
     for row in rows:
         option = row.verdict.option_a.value + (f" ({row.verdict.alert_type})" if row.verdict.alert_type else "")
         table.append((row.rule.id, option, ", ".join(PROVIDERS), *(row.shipping[p] for p in PROVIDERS)))
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    for index, cells in enumerate(table):
-        click.echo("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
-        if index == 0:
-            click.echo("  ".join("-" * w for w in widths))
+    click.echo(text_table(table))
     click.echo("")
     for reason in sorted({row.verdict.reason for row in rows}):
         ids = [row.rule.id for row in rows if row.verdict.reason == reason]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from extalerts.cli.options import output_option, resolve_paths, spec_paths
+from extalerts.cli.options import output_option, resolve_paths, spec_paths, text_table
 
 if TYPE_CHECKING:
     from extalerts.drill.runner import DrillOutcome
@@ -77,10 +77,9 @@ def _clean_up_leftovers(backend: Any, yes: bool) -> None:
 
 
 def _hms(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes}m{rest:02d}s"
+    from extalerts.drill.runner import minutes_seconds
+
+    return "-" if seconds is None else minutes_seconds(seconds)
 
 
 def _outcome_row(outcome: DrillOutcome) -> list[str]:
@@ -95,11 +94,6 @@ def _outcome_row(outcome: DrillOutcome) -> list[str]:
         notified,
         "ok" if outcome.ok else "FAIL",
     ]
-
-
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows)
 
 
 @click.command("drill")
@@ -232,7 +226,7 @@ def drill_command(
         click.echo(json.dumps({"provider": provider, "drills": [o.as_json() for o in outcomes]}, indent=2))
     else:
         header = ["RULE", "FIRED", "TIME TO ALERT", "EXPECTED", "RECOVERED AFTER", "NOTIFIED", "RESULT"]
-        click.echo(_table([header, *(_outcome_row(o) for o in outcomes)]))
+        click.echo(text_table([header, *(_outcome_row(o) for o in outcomes)], header_rule=False))
         failed = [o for o in outcomes if not o.ok]
         for outcome in failed:
             click.echo(f"FAIL {outcome.rule}: {outcome.verdict()}", err=True)
@@ -398,4 +392,4 @@ def _print_alerts(history: list[dict[str, Any]], origin: float) -> None:
         value = "-" if item["value"] is None else f"{item['value']:g}"
         rows.append([at, item["provider"], item["rule"], item["group"], item["state"], value])
     if len(rows) > 1:
-        click.echo(_table(rows))
+        click.echo(text_table(rows, header_rule=False))

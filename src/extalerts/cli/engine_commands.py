@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from extalerts.cli.options import DEFAULT_SPEC_DIR, output_option
+from extalerts.cli.options import DEFAULT_SPEC_DIR, output_option, text_table
 
 if TYPE_CHECKING:
     from extalerts.engine import EngineResult, Group
@@ -286,11 +286,7 @@ def print_replay(result: EngineResult) -> None:
                 _when(alerts[-1].start_ms) if alerts else "-",
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for index, row in enumerate(rows):
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-        if index == 0:
-            click.echo("  ".join("-" * w for w in widths))
+    click.echo(text_table(rows))
     for rule_id, outcome in sorted(result.rules.items()):
         for alert in outcome.intervals():
             end = _when(alert.end_ms) if alert.end_ms else "still firing"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from extalerts.cli.options import output_option, resolve_paths, spec_paths
+from extalerts.cli.options import output_option, resolve_paths, spec_paths, text_table
 
 if TYPE_CHECKING:
     from extalerts.render import RenderedFile
@@ -101,8 +101,4 @@ def _print_summary(spec: Spec, files: list[RenderedFile], providers: list[str]) 
                 cells.append(f"{counts[name]} alert{'s' if counts[name] != 1 else ''}")
         r = rule.rule
         rows.append((rule.id, r.signal.kind, format_duration(r.window), r.severity.value, *cells))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for index, row in enumerate(rows):
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-        if index == 0:
-            click.echo("  ".join("-" * width for width in widths))
+    click.echo(text_table(rows))

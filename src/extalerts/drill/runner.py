@@ -71,14 +71,15 @@ class DrillOutcome:
         if self.error:
             return f"error: {self.error}"
         if not self.fired:
-            return f"did not fire within {_duration(self.expected_seconds)} (window + evaluation delay + schedule)"
+            expected = minutes_seconds(self.expected_seconds)
+            return f"did not fire within {expected} (window + evaluation delay + schedule)"
         if not self.in_time:
-            late, expected = _duration(self.alert_seconds or 0), _duration(self.expected_seconds)
+            late, expected = minutes_seconds(self.alert_seconds or 0), minutes_seconds(self.expected_seconds)
             return f"fired late: after {late}, expected within {expected}"
         if self.recovered is False:
-            return f"fired, but did not recover within {_duration(self.expected_seconds)} of healthy traffic"
+            return f"fired, but did not recover within {minutes_seconds(self.expected_seconds)} of healthy traffic"
         if not self.recovered_in_time:
-            late, expected = _duration(self.recover_seconds or 0), _duration(self.expected_seconds)
+            late, expected = minutes_seconds(self.recover_seconds or 0), minutes_seconds(self.expected_seconds)
             return f"fired, but recovered late: after {late} of healthy traffic, expected within {expected}"
         if self.notified is False:
             return "fired, but no notification reached the drill target"
@@ -88,7 +89,8 @@ class DrillOutcome:
         return {**asdict(self), "fired": self.fired, "in_time": self.in_time, "ok": self.ok, "verdict": self.verdict()}
 
 
-def _duration(seconds: float) -> str:
+def minutes_seconds(seconds: float) -> str:
+    """``12m05s``: drill times, to the second."""
     minutes, rest = divmod(round(seconds), 60)
     return f"{minutes}m{rest:02d}s"
 
