@@ -67,6 +67,9 @@ class Watch:
     level: Level
     selects: Callable[[Record], bool]
     created_ms: int
+    #: The monitor (Datadog) or the saved search's settings (Splunk) as stored; a change to it makes
+    #: a new watch, so this stays current.
+    definition: Mapping[str, Any] = field(default_factory=dict)
     engine: Engine | None = None
     pending: list[dict[str, Any]] = field(default_factory=list)
     last_event_ms: int | None = None
@@ -203,6 +206,7 @@ class Evaluator:
             Level.ALERT,
             datadog_source_matcher(rule.source.datadog.query),
             _epoch_ms(monitor.get("modified")) or self.clock.now_ms(),
+            monitor,
         )
 
     def _splunk_watch(self, app: str, name: str, settings: Mapping[str, str]) -> Watch:
@@ -233,6 +237,7 @@ class Evaluator:
             level,
             lambda record: record.get("index") == source.index and record.get("sourcetype") == source.sourcetype,
             int((self.splunk.updated_at(app, name) or self.clock.now()) * 1000),
+            settings,
         )
 
     def _refresh(self, provider: str, found: Mapping[Any, tuple[str, Callable[[], Watch]]]) -> None:
@@ -390,9 +395,9 @@ class Evaluator:
         self, watch: Watch, group: Group, before: State, after: State, value: float | None, at_ms: int
     ) -> None:
         monitor_id = int(watch.key)
-        monitor = next((m for m in self.datadog.monitors() if m["id"] == monitor_id), None)
-        if monitor is None:
-            return
+        if monitor_id not in self.datadog.state.monitors:
+            return  # deleted since this tick began
+        monitor = watch.definition
         name = _group_name(group, watch.spec)
         status = _DATADOG_STATUS[after]
         variant = {State.ALERT: "is_alert", State.WARN: "is_warning", State.OK: "is_recovery"}[after]
@@ -449,7 +454,7 @@ class Evaluator:
             warning = thresholds.warning
             threshold = warning if watch.level is Level.WARNING and warning is not None else thresholds.critical
         app, name = watch.key
-        settings = dict(next((s for a, n, s in self.splunk.saved_searches() if (a, n) == (app, name)), {}))
+        settings = watch.definition
         suppress = settings.get("alert.suppress", "0") in ("1", "true")
         period_ms = parse_duration(settings.get("alert.suppress.period") or "0s") * 1000 if suppress else 0
         runs: dict[int, list[tuple[Group, float]]] = {}
