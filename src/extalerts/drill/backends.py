@@ -7,7 +7,6 @@ anything else happens, so cleanup can remove it whatever stops the drill.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import re
 from dataclasses import dataclass
@@ -261,22 +260,8 @@ class SplunkDrillBackend:
             self.splunk.apply_change(Change(Action.DELETE, SAVED_SEARCH, item.key, None, live))
 
     def sweep(self, drill_id: str | None) -> list[Created]:
-        from extalerts.providers.splunk import PAGE_SIZE
-
-        service = self.splunk.api.service()
         suffix = f"-drill-{drill_id}" if drill_id else ""
-
-        def page(offset: int) -> list[str]:
-            # splunk-sdk answers count=0 with nothing at all (it does not send "0 = all"): page instead.
-            found = service.saved_searches.list(count=PAGE_SIZE, offset=offset, search=f"name={DRILL_SPLUNK_PREFIX}*")
-            return [e.name for e in found]
-
-        names: list[str] = []
-        while True:
-            batch = self.splunk.api.call("list drill searches", functools.partial(page, len(names)))
-            names.extend(batch)
-            if len(batch) < PAGE_SIZE:
-                break
+        names = [entity.name for entity in self.splunk.list_saved_searches(DRILL_SPLUNK_PREFIX)]
         chosen = [n for n in names if n.startswith(DRILL_SPLUNK_PREFIX) and n.endswith(suffix)]
         return [Created("saved search", name) for name in chosen]
 

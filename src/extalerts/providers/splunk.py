@@ -197,25 +197,30 @@ class SplunkProvider:
     # ----------------------------------------------------------------------------------- live
 
     def fetch(self) -> list[Resource]:
-        service = self.api.service()
         app = self.api.app
         found: list[Resource] = []
-        offset = 0
+        for entity in self.list_saved_searches(NAME_PREFIX):
+            access = dict(entity.access)
+            # The filter is the server's; check ownership ourselves: our app, shared, our prefix.
+            if entity.name.startswith(NAME_PREFIX) and access.get("app") == app and access.get("owner") == "nobody":
+                body = {"content": dict(entity.content), "access": access}
+                found.append(Resource(SAVED_SEARCH, entity.name, body, live_id=entity.name))
+        return found
+
+    def list_saved_searches(self, prefix: str) -> list[Any]:
+        """Saved searches whose name starts with ``prefix`` (the server's filter), page by page:
+        splunk-sdk sends ``count=0`` as "none", not as splunkd's "all"."""
+        service = self.api.service()
+        entities: list[Any] = []
         while True:
 
-            def list_page(offset: int = offset) -> list[Any]:
-                return list(service.saved_searches.list(count=PAGE_SIZE, offset=offset, search=f"name={NAME_PREFIX}*"))
+            def list_page(offset: int = len(entities)) -> list[Any]:
+                return list(service.saved_searches.list(count=PAGE_SIZE, offset=offset, search=f"name={prefix}*"))
 
             page = self.api.call("list saved searches", list_page)
-            for entity in page:
-                access = dict(entity.access)
-                # The filter is the server's; check ownership ourselves: our app, shared, our prefix.
-                if entity.name.startswith(NAME_PREFIX) and access.get("app") == app and access.get("owner") == "nobody":
-                    body = {"content": dict(entity.content), "access": access}
-                    found.append(Resource(SAVED_SEARCH, entity.name, body, live_id=entity.name))
+            entities.extend(page)
             if len(page) < PAGE_SIZE:
-                return found
-            offset += PAGE_SIZE
+                return entities
 
     # ----------------------------------------------------------------------------------- compare
 
