@@ -101,20 +101,22 @@ class Sandbox:
         self._thread.start()
         return self
 
-    def finish_evaluation(self) -> None:
-        """Stop the background evaluation and catch up to now, so ``alerts()`` is complete."""
+    def _stop_evaluation(self) -> bool:
+        """Stop the background evaluation; False when it is still busy after half a minute."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
-        if self._thread.is_alive():  # still busy: never evaluate the same monitors from two threads
+        return not self._thread.is_alive()
+
+    def finish_evaluation(self) -> None:
+        """Stop the background evaluation and catch up to now, so ``alerts()`` is complete."""
+        if not self._stop_evaluation():  # never evaluate the same monitors from two threads
             self.evaluator.report("evaluation did not stop in time; the list of alerts may be incomplete")
             return
         self.evaluator.drain()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
+        self._stop_evaluation()
         for server in (self.cloudflare, self.splunk, self.datadog, self.sink):
             server.stop()
 
