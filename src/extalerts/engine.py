@@ -33,18 +33,7 @@ from typing import Any, Literal
 from extalerts.errors import ExtalertsError
 from extalerts.fields import Field
 from extalerts.filter import fields_of
-from extalerts.filter.duckdb import (
-    JSON_COLUMNS,
-    MESSAGES,
-    SCALAR_COLUMNS,
-    field_expression,
-    quote_identifier,
-    quote_key,
-    sql_string,
-    structured_line,
-    to_duckdb,
-    typed_json_value,
-)
+from extalerts.filter.duckdb import JSON_COLUMNS, SCALAR_COLUMNS, quote_identifier, select_fields, to_duckdb
 from extalerts.spec.loader import ResolvedRule, Spec
 from extalerts.spec.models import (
     AbsenceSignal,
@@ -324,30 +313,7 @@ class Engine:
         self.events = int(count[0]) if count else 0
 
     def _select(self, scan: str) -> str:
-        """The engine's columns from a scan, in layers so the costly parts run once per event: the
-        messages, then the structured line found among them, then one parse of that line for every
-        derived field."""
-        fields = [(self.field(name), column) for name, column in self.columns.names.items()]
-        derived = [(f, column) for f, column in fields if f.is_derived]
-        wants_messages = bool(derived) or any(f.name == "Logs.Message" for f, _ in fields)
-        if wants_messages:
-            scan = f"(SELECT *, {MESSAGES} AS _messages FROM {scan})"
-        if derived:
-            paths = ", ".join(sql_string(f"$.{quote_key(f.derived_key or '')}") for f, _ in derived)
-            scan = f"(SELECT *, {structured_line('_messages')} AS _line FROM {scan})"
-            scan = f"(SELECT *, json_extract(_line, [{paths}]) AS _values FROM {scan})"
-        position = {column: index for index, (_, column) in enumerate(derived, start=1)}
-        computed = []
-        for event_field, column in fields:
-            if event_field.is_derived:
-                expression = typed_json_value(f"_values[{position[column]}]", event_field.type)
-            elif event_field.name == "Logs.Message":
-                expression = "_messages"
-            else:
-                expression = field_expression(event_field)
-            computed.append(f"{expression} AS {column}")
-        columns = "".join(f", {c}" for c in computed)
-        return f'SELECT "EventTimestampMs" AS ts{columns} FROM {scan}'
+        return select_fields([(self.field(name), column) for name, column in self.columns.names.items()], scan)
 
     def _locate_bad_lines(self, file: str, bad: int, strict: bool) -> None:
         """A second, narrow scan — only when a file has bad lines — numbering records to find them."""

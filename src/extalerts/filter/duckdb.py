@@ -2,8 +2,8 @@
 
 The engine reads Logpush NDJSON with ``read_json`` into typed top-level columns, keeping the nested
 ones (``Event``, ``Logs``, ``Exceptions``, ``ScriptTags``, ``ScriptVersion``) as JSON. Each field a
-rule uses becomes one SQL expression over those columns (:func:`field_expression`), computed once;
-filters then compile to boolean SQL over the computed columns (:func:`to_duckdb`).
+rule uses becomes one column of the engine's table (:func:`select_fields`), computed once; filters
+then compile to boolean SQL over the computed columns (:func:`to_duckdb`).
 
 Semantics match :mod:`extalerts.filter.python` (the reference): a predicate on a missing field is
 false, ``not`` negates, a list predicate holds for any element, text matching is case-sensitive.
@@ -11,7 +11,7 @@ false, ``not`` negates, a list predicate holds for any element, text matching is
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from extalerts.fields import ARRAY, Field, FieldType
 from extalerts.filter.ast import And, Expr, Op, Or, Predicate, Scalar, to_nnf
@@ -57,9 +57,6 @@ def structured_line(messages: str) -> str:
     )
 
 
-STRUCTURED_LINE = structured_line(MESSAGES)
-
-
 def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -84,16 +81,35 @@ def _typed(text_sql: str, json_sql: str, field_type: FieldType) -> str:
     return f"CASE WHEN json_type({json_sql}) = 'VARCHAR' THEN {text_sql} END"
 
 
-def field_expression(field: Field, line: str = STRUCTURED_LINE) -> str:
-    """SQL computing ``field`` from the columns of one event (a list for list fields).
+def select_fields(fields: Sequence[tuple[Field, str]], scan: str) -> str:
+    """``SELECT`` of the event time as ``ts`` and each field as its column, from ``scan``.
 
-    ``line`` is the SQL of the structured log line: a column holding it, when a query computes it
-    once for all derived fields (finding it is the costly part), or by default the expression."""
-    if field.derived_key is not None:
-        path = sql_string(f"$.{quote_key(field.derived_key)}")
-        return _typed(f"json_extract_string({line}, {path})", f"json_extract({line}, {path})", field.type)
-    if field.name == "Logs.Message":
-        return MESSAGES
+    Built in layers, so the costly parts run once per event whatever the number of fields: the
+    messages, then the structured line found among them, then one parse of that line for every
+    derived field."""
+    derived = [(field, column) for field, column in fields if field.is_derived]
+    if derived or any(field.name == "Logs.Message" for field, _ in fields):
+        scan = f"(SELECT *, {MESSAGES} AS _messages FROM {scan})"
+    if derived:
+        paths = ", ".join(sql_string(f"$.{quote_key(field.derived_key or '')}") for field, _ in derived)
+        scan = f"(SELECT *, {structured_line('_messages')} AS _line FROM {scan})"
+        scan = f"(SELECT *, json_extract(_line, [{paths}]) AS _values FROM {scan})"
+    position = {column: index for index, (_, column) in enumerate(derived, start=1)}
+    computed = []
+    for field, column in fields:
+        if field.is_derived:
+            value = f"_values[{position[column]}]"
+            expression = _typed(f"json_extract_string({value}, '$')", value, field.type)
+        elif field.name == "Logs.Message":
+            expression = "_messages"
+        else:
+            expression = _event_field(field)
+        computed.append(f", {expression} AS {column}")
+    return f'SELECT "EventTimestampMs" AS ts{"".join(computed)} FROM {scan}'
+
+
+def _event_field(field: Field) -> str:
+    """SQL reading a Logpush field (a list for list fields) from the scanned columns."""
     first = field.paths[0][0]
     if len(field.paths) == 1 and len(field.paths[0]) == 1 and first in SCALAR_COLUMNS:
         return quote_identifier(first)
@@ -108,11 +124,6 @@ def field_expression(field: Field, line: str = STRUCTURED_LINE) -> str:
     if field.type is FieldType.STRING_LIST:
         return parts[0] if len(parts) == 1 else f"list_concat({', '.join(parts)})"
     return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
-
-
-def typed_json_value(value: str, field_type: FieldType) -> str:
-    """A JSON value (e.g. one element of a multi-path ``json_extract``) as the field's SQL type."""
-    return _typed(f"json_extract_string({value}, '$')", value, field_type)
 
 
 def quote_key(key: str) -> str:
