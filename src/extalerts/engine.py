@@ -573,7 +573,7 @@ def _line_numbers(file: str, ordinals: Sequence[int]) -> dict[int, int]:
     wanted = set(ordinals)
     found: dict[int, int] = {}
     record = 0
-    with _open_binary(file) as handle:
+    with open_source(file) as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -585,7 +585,8 @@ def _line_numbers(file: str, ordinals: Sequence[int]) -> dict[int, int]:
     return found
 
 
-def _open_binary(file: str) -> Any:
+def open_source(file: str) -> Any:
+    """A source file (local, gzip, or ``s3://``) opened for reading bytes."""
     if file.startswith("s3://"):
         # A large read buffer: s3fs's own readline re-reads a whole block for every line.
         return io.BufferedReader(_s3_filesystem().open(file, "rb", compression="infer"), buffer_size=1 << 20)

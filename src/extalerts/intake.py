@@ -219,13 +219,13 @@ def logpush_shape(spec: Any, provider: str) -> LogpushShape:
 
 
 def read_events(files: Sequence[str]) -> list[dict[str, Any]]:
-    """Workers Trace Events from NDJSON files (plain or gzip); lines that are not events are skipped."""
-    import gzip
+    """Workers Trace Events from NDJSON sources as ``replay`` reads them (plain, gzip, ``s3://``);
+    lines that are not events are skipped."""
+    from extalerts.engine import open_source
 
     events: list[dict[str, Any]] = []
     for file in files:
-        opener = gzip.open if file.endswith(".gz") else open
-        with opener(file, "rt", encoding="utf-8") as handle:
+        with open_source(file) as handle:
             for line in handle:
                 try:
                     event = json.loads(line)
