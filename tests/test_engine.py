@@ -9,12 +9,13 @@ from __future__ import annotations
 import gzip
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from extalerts.engine import Engine, EngineError, Semantics, State
+from extalerts.engine import Engine, EngineError, Semantics, State, write_events
 from extalerts.filter.python import to_python
 from extalerts.spec import load_spec
 from extalerts.spec.loader import Spec
@@ -325,25 +326,62 @@ def _random_event(rng: random.Random, minute: int) -> dict[str, Any]:
     return ev
 
 
-def test_duckdb_filters_agree_with_the_python_reference() -> None:
-    """Every filter in monitors/ selects exactly the same events in DuckDB as the reference predicate."""
+@pytest.mark.parametrize("exact", [False, True], ids=["typed", "exact"])
+def test_duckdb_filters_agree_with_the_python_reference(tmp_path: Path, exact: bool) -> None:
+    """Every filter in monitors/ selects exactly the same events in DuckDB as the reference predicate,
+    through the typed reading and through the exact one."""
+    from extalerts.filter.duckdb import to_duckdb
+
     spec = load_spec([MONITORS])
     rng = random.Random(7)
     events = [_random_event(rng, m) for m in range(400)]
+    source = tmp_path / "events.ndjson"
+    write_events(events, source)
     engine = Engine(spec)
-    engine.load_events(events)
+    fields = engine.fields_query(str(source), exact=exact)
+    assert engine.db.execute(f"SELECT count(*) FROM ({fields}) WHERE _variant").fetchone() == (0,)  # noqa: S608
     for rule in spec.rules:
         for expr in (rule.filter, rule.ratio_match):
             if expr is None:
                 continue
-            from extalerts.filter.duckdb import to_duckdb
-
             sql = to_duckdb(expr, engine.field, engine.columns)
-            rows = engine.db.execute(f"SELECT ts FROM events WHERE {sql} ORDER BY ts").fetchall()  # noqa: S608
+            rows = engine.db.execute(f"SELECT ts FROM ({fields}) WHERE {sql} ORDER BY ts").fetchall()  # noqa: S608
             predicate = to_python(expr, spec.catalog)
             expected = sorted(e["EventTimestampMs"] for e in events if predicate(e))
             assert [r[0] for r in rows] == expected, rule.id
             assert 0 < len(expected) < len(events) or rule.id == "conversation-surge", rule.id
+
+
+def _variant_shapes(event_at: Callable[..., dict[str, Any]]) -> list[dict[str, Any]]:
+    """Events in shapes the typed columns cannot hold: lowercase keys, a message that is one string."""
+    line = json.dumps({"event": "do_op", "op": "store", "ok": False, "duration_ms": 1500})
+    return [
+        event_at(0, Logs=[{"level": "log", "message": ["ERROR_CODE_INVALID_URL /x"]}]),
+        event_at(1, Logs=[{"Level": "log", "Message": "ERROR_CODE_INVALID_URL /y"}]),
+        event_at(2, Entrypoint="ConversationStateDO", Logs=[{"Level": "log", "Message": line}]),
+        event_at(3, Logs=[{"Level": "log", "Message": ["fine"]}]),
+    ]
+
+
+def test_input_the_typed_columns_cannot_hold_is_read_the_exact_way() -> None:
+    spec = load_spec([MONITORS])
+    events = _variant_shapes(event)
+    engine = Engine(spec, rules=["invalid-url-flood", "do-operation-errors", "do-latency-p99"])
+    engine.load_events(events)
+    assert engine.exact_reads == 1
+    for rule in engine.rules:
+        predicate = to_python(rule.filter, spec.catalog)
+        rows = engine._rows(rule)
+        matched = sum(
+            sum(n for _, n in row) if isinstance(row, list) else int(row[0])
+            for by_bucket in rows.values()
+            for row in by_bucket.values()
+        )
+        assert matched == sum(1 for e in events if predicate(e)) > 0, rule.id
+    # The same events in the shape Logpush writes take the typed reading alone.
+    plain = Engine(spec, rules=["invalid-url-flood"])
+    plain.load_events([event(0, Logs=[{"Level": "log", "Message": ["ERROR_CODE_INVALID_URL /x"]}])])
+    assert plain.exact_reads == 0
 
 
 def test_state_values_are_the_documented_names() -> None:

@@ -8,15 +8,18 @@ is back on the quiet side of their recovery threshold (or of the threshold itsel
 ``semantics="splunk"`` follows the rendered Splunk alerts instead: they run on their cron schedule,
 are stateless (no recovery thresholds: each run alerts or not), and warnings are a separate alert.
 
-Data path: DuckDB reads the NDJSON (plain or gzip, local or through fsspec) in one parallel scan into
-a compact table holding only the fields the rules use; each rule is then one aggregation query, per
-minute bucket (counts, sums, minima, maxima compose across buckets) or per window through a range
-join (percentiles and distinct counts do not). The state machines run in Python over those small
-results. DuckDB spills to disk past its memory limit, so memory stays bounded whatever the input.
+Data path: one parallel DuckDB scan per input file (plain or gzip, local or through fsspec) reads
+only the fields the rules use, typed to the shapes Logpush writes, and aggregates them straight away:
+per minute bucket and per group, each rule's counts, sums, minima and maxima, and for percentiles and
+distinct counts the bucket's values with their counts. No table of events is kept, so memory holds
+only those aggregates however large the input. An input the typed columns cannot hold exactly (a
+lowercase key, a message that is a single string) is read again the exact way, through JSON. The
+windows, the thresholds and the state machines then run in Python over the small aggregates.
 """
 
 from __future__ import annotations
 
+import bisect
 import glob
 import gzip
 import io
@@ -33,7 +36,15 @@ from typing import Any, Literal
 from extalerts.errors import ExtalertsError
 from extalerts.fields import Field
 from extalerts.filter import fields_of
-from extalerts.filter.duckdb import JSON_COLUMNS, SCALAR_COLUMNS, quote_identifier, select_fields, to_duckdb
+from extalerts.filter.duckdb import (
+    JSON_COLUMNS,
+    SCALAR_COLUMNS,
+    quote_identifier,
+    select_fields,
+    select_typed_fields,
+    to_duckdb,
+    typed_columns,
+)
 from extalerts.spec.loader import ResolvedRule, Spec
 from extalerts.spec.models import (
     AbsenceSignal,
@@ -51,8 +62,6 @@ Semantics = Literal["datadog", "splunk"]
 Group = tuple[tuple[str, str], ...]
 MISSING_GROUP_VALUE = "N/A"
 MAX_REPORTED_BAD_LINES = 20
-#: Evaluation times per range-join query for percentiles and distinct counts (bounds their memory).
-WINDOW_BATCH = 120
 
 
 class State(StrEnum):
@@ -219,6 +228,28 @@ class _Columns:
         return self.names[field_name]
 
 
+@dataclass(frozen=True)
+class _Keys:
+    """What one rule's aggregates are keyed by: the minute bucket (aligned to its evaluation delay)
+    and its groups; for percentiles and distinct counts, also the list of the values."""
+
+    bucket: str
+    groups: tuple[str, ...]
+    histogram: str | None = None
+
+
+@dataclass
+class _RuleAggregates:
+    rule: ResolvedRule
+    keys: _Keys
+    #: Aggregate columns, the count of events the filter matches first.
+    names: list[str]
+
+
+#: Rows a bucketed rule reads per (bucket, group): count, matching count, value count, sum, min, max.
+_Row = tuple[int, int, int, float, float | None, float | None]
+
+
 class Engine:
     """Load events once, then evaluate any rules of the spec over them."""
 
@@ -249,7 +280,10 @@ class Engine:
         self.events = 0
         self.bad_line_count = 0
         self.bad_lines: list[BadLine] = []
-        self._created = False
+        #: Inputs read the exact way because the typed columns could not hold them.
+        self.exact_reads = 0
+        self._loaded = False
+        self._plan()
 
     def _column_names(self) -> dict[str, str]:
         used: list[str] = []
@@ -263,13 +297,81 @@ class Engine:
     def field(self, name: str) -> Field:
         return self.spec.catalog[name]
 
+    # ----------------------------------------------------------------------------------- the plan
+
+    def _plan(self) -> None:
+        """The one aggregation every input goes through: per minute bucket and per group, what each
+        rule needs. One GROUP BY over every key any rule uses: the rules then add up the rows of
+        their own keys (DuckDB would run grouping sets through a materialised copy of the input)."""
+        buckets: dict[int, str] = {}
+        groups: dict[str, str] = {}
+        derived: list[str] = []  # per-row expressions, computed before aggregating
+        aggregates = [
+            "count(*) AS _rows",
+            "count(ts) AS _events",
+            "min(ts) AS _first",
+            "max(ts) AS _last",
+            "count(*) FILTER (WHERE _variant) AS _variants",
+        ]
+        self._rule_aggregates: dict[str, _RuleAggregates] = {}
+        for index, rule in enumerate(self.rules):
+            offset_ms = (rule.evaluation_delay * 1000) % MINUTE_MS  # buckets aligned so every window is whole buckets
+            if offset_ms not in buckets:
+                buckets[offset_ms] = f"_b{len(buckets)}"
+                derived.append(f"floor((ts - {offset_ms}) / {MINUTE_MS})::BIGINT AS {buckets[offset_ms]}")
+            for name in rule.rule.group_by:
+                if name not in groups:
+                    groups[name] = f"_g{len(groups)}"
+                    derived.append(
+                        f"coalesce(CAST({self.columns(name)} AS VARCHAR), '{MISSING_GROUP_VALUE}') AS {groups[name]}"
+                    )
+            matches = f"_m{index}"
+            derived.append(f"{self._where(rule)} AS {matches}")
+            signal = rule.rule.signal
+            names = [f"_n{index}"]
+            aggregates.append(f"count(*) FILTER (WHERE {matches}) AS _n{index}")
+            histogram = None
+            if isinstance(signal, RatioSignal):
+                assert rule.ratio_match is not None
+                matching = to_duckdb(rule.ratio_match, self.field, self.columns)
+                aggregates.append(f"count(*) FILTER (WHERE {matches} AND {matching}) AS _r{index}")
+                names.append(f"_r{index}")
+            elif isinstance(signal, MeasureSignal) and signal.aggregation.percentile is None:
+                value = f"CAST({self.columns(signal.field)} AS DOUBLE)"
+                for name, function in (("vn", "count"), ("vs", "sum"), ("vmin", "min"), ("vmax", "max")):
+                    aggregates.append(f"{function}({value}) FILTER (WHERE {matches}) AS _{name}{index}")
+                    names.append(f"_{name}{index}")
+            elif isinstance(signal, MeasureSignal | CardinalitySignal):
+                # The bucket's values with their counts: exact percentiles and distinct counts compose
+                # over any window from them.
+                value = self.columns(signal.field)
+                if isinstance(signal, MeasureSignal):
+                    value = f"CAST({value} AS DOUBLE)"
+                # (A list, not DuckDB's histogram, which it runs as a second grouping over a copy of the input.)
+                histogram = f"_h{index}"
+                aggregates.append(f"list({value}) FILTER (WHERE {matches} AND {value} IS NOT NULL) AS {histogram}")
+            keys = _Keys(buckets[offset_ms], tuple(groups[name] for name in rule.rule.group_by), histogram)
+            self._rule_aggregates[rule.id] = _RuleAggregates(rule, keys, names)
+        self._key_columns = [*buckets.values(), *groups.values()]
+        self._derived_sql = derived
+        self._aggregates_sql = aggregates
+
+    def _aggregation(self, fields_sql: str) -> str:
+        if not self._key_columns:  # no rules: only the totals
+            return f"SELECT {', '.join(self._aggregates_sql)} FROM ({fields_sql})"
+        keys = ", ".join(self._key_columns)
+        return (
+            f"SELECT {keys}, {', '.join(self._aggregates_sql)} "
+            f"FROM (SELECT *, {', '.join(self._derived_sql)} FROM ({fields_sql})) GROUP BY {keys}"
+        )
+
     # ----------------------------------------------------------------------------------- loading
 
     def load(
         self, sources: Sequence[str], *, strict: bool = False, on_file: Callable[[str], None] | None = None
     ) -> None:
-        """Read every source into the events table. Bad lines are counted and reported by file and
-        line; with ``strict`` the first file holding one is an error."""
+        """Read every source. Bad lines are counted and reported by file and line; with ``strict``
+        the first file holding one is an error."""
         files = expand_sources(sources)
         if any(f.startswith("s3://") for f in files) and not self.db.filesystem_is_registered("s3"):
             self.db.register_filesystem(_s3_filesystem())
@@ -294,26 +396,47 @@ class Engine:
             f"maximum_object_size=16777216, columns={{{spec}}})"
         )
 
+    def typed_columns(self) -> dict[str, str] | None:
+        """The ``read_json`` columns of the fast reading (None: the rules need the exact one)."""
+        return typed_columns([self.field(name) for name in self.columns.names])
+
+    def fields_query(self, file: str, *, exact: bool = False) -> str:
+        """The events of ``file`` as rows of ``ts``, each field's column, and ``_variant``."""
+        fields = [(self.field(name), column) for name, column in self.columns.names.items()]
+        typed = None if exact else self.typed_columns()
+        if typed is None:
+            return select_fields(fields, self._read_json(file))
+        return select_typed_fields(fields, self._read_json(file, typed))
+
     def _load_file(self, file: str, strict: bool) -> None:
-        select = self._select(self._read_json(file))
-        if not self._created:
-            self.db.execute(f"CREATE TEMP TABLE events AS {select} LIMIT 0")
-            self._created = True
-        # One parallel scan straight into the table; a line that is not an event arrives as a row
-        # without a timestamp, and is counted and dropped right after.
+        # One parallel scan, aggregated as it goes; a line that is not an event arrives as a row
+        # without a timestamp, counted apart.
+        self._stage(self.fields_query(file), file)
+        rows, events, variants = self._staged_totals()
+        if variants:
+            self.exact_reads += 1
+            self._stage(self.fields_query(file, exact=True), file)
+            rows, events, _ = self._staged_totals()
+        if self._loaded:
+            self.db.execute("INSERT INTO partials SELECT * FROM staged")
+        else:
+            self.db.execute("CREATE OR REPLACE TEMP TABLE partials AS SELECT * FROM staged")
+            self._loaded = True
+        self.events += events
+        if rows > events:
+            self._locate_bad_lines(file, rows - events, strict)
+
+    def _stage(self, fields_sql: str, file: str) -> None:
         try:
-            self.db.execute(f"INSERT INTO events {select}")
+            self.db.execute(f"CREATE OR REPLACE TEMP TABLE staged AS {self._aggregation(fields_sql)}")
         except Exception as exc:  # duckdb raises its own exception types for I/O and decoding
             raise EngineError(f"{file}: cannot read: {str(exc).splitlines()[0]}") from None
-        dropped = self.db.execute("DELETE FROM events WHERE ts IS NULL").fetchone()
-        bad = int(dropped[0]) if dropped else 0
-        if bad:
-            self._locate_bad_lines(file, bad, strict)
-        count = self.db.execute("SELECT count(*) FROM events").fetchone()
-        self.events = int(count[0]) if count else 0
 
-    def _select(self, scan: str) -> str:
-        return select_fields([(self.field(name), column) for name, column in self.columns.names.items()], scan)
+    def _staged_totals(self) -> tuple[int, int, int]:
+        row = self.db.execute("SELECT sum(_rows), sum(_events), sum(_variants) FROM staged").fetchone()
+        if row is None or row[0] is None:
+            return 0, 0, 0
+        return int(row[0]), int(row[1]), int(row[2])
 
     def _locate_bad_lines(self, file: str, bad: int, strict: bool) -> None:
         """A second, narrow scan — only when a file has bad lines — numbering records to find them."""
@@ -341,7 +464,9 @@ class Engine:
     # ----------------------------------------------------------------------------------- evaluation
 
     def span(self) -> tuple[int | None, int | None]:
-        row = self.db.execute("SELECT min(ts), max(ts) FROM events").fetchone() if self._created else None
+        if not self._loaded:
+            return None, None
+        row = self.db.execute("SELECT min(_first), max(_last) FROM partials").fetchone()
         if row is None or row[0] is None:
             return None, None
         return int(row[0]), int(row[1])
@@ -403,16 +528,49 @@ class Engine:
             return "true"
         return to_duckdb(rule.filter, self.field, self.columns)
 
-    def _group_sql(self, rule: ResolvedRule) -> list[str]:
-        return [
-            f"coalesce(CAST({self.columns(name)} AS VARCHAR), '{MISSING_GROUP_VALUE}')" for name in rule.rule.group_by
-        ]
+    def _rows(self, rule: ResolvedRule) -> dict[Group, dict[int, Any]]:
+        """The rule's aggregates per group, per bucket holding an event its filter matches: the
+        aggregate row, or for percentiles and distinct counts a list of (value, count), where the
+        value None counts the matching events without one."""
+        if not self._loaded:
+            return {}
+        aggregates = self._rule_aggregates[rule.id]
+        keys = aggregates.keys
+        width = len(keys.groups)
+        columns = ", ".join((keys.bucket, *keys.groups))
+        combined = []
+        for name in aggregates.names:
+            function = "min" if name.startswith("_vmin") else "max" if name.startswith("_vmax") else "sum"
+            combined.append(f"{function}({name})")
+        query = (
+            f"SELECT {columns}, {', '.join(combined)} FROM partials WHERE {keys.bucket} IS NOT NULL "
+            f"GROUP BY {columns} HAVING sum({aggregates.names[0]}) > 0"
+        )
+        found: dict[Group, dict[int, Any]] = {}
+        for row in self.db.execute(query).fetchall():
+            group = tuple(zip(rule.rule.group_by, (str(v) for v in row[1 : 1 + width]), strict=True))
+            found.setdefault(group, {})[int(row[0])] = row[1 + width :]
+        if keys.histogram is None:
+            return found
+        # Each value with its count, per bucket and group; the value None counts the matching events
+        # without one.
+        values = (
+            f"SELECT {columns}, value, count(*) FROM (SELECT {columns}, unnest({keys.histogram}) AS value "
+            f"FROM partials WHERE {keys.bucket} IS NOT NULL) GROUP BY ALL"
+        )
+        counted: dict[tuple[Group, int], list[tuple[Any, int]]] = {}
+        for row in self.db.execute(values).fetchall():
+            group = tuple(zip(rule.rule.group_by, (str(v) for v in row[1 : 1 + width]), strict=True))
+            counted.setdefault((group, int(row[0])), []).append((row[-2], int(row[-1])))
+        for group, by_bucket in found.items():
+            for bucket, (events,) in by_bucket.items():
+                entries = counted.get((group, bucket), [])
+                without_value = int(events) - sum(count for _, count in entries)
+                by_bucket[bucket] = entries + ([(None, without_value)] if without_value else [])
+        return found
 
     def _values(self, rule: ResolvedRule, times: list[int]) -> dict[Group, list[tuple[int, float | None]]]:
-        signal = rule.rule.signal
-        if isinstance(signal, CountSignal | RatioSignal | ChangeSignal | AbsenceSignal) or (
-            isinstance(signal, MeasureSignal) and signal.aggregation.percentile is None
-        ):
+        if self._rule_aggregates[rule.id].keys.histogram is None:
             return self._bucketed(rule, times)
         return self._windowed(rule, times)
 
@@ -420,40 +578,16 @@ class Engine:
         """Signals that compose across minute buckets: counts, ratios, change, absence, sum/avg/min/max."""
         signal = rule.rule.signal
         delay_ms, window_ms = rule.evaluation_delay * 1000, rule.rule.window * 1000
-        offset_ms = delay_ms % MINUTE_MS  # buckets aligned so every window is whole buckets
-        groups = self._group_sql(rule)
-        aggregates = ["count(*) AS n"]
-        if isinstance(signal, RatioSignal):
-            assert rule.ratio_match is not None
-            aggregates.append(f"count(*) FILTER (WHERE {to_duckdb(rule.ratio_match, self.field, self.columns)}) AS m")
-        if isinstance(signal, MeasureSignal):
-            column = f"CAST({self.columns(signal.field)} AS DOUBLE)"
-            aggregates += [
-                f"count({column}) AS vn",
-                f"sum({column}) AS vs",
-                f"min({column}) AS vmin",
-                f"max({column}) AS vmax",
-            ]
-        query = (
-            f"SELECT floor((ts - {offset_ms}) / {MINUTE_MS})::BIGINT AS bucket"
-            + "".join(f", {g} AS g{i}" for i, g in enumerate(groups))
-            + f", {', '.join(aggregates)} FROM events WHERE {self._where(rule)} GROUP BY ALL"
-        )
-        rows = self.db.execute(query).fetchall()
-        width = len(groups)
-        buckets: dict[Group, dict[int, tuple[Any, ...]]] = {}
-        first_seen: dict[Group, int] = {}
-        for row in rows:
-            group = tuple(zip(rule.rule.group_by, (str(v) for v in row[1 : 1 + width]), strict=True))
-            buckets.setdefault(group, {})[int(row[0])] = row[1 + width :]
-            first_seen[group] = min(first_seen.get(group, int(row[0])), int(row[0]))
+        offset_ms = delay_ms % MINUTE_MS
+        buckets = self._rows(rule)
+        first_seen = {group: min(by_bucket) for group, by_bucket in buckets.items()}
         # Expected groups are Splunk's alone: a Datadog monitor cannot know a group it never saw.
         expected = signal.expected if isinstance(signal, AbsenceSignal) and self.semantics == "splunk" else []
         if expected and len(rule.rule.group_by) == 1:
             for value in expected:
-                group = ((rule.rule.group_by[0], value),)
-                buckets.setdefault(group, {})
-                first_seen[group] = min(first_seen.get(group, -(2**62)), -(2**62))
+                expected_group: Group = ((rule.rule.group_by[0], value),)
+                buckets.setdefault(expected_group, {})
+                first_seen[expected_group] = -(2**62)
         if not rule.rule.group_by:
             buckets.setdefault((), {})
             first_seen.setdefault((), -(2**62))
@@ -464,6 +598,7 @@ class Engine:
         data_start = (first_ms - offset_ms) // MINUTE_MS if first_ms is not None else 0
         out: dict[Group, list[tuple[int, float | None]]] = {}
         for group, by_bucket in buckets.items():
+            window = _Buckets(by_bucket)
             series: list[tuple[int, float | None]] = []
             for at_ms in times:
                 end = (at_ms - delay_ms - offset_ms) // MINUTE_MS  # exclusive
@@ -471,91 +606,167 @@ class Engine:
                 if first_seen[group] >= end:
                     continue  # the group has not appeared yet
                 if isinstance(signal, AbsenceSignal) and rule.rule.group_by:
-                    last_seen = max((b for b in by_bucket if b < end), default=None)
-                    lookback = signal.lookback // 60
-                    if last_seen is not None and last_seen < end - lookback:
+                    last_seen = window.last_before(end)
+                    if last_seen is not None and last_seen < end - signal.lookback // 60:
                         continue  # silent for longer than the lookback: forgotten, as in Splunk
-                window = [by_bucket[b] for b in range(start, end) if b in by_bucket]
                 if shift_buckets and start - shift_buckets < data_start:
                     series.append((at_ms, None))
                     continue
-                series.append((at_ms, self._bucket_value(rule, window, by_bucket, start, end, shift_buckets)))
+                series.append((at_ms, _bucket_value(rule, window, start, end, shift_buckets)))
             if series:
                 out[group] = series
         return out
 
-    @staticmethod
-    def _bucket_value(
-        rule: ResolvedRule,
-        window: list[tuple[Any, ...]],
-        by_bucket: Mapping[int, tuple[Any, ...]],
-        start: int,
-        end: int,
-        shift: int,
-    ) -> float | None:
-        signal = rule.rule.signal
-        count = sum(int(row[0]) for row in window)
-        if isinstance(signal, CountSignal | AbsenceSignal):
-            return float(count)
-        if isinstance(signal, RatioSignal):
-            matching = sum(int(row[1]) for row in window)
-            return 100.0 * matching / count if count >= max(signal.min_events, 1) else None
-        if isinstance(signal, ChangeSignal):
-            previous = sum(int(by_bucket[b][0]) for b in range(start - shift, end - shift) if b in by_bucket)
-            return 100.0 * (count - previous) / previous if previous > 0 else None
-        assert isinstance(signal, MeasureSignal)
-        present = sum(int(row[1]) for row in window)
-        if present == 0:
-            return None
-        if signal.aggregation is Aggregation.SUM:
-            return float(sum(row[2] or 0.0 for row in window))
-        if signal.aggregation is Aggregation.AVG:
-            return float(sum(row[2] or 0.0 for row in window)) / present
-        if signal.aggregation is Aggregation.MIN:
-            return float(min(row[3] for row in window if row[3] is not None))
-        return float(max(row[4] for row in window if row[4] is not None))
-
     def _windowed(self, rule: ResolvedRule, times: list[int]) -> dict[Group, list[tuple[int, float | None]]]:
-        """Percentiles and distinct counts, over each window by a range join of evaluation times and events."""
+        """Percentiles and distinct counts, from each bucket's values and their counts, window by window."""
         signal = rule.rule.signal
         assert isinstance(signal, MeasureSignal | CardinalitySignal)
         delay_ms, window_ms = rule.evaluation_delay * 1000, rule.rule.window * 1000
-        column = self.columns(signal.field)
-        if isinstance(signal, CardinalitySignal):
-            aggregate = f"count(DISTINCT {column})"
-        else:
-            fraction = (signal.aggregation.percentile or 50) / 100
-            aggregate = f"quantile_cont(CAST({column} AS DOUBLE), {fraction})"
-        groups = self._group_sql(rule)
-        rows: list[Any] = []
-        # The join repeats each event once per window it falls in, and exact percentiles and distinct
-        # counts hold their values in memory: a batch of evaluation times at a time bounds both, and
-        # the time filter lets DuckDB skip the rest of the table.
-        for batch_start in range(0, len(times), WINDOW_BATCH):
-            batch = times[batch_start : batch_start + WINDOW_BATCH]
-            self.db.execute("CREATE OR REPLACE TEMP TABLE evaluation_times (t BIGINT)")
-            self.db.executemany("INSERT INTO evaluation_times VALUES (?)", [(t,) for t in batch])
-            query = (
-                "SELECT e.t" + "".join(f", {g} AS g{i}" for i, g in enumerate(groups)) + f", {aggregate} AS v "
-                f"FROM evaluation_times e JOIN events ON events.ts >= e.t - {delay_ms + window_ms} "
-                f"AND events.ts < e.t - {delay_ms} "
-                f"WHERE events.ts >= {batch[0] - delay_ms - window_ms} AND events.ts < {batch[-1] - delay_ms} "
-                f"AND {self._where(rule)} GROUP BY ALL"
-            )
-            rows.extend(self.db.execute(query).fetchall())
-        width = len(groups)
-        found: dict[Group, dict[int, float | None]] = {}
-        for row in rows:
-            group = tuple(zip(rule.rule.group_by, (str(v) for v in row[1 : 1 + width]), strict=True))
-            found.setdefault(group, {})[int(row[0])] = None if row[-1] is None else float(row[-1])
+        offset_ms = delay_ms % MINUTE_MS
+        window_buckets = window_ms // MINUTE_MS
+        buckets = self._rows(rule)
         if not rule.rule.group_by:
-            found.setdefault((), {})
+            buckets.setdefault((), {})
+        distinct = isinstance(signal, CardinalitySignal)
+        fraction = 0.0 if distinct else (signal.aggregation.percentile or 50) / 100  # type: ignore[union-attr]
         out: dict[Group, list[tuple[int, float | None]]] = {}
-        for group, by_time in found.items():
-            seen_from = min(by_time, default=times[0])
-            zero = 0.0 if isinstance(signal, CardinalitySignal) else None
-            out[group] = [(t, by_time.get(t, zero)) for t in times if t >= seen_from]
+        for group, by_bucket in buckets.items():
+            window = _SlidingValues(by_bucket, ranked=not distinct)
+            # A group is seen from the first window holding an event of it (a group-less rule: always).
+            seen = not rule.rule.group_by
+            series: list[tuple[int, float | None]] = []
+            for at_ms in times:
+                end = (at_ms - delay_ms - offset_ms) // MINUTE_MS
+                window.move_to(end - window_buckets, end)
+                seen = seen or window.events > 0
+                if not seen:
+                    continue
+                if distinct:
+                    series.append((at_ms, float(len(window.counts))))
+                else:
+                    series.append((at_ms, window.quantile(fraction)))
+            out[group] = series
         return out
+
+
+class _Buckets:
+    """One group's bucket rows, for sums over windows of buckets."""
+
+    def __init__(self, by_bucket: Mapping[int, Sequence[Any]]) -> None:
+        self.keys = sorted(by_bucket)
+        self.rows = [by_bucket[key] for key in self.keys]
+        # Running totals of the event count (integers, so differences are exact).
+        self.counts = [0]
+        for row in self.rows:
+            self.counts.append(self.counts[-1] + int(row[0]))
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        return bisect.bisect_left(self.keys, start), bisect.bisect_left(self.keys, end)
+
+    def count(self, start: int, end: int) -> int:
+        low, high = self.span(start, end)
+        return self.counts[high] - self.counts[low]
+
+    def column(self, index: int, start: int, end: int) -> list[Any]:
+        low, high = self.span(start, end)
+        return [row[index] for row in self.rows[low:high] if row[index] is not None]
+
+    def last_before(self, end: int) -> int | None:
+        position = bisect.bisect_left(self.keys, end)
+        return self.keys[position - 1] if position else None
+
+
+def _bucket_value(rule: ResolvedRule, window: _Buckets, start: int, end: int, shift: int) -> float | None:
+    signal = rule.rule.signal
+    count = window.count(start, end)
+    if isinstance(signal, CountSignal | AbsenceSignal):
+        return float(count)
+    if isinstance(signal, RatioSignal):
+        matching = sum(int(v) for v in window.column(1, start, end))
+        return 100.0 * matching / count if count >= max(signal.min_events, 1) else None
+    if isinstance(signal, ChangeSignal):
+        previous = window.count(start - shift, end - shift)
+        return 100.0 * (count - previous) / previous if previous > 0 else None
+    assert isinstance(signal, MeasureSignal)
+    present = sum(int(v) for v in window.column(1, start, end))
+    if present == 0:
+        return None
+    if signal.aggregation is Aggregation.SUM:
+        return float(sum(window.column(2, start, end)))
+    if signal.aggregation is Aggregation.AVG:
+        return float(sum(window.column(2, start, end))) / present
+    if signal.aggregation is Aggregation.MIN:
+        return float(min(window.column(3, start, end)))
+    return float(max(window.column(4, start, end)))
+
+
+class _SlidingValues:
+    """The values of one group's events in a window of buckets that only moves forward: how many
+    events, and how many of each value (values kept sorted, for ranks)."""
+
+    def __init__(self, by_bucket: Mapping[int, list[tuple[Any, int]]], *, ranked: bool) -> None:
+        self.ranked = ranked  # keep the values sorted (percentiles; distinct counts need no order)
+        self.keys = sorted(by_bucket)
+        self.entries = [by_bucket[key] for key in self.keys]
+        self.low = self.high = 0
+        self.events = 0
+        self.counts: dict[Any, int] = {}
+        self.sorted: list[Any] = []
+        self.total = 0  # events with a value
+
+    def move_to(self, start: int, end: int) -> None:
+        high = bisect.bisect_left(self.keys, end, lo=self.high)
+        for entries in self.entries[self.high : high]:
+            self._add(entries, 1)
+        self.high = high
+        low = bisect.bisect_left(self.keys, start, lo=self.low)
+        for entries in self.entries[self.low : min(low, self.high)]:
+            self._add(entries, -1)
+        self.low = max(low, self.low)
+
+    def _add(self, entries: list[tuple[Any, int]], sign: int) -> None:
+        for value, count in entries:
+            self.events += sign * count
+            if value is None:
+                continue
+            self.total += sign * count
+            held = self.counts.get(value, 0) + sign * count
+            if held:
+                if self.ranked and value not in self.counts:
+                    bisect.insort(self.sorted, value)
+                self.counts[value] = held
+            else:
+                del self.counts[value]
+                if self.ranked:
+                    del self.sorted[bisect.bisect_left(self.sorted, value)]
+
+    def quantile(self, fraction: float) -> float | None:
+        """As DuckDB's ``quantile_cont``: linear interpolation between the two nearest ranks."""
+        if not self.total:
+            return None
+        position = (self.total - 1) * fraction
+        below, above = math.floor(position), math.ceil(position)
+        low = self._at_rank(below)
+        if below == above:
+            return float(low)
+        high = self._at_rank(above)
+        return float(low + (high - low) * (position - below))
+
+    def _at_rank(self, rank: int) -> Any:
+        """The value at 0-based ``rank`` in sorted order, counted from the nearer end."""
+        if rank < self.total / 2:
+            seen = 0
+            for value in self.sorted:
+                seen += self.counts[value]
+                if seen > rank:
+                    return value
+        else:
+            seen = self.total
+            for value in reversed(self.sorted):
+                seen -= self.counts[value]
+                if seen <= rank:
+                    return value
+        raise AssertionError("rank out of range")  # pragma: no cover
 
 
 def _ceil_minute(ms: int) -> int:

@@ -11,7 +11,9 @@ false, ``not`` negates, a list predicate holds for any element, text matching is
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from extalerts.fields import ARRAY, Field, FieldType
 from extalerts.filter.ast import And, Expr, Op, Or, Predicate, Scalar, to_nnf
@@ -82,30 +84,158 @@ def _typed(text_sql: str, json_sql: str, field_type: FieldType) -> str:
 
 
 def select_fields(fields: Sequence[tuple[Field, str]], scan: str) -> str:
-    """``SELECT`` of the event time as ``ts`` and each field as its column, from ``scan``.
+    """``SELECT`` of the event time as ``ts``, each field as its column, and ``_variant`` (false), from
+    ``scan`` reading :data:`SCALAR_COLUMNS` and :data:`JSON_COLUMNS`. This is the exact reading: it
+    accepts every casing and shape the reference semantics accept.
 
     Built in layers, so the costly parts run once per event whatever the number of fields: the
     messages, then the structured line found among them, then one parse of that line for every
     derived field."""
-    derived = [(field, column) for field, column in fields if field.is_derived]
+    derived = [field for field, _ in fields if field.is_derived]
     if derived or any(field.name == "Logs.Message" for field, _ in fields):
         scan = f"(SELECT *, {MESSAGES} AS _messages FROM {scan})"
     if derived:
-        paths = ", ".join(sql_string(f"$.{quote_key(field.derived_key or '')}") for field, _ in derived)
         scan = f"(SELECT *, {structured_line('_messages')} AS _line FROM {scan})"
-        scan = f"(SELECT *, json_extract(_line, [{paths}]) AS _values FROM {scan})"
-    position = {column: index for index, (_, column) in enumerate(derived, start=1)}
+        scan = f"(SELECT *, {_line_values(derived)} AS _values FROM {scan})"
     computed = []
     for field, column in fields:
         if field.is_derived:
-            value = f"_values[{position[column]}]"
-            expression = _typed(f"json_extract_string({value}, '$')", value, field.type)
+            expression = _derived_value(field)
         elif field.name == "Logs.Message":
             expression = "_messages"
         else:
             expression = _event_field(field)
         computed.append(f", {expression} AS {column}")
-    return f'SELECT "EventTimestampMs" AS ts{"".join(computed)} FROM {scan}'
+    return f'SELECT "EventTimestampMs" AS ts{"".join(computed)}, false AS _variant FROM {scan}'
+
+
+def _line_values(derived: Sequence[Field]) -> str:
+    """The derived keys of the structured line ``_line``, each as its JSON text, in one parse."""
+    structure = json.dumps(dict.fromkeys((field.derived_key or "" for field in derived), "JSON"))
+    return f"TRY(json_transform(_line, {sql_string(structure)}))"
+
+
+def _derived_value(field: Field) -> str:
+    return _from_json_text(f"_values.{quote_identifier(field.derived_key or '')}", field.type)
+
+
+def _from_json_text(json_sql: str, field_type: FieldType) -> str:
+    """A JSON value read as the field's type; a value of another JSON type is NULL, as in the
+    reference semantics (where numbers also accept numeric text)."""
+    text = f"CAST({json_sql} AS VARCHAR)"
+    quoted = f"starts_with({text}, '\"')"
+    if field_type.is_numeric:
+        return f"TRY_CAST(CASE WHEN {quoted} THEN json_extract_string({json_sql}, '$') ELSE {text} END AS DOUBLE)"
+    if field_type is FieldType.BOOLEAN:
+        return f"CASE {text} WHEN 'true' THEN true WHEN 'false' THEN false END"
+    # Text without escapes is its own value between the quotes; only the rest needs decoding.
+    return (
+        f"CASE WHEN NOT {quoted} THEN NULL WHEN contains({text}, '\\') "
+        f"THEN json_extract_string({json_sql}, '$') ELSE {text}[2:-2] END"
+    )
+
+
+#: Arrays of objects read as lists of typed structs by the typed reading, with the keys it reads.
+_STRUCT_LISTS = {"Logs": ("Level", "Message"), "Exceptions": ("Name", "Message")}
+#: Objects whose fields the typed reading reads as JSON values, typed afterwards.
+_OBJECTS = ("Event", "ScriptVersion")
+
+
+def typed_columns(fields: Sequence[Field]) -> dict[str, str] | None:
+    """The ``read_json`` columns of the typed reading of ``fields``: only what they read, typed to the
+    shapes Logpush writes, so DuckDB builds no JSON text. None when a field has a path they do not cover."""
+    columns: dict[str, str] = {"EventTimestampMs": SCALAR_COLUMNS["EventTimestampMs"]}
+    objects: dict[str, dict[str, Any]] = {}
+    lists: dict[str, dict[str, str]] = {}
+    for field in fields:
+        if field.is_derived or field.name == "Logs.Message":
+            lists.setdefault("Logs", {})["Message"] = "VARCHAR[]"
+            continue
+        path = field.paths[0]
+        if len(path) == 1 and path[0] in SCALAR_COLUMNS:
+            columns[path[0]] = SCALAR_COLUMNS[path[0]]
+        elif path == ("ScriptTags", ARRAY):
+            columns["ScriptTags"] = "VARCHAR[]"
+        elif len(path) == 3 and path[1] == ARRAY and path[2] in _STRUCT_LISTS.get(path[0], ()):
+            lists.setdefault(path[0], {})[path[2]] = "VARCHAR"
+        elif len(path) > 1 and path[0] in _OBJECTS and ARRAY not in path:
+            node = objects.setdefault(path[0], {})
+            for step in path[1:-1]:
+                node = node.setdefault(step, {})
+            # Read as text, a number and numeric text alike (as the reference reads numbers); text
+            # fields as JSON, which tells a string from a number.
+            node[path[-1]] = "VARCHAR" if field.type.is_numeric else "JSON"
+        else:
+            return None
+    for name, tree in objects.items():
+        columns[name] = _struct_type(tree)
+    for name, keys in lists.items():
+        columns[name] = "STRUCT(" + ", ".join(f"{quote_identifier(k)} {t}" for k, t in keys.items()) + ")[]"
+    return columns
+
+
+def _struct_type(tree: dict[str, Any]) -> str:
+    members = (f"{quote_identifier(k)} {v if isinstance(v, str) else _struct_type(v)}" for k, v in tree.items())
+    return "STRUCT(" + ", ".join(members) + ")"
+
+
+def select_typed_fields(fields: Sequence[tuple[Field, str]], scan: str) -> str:
+    """As :func:`select_fields`, from ``scan`` reading :func:`typed_columns`. ``_variant`` is true for
+    an event those columns cannot hold exactly (a lowercase key, a message that is one string rather
+    than an array, an entry without the key): such input is read again the exact way."""
+    entries: dict[tuple[str, str], str] = {}  # (list column, key) -> the column of that key's values
+    for field, _ in fields:
+        if field.is_derived or field.name == "Logs.Message":
+            entries["Logs", "Message"] = "_e_Logs_Message"
+        elif field.paths[0][0] in _STRUCT_LISTS:
+            name, _, key = field.paths[0]
+            entries[name, key] = f"_e_{name}_{key}"
+    if entries:
+        lists = ", ".join(f"{_entries(name, key)} AS {column}" for (name, key), column in entries.items())
+        scan = f"(SELECT *, {lists} FROM {scan})"
+    # An entry without the key shows as NULL among the values, which list_count leaves out.
+    variants = [
+        f"coalesce(list_count({column}) < len({quote_identifier(name)}), false)"
+        for (name, _), column in entries.items()
+    ]
+    derived = [field for field, _ in fields if field.is_derived]
+    if ("Logs", "Message") in entries:
+        scan = f"(SELECT *, flatten(_e_Logs_Message) AS _messages FROM {scan})"
+    if derived:
+        # The structured line, the first message that is a JSON object: one candidate (the usual case)
+        # is taken as it is, an invalid one giving no values; of several, the first valid one.
+        candidates = "list_filter(_messages, lambda x: starts_with(ltrim(x), '{'))"
+        scan = f"(SELECT *, {candidates} AS _candidates FROM {scan})"
+        line = (
+            "CASE WHEN len(_candidates) > 1 THEN list_filter(_candidates, lambda x: json_valid(x))[1] "
+            "ELSE _candidates[1] END"
+        )
+        scan = f"(SELECT *, {line} AS _line FROM {scan})"
+        scan = f"(SELECT *, {_line_values(derived)} AS _values FROM {scan})"
+    computed = []
+    for field, column in fields:
+        path = field.paths[0]
+        if field.is_derived:
+            expression = _derived_value(field)
+        elif field.name == "Logs.Message":
+            expression = "_messages"
+        elif path[0] in _STRUCT_LISTS:
+            expression = entries[path[0], path[2]]
+        elif path[0] in _OBJECTS:
+            value = ".".join(quote_identifier(step) for step in path)
+            if field.type.is_numeric:
+                expression = f"TRY_CAST({value} AS DOUBLE)"
+            else:
+                expression = _from_json_text(value, field.type)
+        else:
+            expression = quote_identifier(path[0])
+        computed.append(f", {expression} AS {column}")
+    variant = " OR ".join(variants) or "false"
+    return f'SELECT "EventTimestampMs" AS ts{"".join(computed)}, {variant} AS _variant FROM {scan}'
+
+
+def _entries(name: str, key: str) -> str:
+    return f"list_transform({quote_identifier(name)}, lambda x: x.{quote_identifier(key)})"
 
 
 def _event_field(field: Field) -> str:
