@@ -223,10 +223,8 @@ def select_typed_fields(fields: Sequence[tuple[Field, str]], scan: str) -> str:
             expression = entries[path[0], path[2]]
         elif path[0] in _OBJECTS:
             value = ".".join(quote_identifier(step) for step in path)
-            if field.type.is_numeric:
-                expression = f"TRY_CAST({value} AS DOUBLE)"
-            else:
-                expression = _from_json_text(value, field.type)
+            numeric = f"TRY_CAST({value} AS DOUBLE)"  # read as text: a number or numeric text
+            expression = numeric if field.type.is_numeric else _from_json_text(value, field.type)
         else:
             expression = quote_identifier(path[0])
         computed.append(f", {expression} AS {column}")
