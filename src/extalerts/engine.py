@@ -302,19 +302,40 @@ class Engine:
     def _plan(self) -> None:
         """The one aggregation every input goes through: per minute bucket and per group, what each
         rule needs. One GROUP BY over every key any rule uses: the rules then add up the rows of
-        their own keys (DuckDB would run grouping sets through a materialised copy of the input)."""
+        their own keys (DuckDB would run grouping sets through a materialised copy of the input).
+        Rules that share a filter share its column and their aggregates."""
         buckets: dict[int, str] = {}
         groups: dict[str, str] = {}
+        conditions: dict[str, str] = {}  # filter SQL -> its column
         derived: list[str] = []  # per-row expressions, computed before aggregating
-        aggregates = [
-            "count(*) AS _rows",
-            "count(ts) AS _events",
-            "min(ts) AS _first",
-            "max(ts) AS _last",
-            "count(*) FILTER (WHERE _variant) AS _variants",
-        ]
+        aggregates: dict[str, str] = {}  # aggregate SQL -> its column
+        #: How partial aggregates of the same key combine: sum, min or max.
+        self._combine: dict[str, str] = {}
+
+        def condition(sql: str) -> str:
+            if sql not in conditions:
+                conditions[sql] = f"_m{len(conditions)}"
+                derived.append(f"{sql} AS {conditions[sql]}")
+            return conditions[sql]
+
+        def aggregate(sql: str, combine: str = "sum") -> str:
+            if sql not in aggregates:
+                aggregates[sql] = f"_a{len(aggregates)}"
+                self._combine[aggregates[sql]] = combine
+            return aggregates[sql]
+
+        totals = {
+            "_rows": ("count(*)", "sum"),
+            "_events": ("count(ts)", "sum"),
+            "_first": ("min(ts)", "min"),
+            "_last": ("max(ts)", "max"),
+            "_variants": ("count(*) FILTER (WHERE _variant)", "sum"),
+        }
+        for name, (sql, combine) in totals.items():
+            aggregates[sql] = name
+            self._combine[name] = combine
         self._rule_aggregates: dict[str, _RuleAggregates] = {}
-        for index, rule in enumerate(self.rules):
+        for rule in self.rules:
             offset_ms = (rule.evaluation_delay * 1000) % MINUTE_MS  # buckets aligned so every window is whole buckets
             if offset_ms not in buckets:
                 buckets[offset_ms] = f"_b{len(buckets)}"
@@ -325,36 +346,31 @@ class Engine:
                     derived.append(
                         f"coalesce(CAST({self.columns(name)} AS VARCHAR), '{MISSING_GROUP_VALUE}') AS {groups[name]}"
                     )
-            matches = f"_m{index}"
-            derived.append(f"{self._where(rule)} AS {matches}")
+            matches = condition(self._where(rule))
             signal = rule.rule.signal
-            names = [f"_n{index}"]
-            aggregates.append(f"count(*) FILTER (WHERE {matches}) AS _n{index}")
+            names = [aggregate(f"count(*) FILTER (WHERE {matches})")]
             histogram = None
             if isinstance(signal, RatioSignal):
                 assert rule.ratio_match is not None
-                matching = to_duckdb(rule.ratio_match, self.field, self.columns)
-                aggregates.append(f"count(*) FILTER (WHERE {matches} AND {matching}) AS _r{index}")
-                names.append(f"_r{index}")
+                matching = condition(f"{matches} AND {to_duckdb(rule.ratio_match, self.field, self.columns)}")
+                names.append(aggregate(f"count(*) FILTER (WHERE {matching})"))
             elif isinstance(signal, MeasureSignal) and signal.aggregation.percentile is None:
                 value = f"CAST({self.columns(signal.field)} AS DOUBLE)"
-                for name, function in (("vn", "count"), ("vs", "sum"), ("vmin", "min"), ("vmax", "max")):
-                    aggregates.append(f"{function}({value}) FILTER (WHERE {matches}) AS _{name}{index}")
-                    names.append(f"_{name}{index}")
+                for function in ("count", "sum", "min", "max"):
+                    combine = function if function in ("min", "max") else "sum"
+                    names.append(aggregate(f"{function}({value}) FILTER (WHERE {matches})", combine))
             elif isinstance(signal, MeasureSignal | CardinalitySignal):
-                # The bucket's values with their counts: exact percentiles and distinct counts compose
-                # over any window from them.
+                # Each bucket's values: exact percentiles and distinct counts compose over any window
+                # from them. (A list: DuckDB runs histogram() as a second grouping over a copy of the input.)
                 value = self.columns(signal.field)
                 if isinstance(signal, MeasureSignal):
                     value = f"CAST({value} AS DOUBLE)"
-                # (A list, not DuckDB's histogram, which it runs as a second grouping over a copy of the input.)
-                histogram = f"_h{index}"
-                aggregates.append(f"list({value}) FILTER (WHERE {matches} AND {value} IS NOT NULL) AS {histogram}")
+                histogram = aggregate(f"list({value}) FILTER (WHERE {matches} AND {value} IS NOT NULL)", "list")
             keys = _Keys(buckets[offset_ms], tuple(groups[name] for name in rule.rule.group_by), histogram)
             self._rule_aggregates[rule.id] = _RuleAggregates(rule, keys, names)
         self._key_columns = [*buckets.values(), *groups.values()]
         self._derived_sql = derived
-        self._aggregates_sql = aggregates
+        self._aggregates_sql = [f"{sql} AS {name}" for sql, name in aggregates.items()]
 
     def _aggregation(self, fields_sql: str) -> str:
         if not self._key_columns:  # no rules: only the totals
@@ -528,10 +544,10 @@ class Engine:
             return "true"
         return to_duckdb(rule.filter, self.field, self.columns)
 
-    def _rows(self, rule: ResolvedRule) -> dict[Group, dict[int, Any]]:
+    def _rows(self, rule: ResolvedRule, *, values: bool = True) -> dict[Group, dict[int, Any]]:
         """The rule's aggregates per group, per bucket holding an event its filter matches: the
-        aggregate row, or for percentiles and distinct counts a list of (value, count), where the
-        value None counts the matching events without one."""
+        aggregate row, or with ``values``, for percentiles and distinct counts, a list of (value,
+        count), where the value None counts the matching events without one."""
         if not self._loaded:
             return {}
         aggregates = self._rule_aggregates[rule.id]
@@ -540,8 +556,7 @@ class Engine:
         columns = ", ".join((keys.bucket, *keys.groups))
         combined = []
         for name in aggregates.names:
-            function = "min" if name.startswith("_vmin") else "max" if name.startswith("_vmax") else "sum"
-            combined.append(f"{function}({name})")
+            combined.append(f"{self._combine[name]}({name})")
         query = (
             f"SELECT {columns}, {', '.join(combined)} FROM partials WHERE {keys.bucket} IS NOT NULL "
             f"GROUP BY {columns} HAVING sum({aggregates.names[0]}) > 0"
@@ -550,16 +565,16 @@ class Engine:
         for row in self.db.execute(query).fetchall():
             group = tuple(zip(rule.rule.group_by, (str(v) for v in row[1 : 1 + width]), strict=True))
             found.setdefault(group, {})[int(row[0])] = row[1 + width :]
-        if keys.histogram is None:
+        if keys.histogram is None or not values:
             return found
         # Each value with its count, per bucket and group; the value None counts the matching events
         # without one.
-        values = (
+        query = (
             f"SELECT {columns}, value, count(*) FROM (SELECT {columns}, unnest({keys.histogram}) AS value "
             f"FROM partials WHERE {keys.bucket} IS NOT NULL) GROUP BY ALL"
         )
         counted: dict[tuple[Group, int], list[tuple[Any, int]]] = {}
-        for row in self.db.execute(values).fetchall():
+        for row in self.db.execute(query).fetchall():
             group = tuple(zip(rule.rule.group_by, (str(v) for v in row[1 : 1 + width]), strict=True))
             counted.setdefault((group, int(row[0])), []).append((row[-2], int(row[-1])))
         for group, by_bucket in found.items():
@@ -618,35 +633,68 @@ class Engine:
         return out
 
     def _windowed(self, rule: ResolvedRule, times: list[int]) -> dict[Group, list[tuple[int, float | None]]]:
-        """Percentiles and distinct counts, from each bucket's values and their counts, window by window."""
+        """Percentiles and distinct counts, from each bucket's values, window by window."""
         signal = rule.rule.signal
         assert isinstance(signal, MeasureSignal | CardinalitySignal)
         delay_ms, window_ms = rule.evaluation_delay * 1000, rule.rule.window * 1000
         offset_ms = delay_ms % MINUTE_MS
         window_buckets = window_ms // MINUTE_MS
-        buckets = self._rows(rule)
+        distinct = isinstance(signal, CardinalitySignal)
+        buckets = self._rows(rule, values=not distinct)
         if not rule.rule.group_by:
             buckets.setdefault((), {})
-        distinct = isinstance(signal, CardinalitySignal)
+        changes = self._distinct_changes(rule, window_buckets) if distinct else {}
         fraction = 0.0 if distinct else (signal.aggregation.percentile or 50) / 100  # type: ignore[union-attr]
         out: dict[Group, list[tuple[int, float | None]]] = {}
         for group, by_bucket in buckets.items():
-            window = _SlidingValues(by_bucket, ranked=not distinct)
             # A group is seen from the first window holding an event of it (a group-less rule: always).
             seen = not rule.rule.group_by
             series: list[tuple[int, float | None]] = []
+            if distinct:
+                events = _Buckets(by_bucket)
+                steps, taken, held = changes.get(group, []), 0, 0
+            else:
+                window = _SlidingValues(by_bucket)
             for at_ms in times:
                 end = (at_ms - delay_ms - offset_ms) // MINUTE_MS
-                window.move_to(end - window_buckets, end)
-                seen = seen or window.events > 0
-                if not seen:
-                    continue
                 if distinct:
-                    series.append((at_ms, float(len(window.counts))))
+                    seen = seen or events.count(end - window_buckets, end) > 0
+                    while taken < len(steps) and steps[taken][0] <= end:
+                        held += steps[taken][1]
+                        taken += 1
+                    value: float | None = float(held)
                 else:
-                    series.append((at_ms, window.quantile(fraction)))
+                    window.move_to(end - window_buckets, end)
+                    seen = seen or window.events > 0
+                    value = window.quantile(fraction)
+                if seen:
+                    series.append((at_ms, value))
             out[group] = series
         return out
+
+    def _distinct_changes(self, rule: ResolvedRule, window_buckets: int) -> dict[Group, list[tuple[int, int]]]:
+        """How the distinct count changes, per group, from one window end (in buckets) to the next.
+
+        A value counts in the windows ending after its latest bucket ``b`` before them, up to its next
+        bucket and at most ``window_buckets`` later: +1 at ``b + 1``, -1 after ``min(next, b + window)``.
+        Summed in DuckDB, this leaves a few rows per group however many values there are."""
+        keys = self._rule_aggregates[rule.id].keys
+        groups = ", ".join(keys.groups)
+        by = f"{groups}, " if groups else ""
+        query = (
+            f"WITH seen AS (SELECT DISTINCT {by}{keys.bucket} AS b, value FROM (SELECT {by}{keys.bucket}, "
+            f"unnest({keys.histogram}) AS value FROM partials WHERE {keys.bucket} IS NOT NULL)), "
+            f"spans AS (SELECT {by}b, lead(b) OVER (PARTITION BY {by}value ORDER BY b) AS next FROM seen) "
+            f"SELECT {by}e, sum(d) FROM (SELECT {by}b + 1 AS e, 1 AS d FROM spans UNION ALL "
+            f"SELECT {by}least(coalesce(next, b + {window_buckets}), b + {window_buckets}) + 1 AS e, -1 AS d "
+            "FROM spans) GROUP BY ALL ORDER BY e"
+        )
+        width = len(keys.groups)
+        found: dict[Group, list[tuple[int, int]]] = {}
+        for row in self.db.execute(query).fetchall():
+            group = tuple(zip(rule.rule.group_by, (str(v) for v in row[:width]), strict=True))
+            found.setdefault(group, []).append((int(row[width]), int(row[width + 1])))
+        return found
 
 
 class _Buckets:
@@ -704,8 +752,7 @@ class _SlidingValues:
     """The values of one group's events in a window of buckets that only moves forward: how many
     events, and how many of each value (values kept sorted, for ranks)."""
 
-    def __init__(self, by_bucket: Mapping[int, list[tuple[Any, int]]], *, ranked: bool) -> None:
-        self.ranked = ranked  # keep the values sorted (percentiles; distinct counts need no order)
+    def __init__(self, by_bucket: Mapping[int, list[tuple[Any, int]]]) -> None:
         self.keys = sorted(by_bucket)
         self.entries = [by_bucket[key] for key in self.keys]
         self.low = self.high = 0
@@ -732,13 +779,12 @@ class _SlidingValues:
             self.total += sign * count
             held = self.counts.get(value, 0) + sign * count
             if held:
-                if self.ranked and value not in self.counts:
+                if value not in self.counts:
                     bisect.insort(self.sorted, value)
                 self.counts[value] = held
             else:
                 del self.counts[value]
-                if self.ranked:
-                    del self.sorted[bisect.bisect_left(self.sorted, value)]
+                del self.sorted[bisect.bisect_left(self.sorted, value)]
 
     def quantile(self, fraction: float) -> float | None:
         """As DuckDB's ``quantile_cont``: linear interpolation between the two nearest ranks."""

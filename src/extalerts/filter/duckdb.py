@@ -162,9 +162,10 @@ def typed_columns(fields: Sequence[Field]) -> dict[str, str] | None:
             node = objects.setdefault(path[0], {})
             for step in path[1:-1]:
                 node = node.setdefault(step, {})
-            # Read as text, a number and numeric text alike (as the reference reads numbers); text
-            # fields as JSON, which tells a string from a number.
-            node[path[-1]] = "VARCHAR" if field.type.is_numeric else "JSON"
+            # Numbers as DOUBLE (numeric text converts too, as the reference reads numbers; as for the
+            # top-level numbers of both readings, a boolean reads as 1 or 0). Text fields as JSON,
+            # which tells a string from a number.
+            node[path[-1]] = "DOUBLE" if field.type.is_numeric else "JSON"
         else:
             return None
     for name, tree in objects.items():
@@ -223,8 +224,7 @@ def select_typed_fields(fields: Sequence[tuple[Field, str]], scan: str) -> str:
             expression = entries[path[0], path[2]]
         elif path[0] in _OBJECTS:
             value = ".".join(quote_identifier(step) for step in path)
-            numeric = f"TRY_CAST({value} AS DOUBLE)"  # read as text: a number or numeric text
-            expression = numeric if field.type.is_numeric else _from_json_text(value, field.type)
+            expression = value if field.type.is_numeric else _from_json_text(value, field.type)
         else:
             expression = quote_identifier(path[0])
         computed.append(f", {expression} AS {column}")
