@@ -544,44 +544,23 @@ class Engine:
             return "true"
         return to_duckdb(rule.filter, self.field, self.columns)
 
-    def _rows(self, rule: ResolvedRule, *, values: bool = True) -> dict[Group, dict[int, Any]]:
-        """The rule's aggregates per group, per bucket holding an event its filter matches: the
-        aggregate row, or with ``values``, for percentiles and distinct counts, a list of (value,
-        count), where the value None counts the matching events without one."""
+    def _rows(self, rule: ResolvedRule) -> dict[Group, dict[int, Any]]:
+        """The rule's aggregates per group, per bucket holding an event its filter matches."""
         if not self._loaded:
             return {}
         aggregates = self._rule_aggregates[rule.id]
         keys = aggregates.keys
         width = len(keys.groups)
         columns = ", ".join((keys.bucket, *keys.groups))
-        combined = []
-        for name in aggregates.names:
-            combined.append(f"{self._combine[name]}({name})")
+        combined = ", ".join(f"{self._combine[name]}({name})" for name in aggregates.names)
         query = (
-            f"SELECT {columns}, {', '.join(combined)} FROM partials WHERE {keys.bucket} IS NOT NULL "
+            f"SELECT {columns}, {combined} FROM partials WHERE {keys.bucket} IS NOT NULL "
             f"GROUP BY {columns} HAVING sum({aggregates.names[0]}) > 0"
         )
         found: dict[Group, dict[int, Any]] = {}
         for row in self.db.execute(query).fetchall():
             group = tuple(zip(rule.rule.group_by, (str(v) for v in row[1 : 1 + width]), strict=True))
             found.setdefault(group, {})[int(row[0])] = row[1 + width :]
-        if keys.histogram is None or not values:
-            return found
-        # Each value with its count, per bucket and group; the value None counts the matching events
-        # without one.
-        query = (
-            f"SELECT {columns}, value, count(*) FROM (SELECT {columns}, unnest({keys.histogram}) AS value "
-            f"FROM partials WHERE {keys.bucket} IS NOT NULL) GROUP BY ALL"
-        )
-        counted: dict[tuple[Group, int], list[tuple[Any, int]]] = {}
-        for row in self.db.execute(query).fetchall():
-            group = tuple(zip(rule.rule.group_by, (str(v) for v in row[1 : 1 + width]), strict=True))
-            counted.setdefault((group, int(row[0])), []).append((row[-2], int(row[-1])))
-        for group, by_bucket in found.items():
-            for bucket, (events,) in by_bucket.items():
-                entries = counted.get((group, bucket), [])
-                without_value = int(events) - sum(count for _, count in entries)
-                by_bucket[bucket] = entries + ([(None, without_value)] if without_value else [])
         return found
 
     def _values(self, rule: ResolvedRule, times: list[int]) -> dict[Group, list[tuple[int, float | None]]]:
@@ -639,38 +618,62 @@ class Engine:
         delay_ms, window_ms = rule.evaluation_delay * 1000, rule.rule.window * 1000
         offset_ms = delay_ms % MINUTE_MS
         window_buckets = window_ms // MINUTE_MS
-        distinct = isinstance(signal, CardinalitySignal)
-        buckets = self._rows(rule, values=not distinct)
+        buckets = self._rows(rule)
         if not rule.rule.group_by:
             buckets.setdefault((), {})
-        changes = self._distinct_changes(rule, window_buckets) if distinct else {}
-        fraction = 0.0 if distinct else (signal.aggregation.percentile or 50) / 100  # type: ignore[union-attr]
+        if isinstance(signal, CardinalitySignal):
+            steps = self._distinct_changes(rule, window_buckets)
+        else:
+            quantiles = self._window_quantiles(rule, window_buckets, (signal.aggregation.percentile or 50) / 100)
         out: dict[Group, list[tuple[int, float | None]]] = {}
         for group, by_bucket in buckets.items():
+            events = _Buckets(by_bucket)
             # A group is seen from the first window holding an event of it (a group-less rule: always).
             seen = not rule.rule.group_by
             series: list[tuple[int, float | None]] = []
-            if distinct:
-                events = _Buckets(by_bucket)
-                steps, taken, held = changes.get(group, []), 0, 0
-            else:
-                window = _SlidingValues(by_bucket)
+            changes = steps.get(group, []) if isinstance(signal, CardinalitySignal) else []
+            taken, held = 0, 0
             for at_ms in times:
                 end = (at_ms - delay_ms - offset_ms) // MINUTE_MS
-                if distinct:
-                    seen = seen or events.count(end - window_buckets, end) > 0
-                    while taken < len(steps) and steps[taken][0] <= end:
-                        held += steps[taken][1]
+                seen = seen or events.count(end - window_buckets, end) > 0
+                if isinstance(signal, CardinalitySignal):
+                    while taken < len(changes) and changes[taken][0] <= end:
+                        held += changes[taken][1]
                         taken += 1
                     value: float | None = float(held)
                 else:
-                    window.move_to(end - window_buckets, end)
-                    seen = seen or window.events > 0
-                    value = window.quantile(fraction)
+                    value = quantiles.get((group, end))
                 if seen:
                     series.append((at_ms, value))
             out[group] = series
         return out
+
+    def _window_quantiles(
+        self, rule: ResolvedRule, window_buckets: int, fraction: float
+    ) -> dict[tuple[Group, int], float]:
+        """The percentile of each window (by group and window end, in buckets) holding a value, as
+        DuckDB's ``quantile_cont``: linear interpolation between the two nearest ranks. Each bucket's
+        values are counted once, copied to the windows they fall in, and ranked there in DuckDB."""
+        keys = self._rule_aggregates[rule.id].keys
+        by = "".join(f"{group}, " for group in keys.groups)
+        query = (
+            f"WITH bucket_values AS (SELECT {by}b, value, count(*) AS c FROM (SELECT {by}{keys.bucket} AS b, "
+            f"unnest({keys.histogram}) AS value FROM partials WHERE {keys.bucket} IS NOT NULL) GROUP BY ALL), "
+            f"windows AS (SELECT {by}b + k AS e, value, sum(c) AS c FROM bucket_values "
+            f"CROSS JOIN range(1, {window_buckets + 1}) AS steps(k) GROUP BY ALL), "
+            f"ranked AS (SELECT {by}e, value, sum(c) OVER (PARTITION BY {by}e ORDER BY value "
+            f"ROWS UNBOUNDED PRECEDING) AS upto, sum(c) OVER (PARTITION BY {by}e) AS n FROM windows) "
+            f"SELECT {by}e, any_value(n), min(value) FILTER (WHERE upto > floor((n - 1) * {fraction!r})), "
+            f"min(value) FILTER (WHERE upto > ceil((n - 1) * {fraction!r})) FROM ranked GROUP BY ALL"
+        )
+        width = len(keys.groups)
+        found: dict[tuple[Group, int], float] = {}
+        for row in self.db.execute(query).fetchall():
+            group = tuple(zip(rule.rule.group_by, (str(v) for v in row[:width]), strict=True))
+            events, low, high = int(row[width + 1]), float(row[width + 2]), float(row[width + 3])
+            position = (events - 1) * fraction
+            found[group, int(row[width])] = low + (high - low) * (position - math.floor(position))
+        return found
 
     def _distinct_changes(self, rule: ResolvedRule, window_buckets: int) -> dict[Group, list[tuple[int, int]]]:
         """How the distinct count changes, per group, from one window end (in buckets) to the next.
@@ -746,73 +749,6 @@ def _bucket_value(rule: ResolvedRule, window: _Buckets, start: int, end: int, sh
     if signal.aggregation is Aggregation.MIN:
         return float(min(window.column(3, start, end)))
     return float(max(window.column(4, start, end)))
-
-
-class _SlidingValues:
-    """The values of one group's events in a window of buckets that only moves forward: how many
-    events, and how many of each value (values kept sorted, for ranks)."""
-
-    def __init__(self, by_bucket: Mapping[int, list[tuple[Any, int]]]) -> None:
-        self.keys = sorted(by_bucket)
-        self.entries = [by_bucket[key] for key in self.keys]
-        self.low = self.high = 0
-        self.events = 0
-        self.counts: dict[Any, int] = {}
-        self.sorted: list[Any] = []
-        self.total = 0  # events with a value
-
-    def move_to(self, start: int, end: int) -> None:
-        high = bisect.bisect_left(self.keys, end, lo=self.high)
-        for entries in self.entries[self.high : high]:
-            self._add(entries, 1)
-        self.high = high
-        low = bisect.bisect_left(self.keys, start, lo=self.low)
-        for entries in self.entries[self.low : min(low, self.high)]:
-            self._add(entries, -1)
-        self.low = max(low, self.low)
-
-    def _add(self, entries: list[tuple[Any, int]], sign: int) -> None:
-        for value, count in entries:
-            self.events += sign * count
-            if value is None:
-                continue
-            self.total += sign * count
-            held = self.counts.get(value, 0) + sign * count
-            if held:
-                if value not in self.counts:
-                    bisect.insort(self.sorted, value)
-                self.counts[value] = held
-            else:
-                del self.counts[value]
-                del self.sorted[bisect.bisect_left(self.sorted, value)]
-
-    def quantile(self, fraction: float) -> float | None:
-        """As DuckDB's ``quantile_cont``: linear interpolation between the two nearest ranks."""
-        if not self.total:
-            return None
-        position = (self.total - 1) * fraction
-        below, above = math.floor(position), math.ceil(position)
-        low = self._at_rank(below)
-        if below == above:
-            return float(low)
-        high = self._at_rank(above)
-        return float(low + (high - low) * (position - below))
-
-    def _at_rank(self, rank: int) -> Any:
-        """The value at 0-based ``rank`` in sorted order, counted from the nearer end."""
-        if rank < self.total / 2:
-            seen = 0
-            for value in self.sorted:
-                seen += self.counts[value]
-                if seen > rank:
-                    return value
-        else:
-            seen = self.total
-            for value in reversed(self.sorted):
-                seen -= self.counts[value]
-                if seen <= rank:
-                    return value
-        raise AssertionError("rank out of range")  # pragma: no cover
 
 
 def _ceil_minute(ms: int) -> int:
