@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -389,3 +390,84 @@ def test_the_engine_never_draws_a_progress_bar(tmp_path: Path) -> None:
     engine = Engine(load_spec([MONITORS]), rules=["worker-exception"])
     (setting,) = engine.db.execute("SELECT current_setting('enable_progress_bar')").fetchone() or (None,)
     assert setting is False
+
+
+WINDOWED = """\
+  - id: latency
+    title: Latency
+    severity: high
+    filter: 'EventType == "fetch"'
+    signal: {kind: measure, field: WallTimeMs, aggregation: p95}
+    window: 4m
+    evaluation_delay: 90s
+    group_by: [ScriptName]
+    thresholds: {critical: 900}
+  - id: visitors
+    title: Visitors
+    severity: low
+    filter: 'EventType == "fetch"'
+    signal: {kind: cardinality, field: Event.Request.URL}
+    window: 3m
+    evaluation_delay: 90s
+    group_by: [ScriptName]
+    thresholds: {critical: 1000}
+"""
+
+
+def _quantile_cont(values: list[float], fraction: float) -> float:
+    """Linear interpolation between the two nearest ranks, written out."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * fraction
+    low, high = ordered[math.floor(position)], ordered[math.ceil(position)]
+    return low + (high - low) * (position - math.floor(position))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_windowed_signals_match_a_direct_computation(tmp_path: Path, seed: int) -> None:
+    """Percentiles and distinct counts per window, against sorting and counting each window's events
+    directly: random values, gaps, events without the value, two input files sharing buckets."""
+    spec = spec_with(tmp_path, WINDOWED)
+    rng = random.Random(seed)
+    events = []
+    for _ in range(600):
+        minute = rng.choice([rng.uniform(0, 12), rng.uniform(20, 30)])  # a gap in the middle
+        fields: dict[str, Any] = {"ScriptName": rng.choice(["api", "auth"]), "WallTimeMs": rng.randint(1, 2000)}
+        fields["EventType"] = rng.choice(["fetch", "fetch", "alarm"])
+        if rng.random() < 0.9:
+            fields["Event"] = {"Request": {"URL": f"/u/{rng.randint(0, 40)}"}}
+        if rng.random() < 0.1:
+            del fields["WallTimeMs"]
+        events.append(event(minute, **fields))
+    half = len(events) // 2
+    first, second = tmp_path / "a.ndjson", tmp_path / "b.ndjson"
+    write_events(events[:half], first)
+    write_events(events[half:], second)
+    engine = Engine(spec)
+    engine.load([str(first), str(second)])
+    result = engine.evaluate()
+    delay, checked = 90_000, 0
+    for rule_id, window, value_of in (
+        ("latency", 4, lambda e: e.get("WallTimeMs")),
+        ("visitors", 3, lambda e: e.get("Event", {}).get("Request", {}).get("URL")),
+    ):
+        for group, series in result.rules[rule_id].series.items():
+            script = dict(group)["ScriptName"]
+            for at_ms, value in series:
+                inside = [
+                    e
+                    for e in events
+                    if e["ScriptName"] == script
+                    and e["EventType"] == "fetch"
+                    and at_ms - delay - window * 60_000 <= e["EventTimestampMs"] < at_ms - delay
+                ]
+                present = [value_of(e) for e in inside if value_of(e) is not None]
+                if rule_id == "visitors":
+                    expected: float | None = float(len(set(present)))
+                else:
+                    expected = _quantile_cont([float(v) for v in present], 0.95) if present else None
+                if expected is None:
+                    assert value is None, (rule_id, script, at_ms)
+                else:
+                    assert value == pytest.approx(expected, rel=1e-12), (rule_id, script, at_ms)
+                checked += 1
+    assert checked > 100

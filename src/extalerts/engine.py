@@ -231,23 +231,18 @@ class _Columns:
 @dataclass(frozen=True)
 class _Keys:
     """What one rule's aggregates are keyed by: the minute bucket (aligned to its evaluation delay)
-    and its groups; for percentiles and distinct counts, also the list of the values."""
+    and its groups; for percentiles and distinct counts, also the column listing the values."""
 
     bucket: str
     groups: tuple[str, ...]
-    histogram: str | None = None
+    values: str | None = None
 
 
 @dataclass
 class _RuleAggregates:
-    rule: ResolvedRule
     keys: _Keys
     #: Aggregate columns, the count of events the filter matches first.
     names: list[str]
-
-
-#: Rows a bucketed rule reads per (bucket, group): count, matching count, value count, sum, min, max.
-_Row = tuple[int, int, int, float, float | None, float | None]
 
 
 class Engine:
@@ -349,7 +344,7 @@ class Engine:
             matches = condition(self._where(rule))
             signal = rule.rule.signal
             names = [aggregate(f"count(*) FILTER (WHERE {matches})")]
-            histogram = None
+            values = None
             if isinstance(signal, RatioSignal):
                 assert rule.ratio_match is not None
                 matching = condition(f"{matches} AND {to_duckdb(rule.ratio_match, self.field, self.columns)}")
@@ -365,9 +360,9 @@ class Engine:
                 value = self.columns(signal.field)
                 if isinstance(signal, MeasureSignal):
                     value = f"CAST({value} AS DOUBLE)"
-                histogram = aggregate(f"list({value}) FILTER (WHERE {matches} AND {value} IS NOT NULL)", "list")
-            keys = _Keys(buckets[offset_ms], tuple(groups[name] for name in rule.rule.group_by), histogram)
-            self._rule_aggregates[rule.id] = _RuleAggregates(rule, keys, names)
+                values = aggregate(f"list({value}) FILTER (WHERE {matches} AND {value} IS NOT NULL)", "list")
+            keys = _Keys(buckets[offset_ms], tuple(groups[name] for name in rule.rule.group_by), values)
+            self._rule_aggregates[rule.id] = _RuleAggregates(keys, names)
         self._key_columns = [*buckets.values(), *groups.values()]
         self._derived_sql = derived
         self._aggregates_sql = [f"{sql} AS {name}" for sql, name in aggregates.items()]
@@ -564,7 +559,7 @@ class Engine:
         return found
 
     def _values(self, rule: ResolvedRule, times: list[int]) -> dict[Group, list[tuple[int, float | None]]]:
-        if self._rule_aggregates[rule.id].keys.histogram is None:
+        if self._rule_aggregates[rule.id].keys.values is None:
             return self._bucketed(rule, times)
         return self._windowed(rule, times)
 
@@ -658,7 +653,7 @@ class Engine:
         by = "".join(f"{group}, " for group in keys.groups)
         query = (
             f"WITH bucket_values AS (SELECT {by}b, value, count(*) AS c FROM (SELECT {by}{keys.bucket} AS b, "
-            f"unnest({keys.histogram}) AS value FROM partials WHERE {keys.bucket} IS NOT NULL) GROUP BY ALL), "
+            f"unnest({keys.values}) AS value FROM partials WHERE {keys.bucket} IS NOT NULL) GROUP BY ALL), "
             f"windows AS (SELECT {by}b + k AS e, value, sum(c) AS c FROM bucket_values "
             f"CROSS JOIN range(1, {window_buckets + 1}) AS steps(k) GROUP BY ALL), "
             f"ranked AS (SELECT {by}e, value, sum(c) OVER (PARTITION BY {by}e ORDER BY value "
@@ -686,7 +681,7 @@ class Engine:
         by = f"{groups}, " if groups else ""
         query = (
             f"WITH seen AS (SELECT DISTINCT {by}{keys.bucket} AS b, value FROM (SELECT {by}{keys.bucket}, "
-            f"unnest({keys.histogram}) AS value FROM partials WHERE {keys.bucket} IS NOT NULL)), "
+            f"unnest({keys.values}) AS value FROM partials WHERE {keys.bucket} IS NOT NULL)), "
             f"spans AS (SELECT {by}b, lead(b) OVER (PARTITION BY {by}value ORDER BY b) AS next FROM seen) "
             f"SELECT {by}e, sum(d) FROM (SELECT {by}b + 1 AS e, 1 AS d FROM spans UNION ALL "
             f"SELECT {by}least(coalesce(next, b + {window_buckets}), b + {window_buckets}) + 1 AS e, -1 AS d "
