@@ -471,3 +471,86 @@ def test_windowed_signals_match_a_direct_computation(tmp_path: Path, seed: int) 
                     assert value == pytest.approx(expected, rel=1e-12), (rule_id, script, at_ms)
                 checked += 1
     assert checked > 100
+
+
+EVERY_FIELD = "".join(
+    f"""\
+  - id: r{index}
+    title: Rule {index}
+    severity: low
+    filter: '{text}'
+    signal: {{kind: count}}
+    window: 1m
+    thresholds: {{critical: 1000}}
+"""
+    for index, text in enumerate(
+        [
+            'Exceptions.Name == "TypeError"',
+            'Exceptions.Message contains "undefined"',
+            'Logs.Level in ["error", "warn"]',
+            'ScriptTags == "prod"',
+            'Event.Request.URL contains "/v1/"',
+            'Event.Request.Method == "POST" and Event.Response.Status >= 500',
+            'ScriptVersion.Tag == "v2"',
+            "not exists(Event.RayID)",
+            'DispatchNamespace == "tenants" or WallTimeMs > 100',
+            'Logs.Message contains "timeout"',
+        ]
+    )
+)
+
+
+def _shaped_event(rng: random.Random, minute: int, lowercase: bool) -> dict[str, Any]:
+    def keyed(name: str) -> str:
+        return name.lower() if lowercase and rng.random() < 0.5 else name
+
+    exceptions = [
+        {keyed("Name"): rng.choice(["TypeError", "Error"]), keyed("Message"): rng.choice(["x is undefined", "boom"])}
+        for _ in range(rng.randint(0, 2))
+    ]
+    logs = [
+        {keyed("Level"): rng.choice(["log", "error", "warn"]), keyed("Message"): [rng.choice(["ok", "db timeout"])]}
+        for _ in range(rng.randint(0, 2))
+    ]
+    request = {"URL": rng.choice(["/v1/a", "/v2/b", 7]), "Method": rng.choice(["GET", "POST"])}
+    fields: dict[str, Any] = {
+        "Exceptions": exceptions,
+        "Logs": logs,
+        "ScriptTags": rng.choice([["prod"], ["dev", "prod"], [], ["dev"]]),
+        "Event": {"Request": request, "Response": {"Status": rng.choice([200, 503, "503"])}},
+        "ScriptVersion": {"ID": "1", "Tag": rng.choice(["v1", "v2"]), "Message": ""},
+        "DispatchNamespace": rng.choice(["", "tenants"]),
+        "WallTimeMs": rng.choice([5, 500]),
+    }
+    if rng.random() < 0.5:
+        fields["Event"]["RayID"] = "abc"
+    return event(minute, **fields)
+
+
+@pytest.mark.parametrize("lowercase", [False, True], ids=["logpush-shape", "lowercase-keys"])
+def test_every_field_reads_alike_typed_and_exact(tmp_path: Path, lowercase: bool) -> None:
+    """Each kind of field, through both readings, against the reference: in the shape Logpush writes
+    both agree with it; with lowercase keys the typed reading flags the events and the exact one agrees."""
+    from extalerts.filter.duckdb import to_duckdb
+
+    spec = spec_with(tmp_path, EVERY_FIELD)
+    rng = random.Random(11)
+    events = [_shaped_event(rng, m, lowercase) for m in range(300)]
+    source = tmp_path / "events.ndjson"
+    write_events(events, source)
+    engine = Engine(spec)
+    assert engine.typed_columns() is not None
+    readings = {"typed": engine.fields_query(str(source)), "exact": engine.fields_query(str(source), exact=True)}
+    flagged = engine.db.execute(f"SELECT count(*) FROM ({readings['typed']}) WHERE _variant").fetchone()  # noqa: S608
+    assert (flagged[0] > 0 if flagged else False) is lowercase
+    for name, fields in readings.items():
+        if lowercase and name == "typed":
+            continue
+        for rule in spec.rules:
+            assert rule.filter is not None
+            sql = to_duckdb(rule.filter, engine.field, engine.columns)
+            rows = engine.db.execute(f"SELECT ts FROM ({fields}) WHERE {sql} ORDER BY ts").fetchall()  # noqa: S608
+            predicate = to_python(rule.filter, spec.catalog)
+            expected = sorted(e["EventTimestampMs"] for e in events if predicate(e))
+            assert [r[0] for r in rows] == expected, (name, rule.id)
+            assert 0 < len(expected) < len(events), rule.id
