@@ -386,10 +386,26 @@ def test_state_values_are_the_documented_names() -> None:
 
 
 def test_the_engine_never_draws_a_progress_bar(tmp_path: Path) -> None:
-    # DuckDB draws its bar on stdout, which is where `extalerts replay --output json` writes.
+    # DuckDB draws its bar on stdout, which is where `extalerts replay --output json` writes; it only
+    # tracks progress, for `load(on_progress=...)`.
     engine = Engine(load_spec([MONITORS]), rules=["worker-exception"])
-    (setting,) = engine.db.execute("SELECT current_setting('enable_progress_bar')").fetchone() or (None,)
-    assert setting is False
+    (printed,) = engine.db.execute("SELECT current_setting('enable_progress_bar_print')").fetchone() or (None,)
+    assert printed is False
+
+
+def test_load_reports_the_share_of_bytes_read(tmp_path: Path) -> None:
+    small, large = tmp_path / "a.ndjson", tmp_path / "b.ndjson"
+    write_events([event(m / 10) for m in range(100)], small)
+    write_events([event(10 + m / 10) for m in range(300)], large)
+    heard: list[float] = []
+    engine = Engine(load_spec([MONITORS]), rules=["worker-exception"])
+    engine.load([str(small), str(large)], on_progress=heard.append)
+    assert engine.events == 400
+    assert heard == sorted(heard)
+    assert heard[-1] == 1.0
+    assert all(0 < share <= 1 for share in heard)
+    first_file = small.stat().st_size / (small.stat().st_size + large.stat().st_size)
+    assert pytest.approx(first_file) in heard  # the first file done, by its bytes
 
 
 WINDOWED = """\

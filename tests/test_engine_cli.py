@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 from xml.etree import ElementTree
 
+import pytest
+
 from extalerts.engine import write_events
 from tests.conftest import MONITORS, cli_run, write
 from tests.test_engine import at, event
@@ -118,3 +120,26 @@ def test_replay_strict_stops_at_a_bad_line(tmp_path: Path) -> None:
     code, _, err = cli_run("replay", str(path), "--strict")
     assert code == 1
     assert f"{path}:2: not a Workers Trace Event" in err
+
+
+def test_replay_shows_progress_within_a_file_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from extalerts.cli import engine_commands
+    from extalerts.engine import Engine
+    from extalerts.spec import load_spec
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(engine_commands.sys, "stderr", terminal)
+    monkeypatch.setattr(engine_commands, "PROGRESS_MIN_BYTES", 0)
+    source = tmp_path / "events.ndjson"
+    write_events([{"EventTimestampMs": 1_767_225_600_000 + k, "Outcome": "ok"} for k in range(50)], source)
+    engine = Engine(load_spec([MONITORS]), rules=["worker-exception"])
+    engine_commands._load_with_progress(engine, [str(source)], strict=False)
+    assert engine.events == 50
+    assert "reading 1 file" in terminal.getvalue()
+    assert "100%" in terminal.getvalue()

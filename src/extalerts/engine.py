@@ -267,8 +267,10 @@ class Engine:
             raise EngineError(f"unknown rule(s): {', '.join(sorted(unknown))}")
         # Insertion order is not needed (events are located by time), and keeping it costs memory.
         self.db = duckdb.connect(config={"memory_limit": memory_limit, "preserve_insertion_order": False})
-        # DuckDB would draw its progress bar on stdout, into `--output json`.
-        self.db.execute("SET enable_progress_bar = false")
+        # DuckDB tracks a query's progress (read by `load`'s on_progress) but must never draw its bar:
+        # it would land on stdout, into `--output json`.
+        self.db.execute("SET enable_progress_bar = true")
+        self.db.execute("SET enable_progress_bar_print = false")
         if threads:
             self.db.execute(f"SET threads = {int(threads)}")
         self.columns = _Columns(self._column_names())
@@ -379,15 +381,47 @@ class Engine:
     # ----------------------------------------------------------------------------------- loading
 
     def load(
-        self, sources: Sequence[str], *, strict: bool = False, on_file: Callable[[str], None] | None = None
+        self,
+        sources: Sequence[str],
+        *,
+        strict: bool = False,
+        on_file: Callable[[str], None] | None = None,
+        on_progress: Callable[[float], None] | None = None,
     ) -> None:
         """Read every source. Bad lines are counted and reported by file and line; with ``strict``
-        the first file holding one is an error."""
+        the first file holding one is an error. ``on_progress`` hears the share of the input's bytes
+        read so far (0 to 1), several times a second, within large files too."""
         files = expand_sources(sources)
         if any(f.startswith("s3://") for f in files) and not self.db.filesystem_is_registered("s3"):
             self.db.register_filesystem(_s3_filesystem())
-        for file in files:
-            self._load_file(file, strict)
+        if on_progress is None:
+            for file in files:
+                self._load_file(file, strict)
+                if on_file is not None:
+                    on_file(file)
+            return
+        import threading
+
+        sizes = [_size(file) for file in files]
+        total, done, reported = max(sum(sizes), 1), 0, 0.0
+        lock = threading.Lock()  # heard from the watching thread and from this one
+
+        def report(share: float) -> None:
+            nonlocal reported
+            with lock:
+                if share > reported:  # a file read again the exact way starts its query over
+                    reported = share
+                    on_progress(share)
+
+        for file, size in zip(files, sizes, strict=True):
+
+            def within(query_share: float, before: int = done, size: int = size) -> None:
+                report((before + query_share * size) / total)
+
+            with _Progress(self.db, within):
+                self._load_file(file, strict)
+            done += size
+            report(done / total)
             if on_file is not None:
                 on_file(file)
 
@@ -744,6 +778,39 @@ def _bucket_value(rule: ResolvedRule, window: _Buckets, start: int, end: int, sh
     if signal.aggregation is Aggregation.MIN:
         return float(min(window.column(3, start, end)))
     return float(max(window.column(4, start, end)))
+
+
+def _size(file: str) -> int:
+    if file.startswith("s3://"):
+        return int(_s3_filesystem().size(file.removeprefix("s3://")))
+    return Path(file).stat().st_size
+
+
+class _Progress:
+    """Reports the running query's progress (a share from 0 to 1) from a thread while it runs."""
+
+    INTERVAL_S = 0.2
+
+    def __init__(self, db: Any, report: Callable[[float], None]) -> None:
+        import threading
+
+        self.db, self.report = db, report
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="extalerts-progress", daemon=True)
+
+    def __enter__(self) -> _Progress:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def _watch(self) -> None:
+        while not self.stopped.wait(self.INTERVAL_S):
+            percent = self.db.query_progress()
+            if percent >= 0:  # -1: no query running
+                self.report(min(percent, 100.0) / 100)
 
 
 def _ceil_minute(ms: int) -> int:

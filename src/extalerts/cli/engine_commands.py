@@ -199,15 +199,28 @@ def replay_command(
             click.echo(f"report: {report}")
 
 
+#: Below this much input, and with fewer files than this, replay reads without a progress bar.
+PROGRESS_MIN_BYTES = 64 * 1024 * 1024
+PROGRESS_MIN_FILES = 3
+PROGRESS_STEPS = 1000
+
+
 def _load_with_progress(engine: Any, sources: list[str], strict: bool) -> None:
     from extalerts.engine import expand_sources
 
     files = expand_sources(sources)
-    if len(files) < 3 or not sys.stderr.isatty():
+    local = [f for f in files if not f.startswith("s3://")]
+    small = sum(Path(f).stat().st_size for f in local) < PROGRESS_MIN_BYTES and len(local) == len(files)
+    if not sys.stderr.isatty() or (small and len(files) < PROGRESS_MIN_FILES):
         engine.load(files, strict=strict)
         return
-    with click.progressbar(length=len(files), label="reading", file=sys.stderr, show_pos=True) as bar:
-        engine.load(files, strict=strict, on_file=lambda _: bar.update(1))
+    label = f"reading {len(files)} file{'s' if len(files) != 1 else ''}"
+    with click.progressbar(length=PROGRESS_STEPS, label=label, file=sys.stderr, show_percent=True) as bar:
+
+        def advance(share: float) -> None:
+            bar.update(round(share * PROGRESS_STEPS) - bar.pos)
+
+        engine.load(files, strict=strict, on_progress=advance)
 
 
 def _when(ms: int | None) -> str:
