@@ -393,19 +393,28 @@ def test_the_engine_never_draws_a_progress_bar(tmp_path: Path) -> None:
     assert printed is False
 
 
-def test_load_reports_the_share_of_bytes_read(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch_files", [256, 1])
+def test_load_reports_the_share_of_bytes_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_files: int
+) -> None:
+    import extalerts.engine
+
+    monkeypatch.setattr(extalerts.engine, "BATCH_FILES", batch_files)
     small, large = tmp_path / "a.ndjson", tmp_path / "b.ndjson"
     write_events([event(m / 10) for m in range(100)], small)
     write_events([event(10 + m / 10) for m in range(300)], large)
     heard: list[float] = []
+    read: list[str] = []
     engine = Engine(load_spec([MONITORS]), rules=["worker-exception"])
-    engine.load([str(small), str(large)], on_progress=heard.append)
+    engine.load([str(small), str(large)], on_progress=heard.append, on_file=read.append)
     assert engine.events == 400
+    assert read == [str(small), str(large)]
     assert heard == sorted(heard)
     assert heard[-1] == 1.0
     assert all(0 < share <= 1 for share in heard)
     first_file = small.stat().st_size / (small.stat().st_size + large.stat().st_size)
-    assert pytest.approx(first_file) in heard  # the first file done, by its bytes
+    # Read one at a time, the first file's end is heard by its bytes; read together, only the end.
+    assert (pytest.approx(first_file) in heard) is (batch_files == 1)
 
 
 WINDOWED = """\
@@ -570,3 +579,49 @@ def test_every_field_reads_alike_typed_and_exact(tmp_path: Path, lowercase: bool
             expected = sorted(e["EventTimestampMs"] for e in events if predicate(e))
             assert [r[0] for r in rows] == expected, (name, rule.id)
             assert 0 < len(expected) < len(events), rule.id
+
+
+def _outcome(engine: Engine) -> tuple[Any, ...]:
+    result = engine.evaluate()
+    rules = {rule_id: (rule.transitions, rule.series) for rule_id, rule in result.rules.items()}
+    return rules, result.events, [str(b) for b in result.bad_lines], result.bad_line_count
+
+
+def test_a_batch_of_files_reads_as_each_file_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One query over several files: bad lines are placed in their own file, a file in shapes the typed
+    columns cannot hold is read again the exact way alone, and the outcome is that of file by file."""
+    import extalerts.engine
+
+    spec = load_spec([MONITORS])
+    rng = random.Random(5)
+    plain = tmp_path / "a.ndjson.gz"
+    with gzip.open(plain, "wt") as out:
+        out.write("\n".join(json.dumps(_random_event(rng, m)) for m in range(60)) + "\n")
+    lowercase = tmp_path / "b.ndjson"
+    flood = [event(30 + k / 20, Logs=[{"level": "log", "message": ["ERROR_CODE_INVALID_URL /x"]}]) for k in range(200)]
+    write_events(flood, lowercase)
+    broken = tmp_path / "c.ndjson"
+    broken.write_text(json.dumps(event(61)) + "\n{broken\n" + json.dumps(event(62)) + "\n")
+    files = [str(plain), str(lowercase), str(broken)]
+
+    together = Engine(spec)
+    together.load(files)
+    assert together.exact_reads == 1
+    assert [str(b) for b in together.bad_lines] == [
+        f"{broken}:2: not a Workers Trace Event (bad JSON or no EventTimestampMs)"
+    ]
+    assert together.evaluate().rules["invalid-url-flood"].intervals()
+
+    monkeypatch.setattr(extalerts.engine, "BATCH_FILES", 1)
+    alone = Engine(spec)
+    alone.load(files)
+    assert _outcome(together) == _outcome(alone)
+
+
+def test_an_unreadable_file_in_a_batch_is_named(tmp_path: Path) -> None:
+    good = tmp_path / "a.ndjson"
+    write_events([event(0)], good)
+    corrupt = tmp_path / "b.ndjson.gz"
+    corrupt.write_bytes(b"\x1f\x8b\x08\x00not really gzip")
+    with pytest.raises(EngineError, match=r"b\.ndjson\.gz: cannot read"):
+        Engine(load_spec([MONITORS]), rules=["worker-exception"]).load([str(good), str(corrupt)])

@@ -20,6 +20,7 @@ windows, the thresholds and the state machines then run in Python over the small
 from __future__ import annotations
 
 import bisect
+import contextlib
 import glob
 import gzip
 import io
@@ -370,12 +371,11 @@ class Engine:
         self._aggregates_sql = [f"{sql} AS {name}" for sql, name in aggregates.items()]
 
     def _aggregation(self, fields_sql: str) -> str:
-        if not self._key_columns:  # no rules: only the totals
-            return f"SELECT {', '.join(self._aggregates_sql)} FROM ({fields_sql})"
-        keys = ", ".join(self._key_columns)
+        keys = ", ".join(["_file", *self._key_columns])
+        derived = "".join(f", {sql}" for sql in self._derived_sql)
         return (
             f"SELECT {keys}, {', '.join(self._aggregates_sql)} "
-            f"FROM (SELECT *, {', '.join(self._derived_sql)} FROM ({fields_sql})) GROUP BY {keys}"
+            f"FROM (SELECT *{derived} FROM ({fields_sql})) GROUP BY {keys}"
         )
 
     # ----------------------------------------------------------------------------------- loading
@@ -389,55 +389,57 @@ class Engine:
         on_progress: Callable[[float], None] | None = None,
     ) -> None:
         """Read every source. Bad lines are counted and reported by file and line; with ``strict``
-        the first file holding one is an error. ``on_progress`` hears the share of the input's bytes
-        read so far (0 to 1), several times a second, within large files too."""
+        the first file holding one is an error. ``on_progress`` hears the share of the input read so
+        far (0 to 1; by bytes, or by files for ``s3://``), several times a second, within large files too.
+
+        Files are read in batches, one query each: DuckDB reads a batch's files in parallel, which
+        matters for Logpush archives of many small gzip files (each one is a single stream)."""
         files = expand_sources(sources)
         if any(f.startswith("s3://") for f in files) and not self.db.filesystem_is_registered("s3"):
             self.db.register_filesystem(_s3_filesystem())
-        if on_progress is None:
-            for file in files:
-                self._load_file(file, strict)
-                if on_file is not None:
-                    on_file(file)
-            return
+        local = not any(f.startswith("s3://") for f in files)
+        sizes = [_size(file) if local else 1 for file in files]
+        batches = _batches(list(zip(files, sizes, strict=True)))
         import threading
 
-        sizes = [_size(file) for file in files]
         total, done, reported = max(sum(sizes), 1), 0, 0.0
         lock = threading.Lock()  # heard from the watching thread and from this one
 
         def report(share: float) -> None:
             nonlocal reported
             with lock:
-                if share > reported:  # a file read again the exact way starts its query over
+                if on_progress is not None and share > reported:  # a batch read again restarts its query
                     reported = share
                     on_progress(share)
 
-        for file, size in zip(files, sizes, strict=True):
+        for batch in batches:
+            size = sum(size for _, size in batch)
 
             def within(query_share: float, before: int = done, size: int = size) -> None:
                 report((before + query_share * size) / total)
 
-            with _Progress(self.db, within):
-                self._load_file(file, strict)
+            with _Progress(self.db, within) if on_progress is not None else contextlib.nullcontext():
+                self._load_batch([file for file, _ in batch], strict)
             done += size
             report(done / total)
-            if on_file is not None:
-                on_file(file)
+            for file, _ in batch:
+                if on_file is not None:
+                    on_file(file)
 
     def load_events(self, events: Iterable[Mapping[str, Any]], *, strict: bool = True) -> None:
         """Evaluate over events given as dicts (written to a temporary NDJSON file and read like any other)."""
         with tempfile.TemporaryDirectory() as directory:
             path = Path(directory) / "events.ndjson"
             write_events(events, path)
-            self._load_file(str(path), strict=strict)
+            self._load_batch([str(path)], strict=strict)
 
-    def _read_json(self, file: str, columns: Mapping[str, str] | None = None) -> str:
+    def _read_json(self, files: str | Sequence[str], columns: Mapping[str, str] | None = None) -> str:
         columns = columns or {**SCALAR_COLUMNS, **dict.fromkeys(JSON_COLUMNS, "JSON")}
         spec = ", ".join(f"{quote_identifier(k)}: '{v}'" for k, v in columns.items())
-        escaped = file.replace("'", "''")
+        names = [files] if isinstance(files, str) else list(files)
+        listed = "[" + ", ".join("'" + name.replace("'", "''") + "'" for name in names) + "]"
         return (
-            f"read_json('{escaped}', format='newline_delimited', ignore_errors=true, "
+            f"read_json({listed}, format='newline_delimited', ignore_errors=true, "
             f"maximum_object_size=16777216, columns={{{spec}}})"
         )
 
@@ -445,43 +447,61 @@ class Engine:
         """The ``read_json`` columns of the fast reading (None: the rules need the exact one)."""
         return typed_columns([self.field(name) for name in self.columns.names])
 
-    def fields_query(self, file: str, *, exact: bool = False) -> str:
-        """The events of ``file`` as rows of ``ts``, each field's column, and ``_variant``."""
+    def fields_query(self, files: str | Sequence[str], *, exact: bool = False, file_number: str = "file_index") -> str:
+        """The events of ``files`` as rows of ``ts``, each field's column, ``_variant``, and ``_file``
+        (by default the file's position in ``files``)."""
         fields = [(self.field(name), column) for name, column in self.columns.names.items()]
         typed = None if exact else self.typed_columns()
+        scan = self._read_json(files) if typed is None else self._read_json(files, typed)
+        scan = f"(SELECT *, {file_number} AS _file FROM {scan})"
         if typed is None:
-            return select_fields(fields, self._read_json(file))
-        return select_typed_fields(fields, self._read_json(file, typed))
+            return select_fields(fields, scan, carry=("_file",))
+        return select_typed_fields(fields, scan, carry=("_file",))
 
-    def _load_file(self, file: str, strict: bool) -> None:
-        # One parallel scan, aggregated as it goes; a line that is not an event arrives as a row
-        # without a timestamp, counted apart.
-        self._stage(self.fields_query(file), file)
-        rows, events, variants = self._staged_totals()
-        if variants:
+    def _load_batch(self, files: Sequence[str], strict: bool) -> None:
+        # One parallel scan of the batch, aggregated as it goes, per input file too; a line that is
+        # not an event arrives as a row without a timestamp, counted apart.
+        try:
+            self._stage(self.fields_query(files), files)
+        except EngineError:
+            if len(files) == 1:
+                raise
+            for file in files:  # file by file, so that an error names its file
+                self._load_batch([file], strict)
+            return
+        totals = self._staged_totals()
+        for number in sorted(n for n, (_, _, variants) in totals.items() if variants):
+            # Shapes the typed columns cannot hold: this file's rows are read again the exact way.
             self.exact_reads += 1
-            self._stage(self.fields_query(file, exact=True), file)
-            rows, events, _ = self._staged_totals()
+            self.db.execute(f"DELETE FROM staged WHERE _file = {number}")
+            exact = self.fields_query(files[number], exact=True, file_number=str(number))
+            self._stage(exact, [files[number]], into_staged=True)
+        totals = self._staged_totals()
         if self._loaded:
             self.db.execute("INSERT INTO partials SELECT * FROM staged")
         else:
             self.db.execute("CREATE OR REPLACE TEMP TABLE partials AS SELECT * FROM staged")
             self._loaded = True
-        self.events += events
-        if rows > events:
-            self._locate_bad_lines(file, rows - events, strict)
+        for number, file in enumerate(files):
+            rows, events, _ = totals.get(number, (0, 0, 0))
+            self.events += events
+            if rows > events:
+                self._locate_bad_lines(file, rows - events, strict)
 
-    def _stage(self, fields_sql: str, file: str) -> None:
+    def _stage(self, fields_sql: str, files: Sequence[str], *, into_staged: bool = False) -> None:
+        statement = "INSERT INTO staged" if into_staged else "CREATE OR REPLACE TEMP TABLE staged AS"
         try:
-            self.db.execute(f"CREATE OR REPLACE TEMP TABLE staged AS {self._aggregation(fields_sql)}")
-        except Exception as exc:  # duckdb raises its own exception types for I/O and decoding
-            raise EngineError(f"{file}: cannot read: {str(exc).splitlines()[0]}") from None
+            self.db.execute(f"{statement} {self._aggregation(fields_sql)}")
+        except Exception as exc:  # duckdb raises its own exception types for I/O, decoding and memory
+            where = files[0] if len(files) == 1 else f"{files[0]} (and {len(files) - 1} more)"
+            raise EngineError(f"{where}: cannot read: {str(exc).splitlines()[0]}") from None
 
-    def _staged_totals(self) -> tuple[int, int, int]:
-        row = self.db.execute("SELECT sum(_rows), sum(_events), sum(_variants) FROM staged").fetchone()
-        if row is None or row[0] is None:
-            return 0, 0, 0
-        return int(row[0]), int(row[1]), int(row[2])
+    def _staged_totals(self) -> dict[int, tuple[int, int, int]]:
+        """Per input file of the batch: rows read, events among them, rows the typed columns cannot hold."""
+        rows = self.db.execute(
+            "SELECT _file, sum(_rows), sum(_events), sum(_variants) FROM staged GROUP BY _file"
+        ).fetchall()
+        return {int(row[0]): (int(row[1]), int(row[2]), int(row[3])) for row in rows}
 
     def _locate_bad_lines(self, file: str, bad: int, strict: bool) -> None:
         """A second, narrow scan — only when a file has bad lines — numbering records to find them."""
@@ -780,9 +800,22 @@ def _bucket_value(rule: ResolvedRule, window: _Buckets, start: int, end: int, sh
     return float(max(window.column(4, start, end)))
 
 
+#: A batch of input files read by one query: at most this many files, and this many bytes unless one
+#: file alone is larger.
+BATCH_FILES = 256
+BATCH_BYTES = 2 * 1024**3
+
+
+def _batches(files: Sequence[tuple[str, int]]) -> list[list[tuple[str, int]]]:
+    batches: list[list[tuple[str, int]]] = []
+    for file, size in files:
+        if not batches or len(batches[-1]) >= BATCH_FILES or sum(s for _, s in batches[-1]) + size > BATCH_BYTES:
+            batches.append([])
+        batches[-1].append((file, size))
+    return batches
+
+
 def _size(file: str) -> int:
-    if file.startswith("s3://"):
-        return int(_s3_filesystem().size(file.removeprefix("s3://")))
     return Path(file).stat().st_size
 
 

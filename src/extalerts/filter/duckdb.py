@@ -83,10 +83,10 @@ def _typed(text_sql: str, json_sql: str, field_type: FieldType) -> str:
     return f"CASE WHEN json_type({json_sql}) = 'VARCHAR' THEN {text_sql} END"
 
 
-def select_fields(fields: Sequence[tuple[Field, str]], scan: str) -> str:
-    """``SELECT`` of the event time as ``ts``, each field as its column, and ``_variant`` (false), from
-    ``scan`` reading :data:`SCALAR_COLUMNS` and :data:`JSON_COLUMNS`. This is the exact reading: it
-    accepts every casing and shape the reference semantics accept.
+def select_fields(fields: Sequence[tuple[Field, str]], scan: str, carry: Sequence[str] = ()) -> str:
+    """``SELECT`` of the event time as ``ts``, each field as its column, ``_variant`` (false), and the
+    ``carry`` columns, from ``scan`` reading :data:`SCALAR_COLUMNS` and :data:`JSON_COLUMNS`. This is
+    the exact reading: it accepts every casing and shape the reference semantics accept.
 
     Built in layers, so the costly parts run once per event whatever the number of fields: the
     messages, then the structured line found among them, then one parse of that line for every
@@ -106,7 +106,12 @@ def select_fields(fields: Sequence[tuple[Field, str]], scan: str) -> str:
         else:
             expression = _event_field(field)
         computed.append(f", {expression} AS {column}")
-    return f'SELECT "EventTimestampMs" AS ts{"".join(computed)}, false AS _variant FROM {scan}'
+    return f'SELECT "EventTimestampMs" AS ts{"".join(computed)}, false AS _variant{_carried(carry)} FROM {scan}'
+
+
+def _carried(columns: Sequence[str]) -> str:
+    """Columns of the scan passed through unchanged (the engine's input file number)."""
+    return "".join(f", {column}" for column in columns)
 
 
 def _line_values(derived: Sequence[Field]) -> str:
@@ -180,7 +185,7 @@ def _struct_type(tree: dict[str, Any]) -> str:
     return "STRUCT(" + ", ".join(members) + ")"
 
 
-def select_typed_fields(fields: Sequence[tuple[Field, str]], scan: str) -> str:
+def select_typed_fields(fields: Sequence[tuple[Field, str]], scan: str, carry: Sequence[str] = ()) -> str:
     """As :func:`select_fields`, from ``scan`` reading :func:`typed_columns`. ``_variant`` is true for
     an event those columns cannot hold exactly (a lowercase key, a message that is one string rather
     than an array, an entry without the key): such input is read again the exact way."""
@@ -229,7 +234,7 @@ def select_typed_fields(fields: Sequence[tuple[Field, str]], scan: str) -> str:
             expression = quote_identifier(path[0])
         computed.append(f", {expression} AS {column}")
     variant = " OR ".join(variants) or "false"
-    return f'SELECT "EventTimestampMs" AS ts{"".join(computed)}, {variant} AS _variant FROM {scan}'
+    return f'SELECT "EventTimestampMs" AS ts{"".join(computed)}, {variant} AS _variant{_carried(carry)} FROM {scan}'
 
 
 def _entries(name: str, key: str) -> str:
