@@ -81,7 +81,7 @@ schema: $(STAMP)
 	$(BIN)/extalerts schema > schema/spec-v1.json
 
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
