@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from extalerts.emulators.base import Faults
+from extalerts.emulators.base import LATE, Faults
 from extalerts.emulators.datadog import DatadogEmulator
 from extalerts.errors import ApiError, ExtalertsError
 from extalerts.plan import Guards, SafetyError, apply_plan, check_guards, compute_plan
@@ -410,3 +411,22 @@ def test_keys_never_appear_in_anything_produced(
     assert API_KEY not in everything
     assert APP_KEY not in everything
     assert "applied:" in everything  # the scan did see real output
+
+
+def test_a_create_that_lands_after_its_repeat_leaves_no_duplicate(emulator: DatadogEmulator) -> None:
+    """The first create is handled only after the client timed out, looked the rule up (nothing yet)
+    and created it again: two monitors for one rule, until the provider settles it."""
+    spec = load_spec([MONITORS])
+    provider = provider_for(emulator, timeout=0.1)
+    desired = [r for r in provider.desired(spec) if r.key == "worker-exception"]
+    plan_ = compute_plan(provider, desired, provider.fetch(), prune=False)
+    emulator.set_faults(Faults(rate=1.0, kinds=(LATE,), slow_seconds=0.15, only="POST /api/v1/monitor", limit=1))
+    assert apply_plan(plan_, provider).ok
+    assert emulator.faults_injected[LATE] == 1
+    deadline = time.monotonic() + 5
+    while len([r for r in emulator.requests if r[:2] == ("POST", "/api/v1/monitor")]) < 2:
+        assert time.monotonic() < deadline, "the late create never landed"
+        time.sleep(0.01)  # the late one and its repeat: both land
+    assert len(emulator.monitors()) == 1
+    final = compute_plan(provider, desired, provider.fetch(), prune=True)
+    assert not final.has_changes, final.counts()

@@ -105,6 +105,7 @@ class Retrier:
         classify: Callable[[str, Exception], Verdict | None],
         *,
         recover: Callable[[], T | None] | None = None,
+        settle: Callable[[T], None] | None = None,
     ) -> T:
         """Run ``request`` until it succeeds, fails for good, or runs out of attempts.
 
@@ -112,14 +113,22 @@ class Retrier:
         ``recover`` makes a non-idempotent request safe: after an ambiguous failure it is asked
         whether the work was done after all (e.g. the created object exists), and its answer is
         returned instead of repeating the request.
+
+        ``settle`` is called with the result when an attempt's outcome was ambiguous: a request the
+        server had not yet handled when ``recover`` looked can still land after the repeat, so the
+        work may have been done twice (e.g. two monitors for one rule); ``settle`` undoes the extra.
         """
         attempt = 0
+        ambiguous = False
         while True:
             attempt += 1
             with self._lock:
                 self.calls[operation] += 1
             try:
-                return request()
+                result = request()
+                if ambiguous and settle is not None:
+                    settle(result)
+                return result
             except Exception as exc:
                 verdict = classify(operation, exc)
                 if verdict is None:
@@ -129,7 +138,10 @@ class Retrier:
             with self._lock:
                 wait = self.policy.delay(attempt, verdict.failure, verdict.reset_after, self._rng)
             self.sleep(wait)
-            if verdict.failure is Failure.AMBIGUOUS and recover is not None:
-                found = recover()
+            if verdict.failure is Failure.AMBIGUOUS:
+                ambiguous = True
+                found = recover() if recover is not None else None
                 if found is not None:
+                    if settle is not None:
+                        settle(found)
                     return found

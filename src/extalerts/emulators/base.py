@@ -13,6 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 FAULT_KINDS = ("429", "500", "lost", "slow")
+#: Drawn only when asked for (Datadog emulator): the request waits ``slow_seconds`` before it is
+#: handled, so the client times out and the write lands after it gave up, as a queued request does.
+LATE = "late"
 
 
 @dataclass
@@ -22,12 +25,16 @@ class Faults:
     rate: float = 0.0
     kinds: tuple[str, ...] = FAULT_KINDS
     seed: int = 0
-    #: How long a "slow" answer takes (choose more than the client's timeout to make it time out).
+    #: How long a "slow" answer (or a "late" request) takes; more than the client's timeout times it out.
     slow_seconds: float = 1.0
     #: Value of X-RateLimit-Reset on a 429, in seconds.
     rate_limit_reset: int = 1
     #: Added to every request, to model a remote API.
     latency: float = 0.0
+    #: Only requests to this route ("METHOD /path", as the emulator counts calls) draw faults.
+    only: str | None = None
+    #: No more faults once this many were injected.
+    limit: int | None = None
 
 
 class LoopbackServer:
@@ -122,7 +129,11 @@ class EmulatorServer(LoopbackServer):
             self.faults = faults
             self._rng = random.Random(faults.seed)
 
-    def _draw_fault(self) -> str | None:
+    def _draw_fault(self, route: str | None = None) -> str | None:
+        if self.faults.only is not None and route != self.faults.only:
+            return None
+        if self.faults.limit is not None and sum(self.faults_injected.values()) >= self.faults.limit:
+            return None
         if self.faults.rate <= 0 or self._rng.random() >= self.faults.rate:
             return None
         return self._rng.choice(self.faults.kinds)

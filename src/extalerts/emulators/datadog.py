@@ -3,8 +3,9 @@
 It answers like the real API as documented: key headers are checked (403 without them), bodies are
 checked against the ``datadog-api-client`` models and the query grammar (``400 {"errors": […]}``),
 the server fills in its defaults on create, lists page with ``page``/``page_size`` and filter by
-``monitor_tags``. It can inject faults — 429 with ``X-RateLimit-*`` headers, 500, slow answers, and
-answers lost after the write was committed — and counts every call, for tests and benchmarks.
+``monitor_tags``. It can inject faults — 429 with ``X-RateLimit-*`` headers, 500, slow answers,
+answers lost after the write was committed, and (asked for alone) requests handled only after the
+client gave up — and counts every call, for tests and benchmarks.
 
 Endpoints: ``/api/v1/monitor`` (create, list, get, update, delete, validate; ``group_states`` on get),
 ``/api/v2/logs/config/metrics`` and ``/api/v1/logs/config/pipelines`` (CRUD), the logs intake
@@ -27,7 +28,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from extalerts.emulators.base import EmulatorServer, Faults
+from extalerts.emulators.base import LATE, EmulatorServer, Faults
 from extalerts.render.datadog import _model_problems
 from extalerts.render.datadog_query import QueryError, parse_monitor_query
 
@@ -227,7 +228,7 @@ class DatadogEmulator(EmulatorServer):
         route = f"{method} {pattern.pattern.strip('^$')}"
         with self._lock:
             self.calls[route] += 1
-            fault = self._draw_fault()
+            fault = self._draw_fault(route)
         intake = url.path == "/api/v2/logs"
         if not self._authorised(request, api_key_only=intake):
             self._send(request, 403, _INTAKE_FORBIDDEN if intake else {"errors": ["Forbidden"]})
@@ -248,6 +249,9 @@ class DatadogEmulator(EmulatorServer):
             self.faults_injected[fault] += 1
             self._send(request, 500, {"errors": ["Internal Server Error"]})
             return
+        if fault == LATE:
+            self.faults_injected[fault] += 1
+            time.sleep(self.faults.slow_seconds)  # handled only after the client gave up
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         try:
             if intake and request.headers.get("Content-Encoding") == "gzip":

@@ -39,6 +39,8 @@ LOGS_PIPELINE = "logs_pipeline"
 METRIC_PREFIX = "extalerts."
 PIPELINE_PREFIX = "extalerts:"
 PAGE_SIZE = 1000
+#: The longest wait for a create that may land after its repeat (see DatadogProvider._late_duplicates).
+LATE_WRITE_WAIT_S = 1.0
 
 #: Datadog sites and their API hosts (``DD_SITE``).
 SITES = {
@@ -155,9 +157,10 @@ class DatadogApi(ProviderApi[DatadogSettings]):
         request: Callable[[Any], T],
         *,
         recover: Callable[[], T | None] | None = None,
+        settle: Callable[[T], None] | None = None,
     ) -> T:
         """Run ``request(api_client)`` with retries; see :meth:`extalerts.retry.Retrier.call`."""
-        return self.retrier.call(operation, lambda: request(self.client()), _classify, recover=recover)
+        return self.retrier.call(operation, lambda: request(self.client()), _classify, recover=recover, settle=settle)
 
 
 def _classify(operation: str, exc: Exception) -> Verdict | None:
@@ -381,10 +384,22 @@ class DatadogProvider:
             existing = self.fetch_monitors(change.key)
             return existing[0] if existing else None
 
-        created = self.api.call("create monitor", create, recover=recover)
+        def settle(kept: Resource) -> None:
+            for extra in self._late_duplicates(kept, lambda: self.fetch_monitors(change.key)):
+                self._delete_monitor(Change(Action.DELETE, MONITOR, change.key, None, extra))
+
+        created = self.api.call("create monitor", create, recover=recover, settle=settle)
         if self.normalise(created) != self.normalise(change.desired):
             # Our create landed before its answer was lost, and differs (someone edited it since): update.
             self._update_monitor(Change(Action.UPDATE, MONITOR, change.key, change.desired, created))
+
+    def _late_duplicates(self, kept: Resource, ours: Callable[[], list[Resource]]) -> list[Resource]:
+        """After a create whose first answer was lost: that first request may land late, after our
+        lookup and repeat. Give it twice the client's timeout (at most a second), then list what now
+        exists for the key: every copy but the one kept is a duplicate of our own making. One landing
+        later still shows in the next plan, and `push --prune` removes it."""
+        self.api.retrier.sleep(min(2 * self.api.settings.timeout, LATE_WRITE_WAIT_S))
+        return [resource for resource in ours() if resource.live_id != kept.live_id]
 
     def _update_monitor(self, change: Change) -> None:
         from datadog_api_client.v1.api.monitors_api import MonitorsApi
@@ -464,10 +479,17 @@ class DatadogProvider:
             created = _plain(LogsPipelinesApi(client).create_logs_pipeline(LogsPipeline(**body)))
             return Resource(LOGS_PIPELINE, change.key, created, live_id=str(created["id"]), phase=0)
 
-        def recover() -> Resource | None:
-            return next((p for p in self.fetch_pipelines() if p.key == change.key), None)
+        def ours() -> list[Resource]:
+            return [p for p in self.fetch_pipelines() if p.key == change.key]
 
-        created = self.api.call("create log pipeline", create, recover=recover)
+        def recover() -> Resource | None:
+            return next(iter(ours()), None)
+
+        def settle(kept: Resource) -> None:
+            for extra in self._late_duplicates(kept, ours):
+                self._delete_pipeline(Change(Action.DELETE, LOGS_PIPELINE, change.key, None, extra))
+
+        created = self.api.call("create log pipeline", create, recover=recover, settle=settle)
         if self.normalise(created) != self.normalise(change.desired):
             self._update_pipeline(Change(Action.UPDATE, LOGS_PIPELINE, change.key, change.desired, created))
 
