@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from extalerts.emulators.base import Faults
+from extalerts.emulators.base import LATE, Faults
 from extalerts.emulators.cloudflare import CloudflareEmulator
 from extalerts.plan import apply_plan, compute_plan
 from extalerts.providers.cloudflare_api import CloudflareApi, CloudflareSettings
@@ -164,6 +165,26 @@ def test_pushes_converge_under_faults(seed: int, emulator: CloudflareEmulator, m
         "extalerts-workers-to-datadog",
         "extalerts-workers-to-splunk",
     ]
+
+
+def test_a_create_that_lands_after_its_repeat_leaves_one_job(
+    emulator: CloudflareEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two jobs for one name would ship every event twice: the late first create is settled."""
+    monkeypatch.setenv("DD_API_KEY", DD_KEY)
+    monkeypatch.setenv("SPLUNK_HEC_TOKEN", HEC_TOKEN)
+    provider = LogpushProvider(CloudflareApi(CloudflareSettings(ACCOUNT, CF_TOKEN, emulator.url, timeout=0.1), FAST))
+    desired = [r for r in provider.desired(load_spec([MONITORS])) if r.key == "extalerts-workers-to-datadog"]
+    plan_ = compute_plan(provider, desired, provider.fetch(), prune=False)
+    route = f"POST /client/v4/accounts/{ACCOUNT}/logpush/jobs"
+    emulator.set_faults(Faults(rate=1.0, kinds=(LATE,), slow_seconds=0.15, only=route, limit=1))
+    assert apply_plan(plan_, provider).ok
+    assert emulator.faults_injected[LATE] == 1
+    deadline = time.monotonic() + 5
+    while len([r for r in emulator.requests if r[:2] == ("POST", route.split(" ")[1])]) < 2:
+        assert time.monotonic() < deadline, "the late create never landed"
+        time.sleep(0.01)  # the late one and its repeat: both land
+    assert [job["name"] for job in emulator.jobs()] == ["extalerts-workers-to-datadog"]
 
 
 def test_doctor(env: str, spec_dir: Path, emulator: CloudflareEmulator) -> None:

@@ -18,6 +18,11 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+#: The longest a provider waits, after an ambiguous create, for a first request that may land after
+#: its repeat (the ``settle`` step of :meth:`Retrier.call`).
+LATE_WRITE_WAIT_S = 1.0
+
+
 class Failure(Enum):
     """What went wrong with one attempt, as far as retrying is concerned."""
 

@@ -79,7 +79,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from extalerts.emulators.base import EmulatorServer, Faults
+from extalerts.emulators.base import LATE, EmulatorServer, Faults
 
 API_PREFIX = "/client/v4"
 #: Jobs per account; the docs give 4 per zone and no account figure, so 4 per scope is the safe reading.
@@ -766,7 +766,7 @@ class CloudflareEmulator(EmulatorServer):
         found = self._find_route(request.command, url.path)
         with self._lock:
             self.calls[found[0].name if found else "unrouted"] += 1
-            fault = self._draw_fault() if found else None
+            fault = self._draw_fault(f"{request.command} {url.path}") if found else None
         if not self._authorised(request) or (found and found[1].get("account", self.account_id) != self.account_id):
             self._answer(request, url.path, body, 403, envelope(None, [self._auth_error()]))
             return
@@ -792,6 +792,10 @@ class CloudflareEmulator(EmulatorServer):
         if malformed:
             self._answer(request, url.path, body, 400, envelope(None, [self._malformed()]))
             return
+        if fault == LATE:
+            with self._lock:
+                self.faults_injected[fault] += 1
+            time.sleep(self.faults.slow_seconds)  # handled only after the client gave up
         route, groups = found
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         status, headers = 200, {}

@@ -64,8 +64,15 @@ class CloudflareApi(ProviderApi[CloudflareSettings]):
                 self._client = Cloudflare(api_token=self.settings.api_token, api_email=None, api_key=None, **options)
             return self._client
 
-    def call(self, operation: str, request: Callable[[Any], T], *, recover: Callable[[], T | None] | None = None) -> T:
-        return self.retrier.call(operation, lambda: request(self.client()), _classify, recover=recover)
+    def call(
+        self,
+        operation: str,
+        request: Callable[[Any], T],
+        *,
+        recover: Callable[[], T | None] | None = None,
+        settle: Callable[[T], None] | None = None,
+    ) -> T:
+        return self.retrier.call(operation, lambda: request(self.client()), _classify, recover=recover, settle=settle)
 
 
 def _classify(operation: str, exc: Exception) -> Verdict | None:

@@ -27,7 +27,7 @@ from extalerts.providers.base import Action, Change, Resource
 from extalerts.redact import redact
 from extalerts.render.datadog import MANAGED_TAG, PIPELINE_NAME, RULE_TAG_PREFIX, DatadogRenderer, metric_name
 from extalerts.render.templates import Templates
-from extalerts.retry import Failure, Verdict, classify_status, parse_reset_header
+from extalerts.retry import LATE_WRITE_WAIT_S, Failure, Verdict, classify_status, parse_reset_header
 from extalerts.spec.loader import Spec
 from extalerts.spec.models import ChangeSignal
 
@@ -39,8 +39,6 @@ LOGS_PIPELINE = "logs_pipeline"
 METRIC_PREFIX = "extalerts."
 PIPELINE_PREFIX = "extalerts:"
 PAGE_SIZE = 1000
-#: The longest wait for a create that may land after its repeat (see DatadogProvider._late_duplicates).
-LATE_WRITE_WAIT_S = 1.0
 
 #: Datadog sites and their API hosts (``DD_SITE``).
 SITES = {

@@ -22,6 +22,7 @@ from extalerts.errors import ApiError, ConfigError
 from extalerts.providers.base import Action, Change, Resource
 from extalerts.providers.cloudflare_api import CloudflareApi
 from extalerts.redact import redact
+from extalerts.retry import LATE_WRITE_WAIT_S
 from extalerts.spec.loader import Spec
 from extalerts.spec.models import LogpushJob
 
@@ -193,12 +194,21 @@ class LogpushProvider:
         account = self.api.account_id
         body = dict(desired.body)
 
+        def create(client: Any) -> Resource:
+            job = _plain(client.logpush.jobs.create(account_id=account, **body))
+            return Resource(LOGPUSH_JOB, desired.key, job, live_id=str(job.get("id")))
+
         def recover() -> Resource | None:
             return next((r for r in self.fetch() if r.key == desired.key), None)
 
-        self.api.call(
-            "create Logpush job", lambda c: c.logpush.jobs.create(account_id=account, **body), recover=recover
-        )
+        def settle(kept: Resource) -> None:
+            # A create handled only after we timed out may land after our repeat: a second job would
+            # ship every event twice. Give it twice the timeout (at most a second), then keep one.
+            self.api.retrier.sleep(min(2 * self.api.settings.timeout, LATE_WRITE_WAIT_S))
+            for extra in (r for r in self.fetch() if r.key == desired.key and r.live_id != kept.live_id):
+                self._delete(extra)
+
+        self.api.call("create Logpush job", create, recover=recover, settle=settle)
 
     def _delete(self, live: Resource) -> None:
         account = self.api.account_id
