@@ -188,7 +188,9 @@ def _struct_type(tree: dict[str, Any]) -> str:
 def select_typed_fields(fields: Sequence[tuple[Field, str]], scan: str, carry: Sequence[str] = ()) -> str:
     """As :func:`select_fields`, from ``scan`` reading :func:`typed_columns`. ``_variant`` is true for
     an event those columns cannot hold exactly (a lowercase key, a message that is one string rather
-    than an array, an entry without the key): such input is read again the exact way."""
+    than an array, an entry without the key): such input is read again the exact way. Not flagged,
+    so read differently from the exact way: an entry holding both ``Message`` and ``message`` (only
+    ``Message`` is read), and a boolean where a nested number belongs (read as 1 or 0)."""
     entries: dict[tuple[str, str], str] = {}  # (list column, key) -> the column of that key's values
     for field, _ in fields:
         if field.is_derived or field.name == "Logs.Message":
