@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from extalerts.errors import ApiError, ConfigError, ProviderError
-from extalerts.providers.api import ProviderApi
+from extalerts.providers.api import ClientApi
 from extalerts.redact import redact
 from extalerts.retry import Failure, Verdict, classify_status, parse_reset_header
 
-T = TypeVar("T")
 #: The API base URL when ``--api-url`` is not given (the sandbox sets it).
 CLOUDFLARE_API_URL_ENV = "EXTALERTS_CLOUDFLARE_API_URL"
 
@@ -40,7 +39,7 @@ class CloudflareSettings:
         return cls(environ["CLOUDFLARE_ACCOUNT_ID"], environ["CLOUDFLARE_API_TOKEN"], base_url)
 
 
-class CloudflareApi(ProviderApi[CloudflareSettings]):
+class CloudflareApi(ClientApi[CloudflareSettings]):
     """One SDK client (thread-safe, httpx-based) with the SDK's own retries off: every retry is ours."""
 
     def _setup(self) -> None:
@@ -64,15 +63,8 @@ class CloudflareApi(ProviderApi[CloudflareSettings]):
                 self._client = Cloudflare(api_token=self.settings.api_token, api_email=None, api_key=None, **options)
             return self._client
 
-    def call(
-        self,
-        operation: str,
-        request: Callable[[Any], T],
-        *,
-        recover: Callable[[], T | None] | None = None,
-        settle: Callable[[T], None] | None = None,
-    ) -> T:
-        return self.retrier.call(operation, lambda: request(self.client()), _classify, recover=recover, settle=settle)
+    def classify(self, operation: str, exc: Exception) -> Verdict | None:
+        return _classify(operation, exc)
 
 
 def _classify(operation: str, exc: Exception) -> Verdict | None:

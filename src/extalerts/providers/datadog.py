@@ -16,22 +16,20 @@ import json
 import os
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from extalerts.errors import ApiError, ConfigError, ProviderError
-from extalerts.providers.api import ProviderApi
+from extalerts.providers.api import ClientApi
 from extalerts.providers.base import Action, Change, Resource
 from extalerts.redact import redact
 from extalerts.render.datadog import MANAGED_TAG, PIPELINE_NAME, RULE_TAG_PREFIX, DatadogRenderer, metric_name
 from extalerts.render.templates import Templates
-from extalerts.retry import LATE_WRITE_WAIT_S, Failure, Verdict, classify_status, parse_reset_header
+from extalerts.retry import Failure, Verdict, classify_status, parse_reset_header
 from extalerts.spec.loader import Spec
 from extalerts.spec.models import ChangeSignal
-
-T = TypeVar("T")
 
 MONITOR = "monitor"
 LOGS_METRIC = "logs_metric"
@@ -127,7 +125,7 @@ class DatadogSettings:
         return cls(api_url=api_url.rstrip("/"), api_key=environ["DD_API_KEY"], app_key=environ["DD_APP_KEY"])
 
 
-class DatadogApi(ProviderApi[DatadogSettings]):
+class DatadogApi(ClientApi[DatadogSettings]):
     """The official client, one per thread, with our retry policy and a count of calls per operation."""
 
     def _setup(self) -> None:
@@ -149,16 +147,8 @@ class DatadogApi(ProviderApi[DatadogSettings]):
             self._local.client = client
         return client
 
-    def call(
-        self,
-        operation: str,
-        request: Callable[[Any], T],
-        *,
-        recover: Callable[[], T | None] | None = None,
-        settle: Callable[[T], None] | None = None,
-    ) -> T:
-        """Run ``request(api_client)`` with retries; see :meth:`extalerts.retry.Retrier.call`."""
-        return self.retrier.call(operation, lambda: request(self.client()), _classify, recover=recover, settle=settle)
+    def classify(self, operation: str, exc: Exception) -> Verdict | None:
+        return _classify(operation, exc)
 
 
 def _classify(operation: str, exc: Exception) -> Verdict | None:
@@ -383,21 +373,13 @@ class DatadogProvider:
             return existing[0] if existing else None
 
         def settle(kept: Resource) -> None:
-            for extra in self._late_duplicates(kept, lambda: self.fetch_monitors(change.key)):
+            for extra in self.api.late_duplicates(kept, lambda: self.fetch_monitors(change.key)):
                 self._delete_monitor(Change(Action.DELETE, MONITOR, change.key, None, extra))
 
         created = self.api.call("create monitor", create, recover=recover, settle=settle)
         if self.normalise(created) != self.normalise(change.desired):
             # Our create landed before its answer was lost, and differs (someone edited it since): update.
             self._update_monitor(Change(Action.UPDATE, MONITOR, change.key, change.desired, created))
-
-    def _late_duplicates(self, kept: Resource, ours: Callable[[], list[Resource]]) -> list[Resource]:
-        """After a create whose first answer was lost: that first request may land late, after our
-        lookup and repeat. Give it twice the client's timeout (at most a second), then list what now
-        exists for the key: every copy but the one kept is a duplicate of our own making. One landing
-        later still shows in the next plan, and `push --prune` removes it."""
-        self.api.retrier.sleep(min(2 * self.api.settings.timeout, LATE_WRITE_WAIT_S))
-        return [resource for resource in ours() if resource.live_id != kept.live_id]
 
     def _update_monitor(self, change: Change) -> None:
         from datadog_api_client.v1.api.monitors_api import MonitorsApi
@@ -484,7 +466,7 @@ class DatadogProvider:
             return next(iter(ours()), None)
 
         def settle(kept: Resource) -> None:
-            for extra in self._late_duplicates(kept, ours):
+            for extra in self.api.late_duplicates(kept, ours):
                 self._delete_pipeline(Change(Action.DELETE, LOGS_PIPELINE, change.key, None, extra))
 
         created = self.api.call("create log pipeline", create, recover=recover, settle=settle)

@@ -22,7 +22,6 @@ from extalerts.errors import ApiError, ConfigError
 from extalerts.providers.base import Action, Change, Resource
 from extalerts.providers.cloudflare_api import CloudflareApi
 from extalerts.redact import redact
-from extalerts.retry import LATE_WRITE_WAIT_S
 from extalerts.spec.loader import Spec
 from extalerts.spec.models import LogpushJob
 
@@ -202,10 +201,8 @@ class LogpushProvider:
             return next((r for r in self.fetch() if r.key == desired.key), None)
 
         def settle(kept: Resource) -> None:
-            # A create handled only after we timed out may land after our repeat: a second job would
-            # ship every event twice. Give it twice the timeout (at most a second), then keep one.
-            self.api.retrier.sleep(min(2 * self.api.settings.timeout, LATE_WRITE_WAIT_S))
-            for extra in (r for r in self.fetch() if r.key == desired.key and r.live_id != kept.live_id):
+            # A second job for one name would ship every event twice.
+            for extra in self.api.late_duplicates(kept, lambda: [r for r in self.fetch() if r.key == desired.key]):
                 self._delete(extra)
 
         self.api.call("create Logpush job", create, recover=recover, settle=settle)
