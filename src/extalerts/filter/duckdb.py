@@ -74,15 +74,6 @@ def _json_path(steps: tuple[str, ...]) -> str:
     return path
 
 
-def _typed(text_sql: str, json_sql: str, field_type: FieldType) -> str:
-    """Cast extracted JSON to the field's type; a value of another JSON type becomes NULL."""
-    if field_type.is_numeric:
-        return f"TRY_CAST({text_sql} AS DOUBLE)"
-    if field_type is FieldType.BOOLEAN:
-        return f"CASE WHEN json_type({json_sql}) = 'BOOLEAN' THEN {text_sql} = 'true' END"
-    return f"CASE WHEN json_type({json_sql}) = 'VARCHAR' THEN {text_sql} END"
-
-
 def select_fields(fields: Sequence[tuple[Field, str]], scan: str, carry: Sequence[str] = ()) -> str:
     """``SELECT`` of the event time as ``ts``, each field as its column, ``_variant`` (false), and the
     ``carry`` columns, from ``scan`` reading :data:`SCALAR_COLUMNS` and :data:`JSON_COLUMNS`. This is
@@ -254,15 +245,10 @@ def _event_field(field: Field) -> str:
         if field.type is FieldType.STRING_LIST:
             parts.append(f"json_extract_string({column}, {sql_string(rest)})")
         else:
-            text = f"json_extract_string({column}, {sql_string(rest)})"
-            parts.append(_typed(text, f"json_extract({column}, {sql_string(rest)})", field.type))
+            parts.append(_from_json_text(f"json_extract({column}, {sql_string(rest)})", field.type))
     if field.type is FieldType.STRING_LIST:
         return parts[0] if len(parts) == 1 else f"list_concat({', '.join(parts)})"
     return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
-
-
-def quote_key(key: str) -> str:
-    return key if key.replace("_", "").isalnum() else '"' + key + '"'
 
 
 def _value(value: Scalar) -> str:
