@@ -452,7 +452,7 @@ class Engine:
         (by default the file's position in ``files``)."""
         fields = [(self.field(name), column) for name, column in self.columns.names.items()]
         typed = None if exact else self.typed_columns()
-        scan = self._read_json(files) if typed is None else self._read_json(files, typed)
+        scan = self._read_json(files, typed)
         scan = f"(SELECT *, {file_number} AS _file FROM {scan})"
         if typed is None:
             return select_fields(fields, scan, carry=("_file",))
@@ -470,13 +470,15 @@ class Engine:
                 self._load_batch([file], strict)
             return
         totals = self._staged_totals()
-        for number in sorted(n for n, (_, _, variants) in totals.items() if variants):
+        variant_files = sorted(n for n, (_, _, variants) in totals.items() if variants)
+        for number in variant_files:
             # Shapes the typed columns cannot hold: this file's rows are read again the exact way.
             self.exact_reads += 1
             self.db.execute(f"DELETE FROM staged WHERE _file = {number}")
             exact = self.fields_query(files[number], exact=True, file_number=str(number))
             self._stage(exact, [files[number]], into_staged=True)
-        totals = self._staged_totals()
+        if variant_files:
+            totals = self._staged_totals()
         if self._loaded:
             self.db.execute("INSERT INTO partials SELECT * FROM staged")
         else:
@@ -608,7 +610,7 @@ class Engine:
         )
         found: dict[Group, dict[int, Any]] = {}
         for row in self.db.execute(query).fetchall():
-            group = tuple(zip(rule.rule.group_by, (str(v) for v in row[1 : 1 + width]), strict=True))
+            group = _group(rule, row[1 : 1 + width])
             found.setdefault(group, {})[int(row[0])] = row[1 + width :]
         return found
 
@@ -706,8 +708,8 @@ class Engine:
         keys = self._rule_aggregates[rule.id].keys
         by = "".join(f"{group}, " for group in keys.groups)
         query = (
-            f"WITH bucket_values AS (SELECT {by}b, value, count(*) AS c FROM (SELECT {by}{keys.bucket} AS b, "
-            f"unnest({keys.values}) AS value FROM partials WHERE {keys.bucket} IS NOT NULL) GROUP BY ALL), "
+            f"WITH bucket_values AS (SELECT {by}b, value, count(*) AS c FROM ({self._bucket_values(keys)}) "
+            "GROUP BY ALL), "
             f"windows AS (SELECT {by}b + k AS e, value, sum(c) AS c FROM bucket_values "
             f"CROSS JOIN range(1, {window_buckets + 1}) AS steps(k) GROUP BY ALL), "
             f"ranked AS (SELECT {by}e, value, sum(c) OVER (PARTITION BY {by}e ORDER BY value "
@@ -718,11 +720,20 @@ class Engine:
         width = len(keys.groups)
         found: dict[tuple[Group, int], float] = {}
         for row in self.db.execute(query).fetchall():
-            group = tuple(zip(rule.rule.group_by, (str(v) for v in row[:width]), strict=True))
+            group = _group(rule, row[:width])
             events, low, high = int(row[width + 1]), float(row[width + 2]), float(row[width + 3])
             position = (events - 1) * fraction
             found[group, int(row[width])] = low + (high - low) * (position - math.floor(position))
         return found
+
+    @staticmethod
+    def _bucket_values(keys: _Keys) -> str:
+        """Every value a rule listed, one row each with its groups and bucket ``b``, across inputs."""
+        by = "".join(f"{group}, " for group in keys.groups)
+        return (
+            f"SELECT {by}{keys.bucket} AS b, unnest({keys.values}) AS value "
+            f"FROM partials WHERE {keys.bucket} IS NOT NULL"
+        )
 
     def _distinct_changes(self, rule: ResolvedRule, window_buckets: int) -> dict[Group, list[tuple[int, int]]]:
         """How the distinct count changes, per group, from one window end (in buckets) to the next.
@@ -731,11 +742,9 @@ class Engine:
         bucket and at most ``window_buckets`` later: +1 at ``b + 1``, -1 after ``min(next, b + window)``.
         Summed in DuckDB, this leaves a few rows per group however many values there are."""
         keys = self._rule_aggregates[rule.id].keys
-        groups = ", ".join(keys.groups)
-        by = f"{groups}, " if groups else ""
+        by = "".join(f"{group}, " for group in keys.groups)
         query = (
-            f"WITH seen AS (SELECT DISTINCT {by}{keys.bucket} AS b, value FROM (SELECT {by}{keys.bucket}, "
-            f"unnest({keys.values}) AS value FROM partials WHERE {keys.bucket} IS NOT NULL)), "
+            f"WITH seen AS (SELECT DISTINCT {by}b, value FROM ({self._bucket_values(keys)})), "
             f"spans AS (SELECT {by}b, lead(b) OVER (PARTITION BY {by}value ORDER BY b) AS next FROM seen) "
             f"SELECT {by}e, sum(d) FROM (SELECT {by}b + 1 AS e, 1 AS d FROM spans UNION ALL "
             f"SELECT {by}least(coalesce(next, b + {window_buckets}), b + {window_buckets}) + 1 AS e, -1 AS d "
@@ -744,9 +753,14 @@ class Engine:
         width = len(keys.groups)
         found: dict[Group, list[tuple[int, int]]] = {}
         for row in self.db.execute(query).fetchall():
-            group = tuple(zip(rule.rule.group_by, (str(v) for v in row[:width]), strict=True))
+            group = _group(rule, row[:width])
             found.setdefault(group, []).append((int(row[width]), int(row[width + 1])))
         return found
+
+
+def _group(rule: ResolvedRule, values: Sequence[Any]) -> Group:
+    """A group from the values of the rule's group-by fields, in their order."""
+    return tuple(zip(rule.rule.group_by, (str(v) for v in values), strict=True))
 
 
 class _Buckets:
