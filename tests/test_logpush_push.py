@@ -176,12 +176,13 @@ def test_a_create_that_lands_after_its_repeat_leaves_one_job(
     provider = LogpushProvider(CloudflareApi(CloudflareSettings(ACCOUNT, CF_TOKEN, emulator.url, timeout=0.1), FAST))
     desired = [r for r in provider.desired(load_spec([MONITORS])) if r.key == "extalerts-workers-to-datadog"]
     plan_ = compute_plan(provider, desired, provider.fetch(), prune=False)
-    route = f"POST /client/v4/accounts/{ACCOUNT}/logpush/jobs"
-    emulator.set_faults(Faults(rate=1.0, kinds=(LATE,), slow_seconds=0.15, only=route, limit=1))
+    only = "POST /accounts/{account}/logpush/jobs"
+    emulator.set_faults(Faults(rate=1.0, kinds=(LATE,), slow_seconds=0.15, only=only, limit=1))
     assert apply_plan(plan_, provider).ok
     assert emulator.faults_injected[LATE] == 1
+    jobs_path = f"/client/v4/accounts/{ACCOUNT}/logpush/jobs"
     deadline = time.monotonic() + 5
-    while len([r for r in emulator.requests if r[:2] == ("POST", route.split(" ")[1])]) < 2:
+    while len([r for r in emulator.requests if r[:2] == ("POST", jobs_path)]) < 2:
         assert time.monotonic() < deadline, "the late create never landed"
         time.sleep(0.01)  # the late one and its repeat: both land
     assert [job["name"] for job in emulator.jobs()] == ["extalerts-workers-to-datadog"]

@@ -766,7 +766,7 @@ class CloudflareEmulator(EmulatorServer):
         found = self._find_route(request.command, url.path)
         with self._lock:
             self.calls[found[0].name if found else "unrouted"] += 1
-            fault = self._draw_fault(f"{request.command} {url.path}") if found else None
+            fault = self._draw_fault(found[0].name) if found else None
         if not self._authorised(request) or (found and found[1].get("account", self.account_id) != self.account_id):
             self._answer(request, url.path, body, 403, envelope(None, [self._auth_error()]))
             return

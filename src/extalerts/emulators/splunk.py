@@ -560,7 +560,7 @@ class SplunkEmulator(EmulatorServer):
         route, match = found
         with self._lock:
             self.calls[route.name] += 1
-            fault = self._draw_fault()
+            fault = self._draw_fault(route.name)
         query = parse_qs(url.query, keep_blank_values=True)
         form = {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
         # Names arrive quoted two ways: entity links use %20, Collection[name]/delete quote_plus (+).
