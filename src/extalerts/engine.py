@@ -394,7 +394,18 @@ class Engine:
 
         Files are read in batches, one query each: DuckDB reads a batch's files in parallel, which
         matters for Logpush archives of many small gzip files (each one is a single stream)."""
-        files = expand_sources(sources)
+        self.load_files(expand_sources(sources), strict=strict, on_file=on_file, on_progress=on_progress)
+
+    def load_files(
+        self,
+        files: Sequence[str],
+        *,
+        strict: bool = False,
+        on_file: Callable[[str], None] | None = None,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> None:
+        """As :meth:`load`, for files already expanded by :func:`expand_sources` (listing an
+        ``s3://`` prefix again would cost a request per object)."""
         if any(f.startswith("s3://") for f in files) and not self.db.filesystem_is_registered("s3"):
             self.db.register_filesystem(_s3_filesystem())
         local = not any(f.startswith("s3://") for f in files)

@@ -212,7 +212,7 @@ def _load_with_progress(engine: Any, sources: list[str], strict: bool) -> None:
     local = [f for f in files if not f.startswith("s3://")]
     small = sum(Path(f).stat().st_size for f in local) < PROGRESS_MIN_BYTES and len(local) == len(files)
     if not sys.stderr.isatty() or (small and len(files) < PROGRESS_MIN_FILES):
-        engine.load(files, strict=strict)
+        engine.load_files(files, strict=strict)
         return
     label = f"reading {len(files)} file{'s' if len(files) != 1 else ''}"
     with click.progressbar(length=PROGRESS_STEPS, label=label, file=sys.stderr, show_percent=True) as bar:
@@ -220,7 +220,7 @@ def _load_with_progress(engine: Any, sources: list[str], strict: bool) -> None:
         def advance(share: float) -> None:
             bar.update(round(share * PROGRESS_STEPS) - bar.pos)
 
-        engine.load(files, strict=strict, on_progress=advance)
+        engine.load_files(files, strict=strict, on_progress=advance)
 
 
 def _when(ms: int | None) -> str:
