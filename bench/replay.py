@@ -106,6 +106,7 @@ print(json.dumps({
     "events": result.events,
     "bad_lines": result.bad_line_count,
     "exact_reads": engine.exact_reads,
+    "kept_values": engine.kept_values(),
     "rules": len(result.rules),
     "fired": sorted(rule_id for rule_id, rule in result.rules.items() if rule.intervals()),
     "peak": peak(resource.RUSAGE_SELF),
@@ -209,6 +210,8 @@ class ReplayRun:
     bad_lines: int
     #: Inputs read again the exact way (0: the typed reading held the whole file).
     exact_reads: int
+    #: Values the percentile and distinct-count rules keep (what grows with the input).
+    kept_values: int
     rules: int
     fired: tuple[str, ...]
 
@@ -365,6 +368,7 @@ def _replay_run(runs: Sequence[tuple[float, dict[str, Any]]]) -> ReplayRun:
         events=int(best["events"]),
         bad_lines=int(best["bad_lines"]),
         exact_reads=int(best["exact_reads"]),
+        kept_values=int(best["kept_values"]),
         rules=int(best["rules"]),
         fired=tuple(best["fired"]),
     )
@@ -480,6 +484,7 @@ def section(result: ReplayBench) -> str:
         ["  Engine.load([file])", _seconds(r.load_seconds)],
         ["  Engine.evaluate()", _seconds(r.evaluate_seconds)],
         ["  inputs read again the exact way", str(r.exact_reads)],
+        ["  values kept for percentiles and distinct counts", f"{r.kept_values:,}"],
     ]
     expected = expected_rules()
     missing = sorted(set(expected) - set(r.fired))
@@ -570,6 +575,7 @@ def as_json(result: ReplayBench) -> dict[str, Any]:
             "events": r.events,
             "bad_lines": r.bad_lines,
             "exact_reads": r.exact_reads,
+            "kept_values": r.kept_values,
             "events_per_s": r.events_per_second,
             "rules": r.rules,
             "fired": list(r.fired),

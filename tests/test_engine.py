@@ -200,6 +200,19 @@ def test_cardinality_of_a_derived_field(tmp_path: Path) -> None:
     assert timeline(spec, events, start_ms=at(1), end_ms=at(3)) == [(2.0, {}, "ok", "alert"), (3.0, {}, "alert", "ok")]
 
 
+def test_distinct_counts_keep_each_value_once_per_minute(tmp_path: Path) -> None:
+    """What a distinct count keeps grows with the values seen each minute, not with the events: 600
+    events over 4 conversations in 2 minutes keep 8 values (a percentile keeps every event's value)."""
+    spec = spec_with(tmp_path, CARDINALITY, fields="  conversation: {key: conversation_id, type: string}\n")
+    line = lambda k: json.dumps({"conversation_id": f"c{k % 4}"})  # noqa: E731
+    events = [event(k / 300, Logs=[{"Level": "log", "Message": [line(k)], "TimestampMs": 0}]) for k in range(600)]
+    engine = Engine(spec, threads=1)
+    engine.load_events(events)
+    assert engine.kept_values() == 8
+    (outcome,) = engine.evaluate(start_ms=at(1), end_ms=at(2)).rules.values()
+    assert [(t.at_ms, t.after.value) for t in outcome.transitions][:1] == [(at(1), "alert")]
+
+
 CHANGE = """\
   - id: spike
     title: Spike

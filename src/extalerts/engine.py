@@ -360,10 +360,13 @@ class Engine:
             elif isinstance(signal, MeasureSignal | CardinalitySignal):
                 # Each bucket's values: exact percentiles and distinct counts compose over any window
                 # from them. (A list: DuckDB runs histogram() as a second grouping over a copy of the input.)
+                # A distinct count needs each value once per bucket, which bounds the list by the values
+                # seen in a minute, not by the events that carried them.
                 value = self.columns(signal.field)
+                listed = "DISTINCT "
                 if isinstance(signal, MeasureSignal):
-                    value = f"CAST({value} AS DOUBLE)"
-                values = aggregate(f"list({value}) FILTER (WHERE {matches} AND {value} IS NOT NULL)", "list")
+                    value, listed = f"CAST({value} AS DOUBLE)", ""
+                values = aggregate(f"list({listed}{value}) FILTER (WHERE {matches} AND {value} IS NOT NULL)", "list")
             keys = _Keys(buckets[offset_ms], tuple(groups[name] for name in rule.rule.group_by), values)
             self._rule_aggregates[rule.id] = _RuleAggregates(keys, names)
         self._key_columns = [*buckets.values(), *groups.values()]
@@ -548,6 +551,16 @@ class Engine:
         if row is None or row[0] is None:
             return None, None
         return int(row[0]), int(row[1])
+
+    def kept_values(self) -> int:
+        """How many values the percentile and distinct-count rules keep, across their minute buckets:
+        what grows with the input beyond the per-minute counts."""
+        columns = sorted({a.keys.values for a in self._rule_aggregates.values() if a.keys.values})
+        if not self._loaded or not columns:
+            return 0
+        total = " + ".join(f"coalesce(sum(len({column})), 0)" for column in columns)
+        row = self.db.execute(f"SELECT {total} FROM partials").fetchone()
+        return int(row[0]) if row else 0
 
     def evaluate(self, *, start_ms: int | None = None, end_ms: int | None = None) -> EngineResult:
         """Evaluate every rule. Without ``start_ms``/``end_ms`` the evaluations cover the input: from
