@@ -480,3 +480,37 @@ def test_throughput(tmp_path: Path) -> None:
         rate = stats.events / seconds
         print(f"synth {name}: {stats.events:,} events in {seconds:.2f} s, {rate:,.0f}/s, {size:,} bytes")
     assert stats.events > 50_000
+
+
+def test_the_command_writes_to_standard_output_or_a_new_folder_and_reads_start_as_utc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import cli_run
+
+    code, out, err = cli_run("synth", "--out", "-", "--minutes", "2", "--rpm", "5")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines
+    assert all(json.loads(line)["EventTimestampMs"] >= 1_767_225_600_000 for line in lines)
+    assert f"{len(lines):,} events written to standard output" in err
+    monkeypatch.setenv("TZ", "America/New_York")
+    zoned = tmp_path / "new" / "folder" / "a.ndjson"
+    code, _, _ = cli_run("synth", "--out", str(zoned), "--minutes", "2", "--start", "2026-01-01T00:00:00")
+    assert code == 0
+    utc = tmp_path / "b.ndjson"
+    cli_run("synth", "--out", str(utc), "--minutes", "2", "--start", "2026-01-01T00:00:00Z")
+    assert zoned.read_bytes() == utc.read_bytes()
+
+
+def test_the_command_names_a_bad_option() -> None:
+    from tests.conftest import cli_run
+
+    code, _, err = cli_run("synth", "--out", "x.ndjson", "--start", "yesterday")
+    assert code == 2
+    assert "Invalid value for --start: 'yesterday' is not an ISO 8601 time" in err
+    code, out, _ = cli_run("synth", "--list-scenarios")
+    assert code == 0
+    assert "exception-storm" in out
+    code, _, err = cli_run("synth", "--minutes", "1")
+    assert code == 2
+    assert "Missing option '--out'" in err

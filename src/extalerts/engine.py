@@ -894,6 +894,11 @@ def _splunk_cron_minutes(rule: ResolvedRule) -> int:
     return 5 if long_search else 1
 
 
+def schedule_minutes(rule: ResolvedRule, semantics: Semantics) -> int:
+    """Minutes between two evaluations of ``rule``: 1 under Datadog's, the rendered cron's under Splunk's."""
+    return _splunk_cron_minutes(rule) if semantics == "splunk" else 1
+
+
 def _line_numbers(file: str, ordinals: Sequence[int]) -> dict[int, int]:
     """Line numbers of the given records (DuckDB counts records, skipping blank lines; people count lines)."""
     wanted = set(ordinals)

@@ -61,11 +61,21 @@ class SpecError(ExtalertsError):
         self.issues: tuple[SpecIssue, ...] = tuple(sorted(issues, key=lambda i: (i.location, i.message)))
         super().__init__(self._summary())
 
+    #: What the issues are in, for the summary line.
+    subject = "the spec"
+
     def _summary(self) -> str:
         count = len(self.issues)
         lines = [str(issue) for issue in self.issues]
-        lines.append(f"{count} error{'s' if count != 1 else ''} in the spec")
+        lines.append(f"{count} error{'s' if count != 1 else ''} in {self.subject}")
         return "\n".join(lines)
+
+
+class TestFileError(SpecError):
+    """Rule test files (``monitors/tests/``) have one or more problems, all collected."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+    subject = "the rule tests"
 
 
 class FilterSyntaxError(ExtalertsError):

@@ -8,22 +8,29 @@ relative to the test's start. Each test runs the real evaluation engine (:mod:`e
 
 from __future__ import annotations
 
+import difflib
+import gzip
 import json
 import random
+import re
 import time
 import xml.etree.ElementTree as ET
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from extalerts.engine import Engine, EngineResult, Group, Semantics, State, Transition
-from extalerts.errors import ExtalertsError, Location, SpecError, SpecIssue
+from extalerts.engine import MINUTE_MS, Engine, EngineResult, Group, Semantics, State, Transition, schedule_minutes
+from extalerts.errors import ExtalertsError, Location, SpecIssue, TestFileError
+from extalerts.fields import WORKERS_TRACE_EVENT_FIELDS, FieldType
+from extalerts.fields import Field as CatalogField
+from extalerts.filter.python import field_values
 from extalerts.spec.loader import Positions, Spec, discover, issues_from_validation, plain, read_yaml
-from extalerts.spec.models import format_duration, parse_duration
+from extalerts.spec.models import AbsenceSignal, format_duration, parse_duration
 
 DEFAULT_START = "2026-01-01T00:00:00Z"
 DEFAULT_TESTS_DIR = Path("monitors/tests")
@@ -45,6 +52,28 @@ BASE_EVENT: dict[str, Any] = {
 }
 
 
+#: The most events one test may generate: a test is a few incidents, not a load test.
+MAX_TEST_EVENTS = 1_000_000
+#: Bad lines listed per fixture; the rest are counted.
+MAX_FIXTURE_ISSUES = 20
+#: Value generators in event templates, with what each takes.
+GENERATORS = {"cycle": "a non-empty list", "uniform": "[low, high]", "unique": 'a text with {n}, e.g. "c-{n}"'}
+
+#: Top-level Workers Trace Events fields, and which hold objects or lists (Logpush dataset reference).
+TOP_LEVEL_FIELDS = tuple(sorted({f.paths[0][0] for f in WORKERS_TRACE_EVENT_FIELDS}))
+OBJECT_FIELDS = ("Event", "ScriptVersion")
+LIST_FIELDS = ("Exceptions", "Logs", "ScriptTags")
+#: Dotted fields the catalog knows (Event.* holds more for other event types; those pass unchecked).
+KNOWN_PATHS = tuple(f.name for f in WORKERS_TRACE_EVENT_FIELDS if "." in f.name and f.paths[0][0] in OBJECT_FIELDS)
+SCALAR_PATHS = frozenset(
+    f.name for f in WORKERS_TRACE_EVENT_FIELDS if f.type is not FieldType.STRING_LIST and f.name not in LIST_FIELDS
+)
+
+
+def _duration(seconds: int) -> str:
+    return format_duration(seconds) if seconds else "0m"
+
+
 def _offset(value: Any) -> int:
     """A relative time in seconds: "0m", "90s", "16m", "1h"."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -52,7 +81,34 @@ def _offset(value: Any) -> int:
     return parse_duration(value)
 
 
+def _time_or_range(value: Any) -> int | tuple[int, int]:
+    """An evaluation time ("16m", on the minute) or an inclusive range of them (["15m", "17m"])."""
+    if isinstance(value, list | tuple):
+        if len(value) != 2:
+            raise ValueError('a range is two times, e.g. ["15m", "17m"]')
+        low, high = _offset(value[0]), _offset(value[1])
+        if high < low:
+            raise ValueError(f"the range ends ({_duration(high)}) before it starts ({_duration(low)})")
+        return low, high
+    return _on_the_minute(_offset(value))
+
+
+def _on_the_minute(seconds: int) -> int:
+    if seconds % 60:
+        minute = seconds // 60
+        raise ValueError(
+            f"rules are evaluated on the minute, so {seconds}s can never match: "
+            f'write "{minute}m", "{minute + 1}m" or a range ["{minute}m", "{minute + 1}m"]'
+        )
+    return seconds
+
+
 Offset = Annotated[int, BeforeValidator(_offset), Field(description='Time from the test start, e.g. "16m"')]
+TimeOrRange = Annotated[
+    int | tuple[int, int],
+    BeforeValidator(_time_or_range),
+    Field(description='An evaluation time ("16m") or an inclusive range (["15m", "17m"])'),
+]
 
 
 class _Model(BaseModel):
@@ -71,7 +127,14 @@ class Series(_Model):
     def _ordered(self) -> Series:
         if self.to <= self.from_:
             raise ValueError("`to` must be after `from`")
+        for low, high in self.silent:
+            if high <= low:
+                raise ValueError(f"silent range [{_duration(low)}, {_duration(high)}] must end after it starts")
         return self
+
+    def event_count(self) -> int:
+        minutes = range(self.from_, self.to, 60)
+        return self.per_minute * sum(not any(lo <= m < hi for lo, hi in self.silent) for m in minutes)
 
 
 class Burst(_Model):
@@ -99,10 +162,104 @@ class Input(_Model):
         kinds = [k for k in ("series", "burst", "file") if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError("an input is exactly one of series, burst, file")
+        if self.file is not None and (self.event or self.log is not None or self.message is not None):
+            raise ValueError("event, log and message shape generated events; a fixture's events are read as written")
+        problems = [*_template_problems(self.event), *_log_problems(self.log, "log")]
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
+    def event_count(self) -> int:
+        if self.series is not None:
+            return self.series.event_count()
+        return self.burst.count if self.burst is not None else 0
 
-TimeOrRange = Offset | tuple[Offset, Offset]
+
+def _generator(value: Any) -> tuple[str, Any] | None:
+    """``(kind, argument)`` when ``value`` is a generator such as ``{uniform: [50, 90]}``."""
+    if isinstance(value, Mapping) and len(value) == 1:
+        ((kind, argument),) = value.items()
+        if kind in GENERATORS:
+            return kind, argument
+    return None
+
+
+def _generator_problem(where: str, kind: str, argument: Any) -> str | None:
+    takes = f"{where}: {{{kind}: …}} takes {GENERATORS[kind]}"
+    if kind == "cycle" and not (isinstance(argument, list) and argument):
+        return takes
+    if kind == "uniform":
+        numbers = isinstance(argument, list) and len(argument) == 2
+        numbers = numbers and all(isinstance(n, int | float) and not isinstance(n, bool) for n in argument)
+        if not numbers or argument[0] > argument[1]:
+            return takes + " with low <= high"
+    if kind == "unique":
+        try:
+            if not isinstance(argument, str) or argument.format(n=0) == argument:
+                return takes
+        except (KeyError, IndexError, ValueError):
+            return takes + " and no other {…}"
+    return None
+
+
+def _template_problems(template: Mapping[str, Any]) -> list[str]:
+    """Misspelt fields and generators in an ``event`` template: each would silently make a test
+    feed events no rule looks at, and a quiet test pass for the wrong reason."""
+    problems: list[str] = []
+    for path, value in _leaves(template):
+        top = path.split(".")[0]
+        if top not in TOP_LEVEL_FIELDS:
+            close = difflib.get_close_matches(top, TOP_LEVEL_FIELDS, n=1, cutoff=0.6)
+            hint = f"did you mean `{close[0]}`?" if close else "see `extalerts fields`"
+            problems.append(f"`{path}` is not a Workers Trace Events field ({hint})")
+            continue
+        if top == "EventTimestampMs":
+            problems.append("`EventTimestampMs` comes from the series or burst times; leave it out of `event`")
+            continue
+        if top in LIST_FIELDS and path != top:
+            problems.append(f"`{top}` is a list: give it whole (`{top}: [...]`), or use `log:` and `message:`")
+            continue
+        if path not in KNOWN_PATHS and path != top:
+            close = difflib.get_close_matches(path, KNOWN_PATHS, n=1, cutoff=0.85)
+            if close:
+                problems.append(f"`{path}` is not a field the rules read (did you mean `{close[0]}`?)")
+                continue
+        generator = _generator(value)
+        if generator is not None:
+            problem = _generator_problem(f"`{path}`", *generator)
+            problems.extend([problem] if problem else [])
+        elif isinstance(value, Mapping) and (path in SCALAR_PATHS or top in LIST_FIELDS):
+            keys = ", ".join(str(k) for k in value)
+            close = difflib.get_close_matches(str(next(iter(value), "")), GENERATORS, n=1, cutoff=0.6)
+            hint = f"did you mean `{close[0]}`?" if close else f"generators: {', '.join(GENERATORS)}"
+            problems.append(f"`{path}`: {{{keys}}} is neither a value nor a generator ({hint})")
+        else:
+            problems.extend(_log_problems(value, f"`{path}`"))
+    return problems
+
+
+def _leaves(template: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Dotted paths and values of a template, objects (Event, ScriptVersion) opened up to generators."""
+    for key, value in template.items():
+        path = f"{prefix}{key}"
+        opens = path.split(".")[0] in OBJECT_FIELDS and isinstance(value, Mapping) and _generator(value) is None
+        if opens:
+            yield from _leaves(value, f"{path}.")
+        else:
+            yield path, value
+
+
+def _log_problems(value: Any, where: str) -> list[str]:
+    """Generators nested anywhere in a value (a structured log line included) must be well formed."""
+    generator = _generator(value)
+    if generator is not None:
+        problem = _generator_problem(where, *generator)
+        return [problem] if problem else []
+    if isinstance(value, Mapping):
+        return [p for k, v in value.items() for p in _log_problems(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [p for k, v in enumerate(value) for p in _log_problems(v, f"{where}[{k}]")]
+    return []
 
 
 class Expectation(_Model):
@@ -124,7 +281,16 @@ class Expectation(_Model):
             raise ValueError("an expectation is exactly one of fires, warns, resolves, state, never, quiet")
         if (self.state is None) != (self.at is None):
             raise ValueError("`state` goes with `at`")
+        if self.at is not None:
+            _on_the_minute(self.at)
         return self
+
+    def earliest(self) -> int | None:
+        """The earliest evaluation time this expectation looks at (None: it looks at every one)."""
+        when = self.fires if self.fires is not None else self.warns if self.warns is not None else self.resolves
+        if when is None:
+            return self.at
+        return when[0] if isinstance(when, tuple) else when
 
 
 class RuleTest(_Model):
@@ -138,6 +304,16 @@ class RuleTest(_Model):
     )
     input: list[Input] = Field(min_length=1)
     expect: list[Expectation] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> RuleTest:
+        count = sum(item.event_count() for item in self.input)
+        if count > MAX_TEST_EVENTS:
+            raise ValueError(
+                f"the inputs generate {count:,} events, over {MAX_TEST_EVENTS:,}: a rule test needs a few "
+                "windows of traffic; replay large archives with `extalerts replay`"
+            )
+        return self
 
 
 class TestFile(_Model):
@@ -153,61 +329,148 @@ class LoadedTest:
     test: RuleTest
     path: Path
     index: int
+    start_ms: int
+    #: The events of each fixture input, by input index, read and checked when the file loaded.
+    fixtures: Mapping[int, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def load_tests(paths: Sequence[Path], spec: Spec) -> list[LoadedTest]:
-    """Every test in the given files/directories; problems are collected and raised as one SpecError."""
+    """Every test in the given files/directories; problems are collected and raised as one TestFileError."""
     issues: list[SpecIssue] = []
     loaded: list[LoadedTest] = []
-    rule_ids = {r.id for r in spec.rules}
+    rules = {r.id: r for r in spec.rules}
     for path in discover(paths):
         read = read_yaml(path, issues)
         if read is None:
             continue
         data, text = read
         positions = Positions(path, text)
+        if not isinstance(data, Mapping):
+            hint = "a test file is a mapping: `version: 1` and `tests:`, a list of tests"
+            issues.append(SpecIssue(Location(path, 1), "not a rule test file", hint))
+            continue
         try:
             document = TestFile.model_validate(plain(data))
         except ValidationError as exc:
             issues.extend(issues_from_validation(exc, positions, root=TestFile))
             continue
+        names: set[str] = set()
         for index, test in enumerate(document.tests):
-            if test.rule not in rule_ids:
-                where = positions.find(("tests", index, "rule"))
-                issues.append(SpecIssue(where, f"test `{test.name}`: unknown rule `{test.rule}`"))
+            found = len(issues)
+
+            def problem(
+                loc: tuple[int | str, ...],
+                message: str,
+                hint: str = "",
+                test: RuleTest = test,
+                index: int = index,
+                positions: Positions = positions,
+            ) -> None:
+                where = positions.find(("tests", index, *loc))
+                issues.append(SpecIssue(where, f"test `{test.name}`: {message}", hint))
+
+            if test.name in names:
+                problem(("name",), "another test in this file has the same name", "name each test apart")
+            names.add(test.name)
+            rule = rules.get(test.rule)
+            if rule is None:
+                close = difflib.get_close_matches(test.rule, list(rules), n=1, cutoff=0.5)
+                problem(("rule",), f"unknown rule `{test.rule}`", f"did you mean `{close[0]}`?" if close else "")
                 continue
-            for item in test.input:
-                if item.file is not None and not (path.parent / item.file).is_file():
-                    where = positions.find(("tests", index, "input"))
-                    issues.append(SpecIssue(where, f"test `{test.name}`: fixture {item.file} not found"))
-            loaded.append(LoadedTest(test, path, index))
+            start_ms = _start_ms(test.start)
+            if start_ms is None:
+                problem(("start",), f"start {test.start!r} is not an ISO 8601 time", 'e.g. "2026-01-01T00:00:00Z"')
+            elif start_ms % MINUTE_MS:
+                problem(("start",), f"start {test.start!r} is not on a minute", "rules are evaluated on the minute")
+            first = rule.rule.window + rule.evaluation_delay
+            if test.until is not None and test.until < first:
+                problem(
+                    ("until",),
+                    f"until {_duration(test.until)} is before the first evaluation ({_duration(first)}: "
+                    "the window plus the evaluation delay)",
+                    "nothing would be checked",
+                )
+            for number, expectation in enumerate(test.expect):
+                unknown = sorted(set(expectation.group or {}) - set(rule.rule.group_by))
+                if unknown:
+                    grouped = ", ".join(rule.rule.group_by) or "nothing"
+                    problem(
+                        ("expect", number, "group"),
+                        f"rule `{rule.id}` does not group by {', '.join(unknown)}",
+                        f"it groups by {grouped}",
+                    )
+            fixtures: dict[int, list[dict[str, Any]]] = {}
+            for number, item in enumerate(test.input):
+                if item.file is None:
+                    continue
+                fixture = path.parent / item.file
+                if not fixture.is_file():
+                    problem(("input", number, "file"), f"fixture {item.file} not found", "relative to the test file")
+                    continue
+                fixtures[number] = _read_fixture(fixture, issues)
+            if len(issues) == found and start_ms is not None:
+                loaded.append(LoadedTest(test, path, index, start_ms, fixtures))
     if issues:
-        raise SpecError(issues)
+        raise TestFileError(issues)
     return loaded
+
+
+def _read_fixture(path: Path, issues: list[SpecIssue]) -> list[dict[str, Any]]:
+    """A fixture's events (NDJSON, gzip when named .gz); every bad line is an issue at its line."""
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        text = raw.decode("utf-8")
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        issues.append(SpecIssue(Location(path), f"cannot read the fixture: {exc}"))
+        return []
+    events: list[dict[str, Any]] = []
+    bad: list[SpecIssue] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError as exc:
+            bad.append(SpecIssue(Location(path, number, exc.colno), f"not JSON: {exc.msg}"))
+            continue
+        stamp = event.get("EventTimestampMs") if isinstance(event, dict) else None
+        if not isinstance(event, dict) or not isinstance(stamp, int) or isinstance(stamp, bool):
+            hint = "each line is one Workers Trace Event, with EventTimestampMs an integer in epoch ms"
+            bad.append(SpecIssue(Location(path, number), "not a Workers Trace Event", hint))
+            continue
+        events.append(event)
+    issues.extend(bad[:MAX_FIXTURE_ISSUES])
+    if len(bad) > MAX_FIXTURE_ISSUES:
+        issues.append(SpecIssue(Location(path), f"{len(bad) - MAX_FIXTURE_ISSUES:,} more bad lines not listed"))
+    return events
 
 
 # --------------------------------------------------------------------------------------------- events
 
 
-def _start_ms(test: RuleTest) -> int:
+def _start_ms(start: str) -> int | None:
+    """Epoch ms of an ISO 8601 time; one without a time zone is UTC, so a test means the same anywhere."""
     try:
-        return int(datetime.fromisoformat(test.start.replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError as exc:
-        raise ExtalertsError(f"test `{test.name}`: start {test.start!r} is not an ISO 8601 time") from exc
+        moment = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
 
 
 def _generate(value: Any, index: int, rng: random.Random) -> Any:
     """Value generators in event templates: {cycle: [..]}, {uniform: [lo, hi]}, {unique: "c-{n}"}."""
-    if isinstance(value, Mapping) and len(value) == 1:
-        ((kind, arg),) = value.items()
-        if kind == "cycle" and isinstance(arg, list) and arg:
+    generator = _generator(value)  # checked when the test loaded
+    if generator is not None:
+        kind, arg = generator
+        if kind == "cycle":
             return arg[index % len(arg)]
-        if kind == "uniform" and isinstance(arg, list) and len(arg) == 2:
+        if kind == "uniform":
             low, high = arg
             number = rng.uniform(float(low), float(high))
             return round(number) if isinstance(low, int) and isinstance(high, int) else number
-        if kind == "unique" and isinstance(arg, str):
-            return arg.format(n=index)
+        return str(arg).format(n=index)
     if isinstance(value, Mapping):
         return {k: _generate(v, index, rng) for k, v in value.items()}
     if isinstance(value, list):
@@ -242,12 +505,12 @@ def _event(item: Input, at_ms: int, index: int, rng: random.Random) -> dict[str,
     return event
 
 
-def generate_events(test: RuleTest, test_path: Path) -> Iterator[dict[str, Any]]:
+def generate_events(loaded: LoadedTest) -> Iterator[dict[str, Any]]:
     """The events a test describes, with absolute timestamps."""
-    start = _start_ms(test)
+    test, start = loaded.test, loaded.start_ms
     rng = random.Random(test.seed)
     index = 0
-    for item in test.input:
+    for number, item in enumerate(test.input):
         if item.series is not None:
             series = item.series
             for minute_start in range(series.from_, series.to, 60):
@@ -264,33 +527,62 @@ def generate_events(test: RuleTest, test_path: Path) -> Iterator[dict[str, Any]]
                 yield _event(item, start + offset_ms, index, rng)
                 index += 1
         else:
-            assert item.file is not None
-            yield from _fixture_events(test_path.parent / item.file, start)
+            yield from _shifted(loaded.fixtures.get(number, []), start)
 
 
-def _fixture_events(path: Path, start: int) -> Iterator[dict[str, Any]]:
-    events = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def _shifted(events: Sequence[dict[str, Any]], start: int) -> Iterator[dict[str, Any]]:
+    """A fixture's events moved so that its first event is at the test's 0m."""
     if not events:
         return
     first = min(int(e["EventTimestampMs"]) for e in events)
     for event in events:
-        event["EventTimestampMs"] = start + int(event["EventTimestampMs"]) - first
-        yield event
+        yield {**event, "EventTimestampMs": start + int(event["EventTimestampMs"]) - first}
 
 
 # --------------------------------------------------------------------------------------------- checking
 
 
 @dataclass(frozen=True)
+class TimelineEntry:
+    """One state change, ``at_ms`` from the test's start."""
+
+    at_ms: int
+    group: Group
+    before: State
+    after: State
+    value: float | None
+
+    def __str__(self) -> str:
+        value = "no data" if self.value is None else f"{self.value:g}"
+        change = f"{self.before.value} → {self.after.value}"
+        return f"{_offset_text(self.at_ms):>6}  {_group_text(self.group)}  {change}  (value {value})"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "at": _offset_text(self.at_ms),
+            "at_seconds": self.at_ms / 1000,
+            "group": dict(self.group),
+            "from": self.before.value,
+            "to": self.after.value,
+            "value": self.value,
+        }
+
+
+@dataclass(frozen=True)
 class TestOutcome:
+    __test__ = False  # not a pytest test class, whatever its name
+
     test: LoadedTest
     failures: tuple[str, ...]
-    timeline: tuple[str, ...]
+    timeline: tuple[TimelineEntry, ...]
     seconds: float
 
     @property
     def passed(self) -> bool:
         return not self.failures
+
+    def timeline_text(self) -> tuple[str, ...]:
+        return tuple(str(entry) for entry in self.timeline) or ("(no state change)",)
 
 
 def _group_text(group: Group) -> str:
@@ -301,8 +593,8 @@ def _offset_text(ms: int) -> str:
     return format_duration(ms // 1000) if ms % 1000 == 0 and ms >= 0 else f"{ms / 1000:g}s"
 
 
-def _matches_group(transition: Transition, wanted: Mapping[str, str] | None) -> bool:
-    return wanted is None or all(dict(transition.group).get(k) == v for k, v in wanted.items())
+def _group_matches(group: Group, wanted: Mapping[str, str]) -> bool:
+    return all(dict(group).get(k) == v for k, v in wanted.items())
 
 
 def _within(at: int, when: int | tuple[int, int]) -> bool:
@@ -317,30 +609,55 @@ def _describe_time(when: int | tuple[int, int]) -> str:
     return f"at {format_duration(when) if when else '0m'}"
 
 
-def _state_at(transitions: Sequence[Transition], at: int, group: Mapping[str, str] | None) -> dict[Group, State]:
-    states: dict[Group, State] = {}
+#: Severity order: a rule's state over several groups is its worst group's, as a monitor's status is.
+_SEVERITY = {State.OK: 0, State.WARN: 1, State.ALERT: 2}
+
+
+def _state_at(transitions: Sequence[Transition], at: int, groups: Sequence[Group]) -> State:
+    """The worst state among ``groups`` at ``at`` (a group with no transition yet is OK)."""
+    states = dict.fromkeys(groups, State.OK)
     for t in transitions:
-        if t.at_ms <= at and _matches_group(t, group):
+        if t.at_ms <= at and t.group in states:
             states[t.group] = t.after
-    return states
+    return max(states.values(), key=_SEVERITY.__getitem__, default=State.OK)
 
 
-def check_expectations(test: RuleTest, result: EngineResult, start_ms: int) -> list[str]:
+def check_expectations(
+    test: RuleTest, result: EngineResult, start_ms: int, present: Mapping[str, set[str]] | None = None
+) -> list[str]:
+    """Failures of ``test``'s expectations. ``present``: the values each group-by field takes in the
+    test's events (and a heartbeat's expected groups), to tell a group the rule's filter left out
+    from a misspelt one."""
     rule = result.rules[test.rule]
     relative = [
         Transition((t.at_ms - start_ms) // 1000, t.group, t.before, t.after, t.value) for t in rule.transitions
     ]  # at_ms now holds seconds from the start
+    seen = sorted(rule.series)  # every group the rule evaluated
+    last = None if rule.until_ms is None else (rule.until_ms - start_ms) // 1000
     failures: list[str] = []
     for expectation in test.expect:
         scope = f" for {_group_text(tuple(expectation.group.items()))}" if expectation.group else ""
-        mine = [t for t in relative if _matches_group(t, expectation.group)]
+        groups = [g for g in seen if expectation.group is None or _group_matches(g, expectation.group)]
+        absent = [(k, v) for k, v in (expectation.group or {}).items() if present and v not in present.get(k, ())]
+        if absent and not groups:
+            name, value = absent[0]
+            values = ", ".join(sorted(present.get(name, ()) if present else ())) or "none"
+            failures.append(f"no event of the test has {name}={value}{scope} (its values: {values})")
+            continue
+        earliest = expectation.earliest()
+        if earliest is not None and (last is None or earliest > last):
+            ended = "no evaluation ran" if last is None else f"the last evaluation is at {_duration(last)}"
+            failures.append(f"expected something at {_duration(earliest)}{scope}, but {ended}; set `until:` later")
+            continue
+        mine = [t for t in relative if t.group in groups]
         if expectation.fires is not None:
             when = expectation.fires
             if not any(t.after is State.ALERT and t.before is not State.ALERT and _within(t.at_ms, when) for t in mine):
                 failures.append(f"expected to fire {_describe_time(when)}{scope}")
         elif expectation.warns is not None:
             when = expectation.warns
-            if not any(t.after is State.WARN and _within(t.at_ms, when) for t in mine):
+            # Warning means entering WARN from OK; an alert easing to WARN is checked with `state`.
+            if not any(t.after is State.WARN and t.before is State.OK and _within(t.at_ms, when) for t in mine):
                 failures.append(f"expected to warn {_describe_time(when)}{scope}")
         elif expectation.resolves is not None:
             when = expectation.resolves
@@ -348,12 +665,10 @@ def check_expectations(test: RuleTest, result: EngineResult, start_ms: int) -> l
                 failures.append(f"expected to resolve {_describe_time(when)}{scope}")
         elif expectation.state is not None:
             assert expectation.at is not None
-            states = _state_at(mine, expectation.at, expectation.group)
+            actual = _state_at(mine, expectation.at, groups)
             wanted = State(expectation.state)
-            actual = set(states.values()) or {State.OK}
-            if actual != {wanted}:
-                shown = ", ".join(sorted(s.value for s in actual))
-                failures.append(f"expected {wanted.value} at {format_duration(expectation.at)}{scope}, was {shown}")
+            if actual is not wanted:
+                failures.append(f"expected {wanted.value} at {_duration(expectation.at)}{scope}, was {actual.value}")
         elif expectation.never is not None:
             never = State(expectation.never)
             hits = [t for t in mine if t.after is never]
@@ -368,28 +683,68 @@ def check_expectations(test: RuleTest, result: EngineResult, start_ms: int) -> l
     return failures
 
 
-def _timeline(result: EngineResult, rule_id: str, start_ms: int) -> tuple[str, ...]:
-    lines = []
-    for t in result.rules[rule_id].transitions:
-        value = "no data" if t.value is None else f"{t.value:g}"
-        change = f"{t.before.value} → {t.after.value}"
-        lines.append(f"{_offset_text(t.at_ms - start_ms):>6}  {_group_text(t.group)}  {change}  (value {value})")
-    return tuple(lines) or ("(no state change)",)
+def _timeline(result: EngineResult, rule_id: str, start_ms: int) -> tuple[TimelineEntry, ...]:
+    return tuple(
+        TimelineEntry(t.at_ms - start_ms, t.group, t.before, t.after, t.value)
+        for t in result.rules[rule_id].transitions
+    )
+
+
+def default_end_ms(loaded: LoadedTest, spec: Spec, last_event_ms: int | None, semantics: Semantics) -> int | None:
+    """The last evaluation when a test sets no ``until``.
+
+    For a rule that fires on high values, once every window has passed the last event, so a burst's
+    recovery is seen. For one that fires on low values or on absence, the last window holding an
+    event: past it the input has simply ended, which such a rule would read as traffic stopping."""
+    test = loaded.test
+    if test.until is not None:
+        return loaded.start_ms + test.until * 1000
+    if last_event_ms is None:
+        return None
+    rule = spec.rule(test.rule)
+    delay_ms, window_ms = rule.evaluation_delay * 1000, rule.rule.window * 1000
+    thresholds = rule.rule.thresholds
+    fires_on_low = isinstance(rule.rule.signal, AbsenceSignal) or thresholds is None or thresholds.operator in "<="
+    if fires_on_low:
+        return _ceil_minute(last_event_ms + 1 + delay_ms)
+    step_ms = schedule_minutes(rule, semantics) * MINUTE_MS
+    return _ceil_minute(last_event_ms + 1 + delay_ms + window_ms) + step_ms - MINUTE_MS
+
+
+def _ceil_minute(ms: int) -> int:
+    return -(-ms // MINUTE_MS) * MINUTE_MS
 
 
 def run_test(spec: Spec, loaded: LoadedTest, semantics: Semantics = "datadog") -> TestOutcome:
+    """Run one test; an error while running it (not a failed expectation) fails this test alone."""
     started = time.perf_counter()
     test = loaded.test
     semantics = test.semantics or semantics
-    engine = Engine(spec, rules=[test.rule], semantics=semantics, memory_limit="256MB", threads=1)
-    engine.load_events(generate_events(test, loaded.path))
-    start = _start_ms(test)
     rule = spec.rule(test.rule)
-    first_evaluation = start + (rule.rule.window + rule.evaluation_delay) * 1000
-    end = start + test.until * 1000 if test.until is not None else None
-    result = engine.evaluate(start_ms=first_evaluation, end_ms=end)
-    failures = check_expectations(test, result, start)
-    return TestOutcome(loaded, tuple(failures), _timeline(result, test.rule, start), time.perf_counter() - started)
+    try:
+        events = list(generate_events(loaded))
+        engine = Engine(spec, rules=[test.rule], semantics=semantics, memory_limit="256MB", threads=1)
+        engine.load_events(events)
+        first_evaluation = loaded.start_ms + (rule.rule.window + rule.evaluation_delay) * 1000
+        end = default_end_ms(loaded, spec, engine.span()[1], semantics)
+        result = engine.evaluate(start_ms=first_evaluation, end_ms=end)
+    except ExtalertsError as error:
+        return TestOutcome(loaded, (f"error: {error}",), (), time.perf_counter() - started)
+    present = {name: _values_of(events, spec.catalog[name]) for name in rule.rule.group_by}
+    if isinstance(rule.rule.signal, AbsenceSignal) and len(rule.rule.group_by) == 1:
+        present[rule.rule.group_by[0]].update(rule.rule.signal.expected)
+    failures = check_expectations(test, result, loaded.start_ms, present)
+    timeline = _timeline(result, test.rule, loaded.start_ms)
+    return TestOutcome(loaded, tuple(failures), timeline, time.perf_counter() - started)
+
+
+def _values_of(events: Sequence[Mapping[str, Any]], catalog_field: CatalogField) -> set[str]:
+    """The texts a group-by field takes in ``events``, as the engine writes group values."""
+    texts: set[str] = set()
+    for event in events:
+        for value in field_values(event, catalog_field):
+            texts.add(value if isinstance(value, str) else json.dumps(value))
+    return texts
 
 
 # --------------------------------------------------------------------------------------------- reports
@@ -439,12 +794,21 @@ def junit_xml(outcomes: Sequence[TestOutcome]) -> str:
             case = ET.SubElement(
                 suite,
                 "testcase",
-                classname=outcome.test.test.rule,
-                name=outcome.test.test.name,
+                classname=_xml_text(outcome.test.test.rule),
+                name=_xml_text(outcome.test.test.name),
                 time=f"{outcome.seconds:.3f}",
             )
             if not outcome.passed:
-                failure = ET.SubElement(case, "failure", message=outcome.failures[0])
-                failure.text = "\n".join([*outcome.failures, "actual timeline:", *outcome.timeline])
+                failure = ET.SubElement(case, "failure", message=_xml_text(outcome.failures[0]))
+                failure.text = _xml_text("\n".join([*outcome.failures, "actual timeline:", *outcome.timeline_text()]))
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+#: Characters XML 1.0 cannot hold at all, even escaped (control characters but tab and newlines).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml_text(text: str) -> str:
+    """``text`` with what XML cannot hold shown as ``\\xNN``, so a CI tool can always parse the report."""
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)

@@ -773,19 +773,26 @@ def events(config: SynthConfig) -> Iterator[str]:
 
 
 def generate(config: SynthConfig, path: Path) -> SynthStats:
-    """Write the run to ``path`` (gzip when it ends in ``.gz``), streaming; return what was written."""
-    generator = _Generator(config)
-    written = 0
+    """Write the run to ``path`` (gzip when it ends in ``.gz``; its folder is made), streaming; return
+    what was written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         sink: BinaryIO | gzip.GzipFile = stack.enter_context(path.open("wb", buffering=1 << 20))
         if path.suffix == ".gz":
             # mtime=0 and no file name in the header: the same config gives a byte-identical file.
             # Level 1 because compression would otherwise cost more than generating the events.
             sink = stack.enter_context(gzip.GzipFile(filename="", mode="wb", fileobj=sink, compresslevel=1, mtime=0))
-        for chunk in generator.chunks():
-            chunk.append("")  # a newline after the last line too
-            sink.write("\n".join(chunk).encode())
-            written += len(chunk) - 1
+        return write(config, sink)
+
+
+def write(config: SynthConfig, sink: BinaryIO | gzip.GzipFile) -> SynthStats:
+    """Write the run's NDJSON to an open binary stream (a file, or standard output); return what was written."""
+    generator = _Generator(config)
+    written = 0
+    for chunk in generator.chunks():
+        chunk.append("")  # a newline after the last line too
+        sink.write("\n".join(chunk).encode())
+        written += len(chunk) - 1
     start = config.start_ms
     windows = tuple((s, start + s.start_minute * 60_000, start + s.end_minute * 60_000) for s in config.scenarios)
     return SynthStats(

@@ -11,10 +11,11 @@ from typing import Any
 
 import click
 
-from extalerts.errors import ExtalertsError, SpecError, StaleOutputError
+from extalerts.errors import ExtalertsError, SpecError, StaleOutputError, TestFileError
 
 NEXT_STEPS: dict[type[ExtalertsError], str] = {
     SpecError: "fix the spec and run `extalerts validate` again",
+    TestFileError: "fix the test files and run `extalerts test` again",
     StaleOutputError: "run `make render` (or `extalerts render --out DIR`) and commit the result",
 }
 
@@ -24,7 +25,8 @@ def describe(error: ExtalertsError) -> list[str]:
     if isinstance(error, SpecError):
         lines = [str(issue) for issue in error.issues]
         count = len(error.issues)
-        lines.append(f"error: {count} problem{'s' if count != 1 else ''} in the spec; {NEXT_STEPS[SpecError]}")
+        step = NEXT_STEPS.get(type(error), NEXT_STEPS[SpecError])
+        lines.append(f"error: {count} problem{'s' if count != 1 else ''} in {error.subject}; {step}")
         return lines
     if isinstance(error, StaleOutputError):
         lines = [f"stale: {path}" for path in error.changed]

@@ -69,17 +69,26 @@ def test_command(
       extalerts test monitors/tests/worker-errors.yaml --rule worker-exception
       extalerts test --junit-xml build/rule-tests.xml --require-coverage
     """
+    from extalerts.errors import ExtalertsError
     from extalerts.rule_tests import DEFAULT_TESTS_DIR, coverage, load_tests, run_test
     from extalerts.rule_tests import junit_xml as to_junit
     from extalerts.spec import load_spec
 
     spec = load_spec(list(spec_paths) or [DEFAULT_SPEC_DIR])
-    tests = load_tests(list(paths) or [DEFAULT_TESTS_DIR], spec)
+    _check_rule_ids(rule_ids, [r.id for r in spec.rules])
+    where = list(paths) or [DEFAULT_TESTS_DIR]
+    tests = load_tests(where, spec)
     if rule_ids:
         tests = [t for t in tests if t.test.rule in rule_ids]
+    if not tests:
+        # As pytest does: a run that tests nothing must not pass for one that tested everything.
+        named = f" of rule(s) {', '.join(rule_ids)}" if rule_ids else ""
+        places = ", ".join(str(p) for p in where)
+        raise ExtalertsError(f"no rule tests{named} in {places}; write some (see README: Rule tests) or name the files")
     outcomes = [run_test(spec, t, semantics) for t in tests]  # type: ignore[arg-type]
     covered = coverage(tests)
-    gaps = covered.missing([r.id for r in spec.rules if not rule_ids or r.id in rule_ids])
+    considered = [r.id for r in spec.rules if not rule_ids or r.id in rule_ids]
+    gaps = covered.missing(considered)
     if junit_xml is not None:
         junit_xml.parent.mkdir(parents=True, exist_ok=True)
         junit_xml.write_text(to_junit(outcomes), encoding="utf-8")
@@ -99,7 +108,7 @@ def test_command(
     else:
         _print_outcomes(outcomes)
         if show_coverage or require_coverage:
-            _print_coverage(gaps, len({r for r, _ in gaps}), len(spec.rules))
+            _print_coverage(gaps, len({r for r, _ in gaps}), len(considered))
         click.echo(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed")
     if failed or (require_coverage and gaps):
         raise click.exceptions.Exit(1)
@@ -112,8 +121,7 @@ def _outcome_json(outcome: TestOutcome) -> dict[str, Any]:
         "name": outcome.test.test.name,
         "passed": outcome.passed,
         "failures": list(outcome.failures),
-        "timeline": list(outcome.timeline),
-        "seconds": round(outcome.seconds, 4),
+        "timeline": [entry.as_json() for entry in outcome.timeline],
     }
 
 
@@ -130,7 +138,7 @@ def _print_outcomes(outcomes: list[TestOutcome]) -> None:
             for failure in outcome.failures:
                 click.echo(f"        {failure}")
             click.echo("        actual timeline (time from the start, group, change, value):")
-            for line in outcome.timeline:
+            for line in outcome.timeline_text():
                 click.echo(f"          {line}")
 
 
@@ -141,6 +149,19 @@ def _print_coverage(gaps: list[tuple[str, str]], rules_with_gaps: int, total: in
     click.echo(f"coverage: {rules_with_gaps} of {total} rules lack tests:")
     for rule_id, why in gaps:
         click.echo(f"  {rule_id}: {why}")
+
+
+def _check_rule_ids(wanted: tuple[str, ...], known: list[str]) -> None:
+    """``--rule`` names rules of the spec: a typo must not select nothing and pass."""
+    import difflib
+
+    from extalerts.errors import ExtalertsError
+
+    unknown = [r for r in wanted if r not in known]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], known, n=1, cutoff=0.5)
+        hint = f"did you mean `{close[0]}`?" if close else f"rules: {', '.join(known)}"
+        raise ExtalertsError(f"unknown rule(s) in --rule: {', '.join(unknown)} ({hint})")
 
 
 # --------------------------------------------------------------------------------------------- replay

@@ -9,12 +9,19 @@ import click
 
 @click.command("synth")
 @click.option(
-    "--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="NDJSON file; .gz compresses."
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="NDJSON file (.gz compresses; its folder is made), or - for standard output.",
 )
 @click.option("--minutes", type=click.IntRange(1), default=60, show_default=True, help="How long the traffic runs.")
 @click.option("--rpm", type=click.IntRange(1), default=600, show_default=True, help="Baseline requests per minute.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
-@click.option("--start", default=None, help="When the traffic starts, ISO 8601 (default 2026-01-01T00:00:00Z).")
+@click.option(
+    "--start",
+    default=None,
+    help="When the traffic starts, ISO 8601; UTC unless it names a zone (default 2026-01-01T00:00:00Z).",
+)
 @click.option(
     "--scenario",
     "scenarios",
@@ -24,7 +31,13 @@ import click
 )
 @click.option("--list-scenarios", is_flag=True, help="List the incident scenarios and exit.")
 def synth_command(
-    out: Path, minutes: int, rpm: int, seed: int, start: str | None, scenarios: tuple[str, ...], list_scenarios: bool
+    out: Path | None,
+    minutes: int,
+    rpm: int,
+    seed: int,
+    start: str | None,
+    scenarios: tuple[str, ...],
+    list_scenarios: bool,
 ) -> None:
     """Write Workers Trace Events NDJSON exactly as Logpush writes them: baseline traffic of a Workers
     API with a ConversationStateDO Durable Object, plus named incidents. Seeded and deterministic.
@@ -33,26 +46,48 @@ def synth_command(
     Examples:
       extalerts synth --out build/incident.ndjson --minutes 90 --scenario exception-storm@70m+5m
       extalerts synth --out big.ndjson.gz --minutes 1440 --rpm 700 --seed 7
-      extalerts synth --out x --list-scenarios
+      extalerts synth --out - --minutes 5 | head -1
+      extalerts synth --list-scenarios
     """
-    from datetime import datetime
+    import sys
 
-    from extalerts.synth import DEFAULT_START_MS, SCENARIOS, SynthConfig, generate, parse_scenario
+    from extalerts.synth import DEFAULT_START_MS, SCENARIOS, SynthConfig, generate, parse_scenario, write
 
     if list_scenarios:
         width = max(len(name) for name in SCENARIOS)
         for name, description in SCENARIOS.items():
             click.echo(f"{name:<{width}}  {description}")
         return
+    if out is None:
+        raise click.UsageError("Missing option '--out' (a file, or - for standard output).")
+    start_ms = DEFAULT_START_MS if start is None else _epoch_ms(start)
     try:
         parsed = tuple(parse_scenario(text) for text in scenarios)
-        start_ms = DEFAULT_START_MS
-        if start is not None:
-            start_ms = int(datetime.fromisoformat(start.replace("Z", "+00:00")).timestamp() * 1000)
         config = SynthConfig(start_ms=start_ms, minutes=minutes, requests_per_minute=rpm, seed=seed, scenarios=parsed)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    stats = generate(config, out)
-    click.echo(f"{stats.events:,} events written to {out}")
+    to_stdout = str(out) == "-"
+    try:
+        stats = write(config, sys.stdout.buffer) if to_stdout else generate(config, out)
+    except OSError as exc:
+        raise click.FileError(str(out), hint=exc.strerror or str(exc)) from None
+    # With the events on standard output, what was written is told on standard error.
+    click.echo(f"{stats.events:,} events written to {'standard output' if to_stdout else out}", err=to_stdout)
     for scenario in parsed:
-        click.echo(f"  incident {scenario}")
+        click.echo(f"  incident {scenario}", err=to_stdout)
+
+
+def _epoch_ms(start: str) -> int:
+    """``--start`` in epoch ms; a time without a zone is UTC, so the same seed gives the same bytes anywhere."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    except ValueError:
+        hint = f"{start!r} is not an ISO 8601 time, e.g. 2026-01-01T00:00:00Z"
+        raise click.BadParameter(hint, param_hint="--start") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    if moment.timestamp() < 0:
+        raise click.BadParameter(f"{start!r} is before 1970", param_hint="--start")
+    return int(moment.timestamp() * 1000)

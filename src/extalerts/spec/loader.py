@@ -206,7 +206,9 @@ def read_yaml(path: Path, issues: list[SpecIssue]) -> tuple[Any, str] | None:
         mark = exc.problem_mark or exc.context_mark
         where = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path)
         problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
-        hint = "tabs are not allowed for indentation in YAML" if "\t" in text and "tab" in problem else ""
+        # The C loader's message does not mention the tab; the line it stopped at does.
+        stopped_at = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
+        hint = "tabs are not allowed for indentation in YAML" if "\t" in stopped_at or "tab" in problem else ""
         issues.append(SpecIssue(where, f"YAML syntax error: {problem}", hint))
     except YAMLError as exc:
         issues.append(SpecIssue(Location(path), f"YAML syntax error: {' '.join(str(exc).split())}"))
