@@ -143,3 +143,130 @@ def test_replay_shows_progress_within_a_file_on_a_terminal(tmp_path: Path, monke
     assert engine.events == 50
     assert "reading 1 file" in terminal.getvalue()
     assert "100%" in terminal.getvalue()
+
+
+# --------------------------------------------------------------------------------------------- replay input
+
+
+def _incident(path: Path, exception_at: float = 10.2) -> Path:
+    events = [event(m / 2, ScriptName="conversation-api") for m in range(60)]
+    events += [event(exception_at, ScriptName="conversation-api", Outcome="exception")]
+    write_events(events, path)
+    return path
+
+
+def test_replay_locates_lines_that_are_not_objects_exactly(tmp_path: Path) -> None:
+    lines = [json.dumps(event(k / 100)) for k in range(1000)]
+    lines[499], lines[700] = "[1, 2]", "42"  # not objects: DuckDB drops a whole chunk around such a line
+    path = write(tmp_path / "x.ndjson", "\n".join(lines) + "\n")
+    code, out, err = cli_run("replay", str(path), "--spec", str(MONITORS), "--rule", "worker-exception")
+    assert code == 0
+    assert "998 events" in out
+    assert err.splitlines()[1:] == [
+        f"  {path}:{n}: not a Workers Trace Event (bad JSON or no EventTimestampMs)" for n in (500, 701)
+    ]
+    code, _, err = cli_run("replay", str(path), "--spec", str(MONITORS), "--strict")
+    assert code == 1
+    assert f"{path}:500: not a Workers Trace Event" in err
+    assert "without it, bad lines are skipped" in err
+
+
+def test_replay_reads_a_file_named_twice_once_and_folders_in_depth(tmp_path: Path) -> None:
+    day = tmp_path / "archive" / "20260101"
+    day.mkdir(parents=True)
+    path = _incident(day / "a.log")
+    code, out, _ = cli_run(
+        "replay", str(path), str(day / "*.log"), str(tmp_path / "archive"), "--spec", str(MONITORS), "-o", "json"
+    )
+    assert code == 0
+    report = json.loads(out)
+    assert report["events"] == 61
+    assert report["rules"]["worker-exception"]["fired"] == 1
+
+
+def test_replay_refuses_what_would_read_as_nothing(tmp_path: Path) -> None:
+    import gzip
+
+    gzipped = tmp_path / "day.ndjson"
+    gzipped.write_bytes(gzip.compress(_incident(tmp_path / "plain.ndjson").read_bytes()))
+    code, _, err = cli_run("replay", str(gzipped), "--spec", str(MONITORS))
+    assert code == 1
+    assert "gzip content in a file not named .gz; rename it to day.ndjson.gz" in err
+    lowercase = write(tmp_path / "lower.ndjson", '{"eventtimestampms": 1767225600000, "outcome": "ok"}\n')
+    code, out, err = cli_run("replay", str(lowercase), "--spec", str(MONITORS))
+    assert code == 1
+    assert out == ""
+    assert "no Workers Trace Events in 1 file(s); 1 lines skipped, e.g. " in err
+    assert "with Logpush's field names, e.g. EventTimestampMs" in err
+
+
+def test_replay_reads_a_truncated_gzip_up_to_the_cut(tmp_path: Path) -> None:
+    import gzip
+
+    events = [event(m / 10, ScriptName="conversation-api") for m in range(300)]
+    events += [event(3.05, ScriptName="conversation-api", Outcome="exception")]
+    whole = tmp_path / "whole.ndjson"
+    write_events(sorted(events, key=lambda e: e["EventTimestampMs"]), whole)
+    compressed = gzip.compress(whole.read_bytes())
+    cut = tmp_path / "cut.ndjson.gz"
+    cut.write_bytes(compressed[: len(compressed) * 3 // 4])
+    code, out, err = cli_run("replay", str(cut), "--spec", str(MONITORS), "--rule", "worker-exception", "-o", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert 0 < report["events"] < 301
+    assert report["rules"]["worker-exception"]["fired"] == 1  # the exception lies before the cut
+    (warning,) = report["warnings"]
+    assert f"{cut}: the gzip stream is cut short; read the {report['events']:,} whole lines before the cut" in warning
+    assert f"warning: {warning}" in err
+    code, _, err = cli_run("replay", str(cut), "--spec", str(MONITORS), "--strict")
+    assert code == 1
+    assert "Unexpected end of GZIP stream" in err
+
+
+def test_replay_options_are_checked_and_bound_the_evaluations(tmp_path: Path) -> None:
+    path = _incident(tmp_path / "x.ndjson")
+    base = ("replay", str(path), "--spec", str(MONITORS))
+    code, _, err = cli_run(*base, "--memory-limit", "lots")
+    assert code == 1
+    assert "error: memory limit 'lots':" in err
+    assert "write it like 512MB or 4GB" in err
+    code, _, err = cli_run(*base, "--rule", "worker-excepton")
+    assert "(did you mean `worker-exception`?)" in err
+    code, _, err = cli_run(*base, "--until", "yesterday")
+    assert code == 2
+    assert "Invalid value for --until: 'yesterday' is not an ISO 8601 time" in err
+    code, out, _ = cli_run(*base, "--rule", "worker-exception", "-o", "json", "--since", "2026-01-01T00:20")
+    transitions = json.loads(out)["rules"]["worker-exception"]["transitions"]
+    assert transitions == []  # the alert of 00:16-00:17 lies before the first evaluation
+    code, out, _ = cli_run(*base, "--rule", "worker-exception", "-o", "json", "--until", "2026-01-01T00:16")
+    (alert,) = json.loads(out)["rules"]["worker-exception"]["alerts"]
+    assert alert["end_ms"] is None  # still firing at the last evaluation asked for
+
+
+def test_report_charts_draw_negative_values_gaps_and_the_input_span(tmp_path: Path) -> None:
+    from extalerts.engine import Engine, RuleResult
+    from extalerts.report import write_report
+    from extalerts.spec import load_spec
+
+    spec = load_spec([MONITORS])
+    engine = Engine(spec, rules=["request-spike", "worker-exception"])
+    engine.load_events([event(600 + m) for m in range(5)])  # 10:00 to 10:04
+    result = engine.evaluate()
+    result.rules["request-spike"] = RuleResult(
+        "request-spike",
+        series={(): [(at(10), 50.0), (at(11), None), (at(12), -100.0), (at(13), -80.0)]},
+        evaluations=4,
+        until_ms=at(13),
+    )
+    result.rules["worker-exception"] = RuleResult("worker-exception")  # never evaluated
+    write_report(spec, result, Path("report.html"))
+    html = Path("report.html").read_text()
+    spike = html[html.index('id="request-spike"') :]
+    path = spike[spike.index('<path d="') + 9 :].split('"', 1)[0]
+    assert path.count("M") == 2  # the gap at 00:11 is not bridged
+    ys = [float(step.split(",")[1]) for step in path.replace("M", " ").replace("L", " ").split()]
+    svg_height = float(spike[spike.index('height="') + 8 :].split('"', 1)[0])
+    assert all(0 <= y <= svg_height for y in ys)
+    never_evaluated = html[html.index('id="worker-exception"') :]
+    assert "01-01 10:00" in never_evaluated  # the input's span
+    assert "01-01 00:00" not in never_evaluated  # not the epoch

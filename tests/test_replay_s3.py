@@ -292,3 +292,22 @@ def test_locating_a_bad_line_reads_a_plain_object_about_once(monkeypatch: pytest
     assert [(b.source, b.line) for b in result.bad_lines] == [(url(LARGE_PLAIN), LARGE_EVENTS + 1)]
     # DuckDB's scan and the line search each read the object once; allow some slack for block reads.
     assert read_bytes <= 4 * size, f"read {read_bytes:,} bytes ({read_bytes / size:.0f}x) of a {size:,}-byte object"
+
+
+def test_an_unreachable_endpoint_is_an_error_that_says_what_to_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    s3fs.S3FileSystem.clear_instance_cache()
+    code, out, err = cli_run("replay", "s3://logpush/workers/", "--spec", str(MONITORS))
+    assert code == 1
+    assert out == ""
+    assert "s3://logpush/workers/: cannot list: " in err
+    assert "check AWS_ENDPOINT_URL, the AWS credentials variables and the bucket name" in err
+    assert "bug" not in err

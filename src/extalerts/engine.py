@@ -139,6 +139,8 @@ class EngineResult:
     first_ms: int | None
     last_ms: int | None
     semantics: Semantics
+    #: What the reading worked around, e.g. a truncated archive read up to its cut.
+    warnings: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------- input
@@ -157,7 +159,8 @@ def _no_event_files(where: str, names: Sequence[str]) -> EngineError:
 
 
 def expand_sources(sources: Sequence[str]) -> list[str]:
-    """Files, directories (their event files), globs and ``s3://`` URLs, in order."""
+    """Files, directories and ``s3://`` prefixes (their event files, in sub-folders too, as Logpush
+    writes a folder a day), globs, in order; a file named twice (overlapping sources) is read once."""
     found: list[str] = []
     for source in sources:
         if source.startswith("s3://"):
@@ -165,21 +168,40 @@ def expand_sources(sources: Sequence[str]) -> list[str]:
             continue
         path = Path(source)
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.is_file())
+            files = sorted(p for p in path.rglob("*") if p.is_file())
             readable = [str(p) for p in files if p.name.endswith(EVENT_FILE_SUFFIXES)]
             if not readable:
-                raise _no_event_files(source, [p.name for p in files])
+                raise _no_event_files(source, [str(p.relative_to(path)) for p in files])
             found.extend(readable)
         elif any(c in source for c in "*?["):
             matches = sorted(glob.glob(source))  # noqa: PTH207 - absolute patterns, which Path.glob refuses
             if not matches:
-                raise EngineError(f"{source}: no file matches")
+                raise EngineError(f"{source}: no file matches; check the pattern, and quote it for the shell")
             found.extend(matches)
         elif path.is_file():
             found.append(source)
         else:
-            raise EngineError(f"{source}: no such file")
-    return found
+            raise EngineError(f"{source}: no such file or directory; name Logpush files, folders, globs or s3:// URLs")
+    unique = list({_identity(f): f for f in reversed(found)}.values())[::-1]  # first naming kept
+    for file in unique:
+        _refuse_unnamed_gzip(file)
+    return unique
+
+
+def _identity(file: str) -> str:
+    return file if file.startswith("s3://") else os.path.realpath(file)
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _refuse_unnamed_gzip(file: str) -> None:
+    """A gzip file is read as gzip by its name: one named otherwise would read as thousands of bad lines."""
+    if file.startswith("s3://") or file.endswith(".gz"):
+        return
+    with Path(file).open("rb") as handle:
+        if handle.read(2) == GZIP_MAGIC:
+            raise EngineError(f"{file}: gzip content in a file not named .gz; rename it to {Path(file).name}.gz")
 
 
 def _s3_filesystem() -> Any:
@@ -190,6 +212,16 @@ def _s3_filesystem() -> Any:
 
 
 def _s3_glob(url: str) -> list[str]:
+    try:
+        return _s3_list(url)
+    except EngineError:
+        raise
+    except Exception as exc:  # botocore and s3fs raise their own types for endpoints, credentials, buckets
+        hint = "check AWS_ENDPOINT_URL, the AWS credentials variables and the bucket name"
+        raise EngineError(f"{url}: cannot list: {type(exc).__name__}: {exc}; {hint}") from None
+
+
+def _s3_list(url: str) -> list[str]:
     fs = _s3_filesystem()
     path = url.removeprefix("s3://")
     if any(c in path for c in "*?["):
@@ -267,7 +299,11 @@ class Engine:
         if unknown:
             raise EngineError(f"unknown rule(s): {', '.join(sorted(unknown))}")
         # Insertion order is not needed (events are located by time), and keeping it costs memory.
-        self.db = duckdb.connect(config={"memory_limit": memory_limit, "preserve_insertion_order": False})
+        try:
+            self.db = duckdb.connect(config={"memory_limit": memory_limit, "preserve_insertion_order": False})
+        except duckdb.Error as exc:
+            message = str(exc).splitlines()[0]
+            raise EngineError(f"memory limit {memory_limit!r}: {message}; write it like 512MB or 4GB") from None
         # DuckDB tracks a query's progress (read by `load`'s on_progress) but must never draw its bar:
         # it would land on stdout, into `--output json`.
         self.db.execute("SET enable_progress_bar = true")
@@ -278,6 +314,8 @@ class Engine:
         self.events = 0
         self.bad_line_count = 0
         self.bad_lines: list[BadLine] = []
+        #: What the reading worked around and the user should know (a truncated archive).
+        self.warnings: list[str] = []
         #: Inputs read the exact way because the typed columns could not hold them.
         self.exact_reads = 0
         self._loaded = False
@@ -477,9 +515,12 @@ class Engine:
         # not an event arrives as a row without a timestamp, counted apart.
         try:
             self._stage(self.fields_query(files), files)
-        except EngineError:
+        except EngineError as error:
             if len(files) == 1:
-                raise
+                if strict or not files[0].endswith(".gz") or "gzip" not in str(error).lower():
+                    raise
+                self._load_salvaged(files[0], error)
+                return
             for file in files:  # file by file, so that an error names its file
                 self._load_batch([file], strict)
             return
@@ -504,13 +545,34 @@ class Engine:
             if rows > events:
                 self._locate_bad_lines(file, rows - events, strict)
 
+    def _load_salvaged(self, file: str, error: EngineError) -> None:
+        """A gzip archive cut short (an interrupted upload or copy): read every whole line before the
+        cut, and say so, rather than lose the replay. ``--strict`` stops instead."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="extalerts-") as folder:
+            salvaged = str(Path(folder) / "salvaged.ndjson")
+            kept = _salvage_gzip(file, salvaged)
+            if kept == 0:
+                raise error
+            self.warnings.append(
+                f"{file}: the gzip stream is cut short; read the {kept:,} whole lines before the cut "
+                "(fetch the file again for the rest; --strict stops instead)"
+            )
+            before = len(self.bad_lines)
+            self._load_batch([salvaged], strict=False)
+            self.bad_lines[before:] = [BadLine(file, b.line, b.reason) for b in self.bad_lines[before:]]
+
     def _stage(self, fields_sql: str, files: Sequence[str], *, into_staged: bool = False) -> None:
         statement = "INSERT INTO staged" if into_staged else "CREATE OR REPLACE TEMP TABLE staged AS"
         try:
             self.db.execute(f"{statement} {self._aggregation(fields_sql)}")
         except Exception as exc:  # duckdb raises its own exception types for I/O, decoding and memory
             where = files[0] if len(files) == 1 else f"{files[0]} (and {len(files) - 1} more)"
-            raise EngineError(f"{where}: cannot read: {str(exc).splitlines()[0]}") from None
+            message = str(exc).splitlines()[0]
+            if "Out of Memory" in message:
+                message += "; raise --memory-limit (DuckDB spills to disk beyond it)"
+            raise EngineError(f"{where}: cannot read: {message}") from None
 
     def _staged_totals(self) -> dict[int, tuple[int, int, int]]:
         """Per input file of the batch: rows read, events among them, rows the typed columns cannot hold."""
@@ -520,27 +582,18 @@ class Engine:
         return {int(row[0]): (int(row[1]), int(row[2]), int(row[3])) for row in rows}
 
     def _locate_bad_lines(self, file: str, bad: int, strict: bool) -> None:
-        """A second, narrow scan — only when a file has bad lines — numbering records to find them."""
+        """Only when a file has bad lines: find them, reading it again line by line. (A DuckDB scan
+        cannot: around a line that is not an object it drops the rows of the whole chunk.)"""
         self.bad_line_count += bad
         room = MAX_REPORTED_BAD_LINES - len(self.bad_lines)
-        wanted = max(room, 1 if strict else 0)
+        wanted = min(bad, max(room, 1 if strict else 0))
         if not wanted:
             return
-        scan = self._read_json(file, {"EventTimestampMs": "BIGINT"})
-        # Record numbers follow the file only while DuckDB keeps the scan in order.
-        self.db.execute("SET preserve_insertion_order = true")
-        try:
-            query = f'SELECT ordinality FROM {scan} WITH ORDINALITY WHERE "EventTimestampMs" IS NULL ORDER BY 1'
-            rows = self.db.execute(f"{query} LIMIT {wanted}").fetchall()
-        finally:
-            self.db.execute("SET preserve_insertion_order = false")
-        ordinals = [int(row[0]) for row in rows]
-        lines = _line_numbers(file, ordinals)
         reason = "not a Workers Trace Event (bad JSON or no EventTimestampMs)"
-        located = [BadLine(file, lines.get(ordinal, ordinal), reason) for ordinal in ordinals]
+        located = [BadLine(file, number, reason) for number in _bad_line_numbers(file, wanted)]
         self.bad_lines.extend(located)
         if strict and located:
-            raise EngineError(f"{located[0]} (--strict stops at the first bad line)")
+            raise EngineError(f"{located[0]} (--strict stops at the first bad line; without it, bad lines are skipped)")
 
     # ----------------------------------------------------------------------------------- evaluation
 
@@ -569,7 +622,9 @@ class Engine:
         results: dict[str, RuleResult] = {}
         for rule in self.rules:
             results[rule.id] = self._evaluate_rule(rule, first, last, start_ms, end_ms)
-        return EngineResult(results, self.events, self.bad_lines, self.bad_line_count, first, last, self.semantics)
+        return EngineResult(
+            results, self.events, self.bad_lines, self.bad_line_count, first, last, self.semantics, self.warnings
+        )
 
     def _evaluation_times(
         self, rule: ResolvedRule, first: int | None, last: int | None, start_ms: int | None, end_ms: int | None
@@ -899,21 +954,67 @@ def schedule_minutes(rule: ResolvedRule, semantics: Semantics) -> int:
     return _splunk_cron_minutes(rule) if semantics == "splunk" else 1
 
 
-def _line_numbers(file: str, ordinals: Sequence[int]) -> dict[int, int]:
-    """Line numbers of the given records (DuckDB counts records, skipping blank lines; people count lines)."""
-    wanted = set(ordinals)
-    found: dict[int, int] = {}
-    record = 0
+def _salvage_gzip(file: str, target: str) -> int:
+    """Decompress ``file`` up to where its stream breaks (members one after another, as ``gzip``
+    reads them) into ``target``, whole lines only; the number of lines kept."""
+    import zlib
+
+    kept = 0
+    pending = b""
+    with Path(target).open("wb") as out, _raw_source(file) as raw:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        while True:
+            chunk = inflater.unused_data or raw.read(1 << 20)
+            if not chunk:
+                break
+            if inflater.eof:  # the next gzip member
+                inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            try:
+                data = pending + inflater.decompress(chunk)
+            except zlib.error:
+                break
+            whole, _, pending = data.rpartition(b"\n")
+            if whole:
+                out.write(whole + b"\n")
+                kept += whole.count(b"\n") + 1
+    return kept
+
+
+def _raw_source(file: str) -> Any:
+    """The bytes of a source as stored (gzip left compressed)."""
+    if file.startswith("s3://"):
+        return _s3_filesystem().open(file, "rb")
+    return Path(file).open("rb")
+
+
+def _bad_line_numbers(file: str, wanted: int) -> list[int]:
+    """The first ``wanted`` lines of ``file`` the scan reads as no event: not a JSON object, or no
+    ``EventTimestampMs`` a BIGINT column takes (blank lines are no records at all)."""
+    found: list[int] = []
     with open_source(file) as handle:
         for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            record += 1
-            if record in wanted:
-                found[record] = number
-                if len(found) == len(wanted):
+            if line.strip() and not _is_event_line(line):
+                found.append(number)
+                if len(found) == wanted:
                     break
     return found
+
+
+def _is_event_line(line: bytes) -> bool:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    if not isinstance(record, dict):
+        return False
+    stamp = record.get("EventTimestampMs")
+    if isinstance(stamp, str):  # the typed column casts numeric text, as DuckDB does
+        try:
+            float(stamp)
+        except ValueError:
+            return False
+        return True
+    return isinstance(stamp, int | float)
 
 
 def open_source(file: str) -> Any:

@@ -25,7 +25,8 @@ MAX_GROUPS = len(COLOURS)
 class Line:
     label: str
     colour: str
-    points: str
+    #: SVG path data: one stretch per run of evaluations with data, so a gap is not bridged.
+    path: str
 
 
 @dataclass(frozen=True)
@@ -53,28 +54,49 @@ def _time(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%m-%d %H:%M")
 
 
-def _chart(rule_id: str, title: str, signal: str, outcome: RuleResult, thresholds: dict[str, float], end: int) -> Rule:
+def _chart(
+    rule_id: str, title: str, signal: str, outcome: RuleResult, thresholds: dict[str, float], span: tuple[int, int]
+) -> Rule:
+    """One rule's chart. ``span``: the input's first and last event, the time axis of a rule that
+    never evaluated, so every chart of a report shows the same stretch of time."""
     points = [(t, v) for series in outcome.series.values() for t, v in series]
-    times = [t for t, _ in points] or [0, 1]
+    times = [t for t, _ in points] or list(span)
     values = [v for _, v in points if v is not None] + list(thresholds.values()) + [0.0]
     t0 = min(times)
     t1 = max(max(times), t0 + 60_000)
-    v1 = max(values) * 1.1 or 1.0
+    # Values below zero (a change rule's drop) are drawn too: the axis spans both signs when needed.
+    low, high = min(values), max(values)
+    v0 = low * 1.1 if low < 0 else 0.0
+    v1 = high * 1.1 if high > 0 else 0.0
+    if v1 == v0:
+        v1 = v0 + 1.0
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def x(t: int) -> float:
         return LEFT + (t - t0) / (t1 - t0) * plot_w
 
     def y(v: float) -> float:
-        return TOP + plot_h - v / v1 * plot_h
+        return TOP + plot_h - (v - v0) / (v1 - v0) * plot_h
 
     ranked = sorted(outcome.series.items(), key=lambda item: -max((v or 0.0) for _, v in item[1]))
     lines = []
     for (group, series), colour in zip(ranked[:MAX_GROUPS], COLOURS, strict=False):
-        path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in series if v is not None)
-        lines.append(Line(_label(group), colour, path))
+        steps, pen_down = [], False
+        for t, v in series:
+            if v is None:
+                pen_down = False
+                continue
+            steps.append(f"{'L' if pen_down else 'M'}{x(t):.1f},{y(v):.1f}")
+            pen_down = True
+        lines.append(Line(_label(group), colour, " ".join(steps)))
+    # An alert still open when the input ended is shaded up to the last evaluation, where it was seen.
+    still_open_until = outcome.until_ms or span[1]
     bands = [
-        Band(x(i.start_ms), max(x(i.end_ms or end) - x(i.start_ms), 1.5), f"{_label(i.group)} {_time(i.start_ms)}")
+        Band(
+            x(i.start_ms),
+            max(x(i.end_ms or still_open_until) - x(i.start_ms), 1.5),
+            f"{_label(i.group)} {_time(i.start_ms)}",
+        )
         for i in outcome.intervals(State.ALERT)
     ]
     marks = [
@@ -82,7 +104,7 @@ def _chart(rule_id: str, title: str, signal: str, outcome: RuleResult, threshold
         for name, colour in (("critical", "#d62728"), ("warning", "#ff7f0e"))
         if (value := thresholds.get(name)) is not None
     ]
-    y_ticks = [(y(v1 * k / 4), format_number(round(v1 * k / 4, 2))) for k in range(5)]
+    y_ticks = [(y(v0 + (v1 - v0) * k / 4), format_number(round(v0 + (v1 - v0) * k / 4, 2))) for k in range(5)]
     anchors = ("start", "middle", "middle", "middle", "end")  # keep the outer labels inside the chart
     x_ticks = [(x(t0 + (t1 - t0) * k // 4), _time(t0 + (t1 - t0) * k // 4), anchors[k]) for k in range(5)]
     return Rule(
@@ -105,7 +127,7 @@ def _label(group: Group) -> str:
 
 def write_report(spec: Spec, result: EngineResult, path: Path) -> None:
     charts = []
-    end = result.last_ms or 0
+    span = (result.first_ms or 0, result.last_ms or 60_000)
     for rule in spec.rules:
         outcome = result.rules.get(rule.id)
         if outcome is None:
@@ -117,7 +139,7 @@ def write_report(spec: Spec, result: EngineResult, path: Path) -> None:
                 thresholds["warning"] = rule.rule.thresholds.warning
         else:
             thresholds["critical"] = 1.0
-        charts.append(_chart(rule.id, rule.rule.title, rule.rule.signal.kind, outcome, thresholds, end))
+        charts.append(_chart(rule.id, rule.rule.title, rule.rule.signal.kind, outcome, thresholds, span))
     html = Templates().render(
         "report/replay.html.j2",
         charts=charts,

@@ -177,6 +177,8 @@ def _check_rule_ids(wanted: tuple[str, ...], known: list[str]) -> None:
     "--report", type=click.Path(dir_okay=False, path_type=Path), help="Also write an HTML report with charts."
 )
 @click.option("--memory-limit", default="1GB", show_default=True, help="DuckDB memory limit; it spills to disk beyond.")
+@click.option("--since", metavar="TIME", help="First evaluation, ISO 8601 (UTC unless it names a zone).")
+@click.option("--until", "until", metavar="TIME", help="Last evaluation, ISO 8601 (UTC unless it names a zone).")
 @output_option
 def replay_command(
     sources: tuple[str, ...],
@@ -186,6 +188,8 @@ def replay_command(
     strict: bool,
     report: Path | None,
     memory_limit: str,
+    since: str | None,
+    until: str | None,
     output: str,
 ) -> None:
     """Replay Logpush files: how often, when and for how long each rule would have fired.
@@ -200,14 +204,29 @@ def replay_command(
       extalerts replay logs/2026-11-*.ndjson.gz
       extalerts replay s3://logpush-archive/workers/20261101/ --report november.html
       extalerts replay incident.ndjson --rule worker-exception -o json
+      extalerts replay archive/ --since 2026-11-01T00:00Z --until 2026-11-08T00:00Z
     """
     from extalerts.engine import Engine
+    from extalerts.errors import ExtalertsError
     from extalerts.spec import load_spec
 
+    start_ms, end_ms = _time_option(since, "--since"), _time_option(until, "--until")
+    if start_ms is not None and end_ms is not None and end_ms < start_ms:
+        raise click.BadParameter("comes before --since", param_hint="--until")
     spec = load_spec(list(spec_paths) or [DEFAULT_SPEC_DIR])
+    _check_rule_ids(rule_ids, [r.id for r in spec.rules])
     engine = Engine(spec, rules=list(rule_ids) or None, semantics=semantics, memory_limit=memory_limit)  # type: ignore[arg-type]
-    _load_with_progress(engine, list(sources), strict)
-    result = engine.evaluate()
+    files = _load_with_progress(engine, list(sources), strict)
+    result = engine.evaluate(start_ms=start_ms, end_ms=end_ms)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if result.events == 0:
+        # Nothing was read: "0 fired" would be a false all-clear.
+        skipped = f"; {result.bad_line_count:,} lines skipped, e.g. {result.bad_lines[0]}" if result.bad_lines else ""
+        raise ExtalertsError(
+            f"no Workers Trace Events in {len(files)} file(s){skipped}; replay reads Logpush "
+            "workers_trace_events NDJSON (plain or .gz) with Logpush's field names, e.g. EventTimestampMs"
+        )
     if report is not None:
         from extalerts.report import write_report
 
@@ -226,7 +245,22 @@ PROGRESS_MIN_FILES = 3
 PROGRESS_STEPS = 1000
 
 
-def _load_with_progress(engine: Any, sources: list[str], strict: bool) -> None:
+def _time_option(text: str | None, option: str) -> int | None:
+    """An ISO 8601 option in epoch ms; without a zone, UTC."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        example = "2026-11-01T00:00Z"
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 time, e.g. {example}", param_hint=option) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _load_with_progress(engine: Any, sources: list[str], strict: bool) -> list[str]:
+    """Read the sources into the engine, with a bar on a terminal for large inputs; the files read."""
     from extalerts.engine import expand_sources
 
     files = expand_sources(sources)
@@ -234,7 +268,7 @@ def _load_with_progress(engine: Any, sources: list[str], strict: bool) -> None:
     small = sum(Path(f).stat().st_size for f in local) < PROGRESS_MIN_BYTES and len(local) == len(files)
     if not sys.stderr.isatty() or (small and len(files) < PROGRESS_MIN_FILES):
         engine.load_files(files, strict=strict)
-        return
+        return files
     label = f"reading {len(files)} file{'s' if len(files) != 1 else ''}"
     with click.progressbar(length=PROGRESS_STEPS, label=label, file=sys.stderr, show_percent=True) as bar:
 
@@ -242,6 +276,7 @@ def _load_with_progress(engine: Any, sources: list[str], strict: bool) -> None:
             bar.update(round(share * PROGRESS_STEPS) - bar.pos)
 
         engine.load_files(files, strict=strict, on_progress=advance)
+    return files
 
 
 def _when(ms: int | None) -> str:
@@ -296,6 +331,7 @@ def replay_json(result: EngineResult) -> dict[str, Any]:
         "first": _when(result.first_ms),
         "last": _when(result.last_ms),
         "semantics": result.semantics,
+        "warnings": list(result.warnings),
         "rules": rules,
     }
 
@@ -307,7 +343,7 @@ def print_replay(result: EngineResult) -> None:
         click.echo(f"{result.bad_line_count:,} lines skipped (not Workers Trace Events):", err=True)
         for bad in result.bad_lines:
             click.echo(f"  {bad}", err=True)
-    rows = [("rule", "fired", "firing for", "first", "last")]
+    rows = [("rule", "fired", "firing (all groups)", "first", "last")]
     for rule_id, outcome in sorted(result.rules.items()):
         alerts = outcome.intervals()
         total = outcome.firing_ms()
