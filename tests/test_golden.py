@@ -51,3 +51,30 @@ def test_every_signal_kind_has_golden_output_in_both_providers(kind: str) -> Non
         assert f"extalerts-rule:{rule_id}" in monitor["tags"]
         assert f"[extalerts - {rule_id}]" in conf
         assert (OUTPUT / "splunk" / "rest" / f"{rule_id}.json").is_file()
+
+
+REPORT = GOLDEN / "report" / "replay.html"
+#: The report's input: synthesised traffic with incidents that fire, go silent and spike, so its charts
+#: show thresholds, firing stretches, gaps and a change rule's values on both sides of zero.
+REPORT_SCENARIOS = ("exception-storm@30m+5m", "script-silent@70m+15m", "traffic-spike@95m+10m")
+
+
+def test_report_golden_file_matches(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from extalerts.engine import Engine
+    from extalerts.report import write_report
+    from extalerts.synth import SynthConfig, generate, parse_scenario
+    from tests.conftest import MONITORS
+
+    folder = tmp_path_factory.mktemp("report")
+    events = folder / "incident.ndjson"
+    scenarios = tuple(parse_scenario(text) for text in REPORT_SCENARIOS)
+    generate(SynthConfig(minutes=120, requests_per_minute=120, seed=5, scenarios=scenarios), events)
+    spec = load_spec([MONITORS])
+    engine = Engine(spec, threads=1)
+    engine.load([str(events)])
+    write_report(spec, engine.evaluate(), folder / "replay.html")
+    rendered = (folder / "replay.html").read_text(encoding="utf-8")
+    if update_golden():
+        REPORT.parent.mkdir(parents=True, exist_ok=True)
+        REPORT.write_text(rendered, encoding="utf-8", newline="\n")
+    assert rendered == REPORT.read_text(encoding="utf-8"), "the report differs; run `make golden` and review"
