@@ -638,3 +638,38 @@ def test_an_unreadable_file_in_a_batch_is_named(tmp_path: Path) -> None:
     corrupt.write_bytes(b"\x1f\x8b\x08\x00not really gzip")
     with pytest.raises(EngineError, match=r"b\.ndjson\.gz: cannot read"):
         Engine(load_spec([MONITORS]), rules=["worker-exception"]).load([str(good), str(corrupt)])
+
+
+NOTIFIED = """\
+  - id: errors
+    title: Errors
+    severity: high
+    filter: 'Outcome != "ok"'
+    signal: {kind: count}
+    window: 1m
+    evaluation_delay: 0s
+    thresholds: {critical: 0}
+    renotify: 3m
+    throttle: 5m
+"""
+
+
+@pytest.mark.parametrize(
+    ("semantics", "expected"),
+    [
+        # Datadog: on alerting at 1m and 8m, and every 3m while still alerting (4m; 7m is after the end).
+        ("datadog", [1, 4, 8]),
+        # Splunk: a trigger each minute from 1m to 6m and at 8m; the 5m throttle holds back 2m-5m and 8m.
+        ("splunk", [1, 6]),
+    ],
+)
+def test_notifications_follow_renotify_and_the_throttle(
+    tmp_path: Path, semantics: Semantics, expected: list[int]
+) -> None:
+    spec = spec_with(tmp_path, NOTIFIED)
+    events = [event(m + 0.5, Outcome="exception") for m in range(6)]  # minutes 0-5 fail
+    events += [event(6.5), event(7.5, Outcome="exception"), event(8.5)]  # 6 is fine, 7 fails again
+    engine = Engine(spec, threads=1, semantics=semantics)
+    engine.load_events(events)
+    (outcome,) = engine.evaluate(start_ms=at(1), end_ms=at(9)).rules.values()
+    assert [(t - T0) // 60_000 for t, _ in outcome.notifications] == expected

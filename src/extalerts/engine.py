@@ -103,6 +103,9 @@ class RuleResult:
     evaluations: int = 0
     #: The last evaluation time; an interval still open then is counted up to it.
     until_ms: int | None = None
+    #: When an alert notification would go out, per group: Datadog's on alerting and each renotify
+    #: while still alerting; Splunk's at each triggering run not suppressed by the throttle.
+    notifications: list[tuple[int, Group]] = field(default_factory=list)
 
     def firing_ms(self) -> int:
         """Total time spent alerting, across groups."""
@@ -665,7 +668,29 @@ class Engine:
                     result.transitions.append(Transition(at_ms, group, state, new_state, value))
                     state = new_state
         result.transitions.sort(key=lambda t: (t.at_ms, t.group))
+        result.notifications = self._notifications(rule, result, times[1] - times[0] if len(times) > 1 else MINUTE_MS)
         return result
+
+    def _notifications(self, rule: ResolvedRule, result: RuleResult, step_ms: int) -> list[tuple[int, Group]]:
+        """Alert notifications from the alerting stretches. Datadog notifies on entering alert and
+        every ``renotify`` while still in it. A Splunk alert triggers at every run whose results match;
+        ``alert.suppress.period`` (the rule's throttle) then holds back repeats for the same group."""
+        until = result.until_ms or 0
+        sent: list[tuple[int, Group]] = []
+        last_sent: dict[Group, int] = {}
+        for stretch in result.intervals():
+            end = stretch.end_ms if stretch.end_ms is not None else until + 1
+            if self.semantics == "datadog":
+                repeat = rule.renotify * 1000 if rule.renotify else None
+                times = range(stretch.start_ms, end, repeat) if repeat else [stretch.start_ms]
+                sent.extend((t, stretch.group) for t in times)
+                continue
+            for t in range(stretch.start_ms, end, step_ms):
+                previous = last_sent.get(stretch.group)
+                if previous is None or t - previous >= rule.throttle * 1000:
+                    sent.append((t, stretch.group))
+                    last_sent[stretch.group] = t
+        return sorted(sent)
 
     # ----------------------------------------------------------------------------------- values
 

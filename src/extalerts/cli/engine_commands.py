@@ -301,6 +301,7 @@ def replay_json(result: EngineResult) -> dict[str, Any]:
         rules[rule_id] = {
             "evaluations": outcome.evaluations,
             "fired": len(alerts),
+            "notifications": len(outcome.notifications),
             "firing_minutes": outcome.firing_ms() // 60000,
             "alerts": [
                 {
@@ -343,7 +344,7 @@ def print_replay(result: EngineResult) -> None:
         click.echo(f"{result.bad_line_count:,} lines skipped (not Workers Trace Events):", err=True)
         for bad in result.bad_lines:
             click.echo(f"  {bad}", err=True)
-    rows = [("rule", "fired", "firing (all groups)", "first", "last")]
+    rows = [("rule", "fired", "notified", "firing (all groups)", "first", "last")]
     for rule_id, outcome in sorted(result.rules.items()):
         alerts = outcome.intervals()
         total = outcome.firing_ms()
@@ -351,6 +352,7 @@ def print_replay(result: EngineResult) -> None:
             (
                 rule_id,
                 str(len(alerts)),
+                str(len(outcome.notifications)),
                 _duration(total) if alerts else "-",
                 _when(alerts[0].start_ms) if alerts else "-",
                 _when(alerts[-1].start_ms) if alerts else "-",
