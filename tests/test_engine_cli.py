@@ -270,3 +270,30 @@ def test_report_charts_draw_negative_values_gaps_and_the_input_span(tmp_path: Pa
     never_evaluated = html[html.index('id="worker-exception"') :]
     assert "01-01 10:00" in never_evaluated  # the input's span
     assert "01-01 00:00" not in never_evaluated  # not the epoch
+
+
+def test_replay_rules_see_what_the_logpush_job_ships(tmp_path: Path) -> None:
+    """monitors/ ships conversation-api and auth-worker only: another script's exceptions never reach
+    Datadog or Splunk, so they cannot page there."""
+    events = [event(m / 2, ScriptName="conversation-api") for m in range(60)]
+    events += [event(10.2, ScriptName="batch-worker", Outcome="exception")]
+    path = tmp_path / "x.ndjson"
+    write_events(events, path)
+    base = ("replay", str(path), "--spec", str(MONITORS), "--rule", "worker-exception", "-o", "json")
+    code, out, _ = cli_run(*base)
+    assert code == 0
+    report = json.loads(out)
+    assert report["rules"]["worker-exception"]["fired"] == 0
+    assert report["logpush_job"] == {
+        "job": "workers-to-datadog",
+        "filter": 'ScriptName in ["conversation-api", "auth-worker"]',
+        "events": 60,
+    }
+    code, out, _ = cli_run(*base, "--semantics", "splunk")
+    assert json.loads(out)["logpush_job"]["job"] == "workers-to-splunk"
+    code, out, _ = cli_run(*base, "--logpush-job", "none")
+    assert json.loads(out)["rules"]["worker-exception"]["fired"] == 1
+    assert json.loads(out)["logpush_job"] is None
+    code, _, err = cli_run(*base, "--logpush-job", "workers-to-dd")
+    assert code == 1
+    assert "unknown Logpush job in --logpush-job: workers-to-dd (jobs: workers-to-datadog, workers-to-splunk" in err

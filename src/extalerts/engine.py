@@ -37,6 +37,7 @@ from typing import Any, Literal
 from extalerts.errors import ExtalertsError
 from extalerts.fields import Field
 from extalerts.filter import fields_of
+from extalerts.filter.ast import Expr
 from extalerts.filter.duckdb import (
     JSON_COLUMNS,
     SCALAR_COLUMNS,
@@ -292,10 +293,14 @@ class Engine:
         semantics: Semantics = "datadog",
         memory_limit: str = "1GB",
         threads: int | None = None,
+        shipped: Expr | None = None,
     ) -> None:
+        """``shipped``: the filter of the Logpush job feeding the provider; rules then see only the
+        events it ships, as the provider would (None: every event)."""
         import duckdb
 
         self.spec = spec
+        self.shipped = shipped
         self.semantics = semantics
         self.rules = [r for r in spec.rules if rules is None or r.id in rules]
         unknown = set(rules or ()) - {r.id for r in self.rules}
@@ -325,7 +330,7 @@ class Engine:
         self._plan()
 
     def _column_names(self) -> dict[str, str]:
-        used: list[str] = []
+        used: list[str] = fields_of(self.shipped)
         for rule in self.rules:
             used += fields_of(rule.filter) + fields_of(rule.ratio_match) + list(rule.rule.group_by)
             signal_field = getattr(rule.rule.signal, "field", None)
@@ -370,6 +375,8 @@ class Engine:
             "_last": ("max(ts)", "max"),
             "_variants": ("count(*) FILTER (WHERE _variant)", "sum"),
         }
+        if self.shipped is not None:
+            totals["_shipped"] = (f"count(ts) FILTER (WHERE {self._shipped_sql()})", "sum")
         for name, (sql, combine) in totals.items():
             aggregates[sql] = name
             self._combine[name] = combine
@@ -695,9 +702,20 @@ class Engine:
     # ----------------------------------------------------------------------------------- values
 
     def _where(self, rule: ResolvedRule) -> str:
-        if rule.filter is None:
-            return "true"
-        return to_duckdb(rule.filter, self.field, self.columns)
+        where = "true" if rule.filter is None else to_duckdb(rule.filter, self.field, self.columns)
+        if self.shipped is None:
+            return where
+        return f"({self._shipped_sql()}) AND ({where})"
+
+    def _shipped_sql(self) -> str:
+        return "true" if self.shipped is None else to_duckdb(self.shipped, self.field, self.columns)
+
+    def shipped_events(self) -> int:
+        """Events the Logpush job's filter ships (all events without one)."""
+        if not self._loaded or self.shipped is None:
+            return self.events
+        row = self.db.execute("SELECT coalesce(sum(_shipped), 0) FROM partials").fetchone()
+        return int(row[0]) if row else 0
 
     def _rows(self, rule: ResolvedRule) -> dict[Group, dict[int, Any]]:
         """The rule's aggregates per group, per bucket holding an event its filter matches."""

@@ -177,6 +177,14 @@ def _check_rule_ids(wanted: tuple[str, ...], known: list[str]) -> None:
     "--report", type=click.Path(dir_okay=False, path_type=Path), help="Also write an HTML report with charts."
 )
 @click.option("--memory-limit", default="1GB", show_default=True, help="DuckDB memory limit; it spills to disk beyond.")
+@click.option(
+    "--logpush-job",
+    "job_name",
+    default="auto",
+    show_default=True,
+    help="Rules see only what this Logpush job ships (its filter); auto: the spec's job shipping to the "
+    "--semantics provider; none: every event.",
+)
 @click.option("--since", metavar="TIME", help="First evaluation, ISO 8601 (UTC unless it names a zone).")
 @click.option("--until", "until", metavar="TIME", help="Last evaluation, ISO 8601 (UTC unless it names a zone).")
 @output_option
@@ -188,6 +196,7 @@ def replay_command(
     strict: bool,
     report: Path | None,
     memory_limit: str,
+    job_name: str,
     since: str | None,
     until: str | None,
     output: str,
@@ -215,7 +224,14 @@ def replay_command(
         raise click.BadParameter("comes before --since", param_hint="--until")
     spec = load_spec(list(spec_paths) or [DEFAULT_SPEC_DIR])
     _check_rule_ids(rule_ids, [r.id for r in spec.rules])
-    engine = Engine(spec, rules=list(rule_ids) or None, semantics=semantics, memory_limit=memory_limit)  # type: ignore[arg-type]
+    job, shipped = _shipping_job(spec, job_name, semantics)
+    engine = Engine(
+        spec,
+        rules=list(rule_ids) or None,
+        semantics=semantics,  # type: ignore[arg-type]
+        memory_limit=memory_limit,
+        shipped=shipped,
+    )
     files = _load_with_progress(engine, list(sources), strict)
     result = engine.evaluate(start_ms=start_ms, end_ms=end_ms)
     for warning in result.warnings:
@@ -227,14 +243,15 @@ def replay_command(
             f"no Workers Trace Events in {len(files)} file(s){skipped}; replay reads Logpush "
             "workers_trace_events NDJSON (plain or .gz) with Logpush's field names, e.g. EventTimestampMs"
         )
+    shipping = {"job": job, "filter": spec.logpush.jobs[job].filter, "events": engine.shipped_events()} if job else None
     if report is not None:
         from extalerts.report import write_report
 
         write_report(spec, result, report)
     if output == "json":
-        click.echo(json.dumps(replay_json(result), indent=2))
+        click.echo(json.dumps(replay_json(result) | {"logpush_job": shipping}, indent=2))
     else:
-        print_replay(result)
+        print_replay(result, shipping)
         if report is not None:
             click.echo(f"report: {report}")
 
@@ -243,6 +260,28 @@ def replay_command(
 PROGRESS_MIN_BYTES = 64 * 1024 * 1024
 PROGRESS_MIN_FILES = 3
 PROGRESS_STEPS = 1000
+
+
+def _shipping_job(spec: Any, name: str, semantics: str) -> tuple[str | None, Any]:
+    """The Logpush job whose filter decides what the provider receives, and that filter parsed."""
+    from extalerts.errors import ExtalertsError
+    from extalerts.filter import parse
+
+    jobs = spec.logpush.jobs
+    if name == "none":
+        return None, None
+    if name == "auto":
+        shipping = [
+            n for n, j in sorted(jobs.items()) if j.enabled and (j.datadog if semantics == "datadog" else j.splunk)
+        ]
+        if not shipping:
+            return None, None
+        name = shipping[0]
+    elif name not in jobs:
+        known = ", ".join(sorted(jobs)) or "none in the spec"
+        raise ExtalertsError(f"unknown Logpush job in --logpush-job: {name} (jobs: {known}; or auto, none)")
+    job = jobs[name]
+    return name, parse(job.filter) if job.filter else None
 
 
 def _time_option(text: str | None, option: str) -> int | None:
@@ -337,9 +376,14 @@ def replay_json(result: EngineResult) -> dict[str, Any]:
     }
 
 
-def print_replay(result: EngineResult) -> None:
+def print_replay(result: EngineResult, shipping: dict[str, Any] | None = None) -> None:
     span = f"{_when(result.first_ms)} to {_when(result.last_ms)} UTC"
     click.echo(f"{result.events:,} events from {span} ({result.semantics} semantics)")
+    if shipping is not None:
+        click.echo(
+            f"rules see the {shipping['events']:,} events Logpush job {shipping['job']} ships "
+            f"(filter: {shipping['filter'] or 'none'}); --logpush-job none: every event"
+        )
     if result.bad_line_count:
         click.echo(f"{result.bad_line_count:,} lines skipped (not Workers Trace Events):", err=True)
         for bad in result.bad_lines:
