@@ -297,3 +297,14 @@ def test_replay_rules_see_what_the_logpush_job_ships(tmp_path: Path) -> None:
     code, _, err = cli_run(*base, "--logpush-job", "workers-to-dd")
     assert code == 1
     assert "unknown Logpush job in --logpush-job: workers-to-dd (jobs: workers-to-datadog, workers-to-splunk" in err
+
+
+def test_replay_warns_of_a_top_level_field_no_event_holds(tmp_path: Path) -> None:
+    lines = [{"EventTimestampMs": at(m), "outcome": "exception", "ScriptName": "conversation-api"} for m in range(3)]
+    path = write(tmp_path / "x.ndjson", "".join(json.dumps(line) + "\n" for line in lines))
+    code, out, err = cli_run("replay", str(path), "--spec", str(MONITORS), "--rule", "worker-exception", "-o", "json")
+    assert code == 0
+    warning = "no event has Outcome (read by worker-exception): Logpush writes Outcome in every event"
+    assert f"warning: {warning}" in err
+    assert any(w.startswith(warning) for w in json.loads(out)["warnings"])
+    assert "ScriptName" not in err

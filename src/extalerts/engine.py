@@ -332,11 +332,15 @@ class Engine:
     def _column_names(self) -> dict[str, str]:
         used: list[str] = fields_of(self.shipped)
         for rule in self.rules:
-            used += fields_of(rule.filter) + fields_of(rule.ratio_match) + list(rule.rule.group_by)
-            signal_field = getattr(rule.rule.signal, "field", None)
-            if signal_field:
-                used.append(signal_field)
+            used += self.fields_read(rule)
         return {name: f"f{index}" for index, name in enumerate(dict.fromkeys(used))}
+
+    @staticmethod
+    def fields_read(rule: ResolvedRule) -> list[str]:
+        """The fields a rule reads: its filters, its groups, and its signal's field."""
+        used = fields_of(rule.filter) + fields_of(rule.ratio_match) + list(rule.rule.group_by)
+        signal_field = getattr(rule.rule.signal, "field", None)
+        return [*used, signal_field] if signal_field else used
 
     def field(self, name: str) -> Field:
         return self.spec.catalog[name]
@@ -377,6 +381,14 @@ class Engine:
         }
         if self.shipped is not None:
             totals["_shipped"] = (f"count(ts) FILTER (WHERE {self._shipped_sql()})", "sum")
+        # Top-level fields Logpush writes in every event: one no event holds points at the input's
+        # casing (`outcome` for `Outcome`), which would otherwise read as every value missing.
+        self._seen_columns: dict[str, str] = {}
+        for name, column in self.columns.names.items():
+            catalog_field = self.field(name)
+            if catalog_field.logpush and len(catalog_field.paths) == 1 and len(catalog_field.paths[0]) == 1:
+                self._seen_columns[name] = f"_seen_{column}"
+                totals[f"_seen_{column}"] = (f"count({column})", "sum")
         for name, (sql, combine) in totals.items():
             aggregates[sql] = name
             self._combine[name] = combine
@@ -709,6 +721,14 @@ class Engine:
 
     def _shipped_sql(self) -> str:
         return "true" if self.shipped is None else to_duckdb(self.shipped, self.field, self.columns)
+
+    def absent_fields(self) -> list[str]:
+        """Top-level fields the rules read that no event held (an empty list before any event)."""
+        if not self._loaded or not self._seen_columns or not self.events:
+            return []
+        sums = ", ".join(f"coalesce(sum({column}), 0)" for column in self._seen_columns.values())
+        row = self.db.execute(f"SELECT {sums} FROM partials").fetchone() or ()
+        return [name for name, seen in zip(self._seen_columns, row, strict=True) if not seen]
 
     def shipped_events(self) -> int:
         """Events the Logpush job's filter ships (all events without one)."""

@@ -234,6 +234,14 @@ def replay_command(
     )
     files = _load_with_progress(engine, list(sources), strict)
     result = engine.evaluate(start_ms=start_ms, end_ms=end_ms)
+    warnings = list(result.warnings)
+    for name in engine.absent_fields():
+        readers = ", ".join(sorted(r.id for r in engine.rules if name in engine.fields_read(r)))
+        warnings.append(
+            f"no event has {name} (read by {readers}): Logpush writes {name} in every event; check the input's "
+            "key casing"
+        )
+    result.warnings = warnings
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     if result.events == 0:
