@@ -285,12 +285,12 @@ def test_replay_rules_see_what_the_logpush_job_ships(tmp_path: Path) -> None:
     report = json.loads(out)
     assert report["rules"]["worker-exception"]["fired"] == 0
     assert report["logpush_job"] == {
-        "job": "workers-to-datadog",
-        "filter": 'ScriptName in ["conversation-api", "auth-worker"]',
+        "jobs": ["workers-to-datadog"],
+        "filters": ['ScriptName in ["conversation-api", "auth-worker"]'],
         "events": 60,
     }
     code, out, _ = cli_run(*base, "--semantics", "splunk")
-    assert json.loads(out)["logpush_job"]["job"] == "workers-to-splunk"
+    assert json.loads(out)["logpush_job"]["jobs"] == ["workers-to-splunk"]
     code, out, _ = cli_run(*base, "--logpush-job", "none")
     assert json.loads(out)["rules"]["worker-exception"]["fired"] == 1
     assert json.loads(out)["logpush_job"] is None
@@ -308,3 +308,85 @@ def test_replay_warns_of_a_top_level_field_no_event_holds(tmp_path: Path) -> Non
     assert f"warning: {warning}" in err
     assert any(w.startswith(warning) for w in json.loads(out)["warnings"])
     assert "ScriptName" not in err
+
+
+def test_replay_rules_see_every_job_shipping_to_the_provider(tmp_path: Path) -> None:
+    spec = copy_monitors(tmp_path)
+    jobs = (spec / "logpush.yaml").read_text()
+    second = """\
+    auth-to-datadog:
+      datadog: {site: datadoghq.com, service: auth}
+      filter: 'ScriptName == "batch-worker"'
+"""
+    (spec / "logpush.yaml").write_text(jobs.replace("    workers-to-splunk:\n", second + "    workers-to-splunk:\n"))
+    events = [event(m / 2, ScriptName="conversation-api") for m in range(60)]
+    events += [event(10.2, ScriptName="batch-worker", Outcome="exception")]
+    path = tmp_path / "x.ndjson"
+    write_events(events, path)
+    code, out, err = cli_run("replay", str(path), "--rule", "worker-exception", "-o", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["logpush_job"]["jobs"] == ["auth-to-datadog", "workers-to-datadog"]
+    assert report["logpush_job"]["events"] == 61
+    assert report["rules"]["worker-exception"]["fired"] == 1
+
+
+def test_replay_strict_stops_at_a_timestamp_no_bigint_holds(tmp_path: Path) -> None:
+    lines = [json.dumps(event(k / 10)) for k in range(20)] + ['{"EventTimestampMs": "nan", "Outcome": "ok"}']
+    path = write(tmp_path / "x.ndjson", "\n".join(lines) + "\n")
+    code, _, err = cli_run("replay", str(path), "--spec", str(MONITORS), "--strict")
+    assert code == 1
+    assert f"{path}:21: not a Workers Trace Event" in err
+
+
+def test_replay_reads_folders_a_glob_matches(tmp_path: Path) -> None:
+    for day in ("20260101", "20260102"):
+        (tmp_path / "archive" / day).mkdir(parents=True)
+    _incident(tmp_path / "archive" / "20260101" / "a.log")
+    code, out, err = cli_run("replay", str(tmp_path / "archive" / "2026*"), "--spec", str(MONITORS), "-o", "json")
+    assert code == 1  # the second day's folder holds nothing to read, and says so
+    assert "20260102: no .ndjson, .json, .log, .gz file to read (it is empty)" in err
+    (tmp_path / "archive" / "20260102" / "b.log").write_text(json.dumps(event(40)) + "\n")
+    code, out, err = cli_run("replay", str(tmp_path / "archive" / "2026*"), "--spec", str(MONITORS), "-o", "json")
+    assert code == 0, err
+    assert json.loads(out)["events"] == 62
+
+
+def test_replay_report_holds_rules_left_without_evaluations(tmp_path: Path) -> None:
+    from extalerts.synth import SynthConfig, generate
+
+    path = tmp_path / "x.ndjson"
+    generate(SynthConfig(minutes=20, requests_per_minute=60), path)
+    args = (
+        "replay",
+        str(path),
+        "--spec",
+        str(MONITORS),
+        "--since",
+        "2026-01-01T00:00Z",
+        "--until",
+        "2026-01-01T00:03Z",
+    )
+    code, _, err = cli_run(*args, "--report", "r.html")
+    assert code == 0, err
+    assert 'id="do-latency-p99"' in Path("r.html").read_text()
+
+
+def test_replay_names_the_job_filter_reading_an_absent_field(tmp_path: Path) -> None:
+    lines = [{"EventTimestampMs": at(m), "Outcome": "ok", "scriptname": "conversation-api"} for m in range(3)]
+    path = write(tmp_path / "x.ndjson", "".join(json.dumps(line) + "\n" for line in lines))
+    code, _, err = cli_run("replay", str(path), "--spec", str(MONITORS), "--rule", "invalid-url-flood")
+    assert code == 0
+    assert "warning: no event has ScriptName (read by the filter of Logpush job workers-to-datadog)" in err
+
+
+def test_replay_tells_trailing_bytes_from_a_cut(tmp_path: Path) -> None:
+    import gzip
+
+    plain = _incident(tmp_path / "x.ndjson")
+    padded = tmp_path / "padded.ndjson.gz"
+    padded.write_bytes(gzip.compress(plain.read_bytes()) + b"\0" * 512)
+    code, out, err = cli_run("replay", str(padded), "--spec", str(MONITORS), "-o", "json")
+    assert code == 0, err
+    assert json.loads(out)["events"] == 61
+    assert "bytes that are not gzip follow the compressed data; read all 61 lines before them" in err

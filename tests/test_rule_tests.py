@@ -302,3 +302,18 @@ def test_a_tab_is_named_in_a_yaml_error() -> None:
     assert "tabs.yaml:3:1: YAML syntax error" in err
     assert "tabs are not allowed for indentation in YAML" in err
     assert "fix the test files and run `extalerts test` again" in err
+
+
+def test_no_evaluation_fails_even_a_quiet_test(spec: Spec) -> None:
+    Path("empty.ndjson").write_text("")
+    tests = FIXTURE_TEST.format(file="empty.ndjson").replace("      - fires: 6m", "      - quiet: true")
+    assert failures(spec, tests) == [
+        (
+            "no evaluation ran: the events end before the first window closes, or the schedule's "
+            "first run comes after `until`",
+        )
+    ]
+
+
+def test_a_malformed_unique_pattern_is_refused(spec: Spec) -> None:
+    assert "{unique: …} takes a text with {n}" in refused(spec, burst_test(event='{ScriptName: {unique: "s-{n.x}"}}'))

@@ -172,16 +172,13 @@ def expand_sources(sources: Sequence[str]) -> list[str]:
             continue
         path = Path(source)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file())
-            readable = [str(p) for p in files if p.name.endswith(EVENT_FILE_SUFFIXES)]
-            if not readable:
-                raise _no_event_files(source, [str(p.relative_to(path)) for p in files])
-            found.extend(readable)
+            found.extend(_folder_files(path, source))
         elif any(c in source for c in "*?["):
             matches = sorted(glob.glob(source))  # noqa: PTH207 - absolute patterns, which Path.glob refuses
             if not matches:
                 raise EngineError(f"{source}: no file matches; check the pattern, and quote it for the shell")
-            found.extend(matches)
+            for match in matches:  # a pattern such as archive/202611* names a folder a day
+                found.extend(_folder_files(Path(match), match) if Path(match).is_dir() else [match])
         elif path.is_file():
             found.append(source)
         else:
@@ -190,6 +187,15 @@ def expand_sources(sources: Sequence[str]) -> list[str]:
     for file in unique:
         _refuse_unnamed_gzip(file)
     return unique
+
+
+def _folder_files(folder: Path, source: str) -> list[str]:
+    """A folder's event files, in sub-folders too, sorted; none is an error naming what is there."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    readable = [str(p) for p in files if p.name.endswith(EVENT_FILE_SUFFIXES)]
+    if not readable:
+        raise _no_event_files(source, [str(p.relative_to(folder)) for p in files])
+    return readable
 
 
 def _identity(file: str) -> str:
@@ -229,7 +235,10 @@ def _s3_list(url: str) -> list[str]:
     fs = _s3_filesystem()
     path = url.removeprefix("s3://")
     if any(c in path for c in "*?["):
-        matches = sorted(fs.glob(path))
+        matches = []
+        for match in sorted(fs.glob(path)):  # a prefix matched by the pattern is read in depth
+            listed = [p for p in fs.find(match) if p.endswith(EVENT_FILE_SUFFIXES)] if fs.isdir(match) else [match]
+            matches.extend(sorted(listed))
     elif fs.isdir(path):
         listed = sorted(fs.find(path))
         matches = [p for p in listed if p.endswith(EVENT_FILE_SUFFIXES)]
@@ -574,13 +583,18 @@ class Engine:
 
         with tempfile.TemporaryDirectory(prefix="extalerts-") as folder:
             salvaged = str(Path(folder) / "salvaged.ndjson")
-            kept = _salvage_gzip(file, salvaged)
+            kept, how = _salvage_gzip(file, salvaged)
             if kept == 0:
                 raise error
-            self.warnings.append(
-                f"{file}: the gzip stream is cut short; read the {kept:,} whole lines before the cut "
-                "(fetch the file again for the rest; --strict stops instead)"
-            )
+            problem = {
+                "cut short": "the gzip stream is cut short; read the {kept:,} whole lines before the cut "
+                "(fetch the file again for the rest",
+                "corrupt": "the gzip stream is corrupt; read the {kept:,} whole lines before the damage "
+                "(fetch the file again for the rest",
+                "trailing": "bytes that are not gzip follow the compressed data; read all {kept:,} lines "
+                "before them (nothing is missing unless the file was joined with another",
+            }[how].format(kept=kept)
+            self.warnings.append(f"{file}: {problem}; --strict stops instead)")
             before = len(self.bad_lines)
             self._load_batch([salvaged], strict=False)
             self.bad_lines[before:] = [BadLine(file, b.line, b.reason) for b in self.bad_lines[before:]]
@@ -614,8 +628,10 @@ class Engine:
         reason = "not a Workers Trace Event (bad JSON or no EventTimestampMs)"
         located = [BadLine(file, number, reason) for number in _bad_line_numbers(file, wanted)]
         self.bad_lines.extend(located)
-        if strict and located:
-            raise EngineError(f"{located[0]} (--strict stops at the first bad line; without it, bad lines are skipped)")
+        if strict:
+            # Should the line-by-line reading disagree with the scan, --strict still stops.
+            where = str(located[0]) if located else f"{file}: {bad:,} line(s) not read as Workers Trace Events"
+            raise EngineError(f"{where} (--strict stops at the first bad line; without it, bad lines are skipped)")
 
     # ----------------------------------------------------------------------------------- evaluation
 
@@ -1017,30 +1033,38 @@ def schedule_minutes(rule: ResolvedRule, semantics: Semantics) -> int:
     return _splunk_cron_minutes(rule) if semantics == "splunk" else 1
 
 
-def _salvage_gzip(file: str, target: str) -> int:
-    """Decompress ``file`` up to where its stream breaks (members one after another, as ``gzip``
-    reads them) into ``target``, whole lines only; the number of lines kept."""
+def _salvage_gzip(file: str, target: str) -> tuple[int, str]:
+    """Decompress ``file`` into ``target`` up to where it stops being readable gzip (members one
+    after another, as ``gzip`` reads them), whole lines only. Returns the lines kept and what
+    stopped it: ``"cut short"`` (the stream ends inside a member), ``"corrupt"`` (bad data inside a
+    member), or ``"trailing"`` (bytes after the last member that start no new one)."""
     import zlib
 
-    kept = 0
-    pending = b""
+    kept, pending, how = 0, b"", "cut short"
     with Path(target).open("wb") as out, _raw_source(file) as raw:
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         while True:
-            chunk = inflater.unused_data or raw.read(1 << 20)
+            # Small reads: on bad data, what was decoded from the same read is lost with it.
+            chunk = inflater.unused_data or raw.read(1 << 16)
             if not chunk:
+                if inflater.eof:
+                    how = "trailing"  # unreachable for a clean file, which DuckDB read; kept for safety
                 break
-            if inflater.eof:  # the next gzip member
+            if inflater.eof:  # the next gzip member, if these bytes start one
+                if not chunk.startswith(GZIP_MAGIC):
+                    how = "trailing"
+                    break
                 inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
             try:
                 data = pending + inflater.decompress(chunk)
             except zlib.error:
+                how = "corrupt"
                 break
             whole, _, pending = data.rpartition(b"\n")
             if whole:
                 out.write(whole + b"\n")
                 kept += whole.count(b"\n") + 1
-    return kept
+    return kept, how
 
 
 def _raw_source(file: str) -> Any:
@@ -1053,31 +1077,53 @@ def _raw_source(file: str) -> Any:
 def _bad_line_numbers(file: str, wanted: int) -> list[int]:
     """The first ``wanted`` lines of ``file`` the scan reads as no event: not a JSON object, or no
     ``EventTimestampMs`` a BIGINT column takes (blank lines are no records at all)."""
+    import zlib
+
     found: list[int] = []
     with open_source(file) as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip() and not _is_event_line(line):
-                found.append(number)
-                if len(found) == wanted:
-                    break
+        try:
+            for number, line in enumerate(handle, start=1):
+                if line.strip() and not _is_event_line(line):
+                    found.append(number)
+                    if len(found) == wanted:
+                        break
+        except (OSError, EOFError, zlib.error):  # a damaged archive: DuckDB read past what gzip checks
+            pass
     return found
 
 
 def _is_event_line(line: bytes) -> bool:
+    """Whether the scan reads ``line`` as an event: a JSON object whose ``EventTimestampMs`` a
+    BIGINT column takes (numbers and numeric text, rounded, within range; true as 1)."""
     try:
         record = json.loads(line)
     except ValueError:
         return False
     if not isinstance(record, dict):
         return False
-    stamp = record.get("EventTimestampMs")
-    if isinstance(stamp, str):  # the typed column casts numeric text, as DuckDB does
+    return _as_bigint(record.get("EventTimestampMs")) is not None
+
+
+_BIGINT_RANGE = range(-(2**63), 2**63)
+
+
+def _as_bigint(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
         try:
-            float(stamp)
+            value = int(text, 0)
         except ValueError:
-            return False
-        return True
-    return isinstance(stamp, int | float)
+            try:
+                value = float(text)
+            except ValueError:
+                return None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        value = round(value)
+    return value if isinstance(value, int) and value in _BIGINT_RANGE else None
 
 
 def open_source(file: str) -> Any:

@@ -78,7 +78,7 @@ def _chart(
     def y(v: float) -> float:
         return TOP + plot_h - (v - v0) / (v1 - v0) * plot_h
 
-    ranked = sorted(outcome.series.items(), key=lambda item: -max((v or 0.0) for _, v in item[1]))
+    ranked = sorted(outcome.series.items(), key=lambda item: -max(((v or 0.0) for _, v in item[1]), default=0.0))
     lines = []
     for (group, series), colour in zip(ranked[:MAX_GROUPS], COLOURS, strict=False):
         steps, pen_down = [], False

@@ -197,7 +197,7 @@ def _generator_problem(where: str, kind: str, argument: Any) -> str | None:
         try:
             if not isinstance(argument, str) or argument.format(n=0) == argument:
                 return takes
-        except (KeyError, IndexError, ValueError):
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError):
             return takes + " and no other {…}"
     return None
 
@@ -644,9 +644,16 @@ def check_expectations(
             values = ", ".join(sorted(present.get(name, ()) if present else ())) or "none"
             failures.append(f"no event of the test has {name}={value}{scope} (its values: {values})")
             continue
+        if last is None:
+            # Not even a quiet test passes on no evaluation: it would prove nothing.
+            failures.append(
+                f"no evaluation ran{scope}: the events end before the first window closes, or the schedule's "
+                "first run comes after `until`"
+            )
+            continue
         earliest = expectation.earliest()
-        if earliest is not None and (last is None or earliest > last):
-            ended = "no evaluation ran" if last is None else f"the last evaluation is at {_duration(last)}"
+        if earliest is not None and earliest > last:
+            ended = f"the last evaluation is at {_duration(last)}"
             failures.append(f"expected something at {_duration(earliest)}{scope}, but {ended}; set `until:` later")
             continue
         mine = [t for t in relative if t.group in groups]

@@ -217,6 +217,7 @@ def replay_command(
     """
     from extalerts.engine import Engine
     from extalerts.errors import ExtalertsError
+    from extalerts.filter import fields_of
     from extalerts.spec import load_spec
 
     start_ms, end_ms = _time_option(since, "--since"), _time_option(until, "--until")
@@ -224,7 +225,7 @@ def replay_command(
         raise click.BadParameter("comes before --since", param_hint="--until")
     spec = load_spec(list(spec_paths) or [DEFAULT_SPEC_DIR])
     _check_rule_ids(rule_ids, [r.id for r in spec.rules])
-    job, shipped = _shipping_job(spec, job_name, semantics)
+    jobs, shipped = _shipping_jobs(spec, job_name, semantics)
     engine = Engine(
         spec,
         rules=list(rule_ids) or None,
@@ -236,10 +237,12 @@ def replay_command(
     result = engine.evaluate(start_ms=start_ms, end_ms=end_ms)
     warnings = list(result.warnings)
     for name in engine.absent_fields():
-        readers = ", ".join(sorted(r.id for r in engine.rules if name in engine.fields_read(r)))
+        readers = sorted(r.id for r in engine.rules if name in engine.fields_read(r))
+        if shipped is not None and name in fields_of(shipped):
+            readers.append("the filter of Logpush job " + " and ".join(jobs))
         warnings.append(
-            f"no event has {name} (read by {readers}): Logpush writes {name} in every event; check the input's "
-            "key casing"
+            f"no event has {name} (read by {', '.join(readers)}): Logpush writes {name} in every event; "
+            "check the input's key casing"
         )
     result.warnings = warnings
     for warning in result.warnings:
@@ -249,9 +252,12 @@ def replay_command(
         skipped = f"; {result.bad_line_count:,} lines skipped, e.g. {result.bad_lines[0]}" if result.bad_lines else ""
         raise ExtalertsError(
             f"no Workers Trace Events in {len(files)} file(s){skipped}; replay reads Logpush "
-            "workers_trace_events NDJSON (plain or .gz) with Logpush's field names, e.g. EventTimestampMs"
+            "workers_trace_events NDJSON (plain, or gzip named .gz) with Logpush's field names, e.g. EventTimestampMs"
         )
-    shipping = {"job": job, "filter": spec.logpush.jobs[job].filter, "events": engine.shipped_events()} if job else None
+    shipping = None
+    if jobs:
+        filters = [spec.logpush.jobs[n].filter for n in jobs]
+        shipping = {"jobs": jobs, "filters": filters, "events": engine.shipped_events()}
     if report is not None:
         from extalerts.report import write_report
 
@@ -270,26 +276,29 @@ PROGRESS_MIN_FILES = 3
 PROGRESS_STEPS = 1000
 
 
-def _shipping_job(spec: Any, name: str, semantics: str) -> tuple[str | None, Any]:
-    """The Logpush job whose filter decides what the provider receives, and that filter parsed."""
+def _shipping_jobs(spec: Any, name: str, semantics: str) -> tuple[list[str], Any]:
+    """The Logpush jobs deciding what the provider receives, and what they ship together: the union
+    of their filters (None: every event, as when one of them has no filter)."""
     from extalerts.errors import ExtalertsError
     from extalerts.filter import parse
+    from extalerts.filter.ast import Or
 
     jobs = spec.logpush.jobs
     if name == "none":
-        return None, None
+        return [], None
     if name == "auto":
-        shipping = [
+        names = [
             n for n, j in sorted(jobs.items()) if j.enabled and (j.datadog if semantics == "datadog" else j.splunk)
         ]
-        if not shipping:
-            return None, None
-        name = shipping[0]
-    elif name not in jobs:
+    elif name in jobs:
+        names = [name]
+    else:
         known = ", ".join(sorted(jobs)) or "none in the spec"
         raise ExtalertsError(f"unknown Logpush job in --logpush-job: {name} (jobs: {known}; or auto, none)")
-    job = jobs[name]
-    return name, parse(job.filter) if job.filter else None
+    if not names or any(not jobs[n].filter for n in names):
+        return names, None
+    filters = tuple(parse(jobs[n].filter) for n in names)
+    return names, filters[0] if len(filters) == 1 else Or(filters)
 
 
 def _time_option(text: str | None, option: str) -> int | None:
@@ -388,9 +397,12 @@ def print_replay(result: EngineResult, shipping: dict[str, Any] | None = None) -
     span = f"{_when(result.first_ms)} to {_when(result.last_ms)} UTC"
     click.echo(f"{result.events:,} events from {span} ({result.semantics} semantics)")
     if shipping is not None:
+        jobs = " and ".join(shipping["jobs"])
+        filters = "; ".join(f or "none" for f in shipping["filters"])
+        plural = "s" if len(shipping["jobs"]) > 1 else ""
         click.echo(
-            f"rules see the {shipping['events']:,} events Logpush job {shipping['job']} ships "
-            f"(filter: {shipping['filter'] or 'none'}); --logpush-job none: every event"
+            f"rules see the {shipping['events']:,} events Logpush job{plural} {jobs} ship{'' if plural else 's'} "
+            f"(filter{plural}: {filters}); --logpush-job none: every event"
         )
     if result.bad_line_count:
         click.echo(f"{result.bad_line_count:,} lines skipped (not Workers Trace Events):", err=True)

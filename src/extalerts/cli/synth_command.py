@@ -69,6 +69,8 @@ def synth_command(
     to_stdout = str(out) == "-"
     try:
         stats = write(config, sys.stdout.buffer) if to_stdout else generate(config, out)
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): the command group ends quietly
     except OSError as exc:
         raise click.FileError(str(out), hint=exc.strerror or str(exc)) from None
     # With the events on standard output, what was written is told on standard error.
