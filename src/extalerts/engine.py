@@ -235,13 +235,12 @@ def _s3_list(url: str) -> list[str]:
     fs = _s3_filesystem()
     path = url.removeprefix("s3://")
     if any(c in path for c in "*?["):
-        matches = []
+        matches: list[str] = []
         for match in sorted(fs.glob(path)):  # a prefix matched by the pattern is read in depth
-            listed = [p for p in fs.find(match) if p.endswith(EVENT_FILE_SUFFIXES)] if fs.isdir(match) else [match]
-            matches.extend(sorted(listed))
+            matches.extend(_event_objects(sorted(fs.find(match))) if fs.isdir(match) else [match])
     elif fs.isdir(path):
         listed = sorted(fs.find(path))
-        matches = [p for p in listed if p.endswith(EVENT_FILE_SUFFIXES)]
+        matches = _event_objects(listed)
         if listed and not matches:
             raise _no_event_files(url, [p.rsplit("/", 1)[-1] for p in listed])
     else:
@@ -249,6 +248,11 @@ def _s3_list(url: str) -> list[str]:
     if not matches:
         raise EngineError(f"{url}: no object matches")
     return [f"s3://{m}" for m in matches]
+
+
+def _event_objects(keys: Sequence[str]) -> list[str]:
+    """The keys of a listing a prefix reads (markers and manifests left out)."""
+    return [key for key in keys if key.endswith(EVENT_FILE_SUFFIXES)]
 
 
 def write_events(events: Iterable[Mapping[str, Any]], path: Path) -> int:
@@ -671,15 +675,13 @@ class Engine:
         if start_ms is None:
             if first is None:
                 return []
-            start_ms = _ceil_minute(first + window_ms + delay_ms)
+            start_ms = ceil_minute(first + window_ms + delay_ms)
         if end_ms is None:
             if last is None:
                 return []
-            end_ms = _ceil_minute(last + 1 + delay_ms)
-        step = MINUTE_MS
-        if self.semantics == "splunk" and _splunk_cron_minutes(rule) > 1:
-            step = _splunk_cron_minutes(rule) * MINUTE_MS
-        start_ms = _ceil_minute(start_ms)
+            end_ms = ceil_minute(last + 1 + delay_ms)
+        step = schedule_minutes(rule, self.semantics) * MINUTE_MS
+        start_ms = ceil_minute(start_ms)
         if step > MINUTE_MS:
             start_ms = math.ceil(start_ms / step) * step
         return list(range(start_ms, end_ms + 1, step))
@@ -703,14 +705,15 @@ class Engine:
                     result.transitions.append(Transition(at_ms, group, state, new_state, value))
                     state = new_state
         result.transitions.sort(key=lambda t: (t.at_ms, t.group))
-        result.notifications = self._notifications(rule, result, times[1] - times[0] if len(times) > 1 else MINUTE_MS)
+        result.notifications = self._notifications(rule, result)
         return result
 
-    def _notifications(self, rule: ResolvedRule, result: RuleResult, step_ms: int) -> list[tuple[int, Group]]:
+    def _notifications(self, rule: ResolvedRule, result: RuleResult) -> list[tuple[int, Group]]:
         """Alert notifications from the alerting stretches. Datadog notifies on entering alert and
         every ``renotify`` while still in it. A Splunk alert triggers at every run whose results match;
         ``alert.suppress.period`` (the rule's throttle) then holds back repeats for the same group."""
         until = result.until_ms or 0
+        step_ms = schedule_minutes(rule, self.semantics) * MINUTE_MS
         sent: list[tuple[int, Group]] = []
         last_sent: dict[Group, int] = {}
         for stretch in result.intervals():
@@ -1018,7 +1021,8 @@ class _Progress:
                 self.report(min(percent, 100.0) / 100)
 
 
-def _ceil_minute(ms: int) -> int:
+def ceil_minute(ms: int) -> int:
+    """``ms`` rounded up to a minute boundary, where evaluations run."""
     return -(-ms // MINUTE_MS) * MINUTE_MS
 
 

@@ -18,19 +18,28 @@ import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from extalerts.engine import MINUTE_MS, Engine, EngineResult, Group, Semantics, State, Transition, schedule_minutes
+from extalerts.engine import (
+    MINUTE_MS,
+    Engine,
+    EngineResult,
+    Group,
+    Semantics,
+    State,
+    Transition,
+    ceil_minute,
+    schedule_minutes,
+)
 from extalerts.errors import ExtalertsError, Location, SpecIssue, TestFileError
 from extalerts.fields import WORKERS_TRACE_EVENT_FIELDS, FieldType
 from extalerts.fields import Field as CatalogField
 from extalerts.filter.python import field_values
 from extalerts.spec.loader import Positions, Spec, discover, issues_from_validation, plain, read_yaml
-from extalerts.spec.models import AbsenceSignal, format_duration, parse_duration
+from extalerts.spec.models import AbsenceSignal, format_duration, parse_duration, parse_time_ms
 
 DEFAULT_START = "2026-01-01T00:00:00Z"
 DEFAULT_TESTS_DIR = Path("monitors/tests")
@@ -377,7 +386,7 @@ def load_tests(paths: Sequence[Path], spec: Spec) -> list[LoadedTest]:
                 close = difflib.get_close_matches(test.rule, list(rules), n=1, cutoff=0.5)
                 problem(("rule",), f"unknown rule `{test.rule}`", f"did you mean `{close[0]}`?" if close else "")
                 continue
-            start_ms = _start_ms(test.start)
+            start_ms = parse_time_ms(test.start)
             if start_ms is None:
                 problem(("start",), f"start {test.start!r} is not an ISO 8601 time", 'e.g. "2026-01-01T00:00:00Z"')
             elif start_ms % MINUTE_MS:
@@ -446,17 +455,6 @@ def _read_fixture(path: Path, issues: list[SpecIssue]) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------------------------- events
-
-
-def _start_ms(start: str) -> int | None:
-    """Epoch ms of an ISO 8601 time; one without a time zone is UTC, so a test means the same anywhere."""
-    try:
-        moment = datetime.fromisoformat(start.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
 
 
 def _generate(value: Any, index: int, rng: random.Random) -> Any:
@@ -605,8 +603,8 @@ def _within(at: int, when: int | tuple[int, int]) -> bool:
 
 def _describe_time(when: int | tuple[int, int]) -> str:
     if isinstance(when, tuple):
-        return f"between {format_duration(when[0]) if when[0] else '0m'} and {format_duration(when[1])}"
-    return f"at {format_duration(when) if when else '0m'}"
+        return f"between {_duration(when[0])} and {_duration(when[1])}"
+    return f"at {_duration(when)}"
 
 
 #: Severity order: a rule's state over several groups is its worst group's, as a monitor's status is.
@@ -711,15 +709,13 @@ def default_end_ms(loaded: LoadedTest, spec: Spec, last_event_ms: int | None, se
     rule = spec.rule(test.rule)
     delay_ms, window_ms = rule.evaluation_delay * 1000, rule.rule.window * 1000
     thresholds = rule.rule.thresholds
-    fires_on_low = isinstance(rule.rule.signal, AbsenceSignal) or thresholds is None or thresholds.operator in "<="
+    fires_on_low = (
+        isinstance(rule.rule.signal, AbsenceSignal) or thresholds is None or thresholds.operator in ("<", "<=")
+    )
     if fires_on_low:
-        return _ceil_minute(last_event_ms + 1 + delay_ms)
+        return ceil_minute(last_event_ms + 1 + delay_ms)
     step_ms = schedule_minutes(rule, semantics) * MINUTE_MS
-    return _ceil_minute(last_event_ms + 1 + delay_ms + window_ms) + step_ms - MINUTE_MS
-
-
-def _ceil_minute(ms: int) -> int:
-    return -(-ms // MINUTE_MS) * MINUTE_MS
+    return ceil_minute(last_event_ms + 1 + delay_ms + window_ms) + step_ms - MINUTE_MS
 
 
 def run_test(spec: Spec, loaded: LoadedTest, semantics: Semantics = "datadog") -> TestOutcome:

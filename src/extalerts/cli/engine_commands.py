@@ -287,9 +287,7 @@ def _shipping_jobs(spec: Any, name: str, semantics: str) -> tuple[list[str], Any
     if name == "none":
         return [], None
     if name == "auto":
-        names = [
-            n for n, j in sorted(jobs.items()) if j.enabled and (j.datadog if semantics == "datadog" else j.splunk)
-        ]
+        names = [n for n, job in sorted(jobs.items()) if job.enabled and job.provider == semantics]
     elif name in jobs:
         names = [name]
     else:
@@ -303,16 +301,15 @@ def _shipping_jobs(spec: Any, name: str, semantics: str) -> tuple[list[str], Any
 
 def _time_option(text: str | None, option: str) -> int | None:
     """An ISO 8601 option in epoch ms; without a zone, UTC."""
+    from extalerts.spec.models import parse_time_ms
+
     if text is None:
         return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+    at_ms = parse_time_ms(text)
+    if at_ms is None:
         example = "2026-11-01T00:00Z"
-        raise click.BadParameter(f"{text!r} is not an ISO 8601 time, e.g. {example}", param_hint=option) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 time, e.g. {example}", param_hint=option)
+    return at_ms
 
 
 def _load_with_progress(engine: Any, sources: list[str], strict: bool) -> list[str]:

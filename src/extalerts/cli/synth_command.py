@@ -81,15 +81,11 @@ def synth_command(
 
 def _epoch_ms(start: str) -> int:
     """``--start`` in epoch ms; a time without a zone is UTC, so the same seed gives the same bytes anywhere."""
-    from datetime import UTC, datetime
+    from extalerts.spec.models import parse_time_ms
 
-    try:
-        moment = datetime.fromisoformat(start.replace("Z", "+00:00"))
-    except ValueError:
-        hint = f"{start!r} is not an ISO 8601 time, e.g. 2026-01-01T00:00:00Z"
-        raise click.BadParameter(hint, param_hint="--start") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    if moment.timestamp() < 0:
+    start_ms = parse_time_ms(start)
+    if start_ms is None:
+        raise click.BadParameter(f"{start!r} is not an ISO 8601 time, e.g. 2026-01-01T00:00:00Z", param_hint="--start")
+    if start_ms < 0:
         raise click.BadParameter(f"{start!r} is before 1970", param_hint="--start")
-    return int(moment.timestamp() * 1000)
+    return start_ms

@@ -29,6 +29,20 @@ _DURATION = re.compile(r"^(0|[1-9][0-9]*)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+def parse_time_ms(text: str) -> int | None:
+    """An ISO 8601 time in epoch ms, None when it is not one. A time without a zone is UTC, so the
+    same text means the same instant on every machine."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
 def parse_duration(value: Any) -> int:
     """``"90s"``, ``"5m"``, ``"1h"``, ``"1d"`` → seconds."""
     if isinstance(value, bool) or not isinstance(value, str):
