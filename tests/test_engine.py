@@ -260,6 +260,49 @@ def test_absence_per_group_including_an_expected_group(tmp_path: Path) -> None:
     ]
 
 
+UNGROUPED_ABSENCE = """\
+  - id: heartbeat
+    title: Heartbeat
+    severity: high
+    filter: 'ScriptName == "cron"'
+    signal: {kind: absence}
+    window: 5m
+    evaluation_delay: 1m
+"""
+
+UNGROUPED_LOW_COUNT = """\
+  - id: too-quiet
+    title: Too quiet
+    severity: high
+    filter: 'ScriptName == "cron"'
+    signal: {kind: count}
+    window: 5m
+    evaluation_delay: 1m
+    thresholds: {operator: "<", critical: 3}
+"""
+
+
+@pytest.mark.parametrize("semantics", ["datadog", "splunk"])
+@pytest.mark.parametrize("rule", [UNGROUPED_ABSENCE, UNGROUPED_LOW_COUNT])
+def test_an_ungrouped_rule_is_evaluated_from_the_first_full_window_of_the_data(
+    tmp_path: Path, rule: str, semantics: Semantics
+) -> None:
+    spec = spec_with(tmp_path, rule)
+    events = [event(m) for m in range(60)]  # other traffic, from minute 0
+    events += [event(m + k / 5, ScriptName="cron") for m in range(30, 60) for k in range(5)]  # the rule's, from 30
+    # The data starts at minute 0: the first full window [0, 5) is judged at T=6 and holds none of
+    # the rule's events, so the rule fires there, not once its own events begin; they end it at 31+.
+    assert timeline(spec, events, semantics) == [(6.0, {}, "ok", "alert"), (32.0, {}, "alert", "ok")]
+
+
+def test_a_group_is_still_judged_only_once_seen(tmp_path: Path) -> None:
+    """Unlike an ungrouped rule, a Datadog group cannot be known before its first event."""
+    spec = spec_with(tmp_path, UNGROUPED_LOW_COUNT.replace("    evaluation_delay", "    group_by: [ScriptName]\n    evaluation_delay"))
+    events = [event(m + 0.5) for m in range(60)]
+    events += [event(m + k / 5, ScriptName="cron") for m in range(30, 60) for k in range(5)]
+    assert timeline(spec, events) == []
+
+
 # --------------------------------------------------------------------------------------------- input
 
 

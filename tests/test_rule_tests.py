@@ -317,3 +317,41 @@ def test_no_evaluation_fails_even_a_quiet_test(spec: Spec) -> None:
 
 def test_a_malformed_unique_pattern_is_refused(spec: Spec) -> None:
     assert "{unique: …} takes a text with {n}" in refused(spec, burst_test(event='{ScriptName: {unique: "s-{n.x}"}}'))
+
+
+HEARTBEAT_SPEC = """\
+version: 1
+rules:
+  - id: cron-heartbeat
+    title: The cron Worker stopped running
+    severity: high
+    filter: 'ScriptName == "cron"'
+    signal: {kind: absence}
+    window: 10m
+"""
+
+
+@pytest.mark.parametrize("semantics", ["datadog", "splunk"])
+def test_an_ungrouped_absence_rule_fires_from_the_first_full_window_before_its_events_start(
+    semantics: str,
+) -> None:
+    spec = load_spec([write(Path("heartbeat.yaml"), HEARTBEAT_SPEC)])
+    # The first full window of the test's data, [0m, 10m), is judged at 15m (the default 5m delay);
+    # the rule's own events start at 30m and are first seen at 36m.
+    tests = f"""\
+  - name: the heartbeat starts late
+    rule: cron-heartbeat
+    semantics: {semantics}
+    input:
+      - series: {{from: 0m, to: 60m, per_minute: 5}}
+        event: {{ScriptName: api}}
+      - series: {{from: 30m, to: 60m, per_minute: 1}}
+        event: {{ScriptName: cron}}
+    expect:
+      - fires: 15m
+      - resolves: 36m
+"""
+    (loaded,) = load_tests([write_tests(tests)], spec)
+    outcome = run_test(spec, loaded)
+    assert outcome.failures == (), outcome.timeline_text()
+    assert outcome.timeline_text()[0].split() == ["15m", "(all)", "ok", "→", "alert", "(value", "0)"]

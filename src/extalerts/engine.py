@@ -795,8 +795,11 @@ class Engine:
                 buckets.setdefault(expected_group, {})
                 first_seen[expected_group] = -(2**62)
         if not rule.rule.group_by:
+            # One state for all events, judged from the first full window of the data (the input's
+            # first event), not from the rule's first event: a rule firing on silence or on a low
+            # count must see the silence before its own events begin.
             buckets.setdefault((), {})
-            first_seen.setdefault((), -(2**62))
+            first_seen[()] = -(2**62)
         window_buckets = window_ms // MINUTE_MS
         shift_buckets = signal.compare_to // 60 if isinstance(signal, ChangeSignal) else 0
         first_ms, _ = self.span()
