@@ -137,6 +137,48 @@ def test_duplicate_rule_id_across_files_names_both(tmp_path: Path) -> None:
     assert "a.yaml:6:9" in issue.hint
 
 
+@pytest.mark.parametrize("broken", [0, 1])
+def test_a_duplicate_rule_id_is_reported_with_the_structural_mistakes(tmp_path: Path, broken: int) -> None:
+    """One pass: a rule that fails its own checks still counts for duplicate ids, first or second."""
+    rules = [MINIMAL_RULE, MINIMAL_RULE]
+    rules[broken] = rules[broken].replace("window:", "windw:")
+    other = MINIMAL_RULE.replace("id: errors", "id: other").replace("severity: high", "severity: hihg")
+    issues = issues_of(rule_file(tmp_path, "".join([*rules, other])))
+    found = [(i.location.line, i.message) for i in issues]
+    windw_line = 11 if broken == 0 else 19
+    assert found == sorted(
+        [
+            (windw_line, "rule `errors`: unknown key `windw`"),
+            (14, "rule id `errors` is used twice"),
+            (24, "rule `other`: severity: Input should be 'critical', 'high', 'medium', 'low' or 'info'"),
+        ]
+    )
+    duplicate = next(i for i in issues if "used twice" in i.message)
+    assert duplicate.hint.startswith("first at ") and duplicate.hint.endswith("rules.yaml:6:9")
+
+
+def test_a_section_mistake_hides_neither_the_rest_of_the_file_nor_duplicates(tmp_path: Path) -> None:
+    a = write(
+        tmp_path / "a.yaml",
+        HEADER + "  pager:\n    slak: {workspace: acme, channel: pages}\nfields:\n  user: {key: user, type: strng}\n"
+        "rules:\n" + MINIMAL_RULE,
+    )
+    # The well-formed `chat` target of a.yaml still counts: the rule notifying it is fine.
+    assert [i.message for i in issues_of(a)] == [
+        "unknown key `slak`",
+        "type: Input should be 'string', 'number' or 'boolean'",
+    ]
+    # And a duplicate of it in another file is reported now, not once a.yaml is fixed.
+    write(tmp_path / "b.yaml", HEADER)
+    found = [(i.location.path.name, i.location.line, i.message) for i in issues_of(tmp_path)]
+    assert [f[2] for f in found] == [
+        "unknown key `slak`",
+        "type: Input should be 'string', 'number' or 'boolean'",
+        "target `chat` is defined twice",
+    ], found
+    assert found[0][:2] == (a.name, 6)
+
+
 def test_duplicate_target_and_defaults_across_files(tmp_path: Path) -> None:
     write(tmp_path / "a.yaml", HEADER + "defaults: {env: prod}\n")
     write(tmp_path / "b.yaml", HEADER + "defaults: {env: dev}\n")
@@ -341,3 +383,13 @@ def test_a_rule_must_read_only_fields_its_provider_receives(tmp_path: Path) -> N
     assert issue.message == "rule `errors`: reads Event, which no Logpush job ships to datadog"
     assert issue.hint == "add Event to the fields of a datadog job"
     assert issue.location.line > 0
+
+
+def test_an_unshipped_field_is_reported_with_the_other_problems(tmp_path: Path) -> None:
+    reads_event = MINIMAL_RULE.replace("filter: 'Outcome != \"ok\"'", "filter: 'Event.Response.Status >= 500'")
+    broken = MINIMAL_RULE.replace("id: errors", "id: other").replace("severity: high", "severity: hihg")
+    issues = issues_of(write(tmp_path / "x.yaml", HEADER + LOGPUSH + "rules:\n" + reads_event + broken))
+    assert [i.message for i in issues] == [
+        "rule `errors`: reads Event, which no Logpush job ships to datadog",
+        "rule `other`: severity: Input should be 'critical', 'high', 'medium', 'low' or 'info'",
+    ]

@@ -9,6 +9,7 @@ Reading happens in three passes, each collecting all of its problems before the 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -418,6 +419,10 @@ def _parse_file(path: Path, issues: list[SpecIssue]) -> _Parsed | None:
         spec = SpecFile.model_validate(document)
     except ValidationError as exc:
         issues.extend(issues_from_validation(exc, positions))
+        # The rest of the file still takes part in the cross-file checks, so that its targets,
+        # sources and fields are neither reported unknown nor kept out of the duplicate checks.
+        with contextlib.suppress(ValidationError):
+            spec = SpecFile.model_validate(_without_invalid_parts(document, exc))
     rules: list[tuple[Rule | None, Any, int]] = []
     if not isinstance(raw_rules, list):
         issues.append(
@@ -432,6 +437,28 @@ def _parse_file(path: Path, issues: list[SpecIssue]) -> _Parsed | None:
             issues.extend(issues_from_validation(exc, positions, ("rules", index), label))
             rules.append((None, raw, index))
     return _Parsed(path, spec, positions, rules)
+
+
+#: Sections that name their entries: a broken entry leaves the others of its section valid.
+_NAMED_SECTIONS = ("sources", "targets", "fields")
+
+
+def _without_invalid_parts(document: Mapping[str, Any], exc: ValidationError) -> dict[str, Any]:
+    """``document`` less what ``exc`` found wrong: the broken entry of a named section, else the
+    whole section (its problems are reported already)."""
+    kept = dict(document)
+    for error in exc.errors(include_url=False):
+        loc = error["loc"]
+        if not loc:
+            return {"version": 1}
+        section = loc[0]
+        entries = kept.get(str(section))
+        if section in _NAMED_SECTIONS and len(loc) > 1 and isinstance(entries, Mapping):
+            kept[str(section)] = {name: value for name, value in entries.items() if name != loc[1]}
+        else:
+            kept.pop(str(section), None)
+    kept["version"] = 1  # an unsupported version is reported; the rest is read as version 1
+    return kept
 
 
 def _merge(parsed: list[_Parsed], issues: list[SpecIssue]) -> _Merged:
@@ -493,16 +520,21 @@ def _resolve(files: list[Path], merged: _Merged, issues: list[SpecIssue]) -> Spe
     resolved: list[ResolvedRule] = []
     for rule, raw, pos, index in merged.rules:
         base = ("rules", index)
+        # Ids are checked for every rule, one failing its own checks too: one pass finds everything.
+        rule_id = rule.id if rule is not None else _raw_rule_id(raw)
+        duplicate = rule_id in seen
+        if duplicate:
+            first_positions, first_base = seen[rule_id]
+            first = first_positions.find((*first_base, "id"))
+            issues.append(SpecIssue(pos.find((*base, "id")), f"rule id `{rule_id}` is used twice", f"first at {first}"))
+        elif rule_id != "?":
+            seen[rule_id] = (pos, base)
         if rule is None:
             # The rule failed its own checks; still look at the parts that are well formed.
-            _RuleChecker(_raw_rule_id(raw), pos, base, catalog, issues).check_parts(raw, targets)
+            _RuleChecker(rule_id, pos, base, catalog, issues).check_parts(raw, targets)
             continue
-        if rule.id in seen:
-            first_positions, first_base = seen[rule.id]
-            first = first_positions.find((*first_base, "id"))
-            issues.append(SpecIssue(pos.find((*base, "id")), f"rule id `{rule.id}` is used twice", f"first at {first}"))
+        if duplicate:
             continue
-        seen[rule.id] = (pos, base)
         result = _RuleChecker(rule.id, pos, base, catalog, issues).check(
             rule, sources, targets, default_source, defaults
         )
@@ -510,8 +542,10 @@ def _resolve(files: list[Path], merged: _Merged, issues: list[SpecIssue]) -> Spe
             resolved.append(result)
     resolved.sort(key=lambda r: r.id)
     logpush = merged.logpush or Logpush()
+    before = len(issues)
     filters = _check_logpush(logpush, merged.logpush_at, catalog, issues)
-    if merged.logpush is not None and not issues:
+    # Only against well-formed jobs: a misspelt job field would otherwise also read as unshipped.
+    if merged.logpush is not None and len(issues) == before:
         _check_rules_are_shipped(resolved, logpush, catalog, issues)
     return Spec(
         files=tuple(files),
