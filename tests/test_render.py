@@ -345,3 +345,53 @@ def test_long_windows_render_in_hours(tmp_path: Path, window: str, expected: str
     )
     files = {f.path: f.content for f in render(load_spec([path]), ["datadog", "splunk"])}
     assert expected in json.loads(files["datadog/monitors/daily.json"])["query"]
+
+
+def _everything_rendered(spec_path: str) -> dict[str, str]:
+    """What each provider renders or pushes from the spec at ``spec_path``, read from the working directory."""
+    from extalerts.providers.cloudflare import NotificationsProvider
+    from extalerts.providers.cloudflare_api import CloudflareApi, CloudflareSettings
+    from extalerts.providers.logpush import LogpushProvider
+
+    spec = load_spec([spec_path])
+    found = {f.path: f.content for f in render(spec, ["datadog", "splunk"])}
+    api = CloudflareApi(CloudflareSettings("0" * 32, "unused-token"))
+    for provider in (NotificationsProvider(api), LogpushProvider(api)):
+        for resource in provider.desired(spec):
+            found[f"{resource.kind}/{resource.key}"] = json.dumps(resource.body, sort_keys=True)
+    return found
+
+
+def test_rendered_documents_do_not_depend_on_the_working_directory_or_the_path_spelling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    checkout = tmp_path / "checkout"
+    shutil.copytree(MONITORS, checkout / "monitors")
+    shutil.copytree(MONITORS, tmp_path / "m2")  # the same spec under another folder name
+    (checkout / "alerts").symlink_to(checkout / "monitors", target_is_directory=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setenv("DD_API_KEY", "dd-key-for-the-destination")
+    monkeypatch.setenv("SPLUNK_HEC_TOKEN", "hec-token-for-the-destination")
+    spellings = [
+        (checkout, "monitors"),
+        (checkout, "./monitors"),
+        (checkout, "alerts"),
+        (checkout / "monitors", "."),
+        (checkout / "monitors", "../monitors/"),
+        (elsewhere, str(checkout / "monitors")),
+        (tmp_path, "m2"),
+    ]
+    outputs = {}
+    for cwd, spec_path in spellings:
+        monkeypatch.chdir(cwd)
+        outputs[f"{cwd.name}: {spec_path}"] = _everything_rendered(spec_path)
+    reference = outputs.pop("checkout: monitors")
+    assert any(key.startswith("notification_policy/") for key in reference)
+    assert any(key.startswith("logpush_job/") for key in reference)
+    for spelling, output in outputs.items():
+        assert output == reference, spelling
+    message = json.loads(reference["datadog/monitors/logs-stopped.json"])["message"]
+    assert "managed by extalerts from `traffic.yaml`" in message

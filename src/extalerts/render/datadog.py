@@ -340,9 +340,10 @@ def _is_one_group(search: str) -> bool:
 
 
 def _relative(rule: ResolvedRule) -> str:
-    # The folder and file name only: the same spec renders the same bytes from any checkout or cwd.
-    path = rule.path
-    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+    # The path relative to the spec folder, which is the file name (spec folders are not read in
+    # depth): the folder's own name depends on how it was named (`.`, a symlink, a copy), and a
+    # message that changed with it would show as drift in every plan.
+    return rule.path.name
 
 
 def _sample_value(field: Field) -> Any:
