@@ -297,7 +297,8 @@ def test_an_ungrouped_rule_is_evaluated_from_the_first_full_window_of_the_data(
 
 def test_a_group_is_still_judged_only_once_seen(tmp_path: Path) -> None:
     """Unlike an ungrouped rule, a Datadog group cannot be known before its first event."""
-    spec = spec_with(tmp_path, UNGROUPED_LOW_COUNT.replace("    evaluation_delay", "    group_by: [ScriptName]\n    evaluation_delay"))
+    grouped = UNGROUPED_LOW_COUNT.replace("    evaluation_delay", "    group_by: [ScriptName]\n    evaluation_delay")
+    spec = spec_with(tmp_path, grouped)
     events = [event(m + 0.5) for m in range(60)]
     events += [event(m + k / 5, ScriptName="cron") for m in range(30, 60) for k in range(5)]
     assert timeline(spec, events) == []
@@ -323,6 +324,40 @@ def test_bad_lines_are_counted_and_located(tmp_path: Path) -> None:
     assert str(engine.bad_lines[0]).startswith(f"{path}:5: ")
     with pytest.raises(EngineError, match=r"logs\.ndjson\.gz:5: .*--strict"):
         Engine(spec, rules=["worker-exception"]).load([str(path)], strict=True)
+
+
+def test_lines_the_scan_refuses_for_their_encoding_are_located_too(tmp_path: Path) -> None:
+    spec = load_spec([MONITORS])
+    line = json.dumps(event(1))
+    lines = [
+        "\ufeff" + line,  # a byte-order mark starting the file is read
+        line,
+        "\ufeff" + line,  # one inside the file (files joined together) is not
+        line[:-1] + ', "Entrypoint": "\\ud800"}',  # nor an escaped lone surrogate, which is no text
+        line[:-1] + ', "Entrypoint": "\\ud83d\\ude00"}',  # a surrogate pair is
+    ]
+    path = write(tmp_path / "joined.ndjson", "\n".join(lines) + "\n")
+    engine = Engine(spec, rules=["worker-exception"])
+    engine.load([str(path)])
+    assert (engine.events, engine.bad_line_count) == (3, 2)
+    assert [b.line for b in engine.bad_lines] == [3, 4]
+
+
+def test_lines_skipped_are_never_an_empty_listing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should the line-by-line reading miss what the scan skipped, the listing says so instead of nothing."""
+    import extalerts.engine
+
+    spec = load_spec([MONITORS])
+    path = write(tmp_path / "logs.ndjson", "\n".join([json.dumps(event(1)), "not json", "[]"]) + "\n")
+    monkeypatch.setattr(extalerts.engine, "_bad_line_numbers", lambda file, wanted: [2])
+    engine = Engine(spec, rules=["worker-exception"])
+    engine.load([str(path)])
+    assert engine.bad_line_count == 2
+    assert [str(b) for b in engine.bad_lines] == [
+        f"{path}:2: not a Workers Trace Event (bad JSON or no EventTimestampMs)",
+        f"{path}: 1 more line not read as a Workers Trace Event, which reading it line by line does not "
+        "find (check that the file is UTF-8 NDJSON, one event a line)",
+    ]
 
 
 def test_globs_directories_and_missing_files(tmp_path: Path) -> None:

@@ -390,3 +390,17 @@ def test_replay_tells_trailing_bytes_from_a_cut(tmp_path: Path) -> None:
     assert code == 0, err
     assert json.loads(out)["events"] == 61
     assert "bytes that are not gzip follow the compressed data; read all 61 lines before them" in err
+
+
+def test_replay_lists_the_lines_it_skipped_even_joined_files_with_byte_order_marks(tmp_path: Path) -> None:
+    """Files joined together keep each one's byte-order mark: the scan skips those lines, and the
+    listing under "lines skipped" names each of them rather than ending on its heading."""
+    line = json.dumps(event(1))
+    path = write(tmp_path / "joined.ndjson", "\n".join(["\ufeff" + line, line, "\ufeff" + line, line]) + "\n")
+    code, out, err = cli_run("replay", str(path), "--spec", str(MONITORS), "--rule", "worker-exception")
+    assert code == 0, err
+    assert "3 events" in out
+    assert err.splitlines() == [
+        "1 lines skipped (not Workers Trace Events):",
+        f"  {path}:3: not a Workers Trace Event (bad JSON or no EventTimestampMs)",
+    ]

@@ -154,7 +154,8 @@ def test_a_duplicate_rule_id_is_reported_with_the_structural_mistakes(tmp_path: 
         ]
     )
     duplicate = next(i for i in issues if "used twice" in i.message)
-    assert duplicate.hint.startswith("first at ") and duplicate.hint.endswith("rules.yaml:6:9")
+    assert duplicate.hint.startswith("first at ")
+    assert duplicate.hint.endswith("rules.yaml:6:9")
 
 
 def test_a_section_mistake_hides_neither_the_rest_of_the_file_nor_duplicates(tmp_path: Path) -> None:

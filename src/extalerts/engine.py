@@ -20,6 +20,7 @@ windows, the thresholds and the state machines then run in Python over the small
 from __future__ import annotations
 
 import bisect
+import codecs
 import contextlib
 import glob
 import gzip
@@ -131,7 +132,7 @@ class BadLine:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.source}:{self.line}: {self.reason}"
+        return f"{self.source}:{self.line}: {self.reason}" if self.line else f"{self.source}: {self.reason}"
 
 
 @dataclass
@@ -632,6 +633,19 @@ class Engine:
         reason = "not a Workers Trace Event (bad JSON or no EventTimestampMs)"
         located = [BadLine(file, number, reason) for number in _bad_line_numbers(file, wanted)]
         self.bad_lines.extend(located)
+        if len(located) < wanted:
+            # The whole file was read and fewer lines found than the scan skipped: say so, rather
+            # than leave a count without a single line to look at.
+            missed = bad - len(located)
+            more = "more line" if missed == 1 else "more lines"
+            self.bad_lines.append(
+                BadLine(
+                    file,
+                    0,
+                    f"{missed:,} {more} not read as a Workers Trace Event, which reading it line by line "
+                    "does not find (check that the file is UTF-8 NDJSON, one event a line)",
+                )
+            )
         if strict:
             # Should the line-by-line reading disagree with the scan, --strict still stops.
             where = str(located[0]) if located else f"{file}: {bad:,} line(s) not read as Workers Trace Events"
@@ -1090,6 +1104,8 @@ def _bad_line_numbers(file: str, wanted: int) -> list[int]:
     with open_source(file) as handle:
         try:
             for number, line in enumerate(handle, start=1):
+                if number == 1:  # a byte-order mark is read at the start of a file, and only there
+                    line = line.removeprefix(codecs.BOM_UTF8)
                 if line.strip() and not _is_event_line(line):
                     found.append(number)
                     if len(found) == wanted:
@@ -1103,12 +1119,24 @@ def _is_event_line(line: bytes) -> bool:
     """Whether the scan reads ``line`` as an event: a JSON object whose ``EventTimestampMs`` a
     BIGINT column takes (numbers and numeric text, rounded, within range; true as 1)."""
     try:
-        record = json.loads(line)
+        # As text: Python's reader of bytes would take a byte-order mark, and the scan does not.
+        record = json.loads(line.decode("utf-8"))
     except ValueError:
         return False
     if not isinstance(record, dict):
         return False
+    if b"\\u" in line and not _is_text(record):
+        return False  # an escaped lone surrogate (\ud800) is no text, which the scan refuses
     return _as_bigint(record.get("EventTimestampMs")) is not None
+
+
+def _is_text(value: Any) -> bool:
+    """Whether every string in a decoded JSON value is text UTF-8 can hold (no lone surrogate)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 _BIGINT_RANGE = range(-(2**63), 2**63)
