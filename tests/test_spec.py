@@ -394,3 +394,40 @@ def test_an_unshipped_field_is_reported_with_the_other_problems(tmp_path: Path) 
         "rule `errors`: reads Event, which no Logpush job ships to datadog",
         "rule `other`: severity: Input should be 'critical', 'high', 'medium', 'low' or 'info'",
     ]
+
+
+def _readme_defaults() -> dict[str, str]:
+    """The README's table of what a spec gets without `defaults` or `sources`: key → its default."""
+    from tests.conftest import REPO
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    table = text.split("Without `defaults` or `sources`", 1)[1].split("\n\n", 2)[1]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+    return {key: default for key, default, _ in rows}
+
+
+def test_the_readme_documents_the_defaults_a_bare_spec_gets(tmp_path: Path) -> None:
+    from extalerts.render import render
+
+    documented = _readme_defaults()
+    spec = load_spec([rule_file(tmp_path, MINIMAL_RULE)])
+    (rule,) = spec.rules
+    assert documented["`sources`"].startswith(f"one source, `{rule.source_name}`")
+    assert documented["`sources.<name>.datadog.query`"] == f"`{rule.source.datadog.query}`"
+    assert documented["`sources.<name>.datadog.index`"].startswith(f"`{rule.source.datadog.index}`")
+    assert documented["`sources.<name>.splunk.index`"] == f"`{rule.source.splunk.index}`"
+    assert documented["`sources.<name>.splunk.sourcetype`"] == f"`{rule.source.splunk.sourcetype}`"
+    assert documented["`defaults.evaluation_delay`"] == f"`{rule.evaluation_delay // 60}m`"
+    assert documented["`defaults.splunk_app`"] == f"`{spec.splunk_app}`"
+    assert rule.rule.renotify is None
+    assert rule.throttle == 3600
+    # And the rendered documents use them where the table says.
+    files = {f.path: f.content for f in render(spec, ["datadog", "splunk"])}
+    monitor = json.loads(files["datadog/monitors/errors.json"])
+    assert monitor["query"].startswith('logs("source:cloudflare ')
+    assert '.index("*")' in monitor["query"]
+    assert "renotify_interval" not in monitor["options"]
+    alert = json.loads(files["splunk/rest/errors.json"])
+    assert alert["params"]["search"].startswith('index=cloudflare sourcetype="cloudflare:workers"\n')
+    assert alert["params"]["alert.suppress.period"] == "1h"
+    assert "splunk/extalerts_workers/default/savedsearches.conf" in files
