@@ -2,7 +2,8 @@
 
 Semantics follow Datadog monitors by default (``semantics="datadog"``): every minute, on the minute,
 each rule evaluates the window ``[T - delay - window, T - delay)``; one state per group; a group that
-was seen counts 0 events in a window where it sent none; count-like signals treat an empty window as
+was seen counts 0 events in a window where it sent none, and a rule without groups is judged from the
+input's first full window, before its own first event; count-like signals treat an empty window as
 0, other signals as "no data", which keeps the current state. Alert and warning recover when the value
 is back on the quiet side of their recovery threshold (or of the threshold itself without one).
 ``semantics="splunk"`` follows the rendered Splunk alerts instead: they run on their cron schedule,
