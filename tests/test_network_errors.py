@@ -16,7 +16,7 @@ import pytest
 from extalerts.emulators.cloudflare import CloudflareEmulator
 from extalerts.emulators.datadog import DatadogEmulator
 from extalerts.emulators.splunk import SplunkEmulator
-from extalerts.errors import ApiError, NetworkError, ProviderError
+from extalerts.errors import ApiError, NetworkError, ProviderError, ServerStartError
 from extalerts.intake import DatadogIntake, SplunkHec
 from extalerts.providers.api import display_url
 from extalerts.providers.cloudflare_api import CloudflareApi, CloudflareSettings
@@ -403,6 +403,25 @@ def test_hec_refused_token_names_its_variable(splunk: SplunkEmulator) -> None:
         "send events to HEC: HTTP 403: Invalid token (4); the credentials were refused: check SPLUNK_HEC_TOKEN, "
         f"and that they are for {splunk.url} (URL from SPLUNK_HEC_URL)"
     )
+
+
+# --------------------------------------------------------------------------------------------- busy port
+
+
+def test_an_emulator_on_a_busy_port_says_so() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ServerStartError, match=f"127.0.0.1:{port}: the port is already in use"):
+            DatadogEmulator(DD_API_KEY, DD_APP_KEY, port=port)
+        code, out, err = cli_run("emulator", "datadog", "--port", str(port))
+    assert code == 1
+    assert out == ""
+    assert err.splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: the port is already in use; stop what listens there, "
+        "or pass another --port"
+    ]
 
 
 def test_network_errors_are_provider_errors() -> None:

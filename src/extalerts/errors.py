@@ -162,3 +162,7 @@ class NetworkError(ProviderError):
         self.attempts = attempts
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         super().__init__(f"{operation}: {url}: {problem}{tries}; {fix} (URL from {url_source})")
+
+
+class ServerStartError(ExtalertsError):
+    """A local server (an emulator, the sandbox) could not listen where it was asked to."""
