@@ -268,7 +268,11 @@ def test_wrong_key_is_a_clear_api_error(env: str, spec_dir: Path, monkeypatch: p
     monkeypatch.setenv("DD_APP_KEY", "not-the-right-key")
     code, _, err = plan(env)
     assert code == 1
-    assert err.strip() == "error: list log pipelines: HTTP 403: Forbidden"
+    assert err.strip() == (
+        "error: list log pipelines: HTTP 403: Forbidden; the credentials were refused: check DD_API_KEY and "
+        f"DD_APP_KEY, and that they are for {env} (URL from --api-url)"
+    )
+    assert "not-the-right-key" not in err
 
 
 # --------------------------------------------------------------------------------------------- faults

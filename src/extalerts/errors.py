@@ -133,13 +133,36 @@ class ProviderError(ExtalertsError):
 
 
 class ApiError(ProviderError):
-    """The provider answered with an error status. ``errors`` are the provider's own messages."""
+    """The provider answered with an error status. ``errors`` are the provider's own messages;
+    ``hint`` says what to check (e.g. which variables hold the credentials, on 401/403)."""
 
-    def __init__(self, operation: str, status: int, errors: Sequence[str], request_id: str | None = None) -> None:
+    def __init__(
+        self, operation: str, status: int, errors: Sequence[str], request_id: str | None = None, hint: str = ""
+    ) -> None:
         self.operation = operation
         self.status = status
         self.errors = tuple(errors)
         self.request_id = request_id
+        self.hint = hint
         detail = "; ".join(self.errors) or "no error message"
         suffix = f" (request id {request_id})" if request_id else ""
-        super().__init__(f"{operation}: HTTP {status}: {detail}{suffix}")
+        advice = f"; {hint}" if hint else ""
+        super().__init__(f"{operation}: HTTP {status}: {detail}{suffix}{advice}")
+
+
+class NetworkError(ProviderError):
+    """A request got no HTTP answer: the URL it went to (never with credentials), where that URL
+    came from (``url_source``, e.g. ``--api-url``), what happened and what to try."""
+
+    def __init__(self, operation: str, url: str, url_source: str, problem: str, fix: str, attempts: int) -> None:
+        self.operation = operation
+        self.url = url
+        self.url_source = url_source
+        self.problem = problem
+        self.attempts = attempts
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        super().__init__(f"{operation}: {url}: {problem}{tries}; {fix} (URL from {url_source})")
+
+
+class ServerStartError(ExtalertsError):
+    """A local server (an emulator, the sandbox) could not listen where it was asked to."""

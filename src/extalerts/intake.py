@@ -16,7 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from extalerts.errors import ConfigError, ProviderError
+from extalerts.errors import ApiError, ConfigError
+from extalerts.providers.api import AUTH_STATUSES, auth_hint, network_verdict
 from extalerts.redact import redact
 from extalerts.retry import Retrier, Verdict, classify_status
 
@@ -56,6 +57,8 @@ class DatadogIntake:
     api_key: str = field(repr=False)
     origin: Mapping[str, str] = field(default_factory=dict)
     name: str = "datadog"
+    #: Where ``api_url`` came from, for messages.
+    url_source: str = DATADOG_INTAKE_URL_ENV
 
     @classmethod
     def from_env(cls, origin: Mapping[str, str], env: Mapping[str, str] | None = None) -> DatadogIntake:
@@ -66,19 +69,26 @@ class DatadogIntake:
         if not key:
             raise ConfigError("DD_API_KEY is not set; export it (the logs intake needs the API key)")
         redact(key)
-        url = environ.get(DATADOG_INTAKE_URL_ENV)
+        url, source = environ.get(DATADOG_INTAKE_URL_ENV), DATADOG_INTAKE_URL_ENV
         if not url:
             site = environ.get("DD_SITE") or "datadoghq.com"
             if site not in SITES:
                 raise ConfigError(f"DD_SITE={site} is not a Datadog site; or set {DATADOG_INTAKE_URL_ENV}")
-            url = f"https://http-intake.logs.{site}"
-        return cls(url.rstrip("/"), key, origin)
+            url, source = f"https://http-intake.logs.{site}", f"DD_SITE={site}; {DATADOG_INTAKE_URL_ENV} sets another"
+        return cls(url.rstrip("/"), key, origin, url_source=source)
 
     def __post_init__(self) -> None:
         from extalerts.providers.datadog import DatadogApi, DatadogSettings
 
         # The intake checks the API key only; the application key slot is never sent to it.
-        self._api = DatadogApi(DatadogSettings(api_url=self.api_url, api_key=self.api_key, app_key="-"))
+        settings = DatadogSettings(
+            api_url=self.api_url,
+            api_key=self.api_key,
+            app_key="-",
+            url_source=self.url_source,
+            credentials="DD_API_KEY",
+        )
+        self._api = DatadogApi(settings)
 
     def send(self, events: Sequence[Mapping[str, Any]]) -> int:
         from datadog_api_client.v2.api.logs_api import LogsApi
@@ -107,6 +117,11 @@ class SplunkHec:
     sourcetype: str = "cloudflare:workers"
     name: str = "splunk"
     channel: str = field(default_factory=lambda: str(uuid.uuid4()))
+    #: Where ``url`` came from, for messages.
+    url_source: str = SPLUNK_HEC_URL_ENV
+    #: The variable holding the token, for messages.
+    credentials: str = "SPLUNK_HEC_TOKEN"
+    timeout: float = 30.0
 
     @classmethod
     def from_env(cls, sourcetype: str, index: str | None = None, env: Mapping[str, str] | None = None) -> SplunkHec:
@@ -120,7 +135,7 @@ class SplunkHec:
     def __post_init__(self) -> None:
         import urllib3
 
-        self._http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=5, read=30))
+        self._http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=5, read=self.timeout))
         self._retrier = Retrier()
 
     def send(self, events: Sequence[Mapping[str, Any]]) -> int:
@@ -138,33 +153,43 @@ class SplunkHec:
             def post(body: bytes = body) -> None:
                 self._post(target, body, headers)
 
-            self._retrier.call("HEC raw", post, _classify_hec)
+            self._retrier.call("send events to HEC", post, self._classify)
             sent += len(batch)
         return sent
 
     def _post(self, target: str, body: bytes, headers: Mapping[str, str]) -> None:
         response = self._http.request("POST", target, body=body, headers=dict(headers))
         if response.status != 200:
-            raise _HecError(response.status, response.data.decode("utf-8", "replace")[:200])
+            raise _HecError(response.status, _hec_message(response.data))
+
+    def _classify(self, operation: str, exc: Exception) -> Verdict | None:
+        import urllib3.exceptions
+
+        if isinstance(exc, _HecError):
+            error = ApiError(
+                operation, exc.status, [exc.text], hint=auth_hint(self) if exc.status in AUTH_STATUSES else ""
+            )
+            return Verdict(classify_status(exc.status), lambda attempts: error)
+        return network_verdict(operation, exc, self.url, self.url_source, (urllib3.exceptions.HTTPError,))
+
+
+def _hec_message(data: bytes) -> str:
+    """HEC's ``{"text": ..., "code": ...}`` answer as ``text (code)``; anything else as it came, cut short."""
+    raw = data.decode("utf-8", "replace")
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        return raw[:200]
+    if isinstance(answer, dict) and "text" in answer:
+        return f"{answer['text']} ({answer.get('code')})"
+    return raw[:200]
 
 
 class _HecError(Exception):
     def __init__(self, status: int, text: str) -> None:
         super().__init__(f"HEC answered {status}: {text}")
         self.status = status
-
-
-def _classify_hec(operation: str, exc: Exception) -> Verdict | None:
-    import urllib3.exceptions
-
-    if isinstance(exc, _HecError):
-        return Verdict(classify_status(exc.status), lambda attempts: ProviderError(f"{operation}: {exc}"))
-    if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
-        text = type(exc).__name__
-        return Verdict(
-            classify_status(503), lambda attempts: ProviderError(f"{operation}: {text} after {attempts} attempts")
-        )
-    return None
+        self.text = text
 
 
 # --------------------------------------------------------------------------------------------- Logpush's view

@@ -6,7 +6,10 @@ sends one. Kept free of I/O so the policy is tested with tables, not sockets.
 
 from __future__ import annotations
 
+import errno
 import random
+import socket
+import ssl
 import threading
 import time
 from collections import Counter
@@ -30,7 +33,10 @@ class Failure(Enum):
     RATE_LIMITED = "rate limited"
     #: The server may or may not have done the work (5xx, timeout, connection dropped).
     AMBIGUOUS = "ambiguous"
-    #: Retrying cannot help (4xx other than 429).
+    #: The request never reached a server (connection refused, name lookup failing for now): safe
+    #: to repeat, but retried only briefly (see :attr:`RetryPolicy.max_unreachable_attempts`).
+    UNREACHABLE = "unreachable"
+    #: Retrying cannot help (4xx other than 429; TLS failures; a host name that does not exist).
     PERMANENT = "permanent"
 
 
@@ -54,6 +60,10 @@ class RetryPolicy:
     max_rate_limit_wait: float = 60.0
     #: Multiplies every wait; tests use a small value to run fault scenarios quickly.
     time_scale: float = 1.0
+    #: Attempts at a server that refuses connections. A server or load balancer that is restarting
+    #: refuses for a moment, so one or two quick retries (under 2 s in all) can help; a wrong host or
+    #: port refuses forever, and the user should hear about it at once rather than after minutes.
+    max_unreachable_attempts: int = 3
 
     def delay(self, attempt: int, failure: Failure, reset_after: float | None, rng: random.Random) -> float:
         """Seconds to wait before attempt number ``attempt + 1`` (``attempt`` counts from 1)."""
@@ -65,6 +75,8 @@ class RetryPolicy:
         return wait * self.time_scale
 
     def should_retry(self, attempt: int, failure: Failure) -> bool:
+        if failure is Failure.UNREACHABLE:
+            return attempt < min(self.max_unreachable_attempts, self.max_attempts)
         return failure is not Failure.PERMANENT and attempt < self.max_attempts
 
 
@@ -77,6 +89,86 @@ def parse_reset_header(value: str | None) -> float | None:
     except ValueError:
         return None
     return seconds if seconds >= 0 else None
+
+
+@dataclass(frozen=True)
+class NetworkFault:
+    """A request that got no HTTP answer, read for retrying and for the user: what happened, what to try."""
+
+    failure: Failure
+    #: What happened, e.g. "connection refused", "TLS handshake failed (WRONG_VERSION_NUMBER)".
+    problem: str
+    #: What the user can do about it.
+    fix: str
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and everything it wraps: SDKs wrap the socket's error in one or two of their own
+    (``__cause__``/``__context__``, urllib3's ``reason``, or an exception among the ``args``)."""
+    found: list[BaseException] = []
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if any(current is seen for seen in found):
+            continue
+        found.append(current)
+        inner = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        pending.extend(item for item in inner if isinstance(item, BaseException))
+    return found
+
+
+def classify_network(exc: BaseException, transport: tuple[type[BaseException], ...] = ()) -> NetworkFault | None:
+    """A failed request that got no HTTP answer, as a :class:`NetworkFault`; None when ``exc`` is not
+    a network error (neither an ``OSError``/``http.client`` error nor one of the SDK's ``transport``
+    types). The SDKs keep the socket's own error in the chain, so that is what is read.
+
+    Permanent: TLS failures (a certificate not trusted, an https URL on a plain-HTTP port) and a host
+    name that does not exist; repeating the request gives the same answer. Unreachable: a refused
+    connection, or a name server that cannot answer for now. Ambiguous: timeouts and dropped
+    connections, after which the server may have done the work.
+    """
+    import http.client
+
+    if not isinstance(exc, (OSError, http.client.HTTPException, *transport)):
+        return None
+    causes = _causes(exc)
+
+    def first(kind: type[BaseException] | tuple[type[BaseException], ...]) -> BaseException | None:
+        return next((cause for cause in causes if isinstance(cause, kind)), None)
+
+    if isinstance(untrusted := first(ssl.SSLCertVerificationError), ssl.SSLCertVerificationError):
+        return NetworkFault(
+            Failure.PERMANENT,
+            f"TLS certificate not trusted ({getattr(untrusted, 'verify_message', None) or untrusted})",
+            "fix the server's certificate, or trust the CA that signed it",
+        )
+    # An abrupt close during TLS is a dropped connection, not a TLS problem: it falls through.
+    tls = first(ssl.SSLError)
+    if isinstance(tls, ssl.SSLError) and not isinstance(tls, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+        reason = getattr(tls, "reason", None) or type(tls).__name__
+        if reason == "WRONG_VERSION_NUMBER":
+            fix = "the port speaks plain HTTP: use an http:// URL, or the server's TLS port"
+        else:
+            fix = "check the URL's scheme and port, and the server's TLS settings"
+        return NetworkFault(Failure.PERMANENT, f"TLS handshake failed ({reason})", fix)
+    lookup = first(socket.gaierror)
+    if isinstance(lookup, socket.gaierror):
+        if lookup.errno == socket.EAI_AGAIN:
+            return NetworkFault(
+                Failure.UNREACHABLE,
+                "the host name could not be looked up for now (temporary DNS failure)",
+                "check this machine's DNS settings, or try again later",
+            )
+        return NetworkFault(Failure.PERMANENT, "the host name does not resolve", "check the host name in the URL")
+    if any(isinstance(c, ConnectionRefusedError) or getattr(c, "errno", None) == errno.ECONNREFUSED for c in causes):
+        return NetworkFault(
+            Failure.UNREACHABLE, "connection refused", "check the host and port, and that the server is running"
+        )
+    if first(TimeoutError) is not None:
+        return NetworkFault(Failure.AMBIGUOUS, "no answer in time", "check that the server is up and not overloaded")
+    system = next((c for c in causes if isinstance(c, OSError) and c.strerror), None)
+    detail = system.strerror if isinstance(system, OSError) else type(causes[-1]).__name__
+    return NetworkFault(Failure.AMBIGUOUS, f"connection failed ({detail})", "check the URL, and that the server is up")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@ and (for the provider emulators) injected faults, a clock and a count of calls."
 
 from __future__ import annotations
 
+import errno
 import random
+import socket
 import threading
 import time
 from collections import Counter
@@ -11,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
+
+from extalerts.errors import ServerStartError
 
 FAULT_KINDS = ("429", "500", "lost", "slow")
 #: Drawn only when asked for (Datadog emulator): the request waits ``slow_seconds`` before it is
@@ -37,6 +41,18 @@ class Faults:
     limit: int | None = None
 
 
+def _cannot_listen(host: str, port: int, exc: OSError) -> str:
+    """Why a server cannot listen on ``host:port``, and what to do about it, in one line."""
+    where = f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return f"cannot listen on {where}: the port is already in use; stop what listens there, or pass another --port"
+    if exc.errno == errno.EACCES:
+        return f"cannot listen on {where}: permission denied (ports below 1024 need root); pass --port 1024 or above"
+    if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+        return f"cannot listen on {where}: {host} is not an address of this machine; pass --host 127.0.0.1"
+    return f"cannot listen on {where}: {exc.strerror or exc}"
+
+
 class LoopbackServer:
     """Subclasses answer each request in ``_serve``; this runs the server and gives ``url``, ``start``,
     ``stop`` and the ``with`` form."""
@@ -47,7 +63,10 @@ class LoopbackServer:
     methods: tuple[str, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
     def __init__(self, host: str, port: int) -> None:
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        try:
+            self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        except OSError as exc:
+            raise ServerStartError(_cannot_listen(host, port, exc)) from exc
         self._server.daemon_threads = True
 
     def _serve(self, request: BaseHTTPRequestHandler) -> None:

@@ -40,7 +40,7 @@ class NotificationsProvider:
     @property
     def target(self) -> str:
         settings = self.api.settings
-        return f"{settings.base_url or 'https://api.cloudflare.com/client/v4'} account {settings.account_id}"
+        return f"{settings.url} account {settings.account_id}"
 
     # ----------------------------------------------------------------------------------- desired
 

@@ -21,13 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from extalerts.errors import ApiError, ConfigError, ProviderError
+from extalerts.errors import ApiError, ConfigError
 from extalerts.providers.api import ClientApi
 from extalerts.providers.base import Action, Change, Resource
 from extalerts.redact import redact
 from extalerts.render.datadog import MANAGED_TAG, PIPELINE_NAME, RULE_TAG_PREFIX, DatadogRenderer, metric_name
 from extalerts.render.templates import Templates
-from extalerts.retry import Failure, Verdict, classify_status, parse_reset_header
+from extalerts.retry import Verdict, classify_status, parse_reset_header
 from extalerts.spec.loader import Spec
 from extalerts.spec.models import ChangeSignal
 
@@ -106,6 +106,14 @@ class DatadogSettings:
     api_key: str = field(repr=False)
     app_key: str = field(repr=False)
     timeout: float = 30.0
+    #: Where ``api_url`` came from, for messages.
+    url_source: str = f"--api-url or {DATADOG_API_URL_ENV}"
+    #: The variables holding the keys, for messages.
+    credentials: str = "DD_API_KEY and DD_APP_KEY"
+
+    @property
+    def url(self) -> str:
+        return self.api_url
 
     @classmethod
     def from_env(cls, api_url: str | None = None, env: Mapping[str, str] | None = None) -> DatadogSettings:
@@ -115,14 +123,22 @@ class DatadogSettings:
                 raise ConfigError(
                     f"{name} is not set; export it (extalerts reads Datadog keys only from the environment)"
                 )
-        api_url = api_url or environ.get(DATADOG_API_URL_ENV) or None
-        if api_url is None:
+        if api_url:
+            source = "--api-url"
+        elif environ.get(DATADOG_API_URL_ENV):
+            api_url, source = environ[DATADOG_API_URL_ENV], DATADOG_API_URL_ENV
+        else:
             site = environ.get("DD_SITE") or "datadoghq.com"
             if site not in SITES:
                 raise ConfigError(f"DD_SITE={site} is not a Datadog site ({', '.join(SITES)}); or pass --api-url")
-            api_url = SITES[site]
+            api_url, source = SITES[site], f"DD_SITE={site}; --api-url or {DATADOG_API_URL_ENV} sets another"
         redact(environ["DD_API_KEY"], environ["DD_APP_KEY"])
-        return cls(api_url=api_url.rstrip("/"), api_key=environ["DD_API_KEY"], app_key=environ["DD_APP_KEY"])
+        return cls(
+            api_url=api_url.rstrip("/"),
+            api_key=environ["DD_API_KEY"],
+            app_key=environ["DD_APP_KEY"],
+            url_source=source,
+        )
 
 
 class DatadogApi(ClientApi[DatadogSettings]):
@@ -148,40 +164,21 @@ class DatadogApi(ClientApi[DatadogSettings]):
         return client
 
     def classify(self, operation: str, exc: Exception) -> Verdict | None:
-        return _classify(operation, exc)
+        import urllib3.exceptions
+        from datadog_api_client.exceptions import ApiException
+
+        if isinstance(exc, ApiException):
+            if not exc.status:
+                # The client turns a TLS error into an ApiException with status 0; the cause is its context.
+                return None if exc.__context__ is None else self.network_verdict(operation, exc, (ApiException,))
+            headers = exc.headers or {}
+            reset = parse_reset_header(headers.get("X-RateLimit-Reset") or headers.get("x-ratelimit-reset"))
+            error = _api_error(operation, exc, self.auth_hint(int(exc.status)))
+            return Verdict(classify_status(exc.status), lambda attempts: error, reset)
+        return self.network_verdict(operation, exc, (urllib3.exceptions.HTTPError,))
 
 
-def _classify(operation: str, exc: Exception) -> Verdict | None:
-    from datadog_api_client.exceptions import ApiException
-
-    if isinstance(exc, ApiException):
-        headers = exc.headers or {}
-        reset = parse_reset_header(headers.get("X-RateLimit-Reset") or headers.get("x-ratelimit-reset"))
-        error = _api_error(operation, exc)
-        return Verdict(classify_status(exc.status), lambda attempts: error, reset)
-    if _is_transport_error(exc):
-        summary = _transport_summary(exc)
-        return Verdict(
-            Failure.AMBIGUOUS, lambda attempts: ProviderError(f"{operation}: {summary} after {attempts} attempts")
-        )
-    return None
-
-
-def _is_transport_error(exc: Exception) -> bool:
-    import urllib3.exceptions
-
-    return isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError)
-
-
-def _transport_summary(exc: Exception) -> str:
-    text = type(exc).__name__
-    reason = getattr(exc, "reason", None)
-    if reason is not None:
-        text += f" ({type(reason).__name__})"
-    return text
-
-
-def _api_error(operation: str, exc: Any) -> ApiError:
+def _api_error(operation: str, exc: Any, hint: str) -> ApiError:
     errors: list[str] = []
     body = exc.body
     if isinstance(body, bytes | str):
@@ -196,7 +193,8 @@ def _api_error(operation: str, exc: Any) -> ApiError:
         elif isinstance(raw, dict):
             errors = [f"{k}: {v}" for k, v in sorted(raw.items())]
     headers = exc.headers or {}
-    return ApiError(operation, int(exc.status), errors, headers.get("x-request-id") or headers.get("X-Request-Id"))
+    request_id = headers.get("x-request-id") or headers.get("X-Request-Id")
+    return ApiError(operation, int(exc.status), errors, request_id, hint)
 
 
 def _plain(value: Any) -> Any:

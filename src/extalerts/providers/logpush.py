@@ -106,7 +106,7 @@ class LogpushProvider:
     @property
     def target(self) -> str:
         settings = self.api.settings
-        return f"{settings.base_url or 'https://api.cloudflare.com/client/v4'} account {settings.account_id}"
+        return f"{settings.url} account {settings.account_id}"
 
     def desired(self, spec: Spec) -> list[Resource]:
         resources = []

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
-import socket
 import ssl
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlencode, urlsplit
 
-from extalerts.errors import ApiError, ConfigError, ProviderError
+from extalerts.errors import ApiError, ConfigError, NetworkError, ProviderError
 from extalerts.providers.api import ProviderApi
 from extalerts.providers.base import Action, Change, Resource
 from extalerts.redact import redact
@@ -58,12 +57,25 @@ class SplunkSettings:
     password: str | None = field(default=None, repr=False)
     verify: bool = True
     timeout: float = 30.0
+    #: Where the URL came from, for messages.
+    url_source: str = "--api-url or SPLUNK_URL"
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    @property
+    def credentials(self) -> str:
+        """The variables holding the credentials in use, for messages."""
+        return "SPLUNK_TOKEN" if self.token else "SPLUNK_USERNAME and SPLUNK_PASSWORD"
 
     @classmethod
     def from_env(
         cls, url: str | None = None, insecure: bool = False, env: Mapping[str, str] | None = None
     ) -> SplunkSettings:
         environ = os.environ if env is None else env
+        source = "--api-url" if url else "SPLUNK_URL"
         url = url or environ.get("SPLUNK_URL")
         if not url:
             raise ConfigError("SPLUNK_URL is not set; export the management URL, e.g. https://splunk.example.com:8089")
@@ -84,6 +96,7 @@ class SplunkSettings:
             username=None if token else username,
             password=None if token else password,
             verify=not insecure,
+            url_source=source,
         )
 
 
@@ -121,35 +134,31 @@ class SplunkApi(ProviderApi[SplunkSettings]):
         return service
 
     def call(self, operation: str, request: Callable[[], T], *, recover: Callable[[], T | None] | None = None) -> T:
-        return self.retrier.call(operation, request, _classify, recover=recover)
+        return self.retrier.call(operation, request, self.classify, recover=recover)
 
+    def classify(self, operation: str, exc: Exception) -> Verdict | None:
+        from splunklib.binding import AuthenticationError, HTTPError
 
-def _classify(operation: str, exc: Exception) -> Verdict | None:
-    from splunklib.binding import AuthenticationError, HTTPError
-
-    if isinstance(exc, AuthenticationError):
-        error = ApiError(operation, 401, ["authentication failed; check SPLUNK_TOKEN or SPLUNK_USERNAME/PASSWORD"])
-        return Verdict(Failure.PERMANENT, lambda attempts: error)
-    if isinstance(exc, HTTPError):
-        status = int(exc.status)
-        message = str(exc).split(" -- ", 1)[-1].strip()
-        error = ApiError(operation, status, [message] if message else [])
-        if status == 503:  # splunkd is busy and did nothing: safe to retry, like a 429
-            return Verdict(Failure.RATE_LIMITED, lambda attempts: error)
-        failure = Failure.AMBIGUOUS if status >= 500 or status == 408 else Failure.PERMANENT
-        return Verdict(failure, lambda attempts: error)
-    if isinstance(exc, ConnectionError | TimeoutError | socket.timeout | http.client.HTTPException | ssl.SSLError):
+        if isinstance(exc, AuthenticationError):
+            error = ApiError(operation, 401, ["authentication failed"], hint=self.auth_hint(401))
+            return Verdict(Failure.PERMANENT, lambda attempts: error)
+        if isinstance(exc, HTTPError):
+            status = int(exc.status)
+            message = str(exc).split(" -- ", 1)[-1].strip()
+            error = ApiError(operation, status, [message] if message else [], hint=self.auth_hint(status))
+            if status == 503:  # splunkd is busy and did nothing: safe to retry, like a 429
+                return Verdict(Failure.RATE_LIMITED, lambda attempts: error)
+            failure = Failure.AMBIGUOUS if status >= 500 or status == 408 else Failure.PERMANENT
+            return Verdict(failure, lambda attempts: error)
         if isinstance(exc, ssl.SSLCertVerificationError):
-            problem = (
-                f"{operation}: TLS certificate not trusted ({exc.verify_message}); "
-                "fix the certificate, or use --insecure"
+            settings = self.settings
+            problem = f"TLS certificate not trusted ({exc.verify_message})"
+            fix = "fix the certificate, or use --insecure"
+            return Verdict(
+                Failure.PERMANENT,
+                lambda attempts: NetworkError(operation, settings.url, settings.url_source, problem, fix, attempts),
             )
-            return Verdict(Failure.PERMANENT, lambda attempts: ProviderError(problem))
-        name = type(exc).__name__
-        return Verdict(
-            Failure.AMBIGUOUS, lambda attempts: ProviderError(f"{operation}: {name} after {attempts} attempts")
-        )
-    return None
+        return self.network_verdict(operation, exc, (http.client.HTTPException,))
 
 
 def _flag(value: Any) -> str:
