@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from extalerts.drill.traffic import DrillPlanError, base_event, plan_traffic, witness
+from extalerts.clock import Clock
+from extalerts.drill.runner import minutes_seconds
+from extalerts.drill.traffic import DrillPlanError, Traffic, base_event, plan_traffic, witness
 from extalerts.drill.view import (
     DRILL_FIELD,
     DRILL_MANAGED_TAG,
@@ -23,6 +25,7 @@ from extalerts.drill.view import (
     drill_view,
     parse_drill_rule_id,
 )
+from extalerts.engine import MINUTE_MS, Engine, State, schedule_minutes
 from extalerts.filter import parse
 from extalerts.filter.python import to_python
 from extalerts.sandbox import Sandbox
@@ -166,7 +169,11 @@ def test_drill_text_table_and_a_broken_rule_fails_clearly(drill_spec: Path, sand
         "drill", str(drill_spec), "--provider", "datadog", "--rule", "exceptions", "--rule", "never-below-zero"
     )
     assert code == 1
-    assert "FAIL never-below-zero: did not fire within 13m00s (window + evaluation delay + schedule)" in err
+    # Refused before anything is sent: no drill traffic can take a count below 0.
+    assert (
+        "FAIL never-below-zero: error: the drill's incident traffic does not take the rule's value < 0 "
+        "within a window: the rule can never fire"
+    ) in err
     rows = {line.split()[0]: line.split() for line in out.splitlines()[1:3]}
     assert rows["exceptions"][-1] == "ok"
     assert rows["never-below-zero"][1] == "no"
@@ -409,3 +416,127 @@ def test_clean_up_removes_every_drill_copy_and_nothing_else(
     assert [n for _, n, _ in sandbox_env.splunk.saved_searches() if n.startswith("extalerts - ")] == searches
     code, out, _ = cli_run("drill", str(drill_spec), "-p", provider, "--clean-up")
     assert (code, out.strip()) == (0, f"no drill copies on {provider}")
+
+
+# --------------------------------------------------------------------------------------------- timing
+
+#: A drill start on the minute but not on five: Splunk's */5 runs fall anywhere in the drill.
+DRILL_START_MS = 1_767_225_660_000
+
+
+def _drill_events(traffic: Traffic, minutes: int) -> list[dict[str, Any]]:
+    return [e for m in range(minutes) for e in traffic.minute_events(m, DRILL_START_MS + m * MINUTE_MS)]
+
+
+@pytest.mark.parametrize("semantics", ["datadog", "splunk"])
+@pytest.mark.parametrize("rule_id", [r.id for r in load_spec([MONITORS]).rules])
+def test_the_engine_alerts_on_each_bundled_rules_drill_when_the_drill_allows(rule_id: str, semantics: str) -> None:
+    """The drill's own traffic, run through the engine as `extalerts test` runs a rule test: quiet
+    until the incident, then an alert no sooner than the drill's earliest time and no later than its
+    expected one."""
+    spec = load_spec([MONITORS])
+    view = drill_view(spec, rule_id, "0123abcd")
+    rule = view.rule
+    cron_seconds = schedule_minutes(rule, semantics) * 60  # type: ignore[arg-type]
+    traffic = plan_traffic(rule, view.spec.catalog, "conversation-api", cron_seconds=cron_seconds)
+    minutes = traffic.warmup_minutes + traffic.incident_minutes
+    events = _drill_events(traffic, minutes)
+    # A provider holds logs from before the drill (an earlier drill's, here): a baseline reaching back
+    # before the drill's first minute reads as partly empty, not as unknown.
+    events.insert(0, {**events[0], "EventTimestampMs": DRILL_START_MS - 3 * 3600_000, "Logs": []})
+    engine = Engine(view.spec, rules=[rule.id], semantics=semantics, memory_limit="256MB", threads=1)  # type: ignore[arg-type]
+    engine.load_events(events)
+    incident_ms = DRILL_START_MS + traffic.warmup_minutes * MINUTE_MS
+    # The copy exists from the drill's start: every evaluation from then on counts.
+    result = engine.evaluate(start_ms=DRILL_START_MS, end_ms=incident_ms + traffic.expected_seconds * 1000)
+    alerts = [t.at_ms for t in result.rules[rule.id].transitions if t.after is State.ALERT]
+    assert alerts, f"{rule_id}: the engine never alerts on the drill's traffic"
+    assert min(alerts) >= incident_ms, f"{rule_id}: alerts {(incident_ms - min(alerts)) // 1000}s before the incident"
+    alert_seconds = (min(alerts) - incident_ms) / 1000
+    assert traffic.earliest_seconds <= alert_seconds <= traffic.expected_seconds, rule_id
+    if semantics == "datadog":
+        # Evaluated on the minute: the first evaluation that sees the whole of the last minute needed.
+        assert alert_seconds == traffic.earliest_seconds + 60, rule_id
+    else:
+        # The next run of the schedule after that evaluation.
+        assert alert_seconds < traffic.earliest_seconds + 60 + cron_seconds, rule_id
+
+
+def test_request_spike_warm_up_covers_delay_window_and_baseline() -> None:
+    """5m window, 5m delay, compare_to 1h: the evaluation at the incident's start reads back 70
+    minutes, and the warm-up is longer. The window is 200 % above its baseline after two minutes of
+    spike, seen after the delay: 7 minutes on the minute, after 6 minutes at the soonest."""
+    spec = load_spec([MONITORS])
+    view = drill_view(spec, "request-spike", "0123abcd")
+    traffic = plan_traffic(view.rule, view.spec.catalog, "conversation-api")
+    assert traffic.warmup_minutes == 5 + 5 + 60 + 1
+    assert traffic.earliest_seconds == 6 * 60
+    assert traffic.earliest_reason.startswith("evaluation delay 5m, then 2m of incident traffic")
+    # The first minute holds a window of healthy traffic: a baseline holding only it is not smaller
+    # than the window it is compared with.
+    assert len(traffic.minute_events(0, 0)) == 5 * len(traffic.minute_events(1, 60_000))
+
+
+class _FiresAt:
+    """A backend whose copy alerts a fixed time after the incident starts (0: when it starts, as the
+    request-spike drill did on a warm-up too short for its baseline)."""
+
+    provider = "datadog"
+    tracks_recovery = False
+
+    def __init__(self, clock: Clock, after_seconds: float) -> None:
+        self.clock, self.after_seconds = clock, after_seconds
+
+    def create(self, view: Any, created: list[Any]) -> None:
+        from extalerts.drill.backends import Created
+
+        created.append(Created("monitor", "1"))
+
+    def observe(self, created: list[Any], since: float) -> Any:
+        from extalerts.drill.backends import Observation
+
+        at = since + self.after_seconds
+        return Observation(alerted_at=at if self.clock.now() >= at else None)
+
+    def delete(self, item: Any) -> None:
+        pass
+
+    def sweep(self, drill_id: str | None) -> list[Any]:
+        return []
+
+
+class _Counting:
+    name = "counting"
+
+    def send(self, events: Any) -> int:
+        return len(events)
+
+
+@pytest.mark.parametrize(("after_seconds", "ok"), [(0, False), (5 * 60 + 59, False), (6 * 60, True), (7 * 60, True)])
+def test_a_drill_that_alerts_sooner_than_its_incident_allows_fails(after_seconds: int, ok: bool) -> None:
+    from extalerts.drill.runner import DrillSettings, run_drill
+
+    clock = Clock.scaled(20_000)
+    settings = DrillSettings(clock=clock, poll_seconds=0.001)
+    backend = _FiresAt(clock, after_seconds)
+    outcome = run_drill(load_spec([MONITORS]), "request-spike", backend, _Counting(), settings)  # type: ignore[arg-type]
+    assert (outcome.earliest_seconds, outcome.alert_seconds) == (360, after_seconds)
+    assert outcome.ok is ok
+    assert outcome.as_json()["too_early"] is not ok
+    if not ok:
+        assert outcome.verdict() == (
+            f"fired too early: after {minutes_seconds(after_seconds)}, but the incident cannot make it alert "
+            "before 6m00s (evaluation delay 5m, then 2m of incident traffic to cross the threshold, the last "
+            "of which an evaluation may see in part); something other than the drill's incident set it off"
+        )
+
+
+def test_the_drill_refuses_a_count_that_can_never_drop_below_its_threshold() -> None:
+    spec = load_spec([MONITORS])
+    rule = spec.rule("invalid-url-flood")
+    thresholds = rule.rule.thresholds.model_copy(  # type: ignore[union-attr]
+        update={"operator": "<", "critical": 0, "warning": None}
+    )
+    broken = type(rule)(**{**rule.__dict__, "rule": rule.rule.model_copy(update={"thresholds": thresholds})})
+    with pytest.raises(DrillPlanError, match="does not take the rule's value < 0 within a window"):
+        plan_traffic(broken, spec.catalog, "conversation-api")

@@ -89,7 +89,7 @@ def _outcome_row(outcome: DrillOutcome) -> list[str]:
         outcome.rule,
         "yes" if outcome.fired else "no",
         _hms(outcome.alert_seconds),
-        f"<= {_hms(outcome.expected_seconds)}" if outcome.expected_seconds else "-",
+        f"{_hms(outcome.earliest_seconds)}-{_hms(outcome.expected_seconds)}" if outcome.expected_seconds else "-",
         recovered,
         notified,
         "ok" if outcome.ok else "FAIL",
@@ -148,7 +148,9 @@ def drill_command(
     group where the rule has one, and the rule's real targets are paged. It asks first (--yes to
     skip, required when not interactive).
 
-    Exits 1 when any rule did not fire (or recover, or notify) in its expected time.
+    Exits 1 when any rule did not fire (or recover, or notify) in its expected time, or fired
+    sooner than its incident can make it (evaluation delay + the minutes a window needs to cross
+    the threshold): then something else set it off.
 
     \b
     Examples:

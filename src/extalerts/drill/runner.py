@@ -39,6 +39,9 @@ class DrillOutcome:
     drill_id: str
     traffic: str = ""
     expected_seconds: int = 0
+    #: Soonest the drill's incident can make a correct monitor alert; sooner, something else did.
+    earliest_seconds: int = 0
+    earliest_reason: str = ""
     alert_seconds: float | None = None
     recover_seconds: float | None = None
     #: None: the provider has no recovery (Splunk), or the drill could not read the sink.
@@ -53,8 +56,13 @@ class DrillOutcome:
         return self.alert_seconds is not None
 
     @property
+    def too_early(self) -> bool:
+        return self.alert_seconds is not None and self.alert_seconds < self.earliest_seconds
+
+    @property
     def in_time(self) -> bool:
-        return self.alert_seconds is not None and self.alert_seconds <= self.expected_seconds
+        """Alerted no sooner than the incident allows and no later than expected."""
+        return self.alert_seconds is not None and not self.too_early and self.alert_seconds <= self.expected_seconds
 
     @property
     def recovered_in_time(self) -> bool:
@@ -73,6 +81,12 @@ class DrillOutcome:
         if not self.fired:
             expected = minutes_seconds(self.expected_seconds)
             return f"did not fire within {expected} (window + evaluation delay + schedule)"
+        if self.too_early:
+            early, earliest = minutes_seconds(self.alert_seconds or 0), minutes_seconds(self.earliest_seconds)
+            return (
+                f"fired too early: after {early}, but the incident cannot make it alert before {earliest} "
+                f"({self.earliest_reason}); something other than the drill's incident set it off"
+            )
         if not self.in_time:
             late, expected = minutes_seconds(self.alert_seconds or 0), minutes_seconds(self.expected_seconds)
             return f"fired late: after {late}, expected within {expected}"
@@ -86,7 +100,14 @@ class DrillOutcome:
         return "ok"
 
     def as_json(self) -> dict[str, Any]:
-        return {**asdict(self), "fired": self.fired, "in_time": self.in_time, "ok": self.ok, "verdict": self.verdict()}
+        return {
+            **asdict(self),
+            "fired": self.fired,
+            "too_early": self.too_early,
+            "in_time": self.in_time,
+            "ok": self.ok,
+            "verdict": self.verdict(),
+        }
 
 
 def minutes_seconds(seconds: float) -> str:
@@ -142,6 +163,8 @@ def run_drill(
         return outcome
     outcome.traffic = traffic.description
     outcome.expected_seconds = traffic.expected_seconds
+    outcome.earliest_seconds = traffic.earliest_seconds
+    outcome.earliest_reason = traffic.earliest_reason
     created: list[Created] = []
     interrupted = False
     try:
@@ -270,9 +293,7 @@ def _exercise(
         now = clock.now()
         due = start + (minute + 1) * 60
         if now >= due:
-            minute_start = due - 60
-            phase = traffic.incident if incident_start <= minute_start < incident_end else traffic.healthy
-            events = list(phase.events(int(minute_start * 1000), offset=minute * phase.per_minute))
+            events = traffic.minute_events(minute, int((due - 60) * 1000))
             if events:
                 outcome.events_sent += intake.send(events)
             minute += 1

@@ -5,12 +5,18 @@ for the rule's filter (a conjunct of its disjunctive form at a time, checked aga
 Python semantics), then the signal decides how many per minute and with which values. Each drill
 has three phases, in minutes of provider time:
 
-* warm-up: healthy traffic long enough for the monitor to know the group (and, for ``change``, to
-  fill the baseline window);
+* warm-up: healthy traffic long enough that every evaluation from the incident's start on reads
+  only drill traffic, in whole windows (and, for ``change``, whole baselines): an evaluation reads
+  back its delay, its window and its comparison period. Shorter, an evaluation at the incident's
+  start would compare a window of healthy traffic against a baseline holding a minute of it, and
+  alert on the warm-up itself;
 * incident: traffic that breaches the critical threshold once a whole window of it is in view;
 * recovery: healthy traffic again, until the monitor recovers.
 
-"Healthy" is on the quiet side of every threshold (recovery and warning included).
+"Healthy" is on the quiet side of every threshold (recovery and warning included). The plan also
+says how soon a correct monitor can alert: the evaluation delay, then as many minutes of incident
+traffic as a window needs to cross the critical threshold. An alert sooner than that cannot come
+from the incident, so the drill fails it.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from extalerts.filter.python import to_python
 from extalerts.spec.loader import ResolvedRule
 from extalerts.spec.models import (
     AbsenceSignal,
+    Aggregation,
     CardinalitySignal,
     ChangeSignal,
     CountSignal,
@@ -239,6 +246,56 @@ class Traffic:
     expected_seconds: int
     #: "breach" signals fire on incident traffic; "silence" ones (absence, "<" thresholds) on its absence.
     description: str
+    #: Soonest a correct monitor can alert after the incident starts; on the minute, a minute later.
+    earliest_seconds: int = 0
+    #: Where ``earliest_seconds`` comes from, for the drill's verdict.
+    earliest_reason: str = ""
+    #: The warm-up's first minute, when it differs: a whole window's worth of healthy traffic, so that
+    #: a window or baseline still holding only the start of the warm-up does not breach.
+    opening: Phase | None = None
+
+    def phase_at(self, minute: int) -> Phase:
+        """The phase of the drill's ``minute`` (0: the first minute of warm-up)."""
+        if minute == 0 and self.opening is not None:
+            return self.opening
+        incident = self.warmup_minutes <= minute < self.warmup_minutes + self.incident_minutes
+        return self.incident if incident else self.healthy
+
+    def minute_events(self, minute: int, minute_start_ms: int) -> list[Event]:
+        """The events of the drill's ``minute``, which starts at ``minute_start_ms``."""
+        phase = self.phase_at(minute)
+        return list(phase.events(minute_start_ms, offset=minute * phase.per_minute))
+
+
+def warmup_minutes(rule: ResolvedRule) -> int:
+    """Minutes of healthy traffic so that every evaluation from the incident's start on reads drill
+    traffic only, and whole: an evaluation reads back its delay, its window and (change) its
+    comparison period; Splunk's time range is the same span (``SplunkRenderer.time_range``), and its
+    schedule only moves runs later. One more minute gives a quiet evaluation of complete data first."""
+    r = rule.rule
+    baseline = r.signal.compare_to if isinstance(r.signal, ChangeSignal) else 0
+    return math.ceil((rule.evaluation_delay + r.window + baseline) / 60) + 1
+
+
+def _breaches(operator: str, value: float, threshold: float) -> bool:
+    return {">": value > threshold, ">=": value >= threshold, "<": value < threshold, "<=": value <= threshold}[
+        operator
+    ]
+
+
+def minutes_to_breach(
+    window_value: Callable[[int], float | None], window_minutes: int, operator: str, critical: float
+) -> int:
+    """The fewest minutes of incident traffic a window (the rest of it healthy) needs to be beyond
+    ``critical``; ``window_value(k)`` is the window's value holding ``k`` incident minutes."""
+    for minutes in range(1, window_minutes + 1):
+        value = window_value(minutes)
+        if value is not None and _breaches(operator, value, critical):
+            return minutes
+    raise DrillPlanError(
+        f"the drill's incident traffic does not take the rule's value {operator} {critical:g} within a "
+        f"window: the rule can never fire"
+    )
 
 
 def _reachable(operator: str, threshold: float, lowest: float, highest: float) -> bool:
@@ -278,7 +335,11 @@ def plan_traffic(
     groups: dict[str, Any] = {name: 0 if catalog[name].type.is_numeric else GROUP_VALUE for name in r.group_by}
     base = base_event(script)
     expected = r.window + rule.evaluation_delay + cron_seconds + 120
-    warmup = 1
+    #: The value of a window holding k minutes of incident traffic, the rest of it healthy.
+    window_value: Callable[[int], float | None]
+    #: Whether a window (or a change's baseline) holding part of the warm-up can breach: a count that
+    #: must stay high, a baseline that must not be smaller than the window it is compared with.
+    partial_warmup_breaches = False
 
     def fixed(draft: _Draft) -> Callable[[int, int], Event]:
         return lambda index, at_ms: draft.build(at_ms)
@@ -290,6 +351,9 @@ def plan_traffic(
     def extra_groups(field_name: str | None = None) -> dict[str, Any]:
         return {**(marks or {}), **{k: v for k, v in groups.items() if k != field_name}}
 
+    def counted(healthy: Phase, incident: Phase) -> Callable[[int], float | None]:
+        return lambda k: float((window_minutes - k) * healthy.per_minute + k * incident.per_minute)
+
     matching = witness(rule.filter, catalog, base, extra_groups())
     if isinstance(signal, CountSignal):
         if upward:
@@ -299,13 +363,14 @@ def plan_traffic(
         else:
             healthy = Phase(enough(max(levels)), fixed(matching))
             incident = Phase(0, fixed(matching))
-            warmup = window_minutes + 1
             description = "matching traffic, then silence"
+            partial_warmup_breaches = True
+        window_value = counted(healthy, incident)
     elif isinstance(signal, AbsenceSignal):
         healthy = Phase(1, fixed(matching))
         incident = Phase(0, fixed(matching))
-        warmup = window_minutes + 1
         description = "one event a minute, then silence"
+        window_value = counted(healthy, incident)
     elif isinstance(signal, RatioSignal):
         assert rule.ratio_match is not None
         bad = witness(conjunction(rule.filter, rule.ratio_match), catalog, base, extra_groups())
@@ -316,6 +381,11 @@ def plan_traffic(
         healthy = Phase(per_minute, fixed(good if upward else bad))
         incident = Phase(per_minute, fixed(bad if upward else good))
         description = f"{per_minute}/min events, all {'matching' if upward else 'not matching'} during the incident"
+
+        def window_value(k: int) -> float | None:
+            matching_minutes = k if upward else window_minutes - k
+            return 100.0 * matching_minutes / window_minutes
+
     elif isinstance(signal, MeasureSignal):
         field = catalog[signal.field]
         quiet = (0.0 if min(levels) > 0 else min(levels) - 1) if upward else max(levels) * 2 + 1
@@ -327,6 +397,7 @@ def plan_traffic(
         healthy = Phase(5, fixed(quiet_draft))
         incident = Phase(5, fixed(loud_draft))
         description = f"5/min events with {signal.field}={loud:g} during the incident ({quiet:g} otherwise)"
+        window_value = _measured(signal.aggregation, float(quiet), float(loud), window_minutes, per_minute=5)
     elif isinstance(signal, CardinalitySignal):
         if not upward:
             raise DrillPlanError("a drill cannot lower a distinct count below a threshold yet")
@@ -340,6 +411,7 @@ def plan_traffic(
         healthy = Phase(0, distinct)
         incident = Phase(enough(critical), distinct)
         description = f"{incident.per_minute}/min distinct {signal.field} values"
+        window_value = counted(healthy, incident)  # every incident event carries a new value
     else:
         assert isinstance(signal, ChangeSignal)
         steady = 4
@@ -351,14 +423,61 @@ def plan_traffic(
             spike = 0
         healthy = Phase(steady, fixed(matching))
         incident = Phase(spike, fixed(matching))
-        warmup = signal.compare_to // 60 + window_minutes + 1
+        partial_warmup_breaches = upward
         expected += 60
         description = f"{steady}/min baseline, {spike}/min during the incident"
-    for phase in (healthy, incident):
+
+        def window_value(k: int) -> float | None:
+            # Against a baseline window of healthy traffic only (the warm-up covers it).
+            baseline = window_minutes * steady
+            current = (window_minutes - k) * steady + k * spike
+            return 100.0 * (current - baseline) / baseline
+
+    # The first minute alone then holds as much as a window of healthy traffic: a window or baseline
+    # holding only part of the warm-up holds that minute (later ones only once it is whole).
+    opening = Phase(healthy.per_minute * window_minutes, healthy.make) if partial_warmup_breaches else None
+    for phase in (healthy, incident, *([opening] if opening else [])):
         if phase.per_minute > MAX_EVENTS_PER_MINUTE:
             raise DrillPlanError(
                 f"firing needs {phase.per_minute} events a minute, more than a drill sends "
                 f"({MAX_EVENTS_PER_MINUTE}); lower the threshold or drill on a test account"
             )
+    breach = minutes_to_breach(window_value, window_minutes, operator, critical)
+    # An evaluation on the minute sees the last of those minutes after the delay; one between minutes
+    # (or Splunk's time since a group's last event, sent at the start of its minute) sees it in part.
+    delay_minutes = rule.evaluation_delay // 60
+    earliest = (delay_minutes + breach - 1) * 60
+    reason = (
+        f"evaluation delay {delay_minutes}m, then {breach}m of incident traffic to cross the threshold, "
+        "the last of which an evaluation may see in part"
+    )
+    # Without healthy traffic there is nothing to warm up: no evaluation can read a partial window of it.
+    warmup = warmup_minutes(rule) if healthy.per_minute else 1
     # A whole window of incident traffic that some scheduled evaluation sees entirely: window + period.
-    return Traffic(warmup, window_minutes + max(1, cron_seconds // 60), healthy, incident, expected, description)
+    incident_minutes = window_minutes + max(1, cron_seconds // 60)
+    return Traffic(warmup, incident_minutes, healthy, incident, expected, description, earliest, reason, opening)
+
+
+def _measured(
+    aggregation: Aggregation, quiet: float, loud: float, window_minutes: int, per_minute: int
+) -> Callable[[int], float | None]:
+    """A measure's window value holding k minutes of ``loud`` events, the rest ``quiet`` ones. A
+    percentile lies between the window's least and greatest value; the drill takes the one nearer the
+    threshold (a provider's estimate may differ from the engine's interpolation), so the earliest time
+    it allows is never later than a correct monitor's."""
+
+    def value(k: int) -> float | None:
+        loud_events, quiet_events = k * per_minute, (window_minutes - k) * per_minute
+        if aggregation is Aggregation.SUM:
+            return loud * loud_events + quiet * quiet_events
+        if aggregation is Aggregation.AVG:
+            return (loud * loud_events + quiet * quiet_events) / (loud_events + quiet_events)
+        lowest = min(loud, quiet) if quiet_events else loud
+        highest = max(loud, quiet) if quiet_events else loud
+        if aggregation is Aggregation.MIN:
+            return lowest
+        if aggregation is Aggregation.MAX:
+            return highest
+        return highest if loud >= quiet else lowest
+
+    return value
