@@ -317,3 +317,17 @@ def test_no_evaluation_fails_even_a_quiet_test(spec: Spec) -> None:
 
 def test_a_malformed_unique_pattern_is_refused(spec: Spec) -> None:
     assert "{unique: …} takes a text with {n}" in refused(spec, burst_test(event='{ScriptName: {unique: "s-{n.x}"}}'))
+
+
+def test_spec_files_where_tests_go_are_one_issue_each_saying_where_they_belong(spec: Spec) -> None:
+    with pytest.raises(TestFileError) as refusal:
+        load_tests([MONITORS], spec)
+    (issue,) = refusal.value.issues
+    assert issue.message == "a directory of spec files, not of rule tests"
+    assert f"--spec {MONITORS}/" in issue.hint
+    assert f"its rule tests are in {MONITORS}/tests/" in issue.hint
+    with pytest.raises(TestFileError) as refusal:
+        load_tests([MONITORS / "workers.yaml", MONITORS / "tests" / "traffic.yaml"], spec)
+    (issue,) = refusal.value.issues
+    assert (issue.location.path, issue.location.line) == (MONITORS / "workers.yaml", 1)
+    assert issue.message == "a spec file, not a rule test file"
