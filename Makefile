@@ -46,8 +46,8 @@ sandbox-story: $(STAMP)
 	$(BIN)/extalerts push --provider datadog --yes --state-file $(SANDBOX_STATE) monitors/
 	$(BIN)/extalerts push --provider splunk --yes --state-file $(SANDBOX_STATE) monitors/
 	$(BIN)/extalerts push --provider logpush --yes --state-file $(SANDBOX_STATE) monitors/
-	$(BIN)/extalerts send build/demo/incident.ndjson --provider datadog
-	$(BIN)/extalerts send build/demo/incident.ndjson --provider splunk
+	$(BIN)/extalerts send build/demo/incident.ndjson --provider datadog --yes
+	$(BIN)/extalerts send build/demo/incident.ndjson --provider splunk --yes
 	$(BIN)/extalerts drill --provider datadog --all
 	$(BIN)/extalerts drill --provider splunk --all
 

@@ -178,7 +178,7 @@ def test_drill_text_table_and_a_broken_rule_fails_clearly(drill_spec: Path, sand
     assert rows["exceptions"][-1] == "ok"
     assert rows["never-below-zero"][1] == "no"
     assert rows["never-below-zero"][-1] == "FAIL"
-    assert "1 of 2 rule(s) fired in their expected time on datadog" in out
+    assert "1 of 2 rules fired in their expected time on datadog" in out
     assert drill_objects(sandbox_env) == []
 
 
@@ -309,7 +309,7 @@ def test_a_live_drill_fires_the_production_alert_and_deletes_nothing(
 ) -> None:
     code, _, err = cli_run("drill", str(drill_spec), "-p", provider, "--rule", "exceptions", "--live")
     assert code == 1
-    assert "--live pages real targets; pass --yes to confirm" in err
+    assert "extalerts drill --live: standard input is not a terminal" in err
     code, _, err = cli_run("drill", str(drill_spec), "-p", provider, "--rule", "exceptions", "--live", "--yes")
     assert code == 1
     assert "push it before a live drill" in err
@@ -407,7 +407,7 @@ def test_clean_up_removes_every_drill_copy_and_nothing_else(
     assert len(drill_objects(sandbox_env)) == (3 if provider == "datadog" else 2)
     code, out, err = cli_run("drill", str(drill_spec), "-p", provider, "--clean-up")
     assert code == 1
-    assert "pass --yes to delete these drill copies" in err
+    assert "extalerts drill --clean-up: standard input is not a terminal" in err
     code, out, err = cli_run("drill", str(drill_spec), "-p", provider, "--clean-up", "--yes")
     assert code == 0, err
     assert f"deleted {len(created)} drill copies from {provider}" in out

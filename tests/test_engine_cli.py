@@ -196,7 +196,7 @@ def test_replay_refuses_what_would_read_as_nothing(tmp_path: Path) -> None:
     code, out, err = cli_run("replay", str(lowercase), "--spec", str(MONITORS))
     assert code == 1
     assert out == ""
-    assert "no Workers Trace Events in 1 file(s); 1 lines skipped, e.g. " in err
+    assert "no Workers Trace Events in 1 file; 1 line skipped, e.g. " in err
     assert "with Logpush's field names, e.g. EventTimestampMs" in err
 
 

@@ -355,3 +355,17 @@ def test_an_ungrouped_absence_rule_fires_from_the_first_full_window_before_its_e
     outcome = run_test(spec, loaded)
     assert outcome.failures == (), outcome.timeline_text()
     assert outcome.timeline_text()[0].split() == ["15m", "(all)", "ok", "→", "alert", "(value", "0)"]
+
+
+def test_spec_files_where_tests_go_are_one_issue_each_saying_where_they_belong(spec: Spec) -> None:
+    with pytest.raises(TestFileError) as refusal:
+        load_tests([MONITORS], spec)
+    (issue,) = refusal.value.issues
+    assert issue.message == "a directory of spec files, not of rule tests"
+    assert f"--spec {MONITORS}/" in issue.hint
+    assert f"its rule tests are in {MONITORS}/tests/" in issue.hint
+    with pytest.raises(TestFileError) as refusal:
+        load_tests([MONITORS / "workers.yaml", MONITORS / "tests" / "traffic.yaml"], spec)
+    (issue,) = refusal.value.issues
+    assert (issue.location.path, issue.location.line) == (MONITORS / "workers.yaml", 1)
+    assert issue.message == "a spec file, not a rule test file"

@@ -103,7 +103,7 @@ def test_pushed_monitors_fire_on_events_sent_through_the_intake(tmp_path: Path) 
         with pytest.MonkeyPatch.context() as patch:
             for name, value in env.items():
                 patch.setenv(name, value)
-            code, out, err = cli_run("send", str(incident), "--provider", "datadog", "--spec", str(MONITORS))
+            code, out, err = cli_run("send", str(incident), "--provider", "datadog", "--spec", str(MONITORS), "--yes")
         assert code == 0, err
         assert "through the datadog intake, as job workers-to-datadog" in out
         # Shaped like the Logpush job: its service, host and tags.
@@ -138,7 +138,7 @@ def test_sandbox_runs_a_command_with_its_environment_and_passes_its_status_on() 
     )
     code, out, _ = cli_run("sandbox", "--spec", str(MONITORS), "--", sys.executable, "-c", check)
     assert code == 0
-    assert "sandbox: 0 alert(s) from pushed monitors" in out
+    assert "sandbox: 0 alerts from pushed monitors" in out
     code, _, _ = cli_run("sandbox", "--spec", str(MONITORS), "--", sys.executable, "-c", "raise SystemExit(7)")
     assert code == 7
 

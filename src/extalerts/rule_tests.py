@@ -39,7 +39,7 @@ from extalerts.fields import WORKERS_TRACE_EVENT_FIELDS, FieldType
 from extalerts.fields import Field as CatalogField
 from extalerts.filter.python import field_values
 from extalerts.spec.loader import Positions, Spec, discover, issues_from_validation, plain, read_yaml
-from extalerts.spec.models import AbsenceSignal, format_duration, parse_duration, parse_time_ms
+from extalerts.spec.models import AbsenceSignal, SpecFile, format_duration, parse_duration, parse_time_ms
 
 DEFAULT_START = "2026-01-01T00:00:00Z"
 DEFAULT_TESTS_DIR = Path("monitors/tests")
@@ -348,6 +348,7 @@ def load_tests(paths: Sequence[Path], spec: Spec) -> list[LoadedTest]:
     issues: list[SpecIssue] = []
     loaded: list[LoadedTest] = []
     rules = {r.id: r for r in spec.rules}
+    spec_files: list[Path] = []
     for path in discover(paths):
         read = read_yaml(path, issues)
         if read is None:
@@ -357,6 +358,9 @@ def load_tests(paths: Sequence[Path], spec: Spec) -> list[LoadedTest]:
         if not isinstance(data, Mapping):
             hint = "a test file is a mapping: `version: 1` and `tests:`, a list of tests"
             issues.append(SpecIssue(Location(path, 1), "not a rule test file", hint))
+            continue
+        if SPEC_FILE_KEYS.intersection(data) and "tests" not in data:
+            spec_files.append(path)
             continue
         try:
             document = TestFile.model_validate(plain(data))
@@ -419,9 +423,35 @@ def load_tests(paths: Sequence[Path], spec: Spec) -> list[LoadedTest]:
                 fixtures[number] = _read_fixture(fixture, issues)
             if len(issues) == found and start_ms is not None:
                 loaded.append(LoadedTest(test, path, index, start_ms, fixtures))
+    issues.extend(_spec_files_given(paths, spec_files))
     if issues:
         raise TestFileError(issues)
     return loaded
+
+
+#: Top-level keys of a spec file (``monitors/*.yaml``); a test file has none of them.
+SPEC_FILE_KEYS = frozenset(SpecFile.model_fields) - {"version"}
+
+
+def _spec_files_given(paths: Sequence[Path], spec_files: Sequence[Path]) -> list[SpecIssue]:
+    """One line for each spec file, or directory of them, named where rule tests go (`extalerts test
+    monitors/`), saying where it belongs, instead of an "unknown key" for each of its sections."""
+    issues: list[SpecIssue] = []
+    left = list(spec_files)
+    for given in paths:
+        inside = discover([given]) if given.is_dir() else []
+        if inside and all(path in spec_files for path in inside):
+            issues.append(SpecIssue(Location(given), "a directory of spec files, not of rule tests", _spec_hint(given)))
+            left = [path for path in left if path not in inside]
+    for path in left:
+        issues.append(SpecIssue(Location(path, 1), "a spec file, not a rule test file", _spec_hint(path.parent)))
+    return issues
+
+
+def _spec_hint(directory: Path) -> str:
+    tests_dir = directory / DEFAULT_TESTS_DIR.name
+    beside = f"; its rule tests are in {tests_dir}/" if tests_dir.is_dir() else ""
+    return f"spec files go after --spec, e.g. `extalerts test --spec {directory}/`{beside}"
 
 
 def _read_fixture(path: Path, issues: list[SpecIssue]) -> list[dict[str, Any]]:

@@ -6,6 +6,8 @@ every command imports what it needs when it runs.
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from extalerts import __version__
@@ -22,11 +24,42 @@ from extalerts.cli.spec_commands import schema_command, validate_command
 from extalerts.cli.synth_command import synth_command
 
 
+def _verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.find_root().ensure_object(dict)["verbose"] = True
+
+
+def _no_color(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    # https://no-color.org: any non-empty NO_COLOR turns colour off, on a terminal too.
+    if value or os.environ.get("NO_COLOR"):
+        ctx.color = ctx.find_root().color = False
+
+
+def global_options() -> list[click.Option]:
+    """Options every command takes, before or after its name (``extalerts -v validate`` and
+    ``extalerts validate -v`` alike): people add a flag at the end of the line they just ran."""
+    return [
+        click.Option(
+            ["--verbose", "-v"],
+            is_flag=True,
+            expose_value=False,
+            callback=_verbose,
+            help="Show tracebacks for unexpected errors.",
+        ),
+        click.Option(
+            ["--no-color"],
+            is_flag=True,
+            expose_value=False,
+            callback=_no_color,
+            help="No colour in the output (as when NO_COLOR is set).",
+        ),
+    ]
+
+
 @click.group(cls=ExtalertsGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="extalerts")
-@click.option("--verbose", "-v", is_flag=True, help="Show tracebacks for unexpected errors.")
 @click.pass_context
-def cli(ctx: click.Context, verbose: bool) -> None:
+def cli(ctx: click.Context) -> None:
     """Alerting-as-code for Cloudflare Workers logs.
 
     Write each rule once in monitors/*.yaml; render it to Datadog monitors and a Splunk app.
@@ -38,8 +71,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
       extalerts render --check --out rendered/ # fail when committed output is stale
       extalerts schema > schema/spec-v1.json  # JSON Schema for editors
     """
-    ctx.ensure_object(dict)
-    ctx.obj["verbose"] = verbose
+    ctx.ensure_object(dict).setdefault("verbose", False)
 
 
 cli.add_command(validate_command)
@@ -57,6 +89,16 @@ cli.add_command(emulator_group)
 cli.add_command(sandbox_command)
 cli.add_command(send_command)
 cli.add_command(drill_command)
+
+
+def _add_global_options(command: click.Command) -> None:
+    command.params.extend(global_options())
+    if isinstance(command, click.Group):
+        for subcommand in command.commands.values():
+            _add_global_options(subcommand)
+
+
+_add_global_options(cli)
 
 
 def main() -> None:

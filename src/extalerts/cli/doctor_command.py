@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from extalerts.cli.options import output_option, resolve_paths, spec_paths
+from extalerts.cli.options import output_option, plural, resolve_paths, spec_paths
 
 
 @click.command("doctor")
@@ -39,6 +39,6 @@ def doctor_command(paths: tuple[Path, ...], api_url: str | None, output: str) ->
         for finding in findings:
             mark = click.style("ok     ", fg="green") if finding.ok else click.style("PROBLEM", fg="red", bold=True)
             click.echo(f"{mark}  {finding.subject} {finding.message}" + (f"; {finding.fix}" if finding.fix else ""))
-        click.echo(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}")
+        click.echo(plural(len(problems), "problem"))
     if problems:
         raise click.exceptions.Exit(1)

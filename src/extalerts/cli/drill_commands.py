@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from extalerts.cli.options import output_option, resolve_paths, spec_paths, text_table
+from extalerts.cli.options import (
+    confirm_or_refuse,
+    output_option,
+    plural,
+    resolve_paths,
+    spec_paths,
+    stderr_progress,
+    text_table,
+    yes_option,
+)
 
 if TYPE_CHECKING:
     from extalerts.drill.runner import DrillOutcome
@@ -56,24 +65,22 @@ def _provider_objects(provider: str, api_url: str | None, spec: Any) -> Any:
 
 def _clean_up_leftovers(backend: Any, yes: bool) -> None:
     """List every drill copy on the provider, then delete them (after asking, unless --yes)."""
-    from extalerts.errors import ConfigError
-
     leftovers = backend.sweep(None)
     if not leftovers:
         click.echo(f"no drill copies on {backend.provider}")
         return
     for item in leftovers:
         click.echo(f"- {item.kind} {item.key}")
-    if not yes:
-        if not sys.stdin.isatty():
-            raise ConfigError("pass --yes to delete these drill copies when not running interactively")
-        if not click.confirm(
-            f"Delete these {len(leftovers)} drill copies? A drill still running loses its copy", err=True
-        ):
-            raise click.Abort
+    copies = plural(len(leftovers), "drill copy", "drill copies")
+    confirm_or_refuse(
+        "drill --clean-up",
+        f"deleting {copies} from {backend.provider}",
+        f"Delete {copies}? A drill still running loses its copy",
+        yes=yes,
+    )
     for item in leftovers:
         backend.delete(item)
-    click.echo(f"deleted {len(leftovers)} drill copies from {backend.provider}")
+    click.echo(f"deleted {copies} from {backend.provider}")
 
 
 def _hms(seconds: float | None) -> str:
@@ -107,7 +114,7 @@ def _outcome_row(outcome: DrillOutcome) -> list[str]:
     is_flag=True,
     help="Drill the production monitor itself: its real targets are notified (asks first).",
 )
-@click.option("--yes", "-y", is_flag=True, help="With --live or --clean-up: do not ask for confirmation.")
+@yes_option("a --live drill or a --clean-up")
 @click.option(
     "--clean-up",
     "clean_up",
@@ -233,26 +240,21 @@ def drill_command(
         for outcome in failed:
             click.echo(f"FAIL {outcome.rule}: {outcome.verdict()}", err=True)
         passed = len(outcomes) - len(failed)
-        click.echo(f"{passed} of {len(outcomes)} rule(s) fired in their expected time on {provider}")
+        their = "its" if len(outcomes) == 1 else "their"
+        click.echo(f"{passed} of {plural(len(outcomes), 'rule')} fired in {their} expected time on {provider}")
     if any(not o.ok for o in outcomes):
         sys.exit(1)
 
 
 def _confirm_live(spec: Any, rule_ids: list[str], provider: str, yes: bool) -> None:
     """A live drill pages real people: say who, and ask."""
-    from extalerts.errors import ConfigError
-
-    lines = [f"A live drill makes the production {provider} alert(s) fire and notify their real targets:"]
+    alerts = plural(len(rule_ids), "alert")
+    lines = [f"A live drill fires {alerts} on production {provider} and notifies the real targets:"]
     for rule_id in rule_ids:
         targets = ", ".join(name for name, _ in spec.rule(rule_id).targets) or "no targets"
         lines.append(f"  {rule_id}: {targets}")
     click.echo("\n".join(lines), err=True)
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise ConfigError("--live pages real targets; pass --yes to confirm when not running interactively")
-    if not click.confirm("Go ahead?", default=False, err=True):
-        raise click.Abort
+    confirm_or_refuse("drill --live", f"paging the real targets of {alerts}", "Go ahead?", yes=yes)
 
 
 def _spec_option(what: str) -> Callable[[F], F]:
@@ -273,11 +275,17 @@ def _spec_option(what: str) -> Callable[[F], F]:
     show_default=True,
     help="live: send each minute when the provider's clock reaches it; now: all at once, ending now.",
 )
-def send_command(files: tuple[str, ...], provider: str, spec_dirs: tuple[Path, ...], pace: str) -> None:
+@yes_option("sending the events")
+@output_option
+def send_command(
+    files: tuple[str, ...], provider: str, spec_dirs: tuple[Path, ...], pace: str, yes: bool, output: str
+) -> None:
     """Send Workers Trace Events (NDJSON, e.g. from `extalerts synth`) through a provider's intake.
 
     Events are shaped like the spec's Logpush job for that provider (its filter and fields, its
-    service/tags or source type) and shifted in time so the traffic starts now.
+    service/tags or source type) and shifted in time so the traffic starts now. They arrive as
+    production logs, so monitors reading them may fire and notify: send asks first, and refuses
+    without --yes when standard input is not a terminal. A progress bar shows on a terminal.
 
     \b
     Example:
@@ -291,19 +299,35 @@ def send_command(files: tuple[str, ...], provider: str, spec_dirs: tuple[Path, .
 
     spec = load_spec(resolve_paths(spec_dirs))
     shape = logpush_shape(spec, provider)
-    events = shape.apply(read_events(expand_sources(files)))
-    if not events:
+    sources = expand_sources(files)
+    events = shape.apply(read_events(sources))
+    sent = minutes = 0
+    if events:
+        intake: Intake = (
+            DatadogIntake.from_env(shape.origin) if provider == "datadog" else SplunkHec.from_env(shape.sourcetype)
+        )
+        count = plural(len(events), "event")
+        confirm_or_refuse(
+            "send",
+            f"sending {count} through the {provider} intake",
+            f"Send {count} through the {provider} intake? Monitors reading these logs may fire and notify",
+            yes=yes,
+        )
+        sent, minutes = _send_paced(events, intake, Clock.from_env(), pace)
+    else:
         click.echo("nothing to send: no events (after the Logpush job's filter)", err=True)
-        return
-    intake: Intake = (
-        DatadogIntake.from_env(shape.origin) if provider == "datadog" else SplunkHec.from_env(shape.sourcetype)
-    )
-    clock = Clock.from_env()
-    sent, minutes = _send_paced(events, intake, clock, pace)
-    click.echo(f"sent {sent} events ({minutes} minutes of traffic) through the {provider} intake, as job {shape.job}")
+    if output == "json":
+        report = {"provider": provider, "job": shape.job, "pace": pace, "files": sources, "sent": sent}
+        click.echo(json.dumps(report | {"minutes": minutes}, indent=2, sort_keys=True))
+    elif events:
+        traffic = plural(minutes, "minute")
+        click.echo(
+            f"sent {plural(sent, 'event')} ({traffic} of traffic) through the {provider} intake, as job {shape.job}"
+        )
 
 
 def _send_paced(events: list[dict[str, Any]], intake: Any, clock: Any, pace: str) -> tuple[int, int]:
+    """Send minute by minute (at the provider's pace, or at once); a bar on a terminal shows how far."""
     events.sort(key=lambda e: int(e["EventTimestampMs"]))
     first, last = int(events[0]["EventTimestampMs"]), int(events[-1]["EventTimestampMs"])
     start = clock.now_ms() if pace == "live" else clock.now_ms() - (last - first) - 1
@@ -313,14 +337,18 @@ def _send_paced(events: list[dict[str, Any]], intake: Any, clock: Any, pace: str
         at = int(event["EventTimestampMs"]) + shift
         by_minute.setdefault((at - start) // 60_000, []).append({**event, "EventTimestampMs": at})
     sent = 0
-    for minute in sorted(by_minute):
-        if pace == "live":
-            clock.sleep_until((start + (minute + 1) * 60_000) / 1000)
-        sent += intake.send(by_minute[minute])
+    label = f"sending {plural(len(by_minute), 'minute')} of traffic"
+    with stderr_progress(len(by_minute), label, show_pos=True) as bar:
+        for minute in sorted(by_minute):
+            if pace == "live":
+                clock.sleep_until((start + (minute + 1) * 60_000) / 1000)
+            sent += intake.send(by_minute[minute])
+            bar.update(1)
     return sent, len(by_minute)
 
 
-@click.command("sandbox", context_settings={"ignore_unknown_options": True})
+# Options end at COMMAND: `sandbox python -v` passes -v to python, not to extalerts.
+@click.command("sandbox", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @_spec_option("Spec whose rules the sandbox's monitors are evaluated from")
 @click.option(
     "--speed",
@@ -387,7 +415,8 @@ def _print_alerts(history: list[dict[str, Any]], origin: float) -> None:
     production = [h for h in history if "-drill-" not in h["rule"] and DRILL_TAG_PREFIX not in h["rule"]]
     drills = len(history) - len(production)
     fired = [h for h in production if h["state"] in ("Alert", "Warn", "Fired")]
-    click.echo(f"sandbox: {len(fired)} alert(s) from pushed monitors; {drills} state change(s) of drill copies")
+    changes = plural(drills, "state change")
+    click.echo(f"sandbox: {plural(len(fired), 'alert')} from pushed monitors; {changes} of drill copies")
     rows = [["PROVIDER TIME", "PROVIDER", "RULE", "GROUP", "STATE", "VALUE"]]
     for item in production:
         at = datetime.fromtimestamp(item["at"], UTC).strftime("%Y-%m-%d %H:%M")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from extalerts.cli.options import DEFAULT_SPEC_DIR, output_option, text_table
+from extalerts.cli.options import DEFAULT_SPEC_DIR, output_option, plural, stderr_progress, text_table
 
 if TYPE_CHECKING:
     from extalerts.engine import EngineResult, Group
@@ -40,7 +40,7 @@ def _spec_option(fn: Any) -> Any:
 
 
 @click.command("test")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path), metavar="[TEST_PATH]...")
 @_spec_option
 @click.option("--rule", "rule_ids", multiple=True, help="Only the tests of these rules.")
 @_semantics_option
@@ -60,13 +60,15 @@ def test_command(
 ) -> None:
     """Run the rule tests: feed each rule events and check when it fires, warns, resolves or stays quiet.
 
-    PATHS are test files or directories (default: monitors/tests/). Exit code 1 when a test fails,
-    or, with --require-coverage, when a rule has no firing test or no quiet test.
+    TEST_PATHs are rule test files or directories (default: monitors/tests/); the rules they test
+    come from the spec in --spec (default: monitors/). Exit code 1 when a test fails, or, with
+    --require-coverage, when a rule has no firing test or no quiet test.
 
     \b
     Examples:
       extalerts test
       extalerts test monitors/tests/worker-errors.yaml --rule worker-exception
+      extalerts test my-tests/ --spec my-monitors/
       extalerts test --junit-xml build/rule-tests.xml --require-coverage
     """
     from extalerts.errors import ExtalertsError
@@ -109,7 +111,7 @@ def test_command(
         _print_outcomes(outcomes)
         if show_coverage or require_coverage:
             _print_coverage(gaps, len({r for r, _ in gaps}), len(considered))
-        click.echo(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed")
+        click.echo(f"{len(outcomes) - len(failed):,} passed, {len(failed):,} failed")
     if failed or (require_coverage and gaps):
         raise click.exceptions.Exit(1)
 
@@ -144,9 +146,11 @@ def _print_outcomes(outcomes: list[TestOutcome]) -> None:
 
 def _print_coverage(gaps: list[tuple[str, str]], rules_with_gaps: int, total: int) -> None:
     if not gaps:
-        click.echo(f"coverage: every one of {total} rules fires in a test and stays quiet in another")
+        every = "the rule" if total == 1 else f"every one of {total} rules"
+        click.echo(f"coverage: {every} fires in a test and stays quiet in another")
         return
-    click.echo(f"coverage: {rules_with_gaps} of {total} rules lack tests:")
+    lack = "lacks" if rules_with_gaps == 1 else "lack"
+    click.echo(f"coverage: {rules_with_gaps} of {plural(total, 'rule')} {lack} tests:")
     for rule_id, why in gaps:
         click.echo(f"  {rule_id}: {why}")
 
@@ -168,7 +172,7 @@ def _check_rule_ids(wanted: tuple[str, ...], known: list[str]) -> None:
 
 
 @click.command("replay")
-@click.argument("sources", nargs=-1, required=True)
+@click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
 @_spec_option
 @click.option("--rule", "rule_ids", multiple=True, help="Only these rules.")
 @_semantics_option
@@ -203,7 +207,7 @@ def replay_command(
 ) -> None:
     """Replay Logpush files: how often, when and for how long each rule would have fired.
 
-    SOURCES are NDJSON files as Logpush writes them (plain or .gz), directories and prefixes (their
+    SOURCEs are NDJSON files as Logpush writes them (plain or .gz), directories and prefixes (their
     .ndjson, .json, .log and .gz files), globs, or s3:// URLs (R2 or S3; endpoint from
     AWS_ENDPOINT_URL, credentials from the usual AWS variables).
     Lines that are not Workers Trace Events are counted and reported with file:line.
@@ -249,9 +253,10 @@ def replay_command(
         click.echo(f"warning: {warning}", err=True)
     if result.events == 0:
         # Nothing was read: "0 fired" would be a false all-clear.
-        skipped = f"; {result.bad_line_count:,} lines skipped, e.g. {result.bad_lines[0]}" if result.bad_lines else ""
+        lines = plural(result.bad_line_count, "line")
+        skipped = f"; {lines} skipped, e.g. {result.bad_lines[0]}" if result.bad_lines else ""
         raise ExtalertsError(
-            f"no Workers Trace Events in {len(files)} file(s){skipped}; replay reads Logpush "
+            f"no Workers Trace Events in {plural(len(files), 'file')}{skipped}; replay reads Logpush "
             "workers_trace_events NDJSON (plain, or gzip named .gz) with Logpush's field names, e.g. EventTimestampMs"
         )
     shipping = None
@@ -322,8 +327,7 @@ def _load_with_progress(engine: Any, sources: list[str], strict: bool) -> list[s
     if not sys.stderr.isatty() or (small and len(files) < PROGRESS_MIN_FILES):
         engine.load_files(files, strict=strict)
         return files
-    label = f"reading {len(files)} file{'s' if len(files) != 1 else ''}"
-    with click.progressbar(length=PROGRESS_STEPS, label=label, file=sys.stderr, show_percent=True) as bar:
+    with stderr_progress(PROGRESS_STEPS, f"reading {plural(len(files), 'file')}", show_percent=True) as bar:
 
         def advance(share: float) -> None:
             bar.update(round(share * PROGRESS_STEPS) - bar.pos)
@@ -392,17 +396,17 @@ def replay_json(result: EngineResult) -> dict[str, Any]:
 
 def print_replay(result: EngineResult, shipping: dict[str, Any] | None = None) -> None:
     span = f"{_when(result.first_ms)} to {_when(result.last_ms)} UTC"
-    click.echo(f"{result.events:,} events from {span} ({result.semantics} semantics)")
+    click.echo(f"{plural(result.events, 'event')} from {span} ({result.semantics} semantics)")
     if shipping is not None:
         jobs = " and ".join(shipping["jobs"])
         filters = "; ".join(f or "none" for f in shipping["filters"])
-        plural = "s" if len(shipping["jobs"]) > 1 else ""
+        several = "s" if len(shipping["jobs"]) > 1 else ""
         click.echo(
-            f"rules see the {shipping['events']:,} events Logpush job{plural} {jobs} ship{'' if plural else 's'} "
-            f"(filter{plural}: {filters}); --logpush-job none: every event"
+            f"rules see the {plural(shipping['events'], 'event')} Logpush job{several} {jobs} "
+            f"ship{'' if several else 's'} (filter{several}: {filters}); --logpush-job none: every event"
         )
     if result.bad_line_count:
-        click.echo(f"{result.bad_line_count:,} lines skipped (not Workers Trace Events):", err=True)
+        click.echo(f"{plural(result.bad_line_count, 'line')} skipped (not Workers Trace Events):", err=True)
         for bad in result.bad_lines:
             click.echo(f"  {bad}", err=True)
     rows = [("rule", "fired", "notified", "firing (all groups)", "first", "last")]

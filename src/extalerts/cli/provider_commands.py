@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from extalerts.cli.options import output_option, resolve_paths, spec_paths
+from extalerts.cli.options import (
+    confirm_or_refuse,
+    output_option,
+    plural,
+    resolve_paths,
+    spec_paths,
+    stderr_progress,
+    yes_option,
+)
 
 if TYPE_CHECKING:
     from extalerts.providers.base import ApplyResult, Change, Plan, Provider
@@ -137,7 +144,7 @@ def plan_command(
 @_provider_options
 @click.option("--prune", is_flag=True, help="Delete managed objects that are no longer in the spec.")
 @click.option("--dry-run", is_flag=True, help="Only plan (same output and exit codes as `plan`).")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation on a terminal.")
+@yes_option("applying the changes")
 @click.option(
     "--allow-mass-delete",
     is_flag=True,
@@ -180,7 +187,8 @@ def push_command(
     Order: the log pipeline and log-based metrics before the monitors that use them; updates keep
     the same id; deletes only with --prune, and never of objects extalerts does not own. Refuses to
     delete more than --max-delete-share of the managed objects, or to act on a live listing shorter
-    than the last push left, unless --allow-mass-delete. Exit code 1 when anything failed; a re-run
+    than the last push left, unless --allow-mass-delete. Asks before applying, and refuses without
+    --yes when standard input is not a terminal. Exit code 1 when anything failed; a re-run
     completes what an interrupted or failed push left.
 
     \b
@@ -204,8 +212,13 @@ def push_command(
                 click.echo("nothing to do")
         raise click.exceptions.Exit(2 if dry_run and plan.has_changes else 0)
     check_guards(plan, Guards(max_delete_share, allow_mass_delete, state.read(provider.name, provider.target)))
-    if not yes and sys.stdin.isatty() and sys.stdout.isatty():
-        click.confirm(f"Apply these changes to {provider.name}?", abort=True)
+    changes = sum(1 for change in plan.changes if change.action.value != "unchanged")
+    confirm_or_refuse(
+        "push",
+        f"applying {plural(changes, 'change')} to {provider.name}",
+        f"Apply these changes to {provider.name}?",
+        yes=yes,
+    )
     result = _apply_with_progress(plan, provider, concurrency, quiet=output == "json")
     if result.ok:
         state.write(provider.name, _after(plan), provider.target)
@@ -246,7 +259,7 @@ def _apply_with_progress(plan: Plan, provider: Provider, concurrency: int, *, qu
     total = sum(1 for c in plan.changes if c.action.value != "unchanged")
     if quiet or total <= PROGRESS_THRESHOLD:
         return apply_plan(plan, provider, concurrency=concurrency)
-    with click.progressbar(length=total, label="applying", file=sys.stderr, show_pos=True) as bar:
+    with stderr_progress(total, "applying", show_pos=True) as bar:
 
         def tick(change: Change, error: str | None) -> None:
             bar.update(1)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from extalerts.cli.options import output_option, resolve_paths, spec_paths, text_table
+from extalerts.cli.options import output_option, plural, resolve_paths, spec_paths, text_table
 
 if TYPE_CHECKING:
     from extalerts.render import RenderedFile
@@ -76,10 +76,11 @@ def render_command(
         )
         return
     if check:
-        click.echo(f"ok: {len(files)} rendered files in {out} are up to date")
+        are = "is" if len(files) == 1 else "are"
+        click.echo(f"ok: {plural(len(files), 'rendered file')} in {out} {are} up to date")
         return
     _print_summary(spec, files, providers)
-    click.echo(f"{len(files)} files rendered to {out}/ ({len(changed)} changed)")
+    click.echo(f"{plural(len(files), 'file')} rendered to {out}/ ({len(changed):,} changed)")
 
 
 def _print_summary(spec: Spec, files: list[RenderedFile], providers: list[str]) -> None:
@@ -98,7 +99,7 @@ def _print_summary(spec: Spec, files: list[RenderedFile], providers: list[str]) 
             if name == "datadog":
                 cells.append("monitor" + (" + metric" if counts[name] > 1 else ""))
             else:
-                cells.append(f"{counts[name]} alert{'s' if counts[name] != 1 else ''}")
+                cells.append(plural(counts[name], "alert"))
         r = rule.rule
         rows.append((rule.id, r.signal.kind, format_duration(r.window), r.severity.value, *cells))
     click.echo(text_table(rows))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from extalerts.cli.options import output_option, resolve_paths, spec_paths
+from extalerts.cli.options import output_option, plural, resolve_paths, spec_paths
 
 
 @click.command("validate")
@@ -46,7 +46,7 @@ def validate_command(paths: tuple[Path, ...], output: str) -> None:
     if output == "json":
         click.echo(json.dumps({"ok": True, "files": [str(f) for f in spec.files], "rules": len(spec.rules)}, indent=2))
     else:
-        click.echo(f"ok: {len(spec.rules)} rules in {len(spec.files)} files")
+        click.echo(f"ok: {plural(len(spec.rules), 'rule')} in {plural(len(spec.files), 'file')}")
 
 
 @click.command("schema")

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from extalerts.cli.options import output_option, plural
+
+if TYPE_CHECKING:
+    from extalerts.synth import SynthStats
 
 
 @click.command("synth")
@@ -30,6 +37,7 @@ import click
     help="An incident, e.g. exception-storm@30m+10m; repeatable. --list-scenarios names them.",
 )
 @click.option("--list-scenarios", is_flag=True, help="List the incident scenarios and exit.")
+@output_option
 def synth_command(
     out: Path | None,
     minutes: int,
@@ -38,6 +46,7 @@ def synth_command(
     start: str | None,
     scenarios: tuple[str, ...],
     list_scenarios: bool,
+    output: str,
 ) -> None:
     """Write Workers Trace Events NDJSON exactly as Logpush writes them: baseline traffic of a Workers
     API with a ConversationStateDO Durable Object, plus named incidents. Seeded and deterministic.
@@ -48,12 +57,17 @@ def synth_command(
       extalerts synth --out big.ndjson.gz --minutes 1440 --rpm 700 --seed 7
       extalerts synth --out - --minutes 5 | head -1
       extalerts synth --list-scenarios
+      extalerts synth --out build/day.ndjson --minutes 1440 -o json   # what was written, for scripts
     """
     import sys
 
     from extalerts.synth import DEFAULT_START_MS, SCENARIOS, SynthConfig, generate, parse_scenario, write
 
     if list_scenarios:
+        if output == "json":
+            listed = [{"name": name, "description": text} for name, text in SCENARIOS.items()]
+            click.echo(json.dumps(listed, indent=2))
+            return
         width = max(len(name) for name in SCENARIOS)
         for name, description in SCENARIOS.items():
             click.echo(f"{name:<{width}}  {description}")
@@ -67,16 +81,44 @@ def synth_command(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     to_stdout = str(out) == "-"
+    if to_stdout and output == "json":
+        raise click.UsageError(
+            "--out - writes the events to standard output, where -o json writes its report; give --out a file"
+        )
     try:
         stats = write(config, sys.stdout.buffer) if to_stdout else generate(config, out)
     except BrokenPipeError:
         raise  # the reader went away (`| head`): the command group ends quietly
     except OSError as exc:
         raise click.FileError(str(out), hint=exc.strerror or str(exc)) from None
+    if output == "json":
+        click.echo(json.dumps(_report(out, config, stats), indent=2))
+        return
     # With the events on standard output, what was written is told on standard error.
-    click.echo(f"{stats.events:,} events written to {'standard output' if to_stdout else out}", err=to_stdout)
+    click.echo(f"{plural(stats.events, 'event')} written to {'standard output' if to_stdout else out}", err=to_stdout)
     for scenario in parsed:
         click.echo(f"  incident {scenario}", err=to_stdout)
+
+
+def _report(out: Path, config: Any, stats: SynthStats) -> dict[str, Any]:
+    """What was written, for ``-o json``: the same for the same options (the seed fixes every byte)."""
+    return {
+        "out": str(out),
+        "events": stats.events,
+        "minutes": config.minutes,
+        "rpm": config.requests_per_minute,
+        "seed": config.seed,
+        "first_timestamp_ms": stats.first_timestamp_ms,
+        "last_timestamp_ms": stats.last_timestamp_ms,
+        "scenarios": [
+            {"scenario": str(scenario), "start_ms": start_ms, "end_ms": end_ms}
+            for scenario, start_ms, end_ms in stats.windows
+        ],
+        "counts": [
+            {"script": script, "event_type": event_type, "outcome": outcome, "events": count}
+            for (script, event_type, outcome), count in sorted(stats.counts.items())
+        ],
+    }
 
 
 def _epoch_ms(start: str) -> int:
