@@ -20,7 +20,8 @@ import pytest
 from splunklib import binding, client
 
 from extalerts.emulators.base import Faults
-from extalerts.emulators.splunk import SplunkEmulator
+from extalerts.emulators.splunk import REST_NAMES, SAVEDSEARCH_ARGUMENTS, SplunkEmulator
+from extalerts.render import splunk_keys
 from extalerts.render.conf import parse_conf
 from tests.conftest import REPO
 
@@ -453,3 +454,9 @@ def test_faults_answer_like_a_struggling_splunkd(emulator: SplunkEmulator, svc: 
         create(svc, rest_payload("worker-exception"))
     assert conflict.value.status == 409
     assert emulator.faults_injected == {"429": 1, "500": 1, "lost": 1, "slow": 1}
+
+
+def test_the_emulator_and_the_renderer_agree_on_rest_names() -> None:
+    """The emulator derives the REST names on its own (tests/contracts/ holds them to the published spec)."""
+    assert REST_NAMES == splunk_keys.REST_NAMES
+    assert not set(REST_NAMES) & SAVEDSEARCH_ARGUMENTS
