@@ -7,11 +7,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= rendered
 
-.PHONY: help demo sandbox-story test check lint typecheck render render-check golden schema bench clean
+.PHONY: help demo sandbox-story test contracts check lint typecheck render render-check golden schema bench clean
 
 help:
 	@echo "make demo          set up; validate, render, test monitors/; replay an incident; drill every rule in the sandbox"
-	@echo "make test          set up and run the test suite"
+	@echo "make test          set up and run the test suite (needs nothing beside the repository)"
+	@echo "make contracts     rendered output and emulators against ../shared/contracts (or EXTALERTS_CONTRACTS_DIR)"
 	@echo "make check         lint (ruff), typecheck (mypy --strict), test"
 	@echo "make render        render monitors/ into $(OUT)/ (committed, reviewed in PRs)"
 	@echo "make render-check  fail when $(OUT)/ or schema/ is stale"
@@ -51,11 +52,18 @@ sandbox-story: $(STAMP)
 	$(BIN)/extalerts drill --provider datadog --all
 	$(BIN)/extalerts drill --provider splunk --all
 
-# pytest exits 5 when it collects nothing; a suite that runs no test must not pass.
-test: $(STAMP)
-	@$(BIN)/python -m pytest -q; status=$$?; \
+# pytest with the given arguments. It exits 5 when it collects nothing; a suite that runs no test must not pass.
+PYTEST = @$(BIN)/python -m pytest -q $(1); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$status
+
+test: $(STAMP)
+	$(call PYTEST)
 	$(BIN)/extalerts test --require-coverage
+
+# The providers' published contracts, read in place from ../shared/contracts beside the clone
+# (EXTALERTS_CONTRACTS_DIR overrides it); when they are missing the run stops with one line saying so.
+contracts: $(STAMP)
+	$(call PYTEST,tests/contracts)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

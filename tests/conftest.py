@@ -10,7 +10,9 @@ from click.testing import CliRunner
 from extalerts.cli import cli
 from extalerts.plan import apply_plan, compute_plan
 from extalerts.providers.base import Action, Provider
+from extalerts.render import render
 from extalerts.spec import load_spec
+from tests.contract_spec import CONTRACT_SPEC, PROVIDERS, Rendered, write_spec
 
 REPO = Path(__file__).resolve().parents[1]
 MONITORS = REPO / "monitors"
@@ -29,6 +31,20 @@ def spec_dir(tmp_path: Path) -> Path:
     target = tmp_path / "monitors"
     shutil.copytree(MONITORS, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def contract_spec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The contract spec (tests/contract_spec.py) written out once per run."""
+    return write_spec(tmp_path_factory.mktemp("contract-spec") / "monitors", CONTRACT_SPEC)
+
+
+@pytest.fixture(scope="session", params=["monitors", "contract-spec"])
+def rendered(request: pytest.FixtureRequest, contract_spec_dir: Path) -> Rendered:
+    """The bundled monitors/ and the contract spec, each rendered for every provider."""
+    spec_dir = MONITORS if request.param == "monitors" else contract_spec_dir
+    spec = load_spec([spec_dir])
+    return Rendered(request.param, spec_dir, spec, {f.path: f for f in render(spec, PROVIDERS)})
 
 
 def cli_run(*args: str) -> tuple[int, str, str]:

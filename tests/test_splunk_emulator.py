@@ -1,7 +1,7 @@
 """The Splunk emulator, driven by the real splunk-sdk over HTTP the way the Splunk provider will drive splunkd.
 
-Where the emulator claims to follow savedsearches.conf.spec (accepted arguments, server-side defaults), the
-spec in ../shared/contracts is read in place and compared.
+Where the emulator claims to follow savedsearches.conf.spec (accepted arguments, server-side defaults),
+tests/contracts/test_splunk_emulator_spec.py compares it with the published spec (``make contracts``).
 """
 
 from __future__ import annotations
@@ -9,32 +9,22 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
-import os
 import re
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from splunklib import binding, client
 
 from extalerts.emulators.base import Faults
-from extalerts.emulators.splunk import (
-    CONF_NAMES,
-    DEFAULTS,
-    REST_NAMES,
-    SAVEDSEARCH_ARGUMENTS,
-    SplunkEmulator,
-)
+from extalerts.emulators.splunk import REST_NAMES, SAVEDSEARCH_ARGUMENTS, SplunkEmulator
 from extalerts.render import splunk_keys
 from extalerts.render.conf import parse_conf
 from tests.conftest import REPO
 
-CONTRACTS = Path(os.environ.get("EXTALERTS_CONTRACTS_DIR", REPO.parent / "shared" / "contracts"))
-SPEC = CONTRACTS / "splunk-9.2" / "savedsearches.conf.spec"
 RENDERED = REPO / "rendered" / "splunk"
 APP = "extalerts_workers"
 CREDENTIALS = {
@@ -466,45 +456,7 @@ def test_faults_answer_like_a_struggling_splunkd(emulator: SplunkEmulator, svc: 
     assert emulator.faults_injected == {"429": 1, "500": 1, "lost": 1, "slow": 1}
 
 
-# ----------------------------------------------------------------------------------- contracts
-
-
-def spec_settings() -> dict[str, str]:
-    """Each setting of savedsearches.conf.spec (above its deprecated ones) with its ``* Default:`` text."""
-    assert SPEC.is_file(), f"published spec {SPEC} is missing; set EXTALERTS_CONTRACTS_DIR"
-    text = SPEC.read_text().split("# Deprecated settings")[0]
-    settings: dict[str, str] = {}
-    key = ""
-    for line in text.splitlines():
-        setting = re.match(r"^([A-Za-z_][\w.<>]*)\s*=", line)
-        if setting:
-            key = setting.group(1)
-            settings.setdefault(key, "")
-        elif key and line.startswith("* Default:") and not settings[key]:
-            settings[key] = line.removeprefix("* Default:").strip()
-    return settings
-
-
-def spec_default(text: str) -> str:
-    if not text or text.startswith(("empty string", "No default")):
-        return ""
-    token = text.split()[0].rstrip(".").strip("'")
-    return {"true": "1", "false": "0"}.get(token, token)
-
-
-def test_every_spec_setting_is_an_argument_under_its_rest_name() -> None:
-    settings = [key for key in spec_settings() if not key.startswith(("action.", "display.")) and "<" not in key]
-    assert len(settings) > 60
-    missing = [key for key in settings if REST_NAMES.get(key, key) not in SAVEDSEARCH_ARGUMENTS]
-    assert missing == []
-    assert not set(REST_NAMES) & SAVEDSEARCH_ARGUMENTS
-    # The emulator derives the names on its own; they must agree with what the renderer sends.
+def test_the_emulator_and_the_renderer_agree_on_rest_names() -> None:
+    """The emulator derives the REST names on its own (tests/contracts/ holds them to the published spec)."""
     assert REST_NAMES == splunk_keys.REST_NAMES
-
-
-def test_defaults_echoed_on_read_are_the_specs() -> None:
-    settings = spec_settings()
-    for rest_name, value in DEFAULTS.items():
-        conf_name = CONF_NAMES.get(rest_name, rest_name)
-        assert conf_name in settings, conf_name
-        assert spec_default(settings[conf_name]) == value, conf_name
+    assert not set(REST_NAMES) & SAVEDSEARCH_ARGUMENTS
