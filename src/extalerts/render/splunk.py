@@ -10,8 +10,10 @@ signal kind is a template in ``templates/splunk/spl/``.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +58,8 @@ _WARNING_SEVERITY = 3
 #: The operator that holds for a value on the quiet side of a threshold: what a warning search adds
 #: to leave the critical range to the alert search.
 _QUIET_SIDE = {">": "<=", ">=": "<", "<": ">=", "<=": ">"}
+#: Major and minor of the app's version; the patch is the content hash (see app_release).
+APP_VERSION_PREFIX = "1.0"
 
 
 def saved_search_name(rule_id: str, level: Level = Level.ALERT) -> str:
@@ -266,14 +270,21 @@ class SplunkRenderer:
         alerts = [alert for rule in self.spec.rules for alert in self.alerts(rule)]
         savedsearches = self.templates.render("splunk/savedsearches.conf.j2", alerts=alerts, app=app)
         check_savedsearches(savedsearches, alerts, f"splunk/{app}/default/savedsearches.conf")
-        files = [
-            RenderedFile(f"splunk/{app}/default/app.conf", self._conf("splunk/app.conf.j2", "app.conf", app=app)),
+        app_path = f"splunk/{app}/default/app.conf"
+        content = [
             RenderedFile(f"splunk/{app}/default/savedsearches.conf", savedsearches),
             RenderedFile(
                 f"splunk/{app}/default/props.conf",
                 self._conf("splunk/props.conf.j2", "props.conf", sourcetypes=self.sourcetypes()),
             ),
             RenderedFile(f"splunk/{app}/metadata/default.meta", self._conf("splunk/default.meta.j2", "default.meta")),
+            # app.conf itself counts too, with the version left out: a new label is a new release.
+            RenderedFile(app_path, self.templates.render("splunk/app.conf.j2", app=app, version="", build=0)),
+        ]
+        version, build = app_release(content)
+        files = [
+            RenderedFile(app_path, self._conf("splunk/app.conf.j2", "app.conf", app=app, version=version, build=build)),
+            *content[:-1],
         ]
         for alert in alerts:
             suffix = "" if alert.level is Level.ALERT else "--warning"
@@ -300,6 +311,18 @@ class SplunkRenderer:
         except ConfSyntaxError as exc:
             raise RenderError(what, [str(exc)]) from exc
         return text
+
+
+def app_release(files: Iterable[RenderedFile]) -> tuple[str, int]:
+    """The app's ``version`` and ``build``, from a hash of its files: the same content always gets the
+    same pair and any change a new one (app.conf.spec: "Every release must change both 'version' and
+    'build' settings"). The build is a positive integer below 2**28; the version is SemVer
+    ``1.0.<build>``. Hashes are not ordered: a later release may get a lower number."""
+    digest = hashlib.sha256()
+    for file in sorted(files, key=lambda f: f.path):
+        digest.update(file.path.encode() + b"\0" + file.content.encode() + b"\0")
+    build = int(digest.hexdigest()[:7], 16) + 1
+    return f"{APP_VERSION_PREFIX}.{build}", build
 
 
 def value_condition(operator: str, threshold: float, critical: float | None = None) -> str:
