@@ -315,9 +315,10 @@ class SplunkRenderer:
 
 def app_release(files: Iterable[RenderedFile]) -> tuple[str, int]:
     """The app's ``version`` and ``build``, from a hash of its files: the same content always gets the
-    same pair and any change a new one (app.conf.spec: "Every release must change both 'version' and
-    'build' settings"). The build is a positive integer below 2**28; the version is SemVer
-    ``1.0.<build>``. Hashes are not ordered: a later release may get a lower number."""
+    same pair and any change a new one, but for a one in 2**28 chance (app.conf.spec: "Every release
+    must change both 'version' and 'build' settings"). The build is an integer from 1 to 2**28, which
+    any 32-bit reader takes; the version is SemVer ``1.0.<build>``. Hashes are not ordered: a later
+    release may get a lower number."""
     digest = hashlib.sha256()
     for file in sorted(files, key=lambda f: f.path):
         digest.update(file.path.encode() + b"\0" + file.content.encode() + b"\0")
