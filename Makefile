@@ -14,6 +14,7 @@ help:
 	@echo "make test          set up and run the test suite (needs nothing beside the repository)"
 	@echo "make contracts     rendered output and emulators against ../shared/contracts (or EXTALERTS_CONTRACTS_DIR)"
 	@echo "make check         lint (ruff), typecheck (mypy --strict), test"
+	@echo "make appinspect    package the Splunk app and vet it as Splunk Cloud does (AppInspect, offline)"
 	@echo "make render        render monitors/ into $(OUT)/ (committed, reviewed in PRs)"
 	@echo "make render-check  fail when $(OUT)/ or schema/ is stale"
 	@echo "make golden        regenerate tests/golden/ (review the diff!)"
@@ -84,6 +85,13 @@ render-check: $(STAMP)
 
 golden: $(STAMP)
 	EXTALERTS_UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/test_golden.py
+
+# Splunk Cloud installs a private app only once AppInspect passes it; .ci/appinspect.py fails on any
+# failure or error, and on a warning the README's "Splunk Cloud vetting" note does not explain.
+.PHONY: appinspect
+appinspect: $(STAMP)
+	$(BIN)/extalerts package --provider splunk --out build/appinspect/extalerts_workers.tgz monitors/
+	$(BIN)/python .ci/appinspect.py build/appinspect/extalerts_workers.tgz --report build/appinspect/report.json
 
 schema: $(STAMP)
 	$(BIN)/extalerts schema > schema/spec-v1.json

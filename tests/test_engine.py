@@ -751,3 +751,39 @@ def test_notifications_follow_renotify_and_the_throttle(
     engine.load_events(events)
     (outcome,) = engine.evaluate(start_ms=at(1), end_ms=at(9)).rules.values()
     assert [(t - T0) // 60_000 for t, _ in outcome.notifications] == expected
+
+
+WARNED = """\
+  - id: errors
+    title: Errors
+    severity: high
+    filter: 'Outcome != "ok"'
+    signal: {kind: count}
+    window: 1m
+    evaluation_delay: 0s
+    group_by: [ScriptName]
+    thresholds: {critical: 3, warning: 1}
+    throttle: 5m
+"""
+
+
+def test_splunk_counts_the_warning_search_notifications_apart(tmp_path: Path) -> None:
+    spec = spec_with(tmp_path, WARNED)
+    failing = {"Outcome": "exception"}
+    # api: 2 errors a minute (warning) in minutes 0-2 and 6, 5 (critical) in minutes 3-5; web: critical in minute 0.
+    counts = {0: 2, 1: 2, 2: 2, 3: 5, 4: 5, 5: 5, 6: 2}
+    events = [event(m + i / 10, **failing) for m, n in counts.items() for i in range(n)]
+    events += [event(0.5 + i / 10, ScriptName="web", **failing) for i in range(5)] + [event(7.5)]
+    minutes: dict[str, dict[str, list[tuple[int, str]]]] = {}
+    for semantics in ("splunk", "datadog"):
+        engine = Engine(spec, threads=1, semantics=semantics)
+        engine.load_events(events)
+        (outcome,) = engine.evaluate(start_ms=at(1), end_ms=at(8)).rules.values()
+        minutes[semantics] = {
+            level: [((t - T0) // 60_000, dict(g)["ScriptName"]) for t, g in sent]
+            for level, sent in (("alert", outcome.notifications), ("warning", outcome.warning_notifications))
+        }
+    # One notification per group and run: web alerts at 1m while api warns. The warning search has its own
+    # throttle: api's warning at 7m is 6m after the one at 1m; the critical run at 4m notifies at once.
+    assert minutes["splunk"] == {"alert": [(1, "web"), (4, "api")], "warning": [(1, "api"), (7, "api")]}
+    assert minutes["datadog"] == {"alert": [(1, "web"), (4, "api")], "warning": []}

@@ -114,6 +114,46 @@ def test_replay_reports_firing_and_bad_lines(tmp_path: Path) -> None:
     assert report["rules"]["logs-stopped"]["fired"] == 0
 
 
+def test_replay_under_splunk_semantics_counts_warning_notifications(tmp_path: Path) -> None:
+    spec = write(
+        tmp_path / "spec.yaml",
+        """\
+version: 1
+rules:
+  - id: errors
+    title: Errors
+    severity: high
+    filter: 'Outcome != "ok"'
+    signal: {kind: count}
+    window: 1m
+    evaluation_delay: 0s
+    thresholds: {critical: 3, warning: 1}
+    throttle: 1h
+""",
+    )
+    # 2 errors a minute (warning) for minutes 0-2, then 5 (critical) for minutes 3-4.
+    counts = {0: 2, 1: 2, 2: 2, 3: 5, 4: 5}
+    events = [event(m + i / 10, Outcome="exception") for m, n in counts.items() for i in range(n)]
+    path = tmp_path / "incident.ndjson"
+    write_events([*events, event(5.5)], path)
+    replay = ("replay", str(path), "--spec", str(spec), "--logpush-job", "none")
+    code, out, err = cli_run(*replay, "--semantics", "splunk", "-o", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["notifications_include"] == ["alert", "warning"]
+    errors = report["rules"]["errors"]
+    assert (errors["notifications"], errors["notifications_by_level"]) == (2, {"alert": 1, "warning": 1})
+    code, out, err = cli_run(*replay, "--semantics", "splunk")
+    assert code == 0, err
+    assert "notified: the alert and the warning searches' notifications" in out
+    assert "errors  1      2 (1 warning)" in out
+    code, out, err = cli_run(*replay, "--semantics", "datadog", "-o", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["notifications_include"] == ["alert"]
+    assert report["rules"]["errors"]["notifications_by_level"] == {"alert": 1}
+
+
 def test_replay_strict_stops_at_a_bad_line(tmp_path: Path) -> None:
     copy_monitors(tmp_path)
     path = write(tmp_path / "x.ndjson", json.dumps(event(1)) + "\n{oops\n")

@@ -231,7 +231,7 @@ def test_splunk_threshold_lives_in_the_search(rendered: dict[str, str]) -> None:
     flood = stanzas["extalerts - invalid-url-flood"]
     assert flood["search"].endswith("| where value > 100")
     assert 'mvfind(log_message, "ERROR_CODE_INVALID_URL")' in flood["search"]
-    assert stanzas["extalerts - invalid-url-flood - warning"]["search"].endswith("| where value > 50")
+    assert stanzas["extalerts - invalid-url-flood - warning"]["search"].endswith("| where value > 50 AND value <= 100")
     assert stanzas["extalerts - invalid-url-flood - warning"]["alert.severity"] == "3"
     grouped = stanzas["extalerts - worker-exception"]
     assert grouped["alert.digest_mode"] == "0"
@@ -395,3 +395,41 @@ def test_rendered_documents_do_not_depend_on_the_working_directory_or_the_path_s
         assert output == reference, spelling
     message = json.loads(reference["datadog/monitors/logs-stopped.json"])["message"]
     assert "managed by extalerts from `traffic.yaml`" in message
+
+
+_COMPARISON = re.compile(r"value (<=|>=|<|>) (-?[0-9.]+)")
+_COMPARE = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
+
+
+def _where_holds(search: str, value: float) -> bool:
+    """Whether the search's last ``| where`` (comparisons of ``value`` joined by AND) keeps a row."""
+    condition = search.rsplit("| where ", 1)[1].removeprefix("isnotnull(value) AND ")
+    comparisons = _COMPARISON.findall(condition)
+    assert " AND ".join(f"value {op} {n}" for op, n in comparisons) == condition, condition
+    return all(_COMPARE[op](value, float(n)) for op, n in comparisons)
+
+
+@pytest.mark.parametrize(
+    ("operator", "warning", "critical"), [(">", 5, 10), (">=", 5, 10), ("<", 10, 5), ("<=", 10, 5)]
+)
+def test_a_group_past_critical_is_in_the_alert_search_only(
+    tmp_path: Path, operator: str, warning: int, critical: int
+) -> None:
+    """Splunk triggers per result row (one per group): a row in both searches would notify twice."""
+    path = tmp_path / "spec.yaml"
+    path.write_text(
+        "version: 1\nrules:\n  - id: errors\n    title: Errors\n    severity: high\n"
+        "    signal: {kind: count}\n    window: 5m\n    group_by: [ScriptName]\n"
+        f"    thresholds: {{operator: '{operator}', critical: {critical}, warning: {warning},"
+        f" critical_recovery: {(critical + warning) / 2}}}\n"
+    )
+    files = {f.path: f.content for f in render(load_spec([path]), ["splunk"])}
+    stanzas = {s.name: s.as_dict() for s in parse_conf(files["splunk/extalerts_workers/default/savedsearches.conf"])}
+    alert, warn = stanzas["extalerts - errors"], stanzas["extalerts - errors - warning"]
+    assert (warn["alert.digest_mode"], warn["alert.suppress.fields"]) == ("0", "ScriptName")
+    assert "| stats count AS value BY ScriptName\n| where " in warn["search"]
+    compare = _COMPARE[operator]
+    for value in [float(v) / 2 for v in range(-2, 31)]:
+        expected = "alert" if compare(value, critical) else "warning" if compare(value, warning) else None
+        found = [level for level, s in (("alert", alert), ("warning", warn)) if _where_holds(s["search"], value)]
+        assert found == ([expected] if expected else []), (value, found)

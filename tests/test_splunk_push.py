@@ -87,11 +87,17 @@ def test_editing_one_rule_shows_exactly_that_diff(env: SplunkEmulator, spec_dir:
     code, out, _ = plan("-o", "json")
     assert code == 2
     changed = [c for c in json.loads(out)["changes"] if c["action"] != "unchanged"]
-    assert [(c["action"], c["key"]) for c in changed] == [("update", "extalerts - invalid-url-flood")]
+    # The rule's two saved searches: the warning search ends where critical begins.
+    assert [(c["action"], c["key"]) for c in changed] == [
+        ("update", "extalerts - invalid-url-flood"),
+        ("update", "extalerts - invalid-url-flood - warning"),
+    ]
     (field,) = changed[0]["fields"]
     assert field["path"] == "params.search"
     assert field["before"].endswith("| where value > 100")
     assert field["after"].endswith("| where value > 150")
+    (field,) = changed[1]["fields"]
+    assert field["after"].endswith("| where value > 50 AND value <= 150")
     assert push()[0] == 0
     assert env.conf_stanza(APP, "extalerts - invalid-url-flood")["search"].endswith("> 150")
     assert plan()[0] == 0

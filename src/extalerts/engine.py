@@ -7,7 +7,9 @@ input's first full window, before its own first event; count-like signals treat 
 0, other signals as "no data", which keeps the current state. Alert and warning recover when the value
 is back on the quiet side of their recovery threshold (or of the threshold itself without one).
 ``semantics="splunk"`` follows the rendered Splunk alerts instead: they run on their cron schedule,
-are stateless (no recovery thresholds: each run alerts or not), and warnings are a separate alert.
+are stateless (no recovery thresholds: each run alerts or not), and warnings are a separate alert
+whose search leaves the critical range to the alert search: each run puts a group in one state, so
+it notifies once, as critical or as warning, each search throttled on its own.
 
 Data path: one parallel DuckDB scan per input file (plain or gzip, local or through fsspec) reads
 only the fields the rules use, typed to the shapes Logpush writes, and aggregates them straight away:
@@ -109,6 +111,9 @@ class RuleResult:
     #: When an alert notification would go out, per group: Datadog's on alerting and each renotify
     #: while still alerting; Splunk's at each triggering run not suppressed by the throttle.
     notifications: list[tuple[int, Group]] = field(default_factory=list)
+    #: Splunk's warning search, likewise (its own throttle); empty under Datadog semantics, where
+    #: only alert notifications are counted.
+    warning_notifications: list[tuple[int, Group]] = field(default_factory=list)
 
     def firing_ms(self) -> int:
         """Total time spent alerting, across groups."""
@@ -721,17 +726,23 @@ class Engine:
                     state = new_state
         result.transitions.sort(key=lambda t: (t.at_ms, t.group))
         result.notifications = self._notifications(rule, result)
+        if self.semantics == "splunk":
+            result.warning_notifications = self._notifications(rule, result, State.WARN)
         return result
 
-    def _notifications(self, rule: ResolvedRule, result: RuleResult) -> list[tuple[int, Group]]:
-        """Alert notifications from the alerting stretches. Datadog notifies on entering alert and
-        every ``renotify`` while still in it. A Splunk alert triggers at every run whose results match;
-        ``alert.suppress.period`` (the rule's throttle) then holds back repeats for the same group."""
+    def _notifications(
+        self, rule: ResolvedRule, result: RuleResult, state: State = State.ALERT
+    ) -> list[tuple[int, Group]]:
+        """Notifications from the stretches spent in ``state``. Datadog notifies on entering alert and
+        every ``renotify`` while still in it. A Splunk alert (or warning) search triggers at every run
+        whose results match; its ``alert.suppress.period`` (the rule's throttle) then holds back repeats
+        for the same group. The two searches are throttled apart: a group that goes from warning to
+        critical notifies as critical at once."""
         until = result.until_ms or 0
         step_ms = schedule_minutes(rule, self.semantics) * MINUTE_MS
         sent: list[tuple[int, Group]] = []
         last_sent: dict[Group, int] = {}
-        for stretch in result.intervals():
+        for stretch in result.intervals(state):
             end = stretch.end_ms if stretch.end_ms is not None else until + 1
             if self.semantics == "datadog":
                 repeat = rule.renotify * 1000 if rule.renotify else None

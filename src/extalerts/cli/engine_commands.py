@@ -13,7 +13,7 @@ import click
 from extalerts.cli.options import DEFAULT_SPEC_DIR, output_option, plural, stderr_progress, text_table
 
 if TYPE_CHECKING:
-    from extalerts.engine import EngineResult, Group
+    from extalerts.engine import EngineResult, Group, RuleResult
     from extalerts.rule_tests import TestOutcome
 
 SEMANTICS = click.Choice(["datadog", "splunk"])
@@ -351,14 +351,27 @@ def _group(group: Group) -> str:
     return ", ".join(f"{k}={v}" for k, v in group) or "(all)"
 
 
+def notified_levels(result: EngineResult) -> list[str]:
+    """Which notifications the counts include: under Splunk's semantics the warning search's too (a
+    saved search of its own), under Datadog's the alert's only."""
+    return ["alert", "warning"] if result.semantics == "splunk" else ["alert"]
+
+
+def _notifications_by_level(result: EngineResult, outcome: RuleResult) -> dict[str, int]:
+    counts = {"alert": len(outcome.notifications), "warning": len(outcome.warning_notifications)}
+    return {level: counts[level] for level in notified_levels(result)}
+
+
 def replay_json(result: EngineResult) -> dict[str, Any]:
     rules = {}
     for rule_id, outcome in sorted(result.rules.items()):
         alerts = outcome.intervals()
+        by_level = _notifications_by_level(result, outcome)
         rules[rule_id] = {
             "evaluations": outcome.evaluations,
             "fired": len(alerts),
-            "notifications": len(outcome.notifications),
+            "notifications": sum(by_level.values()),
+            "notifications_by_level": by_level,
             "firing_minutes": outcome.firing_ms() // 60000,
             "alerts": [
                 {
@@ -389,6 +402,7 @@ def replay_json(result: EngineResult) -> dict[str, Any]:
         "first": _when(result.first_ms),
         "last": _when(result.last_ms),
         "semantics": result.semantics,
+        "notifications_include": notified_levels(result),
         "warnings": list(result.warnings),
         "rules": rules,
     }
@@ -409,15 +423,24 @@ def print_replay(result: EngineResult, shipping: dict[str, Any] | None = None) -
         click.echo(f"{plural(result.bad_line_count, 'line')} skipped (not Workers Trace Events):", err=True)
         for bad in result.bad_lines:
             click.echo(f"  {bad}", err=True)
+    if result.semantics == "splunk":
+        click.echo(
+            "notified: the alert and the warning searches' notifications, each search throttled per group "
+            "by its own alert.suppress.period"
+        )
     rows = [("rule", "fired", "notified", "firing (all groups)", "first", "last")]
     for rule_id, outcome in sorted(result.rules.items()):
         alerts = outcome.intervals()
         total = outcome.firing_ms()
+        by_level = _notifications_by_level(result, outcome)
+        notified = str(sum(by_level.values()))
+        if by_level.get("warning"):
+            notified += f" ({by_level['warning']} warning)"
         rows.append(
             (
                 rule_id,
                 str(len(alerts)),
-                str(len(outcome.notifications)),
+                notified,
                 _duration(total) if alerts else "-",
                 _when(alerts[0].start_ms) if alerts else "-",
                 _when(alerts[-1].start_ms) if alerts else "-",

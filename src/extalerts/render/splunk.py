@@ -3,13 +3,17 @@
 Every rule becomes a saved search that Splunk lists under Alerts: scheduled, with a dispatch window
 that lags by the evaluation delay, the threshold inside the SPL (``| where``), and the trigger
 "number of events greater than 0". A warning threshold becomes a second alert routed to the
-warning targets. The SPL for each signal kind is a template in ``templates/splunk/spl/``.
+warning targets, whose search keeps only values outside the critical range, so that a value (or a
+group) past critical notifies once, as critical, like Datadog's one status per group. The SPL for each
+signal kind is a template in ``templates/splunk/spl/``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +55,11 @@ _STATS_FUNCTIONS = {
     Aggregation.P99: "perc99",
 }
 _WARNING_SEVERITY = 3
+#: The operator that holds for a value on the quiet side of a threshold: what a warning search adds
+#: to leave the critical range to the alert search.
+_QUIET_SIDE = {">": "<=", ">=": "<", "<": ">=", "<=": ">"}
+#: Major and minor of the app's version; the patch is the content hash (see app_release).
+APP_VERSION_PREFIX = "1.0"
 
 
 def saved_search_name(rule_id: str, level: Level = Level.ALERT) -> str:
@@ -104,7 +113,9 @@ class SplunkRenderer:
                 steps.append(f"spath input={STRUCTURED_LINE} output={field.splunk_name} path={field.derived_key}")
         return steps
 
-    def search(self, rule: ResolvedRule, operator: str, threshold: float) -> str:
+    def search(self, rule: ResolvedRule, operator: str, threshold: float, critical: float | None = None) -> str:
+        """The alert's SPL: rows (one per group) whose value is past ``threshold``; with ``critical``
+        (a warning search) only those not also past ``critical``, which the alert search reports."""
         r = rule.rule
         signal = r.signal
         source = rule.source.splunk
@@ -114,8 +125,7 @@ class SplunkRenderer:
             "where": to_splunk(rule.filter, self.spec.catalog) if rule.filter else None,
             "by": "".join(" " + self.spec.catalog[g].splunk_name for g in r.group_by),
             "groups": [self.spec.catalog[g].splunk_name for g in r.group_by],
-            "operator": operator,
-            "threshold": spl_value(threshold),
+            "condition": value_condition(operator, threshold, critical),
             "window_seconds": r.window,
         }
         match signal:
@@ -156,37 +166,47 @@ class SplunkRenderer:
 
     def alerts(self, rule: ResolvedRule) -> list[Alert]:
         r = rule.rule
-        levels: list[tuple[Level, str, float]] = []
         if r.thresholds is None:  # absence: no event for the window
-            levels.append((Level.ALERT, "<", 1))
-        else:
-            levels.append((Level.ALERT, r.thresholds.operator, r.thresholds.critical))
-            if r.thresholds.warning is not None:
-                levels.append((Level.WARNING, r.thresholds.operator, r.thresholds.warning))
-        return [self.alert(rule, level, operator, threshold) for level, operator, threshold in levels]
+            return [self.alert(rule, Level.ALERT, self.search(rule, "<", 1))]
+        operator, critical, warning = r.thresholds.operator, r.thresholds.critical, r.thresholds.warning
+        found = [self.alert(rule, Level.ALERT, self.search(rule, operator, critical))]
+        if warning is not None:
+            # Splunk keeps no state between runs, so recovery thresholds have no part here: the warning
+            # search ends where the critical threshold (not critical_recovery) begins.
+            found.append(self.alert(rule, Level.WARNING, self.search(rule, operator, warning, critical)))
+        return found
 
-    def alert(self, rule: ResolvedRule, level: Level, operator: str, threshold: float) -> Alert:
+    def alert(self, rule: ResolvedRule, level: Level, search: str) -> Alert:
         r = rule.rule
         name = saved_search_name(rule.id, level)
         earliest, latest = self.time_range(rule)
         groups = [self.spec.catalog[g].splunk_name for g in r.group_by]
         settings: dict[str, str] = {
             "description": self.description(rule, level),
-            "search": self.search(rule, operator, threshold),
+            "search": search,
             "enableSched": "1",
             "cron_schedule": self.cron(rule),
             "dispatch.earliest_time": earliest,
             "dispatch.latest_time": latest,
+            # savedsearches.conf.spec, quantity: "<counttype> <relation> <quantity> ... 'number of events
+            # [is] greater than 10' sends an alert when the count of events is larger than by 10". The
+            # threshold is in the SPL, so any row left triggers.
             "counttype": "number of events",
             "relation": "greater than",
             "quantity": "0",
             "alert.track": "1",
             "alert.severity": str(r.severity.splunk_severity if level is Level.ALERT else _WARNING_SEVERITY),
+            # alert.digest_mode: "whether Splunk applies the alert actions to the entire result set or to
+            # each individual result". Per result for groups: each group (one row) notifies on its own.
             "alert.digest_mode": "0" if groups else "1",
+            # alert.suppress.period: "Honored if and only if 'alert.suppress = 1'". Each saved search
+            # (alert and warning) is throttled on its own.
             "alert.suppress": "1",
             "alert.suppress.period": format_duration(rule.throttle),
         }
         if groups:
+            # alert.suppress.fields: "List of fields to use when suppressing per-result alerts. This
+            # field *must* be specified if the digest mode is disabled and suppression is enabled."
             settings["alert.suppress.fields"] = ",".join(groups)
         for target_name, target in rule.targets:
             if level in target.levels:
@@ -250,14 +270,21 @@ class SplunkRenderer:
         alerts = [alert for rule in self.spec.rules for alert in self.alerts(rule)]
         savedsearches = self.templates.render("splunk/savedsearches.conf.j2", alerts=alerts, app=app)
         check_savedsearches(savedsearches, alerts, f"splunk/{app}/default/savedsearches.conf")
-        files = [
-            RenderedFile(f"splunk/{app}/default/app.conf", self._conf("splunk/app.conf.j2", "app.conf", app=app)),
+        app_path = f"splunk/{app}/default/app.conf"
+        content = [
             RenderedFile(f"splunk/{app}/default/savedsearches.conf", savedsearches),
             RenderedFile(
                 f"splunk/{app}/default/props.conf",
                 self._conf("splunk/props.conf.j2", "props.conf", sourcetypes=self.sourcetypes()),
             ),
             RenderedFile(f"splunk/{app}/metadata/default.meta", self._conf("splunk/default.meta.j2", "default.meta")),
+            # app.conf itself counts too, with the version left out: a new label is a new release.
+            RenderedFile(app_path, self.templates.render("splunk/app.conf.j2", app=app, version="", build=0)),
+        ]
+        version, build = app_release(content)
+        files = [
+            RenderedFile(app_path, self._conf("splunk/app.conf.j2", "app.conf", app=app, version=version, build=build)),
+            *content[:-1],
         ]
         for alert in alerts:
             suffix = "" if alert.level is Level.ALERT else "--warning"
@@ -284,6 +311,28 @@ class SplunkRenderer:
         except ConfSyntaxError as exc:
             raise RenderError(what, [str(exc)]) from exc
         return text
+
+
+def app_release(files: Iterable[RenderedFile]) -> tuple[str, int]:
+    """The app's ``version`` and ``build``, from a hash of its files: the same content always gets the
+    same pair and any change a new one, but for a one in 2**28 chance (app.conf.spec: "Every release
+    must change both 'version' and 'build' settings"). The build is an integer from 1 to 2**28, which
+    any 32-bit reader takes; the version is SemVer ``1.0.<build>``. Hashes are not ordered: a later
+    release may get a lower number."""
+    digest = hashlib.sha256()
+    for file in sorted(files, key=lambda f: f.path):
+        digest.update(file.path.encode() + b"\0" + file.content.encode() + b"\0")
+    build = int(digest.hexdigest()[:7], 16) + 1
+    return f"{APP_VERSION_PREFIX}.{build}", build
+
+
+def value_condition(operator: str, threshold: float, critical: float | None = None) -> str:
+    """The ``where`` condition on a search's ``value``: past ``threshold`` and, for a warning search
+    (``critical`` given), not past ``critical``. A group's row is in at most one of the two searches."""
+    condition = f"value {operator} {spl_value(threshold)}"
+    if critical is not None:
+        condition += f" AND value {_QUIET_SIDE[operator]} {spl_value(critical)}"
+    return condition
 
 
 def _spath_steps(field: Field) -> list[str]:
