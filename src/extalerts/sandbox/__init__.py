@@ -33,7 +33,7 @@ class Sandbox:
         ports: tuple[int, int, int, int] = (0, 0, 0, 0),
         tick_seconds: float = 0.05,
     ) -> None:
-        from extalerts.emulators.cloudflare import CloudflareEmulator
+        from extalerts.emulators.cloudflare import CloudflareEmulator, pagerduty_services
         from extalerts.emulators.datadog import DatadogEmulator
         from extalerts.emulators.splunk import SplunkEmulator
         from extalerts.sandbox.evaluator import Evaluator
@@ -68,6 +68,8 @@ class Sandbox:
         )
         for script in SCRIPTS:
             self.cloudflare.add_script(script, logpush=True)
+        # As an account set up for the spec would be, so `push --provider cloudflare` can page them.
+        self.cloudflare.connect_pagerduty(pagerduty_services(spec))
         self.evaluator = Evaluator(spec, self.clock, self.datadog, self.splunk, self.sink)
         self.tick_seconds = tick_seconds
         self.errors: list[BaseException] = []
