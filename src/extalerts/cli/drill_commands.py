@@ -373,7 +373,8 @@ def sandbox_command(spec_dirs: tuple[Path, ...], speed: float, env_file: Path | 
                     while True:
                         time.sleep(3600)
         except KeyboardInterrupt:
-            status = 130
+            # Without a command, Ctrl-C or SIGTERM is how the sandbox is meant to end: a success.
+            status = 130 if command else 0
         sandbox.finish_evaluation()
         _print_alerts(sandbox.alerts(), sandbox.clock.origin)
     sys.exit(status)
