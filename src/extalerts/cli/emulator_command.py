@@ -63,10 +63,10 @@ def serve_until_interrupted(emulator: LoopbackServer, banner: str, env: dict[str
         click.echo("stopped", err=True)
 
 
-def _made_up(names: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+def _made_up(names: dict[str, Callable[[], str]]) -> tuple[dict[str, str], dict[str, str]]:
     """Each credential from the environment, or made up: (the values, the made-up ones to export).
     Only made-up ones are printed; one the user exported is a secret of theirs."""
-    values = {name: os.environ.get(name) or secrets.token_hex(int(size)) for name, size in names.items()}
+    values = {name: os.environ.get(name) or make_up() for name, make_up in names.items()}
     return values, {name: value for name, value in values.items() if not os.environ.get(name)}
 
 
@@ -76,8 +76,9 @@ def emulator_group() -> None:
 
     \b
     Example:
-      extalerts emulator datadog --port 8125 &
-      extalerts push --provider datadog --api-url http://127.0.0.1:8125 --yes
+      extalerts emulator datadog --port 8125 --env-file build/datadog.env &
+      while [ ! -f build/datadog.env ]; do sleep 0.1; done; . build/datadog.env
+      extalerts push --provider datadog --yes
     """
 
 
@@ -100,7 +101,7 @@ def datadog_emulator_command(
     from extalerts.intake import DATADOG_INTAKE_URL_ENV
     from extalerts.providers.datadog import DATADOG_API_URL_ENV
 
-    keys, made_up = _made_up({"DD_API_KEY": "16", "DD_APP_KEY": "20"})
+    keys, made_up = _made_up({"DD_API_KEY": lambda: secrets.token_hex(16), "DD_APP_KEY": lambda: secrets.token_hex(20)})
     emulator = DatadogEmulator(
         keys["DD_API_KEY"],
         keys["DD_APP_KEY"],
@@ -125,20 +126,17 @@ def splunk_emulator_command(
     \b
     Example:
       extalerts emulator splunk --port 8089 --env-file build/splunk.env &
-      . build/splunk.env; extalerts push --provider splunk --yes
+      while [ ! -f build/splunk.env ]; do sleep 0.1; done; . build/splunk.env
+      extalerts push --provider splunk --yes
     """
     from extalerts.emulators.base import Faults
-    from extalerts.emulators.splunk import SplunkEmulator
+    from extalerts.emulators.splunk import SplunkEmulator, made_up_hec_token
     from extalerts.intake import SPLUNK_HEC_URL_ENV
 
-    tokens, made_up = _made_up({"SPLUNK_TOKEN": "16"})
-    # A HEC token is a GUID; the made-up one has that form too.
-    hec_token = os.environ.get("SPLUNK_HEC_TOKEN") or "-".join(secrets.token_hex(n) for n in (4, 2, 2, 2, 6))
-    if not os.environ.get("SPLUNK_HEC_TOKEN"):
-        made_up["SPLUNK_HEC_TOKEN"] = hec_token
+    tokens, made_up = _made_up({"SPLUNK_TOKEN": lambda: secrets.token_hex(16), "SPLUNK_HEC_TOKEN": made_up_hec_token})
     emulator = SplunkEmulator(
         token=tokens["SPLUNK_TOKEN"],
-        hec_token=hec_token,
+        hec_token=tokens["SPLUNK_HEC_TOKEN"],
         faults=Faults(rate=fault_rate, seed=seed, latency=latency),
         host=host,
         port=port,
@@ -183,8 +181,8 @@ def cloudflare_emulator_command(
 
     \b
     Example:
-      extalerts emulator cloudflare --port 8787 &
-      extalerts push --provider logpush --api-url http://127.0.0.1:8787/client/v4 --yes
+      extalerts emulator cloudflare --port 8787 --pagerduty-service conversation-api-oncall &
+      extalerts push --provider cloudflare --api-url http://127.0.0.1:8787/client/v4 --yes
     """
     from extalerts.cli.options import DEFAULT_SPEC_DIR
     from extalerts.emulators.base import Faults
@@ -195,7 +193,9 @@ def cloudflare_emulator_command(
         from extalerts.spec.loader import load_spec
 
         pagerduty = tuple(pagerduty_services(load_spec(list(spec_dirs) or [DEFAULT_SPEC_DIR])))
-    credentials, made_up = _made_up({"CLOUDFLARE_API_TOKEN": "20", "CLOUDFLARE_ACCOUNT_ID": "16"})
+    credentials, made_up = _made_up(
+        {"CLOUDFLARE_API_TOKEN": lambda: secrets.token_hex(20), "CLOUDFLARE_ACCOUNT_ID": lambda: secrets.token_hex(16)}
+    )
     faults = Faults(rate=fault_rate, seed=seed, latency=latency)
     emulator = CloudflareEmulator(
         credentials["CLOUDFLARE_API_TOKEN"], credentials["CLOUDFLARE_ACCOUNT_ID"], faults, host=host, port=port

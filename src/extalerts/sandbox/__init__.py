@@ -35,7 +35,7 @@ class Sandbox:
     ) -> None:
         from extalerts.emulators.cloudflare import CloudflareEmulator, pagerduty_services
         from extalerts.emulators.datadog import DatadogEmulator
-        from extalerts.emulators.splunk import SplunkEmulator
+        from extalerts.emulators.splunk import SplunkEmulator, made_up_hec_token
         from extalerts.sandbox.evaluator import Evaluator
         from extalerts.sandbox.sink import WebhookSink
 
@@ -44,7 +44,7 @@ class Sandbox:
             "DD_API_KEY": secrets.token_hex(16),
             "DD_APP_KEY": secrets.token_hex(20),
             "SPLUNK_TOKEN": secrets.token_hex(16),
-            "SPLUNK_HEC_TOKEN": "-".join(secrets.token_hex(n) for n in (4, 2, 2, 2, 6)),
+            "SPLUNK_HEC_TOKEN": made_up_hec_token(),
             "CLOUDFLARE_API_TOKEN": secrets.token_hex(20),
             "CLOUDFLARE_ACCOUNT_ID": secrets.token_hex(16),
         }
