@@ -57,7 +57,7 @@ def serve_until_interrupted(emulator: LoopbackServer, banner: str, env: dict[str
     click.echo(shell_exports(env))
     try:
         # The port is bound already, so whoever sees the file can connect.
-        with written_env_file(env_file, env), _terminate_as_interrupt():
+        with _terminate_as_interrupt(), written_env_file(env_file, env):
             emulator.serve_forever()
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
