@@ -16,7 +16,8 @@ from extalerts.emulators.base import LATE, Faults
 from extalerts.emulators.datadog import DatadogEmulator
 from extalerts.errors import ApiError, ExtalertsError
 from extalerts.plan import Guards, SafetyError, apply_plan, check_guards, compute_plan
-from extalerts.providers.datadog import DatadogApi, DatadogProvider, DatadogSettings
+from extalerts.providers.base import Action, Change
+from extalerts.providers.datadog import LOGS_PIPELINE, DatadogApi, DatadogProvider, DatadogSettings
 from extalerts.retry import RetryPolicy
 from extalerts.spec import load_spec
 from tests.conftest import MONITORS, cli_run
@@ -434,3 +435,85 @@ def test_a_create_that_lands_after_its_repeat_leaves_no_duplicate(emulator: Data
     assert len(emulator.monitors()) == 1
     final = compute_plan(provider, desired, provider.fetch(), prune=True)
     assert not final.has_changes, final.counts()
+
+
+# ------------------------------------------------------------------------------ log pipeline answers
+
+PIPELINE_BY_ID = "DELETE /api/v1/logs/config/pipelines/([^/]+)"
+
+
+def pushed_pipeline(emulator: DatadogEmulator, provider: DatadogProvider) -> list[Any]:
+    """Push the bundled spec; the desired resources without its pipeline (a spec that dropped it)."""
+    desired = provider.desired(load_spec([MONITORS]))
+    assert apply_plan(compute_plan(provider, desired, provider.fetch(), prune=True), provider).ok
+    assert len(emulator.state.pipelines) == 1
+    return [r for r in desired if r.kind != LOGS_PIPELINE]
+
+
+def test_an_unknown_pipeline_id_is_answered_as_datadog_does(emulator: DatadogEmulator) -> None:
+    import urllib.error
+    import urllib.request
+
+    headers = {"DD-API-KEY": API_KEY, "DD-APPLICATION-KEY": APP_KEY, "Content-Type": "application/json"}
+    for method in ("GET", "PUT", "DELETE"):
+        request = urllib.request.Request(
+            f"{emulator.url}/api/v1/logs/config/pipelines/nope", data=b"{}", method=method, headers=headers
+        )
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, timeout=5)
+        assert caught.value.code == 400, method
+        assert json.loads(caught.value.read()) == {
+            "error": {"code": "InvalidArgument", "message": "Non existing pipeline"}
+        }
+
+
+def test_the_logs_api_error_envelope_is_printed_with_its_message(emulator: DatadogEmulator) -> None:
+    from datadog_api_client.v1.api.logs_pipelines_api import LogsPipelinesApi
+
+    provider = provider_for(emulator)
+    with pytest.raises(ApiError) as caught:
+        provider.api.call("get log pipeline", lambda client: LogsPipelinesApi(client).get_logs_pipeline("nope"))
+    assert str(caught.value) == "get log pipeline: HTTP 400: InvalidArgument: Non existing pipeline"
+
+
+def test_a_pipeline_delete_whose_answer_was_lost_converges(emulator: DatadogEmulator) -> None:
+    """The first delete lands but its answer is lost; the retry hears "Non existing pipeline",
+    which means the pipeline is already gone."""
+    provider = provider_for(emulator)
+    without_pipeline = pushed_pipeline(emulator, provider)
+    plan_ = compute_plan(provider, without_pipeline, provider.fetch(), prune=True)
+    assert [c.kind for c in plan_.changes if c.action is Action.DELETE] == [LOGS_PIPELINE]
+    emulator.set_faults(Faults(rate=1.0, kinds=("lost",), only=PIPELINE_BY_ID, limit=1))
+    result = apply_plan(plan_, provider)
+    assert result.ok, result.failed
+    assert emulator.faults_injected["lost"] == 1
+    assert emulator.calls[PIPELINE_BY_ID] == 2
+    assert emulator.state.pipelines == {}
+    assert not compute_plan(provider, without_pipeline, provider.fetch(), prune=True).has_changes
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_pipeline_deletes_converge_with_lost_answers(seed: int, emulator: DatadogEmulator) -> None:
+    provider = provider_for(emulator, seed=seed)
+    without_pipeline = pushed_pipeline(emulator, provider)
+    plan_ = compute_plan(provider, without_pipeline, provider.fetch(), prune=True)
+    emulator.set_faults(Faults(rate=0.3, kinds=("lost",), seed=seed))
+    assert apply_plan(plan_, provider).ok
+    emulator.set_faults(Faults())
+    assert emulator.state.pipelines == {}
+
+
+def test_updating_a_pipeline_deleted_since_the_plan_says_so(emulator: DatadogEmulator) -> None:
+    provider = provider_for(emulator)
+    spec = load_spec([MONITORS])
+    desired = provider.desired(spec)
+    pushed_pipeline(emulator, provider)
+    live = next(r for r in provider.fetch() if r.kind == LOGS_PIPELINE)
+    wanted = next(r for r in desired if r.kind == LOGS_PIPELINE)
+    emulator.state.pipelines.clear()  # deleted by someone else after the plan
+    with pytest.raises(ExtalertsError) as caught:
+        provider.apply_change(Change(Action.UPDATE, LOGS_PIPELINE, wanted.key, wanted, live))
+    assert str(caught.value) == (
+        f"update log pipeline: pipeline {live.live_id} ({wanted.key}) no longer exists in Datadog "
+        "(deleted since the plan was made); push again to create it"
+    )

@@ -357,7 +357,11 @@ def _send_paced(events: list[dict[str, Any]], intake: Any, clock: Any, pace: str
     show_default=True,
     help="Provider seconds per real second (600: a 5-minute window passes in half a second).",
 )
-@click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), help="Also write the exports here.")
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the exports here (owner-only), removed when the sandbox stops.",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def sandbox_command(spec_dirs: tuple[Path, ...], speed: float, env_file: Path | None, command: tuple[str, ...]) -> None:
     """Run Datadog, Splunk and Cloudflare emulators together, with monitors that really fire.
@@ -373,6 +377,8 @@ def sandbox_command(spec_dirs: tuple[Path, ...], speed: float, env_file: Path | 
       extalerts sandbox -- sh -c 'extalerts push -p datadog --yes && extalerts drill -p datadog --all'
       extalerts sandbox --env-file .sandbox.env     # then: set -a; . .sandbox.env; set +a
     """
+    from extalerts.emulators.env_file import env_file as written_env_file
+    from extalerts.emulators.env_file import shell_exports
     from extalerts.sandbox import Sandbox
     from extalerts.spec.loader import load_spec
 
@@ -380,20 +386,15 @@ def sandbox_command(spec_dirs: tuple[Path, ...], speed: float, env_file: Path | 
     status = 0
     with Sandbox(spec, speed=speed) as sandbox:
         env = sandbox.env()
-        exports = "\n".join(f"export {name}={value}" for name, value in sorted(env.items()))
-        if env_file is not None:
-            # Only the owner may read it: it holds the sandbox's (made-up) credentials.
-            descriptor = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            os.fchmod(descriptor, 0o600)  # also when the file was already there
-            with os.fdopen(descriptor, "w") as handle:
-                handle.write(exports + "\n")
+        exports = shell_exports(env)
         click.echo(
             f"sandbox: Datadog {sandbox.datadog.url}, Splunk {sandbox.splunk.url}, "
             f"Cloudflare {sandbox.cloudflare.url}, webhook sink {sandbox.sink.url}; clock x{speed:g}",
             err=True,
         )
         try:
-            with _terminate_as_interrupt():
+            # The env file (owner-only: made-up credentials) exists while the sandbox serves.
+            with _terminate_as_interrupt(), written_env_file(env_file, env):
                 if command:
                     status = subprocess.call(list(command), env={**os.environ, **env})
                 else:
@@ -402,7 +403,8 @@ def sandbox_command(spec_dirs: tuple[Path, ...], speed: float, env_file: Path | 
                     while True:
                         time.sleep(3600)
         except KeyboardInterrupt:
-            status = 130
+            # Without a command, Ctrl-C or SIGTERM is how the sandbox is meant to end: a success.
+            status = 130 if command else 0
         sandbox.finish_evaluation()
         _print_alerts(sandbox.alerts(), sandbox.clock.origin)
     sys.exit(status)

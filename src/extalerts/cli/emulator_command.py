@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -28,6 +30,11 @@ def server_options(default_port: int) -> Callable[[F], F]:
             "--latency", type=click.FloatRange(0), default=0.0, show_default=True, help="Seconds added per call."
         ),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed for the injected faults."),
+        click.option(
+            "--env-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Also write the exports here (owner-only), once the emulator listens; removed when it stops.",
+        ),
     ]
 
     def decorate(command: F) -> F:
@@ -39,11 +46,28 @@ def server_options(default_port: int) -> Callable[[F], F]:
     return decorate
 
 
-def serve_until_interrupted(emulator: LoopbackServer) -> None:
+def serve_until_interrupted(emulator: LoopbackServer, banner: str, env: dict[str, str], env_file: Path | None) -> None:
+    """Print what it is (stderr) and the exports that point extalerts at it (stdout), then serve
+    until Ctrl-C, SIGTERM or SIGHUP; the env file exists exactly while it serves."""
+    from extalerts.cli.drill_commands import _terminate_as_interrupt
+    from extalerts.emulators.env_file import env_file as written_env_file
+    from extalerts.emulators.env_file import shell_exports
+
+    click.echo(f"{banner} (Ctrl-C to stop)", err=True)
+    click.echo(shell_exports(env))
     try:
-        emulator.serve_forever()
+        # The port is bound already, so whoever sees the file can connect.
+        with _terminate_as_interrupt(), written_env_file(env_file, env):
+            emulator.serve_forever()
     except KeyboardInterrupt:
-        click.echo("stopped")
+        click.echo("stopped", err=True)
+
+
+def _made_up(names: dict[str, Callable[[], str]]) -> tuple[dict[str, str], dict[str, str]]:
+    """Each credential from the environment, or made up: (the values, the made-up ones to export).
+    Only made-up ones are printed; one the user exported is a secret of theirs."""
+    values = {name: os.environ.get(name) or make_up() for name, make_up in names.items()}
+    return values, {name: value for name, value in values.items() if not os.environ.get(name)}
 
 
 @click.group("emulator")
@@ -52,93 +76,135 @@ def emulator_group() -> None:
 
     \b
     Example:
-      extalerts emulator datadog --port 8125 &
-      extalerts push --provider datadog --api-url http://127.0.0.1:8125 --yes
+      extalerts emulator datadog --port 8125 --env-file build/datadog.env &
+      while [ ! -f build/datadog.env ]; do sleep 0.1; done; . build/datadog.env
+      extalerts push --provider datadog --yes
     """
 
 
 @emulator_group.command("datadog")
 @server_options(default_port=8125)
-def datadog_emulator_command(host: str, port: int, fault_rate: float, latency: float, seed: int) -> None:
-    """Serve the Datadog monitor, logs-metrics and log-pipeline API on loopback.
+def datadog_emulator_command(
+    host: str, port: int, fault_rate: float, latency: float, seed: int, env_file: Path | None
+) -> None:
+    """Serve the Datadog monitor, logs-metrics and log-pipeline API and the logs intake on loopback.
 
     It accepts the keys in DD_API_KEY and DD_APP_KEY, or, when those are unset, keys it makes up
-    and prints (they guard nothing but this local process).
+    and prints (they guard nothing but this local process), with the API and intake URLs.
 
     \b
     Example:
       extalerts emulator datadog --port 8125 --fault-rate 0.2
     """
-    import secrets
-
     from extalerts.emulators.base import Faults
     from extalerts.emulators.datadog import DatadogEmulator
+    from extalerts.intake import DATADOG_INTAKE_URL_ENV
+    from extalerts.providers.datadog import DATADOG_API_URL_ENV
 
-    api_key = os.environ.get("DD_API_KEY") or secrets.token_hex(16)
-    app_key = os.environ.get("DD_APP_KEY") or secrets.token_hex(20)
+    keys, made_up = _made_up({"DD_API_KEY": lambda: secrets.token_hex(16), "DD_APP_KEY": lambda: secrets.token_hex(20)})
     emulator = DatadogEmulator(
-        api_key, app_key, Faults(rate=fault_rate, seed=seed, latency=latency), host=host, port=port
+        keys["DD_API_KEY"],
+        keys["DD_APP_KEY"],
+        Faults(rate=fault_rate, seed=seed, latency=latency),
+        host=host,
+        port=port,
     )
-    click.echo(f"Datadog API emulator on {emulator.url} (Ctrl-C to stop)")
-    if "DD_API_KEY" not in os.environ or "DD_APP_KEY" not in os.environ:
-        click.echo(f"export DD_API_KEY={api_key} DD_APP_KEY={app_key}")
-    click.echo(f"extalerts plan --provider datadog --api-url {emulator.url}")
-    serve_until_interrupted(emulator)
+    env = {**made_up, DATADOG_API_URL_ENV: emulator.url, DATADOG_INTAKE_URL_ENV: emulator.url}
+    serve_until_interrupted(emulator, f"Datadog API emulator on {emulator.url}", env, env_file)
 
 
 @emulator_group.command("splunk")
 @server_options(default_port=8089)
-def splunk_emulator_command(host: str, port: int, fault_rate: float, latency: float, seed: int) -> None:
-    """Serve Splunk's saved-searches REST API (and HEC raw ingest) on loopback, over plain HTTP.
+def splunk_emulator_command(
+    host: str, port: int, fault_rate: float, latency: float, seed: int, env_file: Path | None
+) -> None:
+    """Serve Splunk's saved-searches REST API and HEC raw ingest on loopback, over plain HTTP.
 
-    It accepts the token in SPLUNK_TOKEN, or, when that is unset, a token it makes up and prints.
+    It accepts the token in SPLUNK_TOKEN (REST) and SPLUNK_HEC_TOKEN (HEC), or, when unset, tokens
+    it makes up and prints, with SPLUNK_URL and SPLUNK_HEC_URL (both this server).
 
     \b
     Example:
-      extalerts emulator splunk --port 8089 &
-      SPLUNK_URL=http://127.0.0.1:8089 SPLUNK_TOKEN=… extalerts push --provider splunk --yes
+      extalerts emulator splunk --port 8089 --env-file build/splunk.env &
+      while [ ! -f build/splunk.env ]; do sleep 0.1; done; . build/splunk.env
+      extalerts push --provider splunk --yes
     """
-    import secrets
-
     from extalerts.emulators.base import Faults
-    from extalerts.emulators.splunk import SplunkEmulator
+    from extalerts.emulators.splunk import SplunkEmulator, made_up_hec_token
+    from extalerts.intake import SPLUNK_HEC_URL_ENV
 
-    token = os.environ.get("SPLUNK_TOKEN") or secrets.token_hex(16)
+    tokens, made_up = _made_up({"SPLUNK_TOKEN": lambda: secrets.token_hex(16), "SPLUNK_HEC_TOKEN": made_up_hec_token})
     emulator = SplunkEmulator(
-        token=token, faults=Faults(rate=fault_rate, seed=seed, latency=latency), host=host, port=port
+        token=tokens["SPLUNK_TOKEN"],
+        hec_token=tokens["SPLUNK_HEC_TOKEN"],
+        faults=Faults(rate=fault_rate, seed=seed, latency=latency),
+        host=host,
+        port=port,
     )
-    click.echo(f"Splunk REST emulator on {emulator.url} (Ctrl-C to stop)")
-    if "SPLUNK_TOKEN" not in os.environ:
-        click.echo(f"export SPLUNK_TOKEN={token}")
-    click.echo(f"export SPLUNK_URL={emulator.url}")
-    serve_until_interrupted(emulator)
+    env = {**made_up, "SPLUNK_URL": emulator.url, SPLUNK_HEC_URL_ENV: emulator.url}
+    serve_until_interrupted(emulator, f"Splunk REST and HEC emulator on {emulator.url}", env, env_file)
 
 
 @emulator_group.command("cloudflare")
 @server_options(default_port=8787)
-def cloudflare_emulator_command(host: str, port: int, fault_rate: float, latency: float, seed: int) -> None:
+@click.option(
+    "--pagerduty-service",
+    "pagerduty",
+    multiple=True,
+    metavar="NAME",
+    help="A PagerDuty service connected to the account (repeatable) [default: those the targets of --spec name].",
+)
+@click.option(
+    "--spec",
+    "spec_dirs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Spec whose PagerDuty targets are connected [default: monitors/, when it exists].",
+)
+def cloudflare_emulator_command(
+    host: str,
+    port: int,
+    fault_rate: float,
+    latency: float,
+    seed: int,
+    env_file: Path | None,
+    pagerduty: tuple[str, ...],
+    spec_dirs: tuple[Path, ...],
+) -> None:
     """Serve the Cloudflare v4 API subset extalerts uses (Logpush jobs, notifications, Worker settings).
 
-    It accepts CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID, or makes them up and prints them.
-    The scripts conversation-api and auth-worker exist, with Logpush on.
+    It accepts CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID, or makes them up and prints them,
+    with EXTALERTS_CLOUDFLARE_API_URL. The scripts conversation-api and auth-worker exist, with
+    Logpush on. PagerDuty services are connected in Cloudflare's dashboard, never through the API,
+    so the emulator starts with them connected: those named by --pagerduty-service, or else those
+    the spec's targets name.
 
     \b
     Example:
-      extalerts emulator cloudflare --port 8787 &
-      extalerts push --provider logpush --api-url http://127.0.0.1:8787/client/v4 --yes
+      extalerts emulator cloudflare --port 8787 --pagerduty-service conversation-api-oncall &
+      extalerts push --provider cloudflare --api-url http://127.0.0.1:8787/client/v4 --yes
     """
-    import secrets
-
+    from extalerts.cli.options import DEFAULT_SPEC_DIR
     from extalerts.emulators.base import Faults
-    from extalerts.emulators.cloudflare import CloudflareEmulator
+    from extalerts.emulators.cloudflare import CloudflareEmulator, pagerduty_services
+    from extalerts.providers.cloudflare_api import CLOUDFLARE_API_URL_ENV
 
-    token = os.environ.get("CLOUDFLARE_API_TOKEN") or secrets.token_hex(20)
-    account = os.environ.get("CLOUDFLARE_ACCOUNT_ID") or secrets.token_hex(16)
+    if not pagerduty and (spec_dirs or DEFAULT_SPEC_DIR.is_dir()):
+        from extalerts.spec.loader import load_spec
+
+        pagerduty = tuple(pagerduty_services(load_spec(list(spec_dirs) or [DEFAULT_SPEC_DIR])))
+    credentials, made_up = _made_up(
+        {"CLOUDFLARE_API_TOKEN": lambda: secrets.token_hex(20), "CLOUDFLARE_ACCOUNT_ID": lambda: secrets.token_hex(16)}
+    )
     faults = Faults(rate=fault_rate, seed=seed, latency=latency)
-    emulator = CloudflareEmulator(token, account, faults, host=host, port=port)
+    emulator = CloudflareEmulator(
+        credentials["CLOUDFLARE_API_TOKEN"], credentials["CLOUDFLARE_ACCOUNT_ID"], faults, host=host, port=port
+    )
     for script in ("conversation-api", "auth-worker"):
         emulator.add_script(script, logpush=True)
-    click.echo(f"Cloudflare API emulator on {emulator.url} (Ctrl-C to stop)")
-    if "CLOUDFLARE_API_TOKEN" not in os.environ or "CLOUDFLARE_ACCOUNT_ID" not in os.environ:
-        click.echo(f"export CLOUDFLARE_API_TOKEN={token} CLOUDFLARE_ACCOUNT_ID={account}")
-    serve_until_interrupted(emulator)
+    emulator.connect_pagerduty(pagerduty)
+    banner = f"Cloudflare API emulator on {emulator.url}"
+    if pagerduty:
+        banner += f"; PagerDuty services connected: {', '.join(pagerduty)}"
+    env = {**made_up, CLOUDFLARE_API_URL_ENV: emulator.url}
+    serve_until_interrupted(emulator, banner, env, env_file)

@@ -19,8 +19,9 @@ else. Emulated (one account; zone-scoped routes are not served):
   pages document, other schemes loosely) and ``…/validate/destination/exists`` (``{exists}``).
 - Notifications: ``/accounts/{id}/alerting/v3/policies`` (CRUD), ``…/available_alerts`` (a grouped catalogue,
   ``add_alert_type`` extends it; policies of other types are refused), ``…/destinations/webhooks`` (CRUD; the
-  secret is never returned). Policies name webhooks that exist and PagerDuty services added with
-  ``add_pagerduty``.
+  secret is never returned), ``…/destinations/pagerduty`` (``GET``: the connected services, ``{id, name}``;
+  connecting one is a browser flow, so ``add_pagerduty``/``connect_pagerduty`` stand for it). Policies name
+  webhooks that exist and connected PagerDuty services.
 - Workers script settings, as the SDK reads them: ``GET``/``PATCH`` ``/accounts/{id}/workers/scripts/{name}/
   script-settings`` (``workers.scripts.settings``) and ``GET …/{name}/settings``
   (``workers.scripts.script_and_version_settings``), with the ``logpush`` flag; ``add_script`` creates a
@@ -29,8 +30,9 @@ else. Emulated (one account; zone-scoped routes are not served):
 Faults (``extalerts.emulators.base.Faults``): ``"429"`` (with ``retry-after``), ``"500"``, ``"slow"`` and
 ``"lost"`` (the write is committed, the answer never arrives). Calls are counted per route in ``calls`` (keys
 like ``GET /accounts/{account}/logpush/jobs/{job}``) and every answered request is logged in ``requests``.
-Helpers for tests: ``reset``, ``set_faults``, ``add_job``, ``add_script``, ``add_pagerduty``, ``add_alert_type``,
-``set_job_error``, ``set_job_complete``, ``jobs``, ``policies``, ``webhooks``, ``webhook_secret``, ``script``.
+Helpers for tests: ``reset``, ``set_faults``, ``add_job``, ``add_script``, ``add_pagerduty``, ``connect_pagerduty``,
+``add_alert_type``, ``set_job_error``, ``set_job_complete``, ``jobs``, ``policies``, ``webhooks``, ``webhook_secret``,
+``script``.
 
 Sourced (../shared/reference/cloudflare.md, the SDK's generated models, public reports): the endpoints and
 bodies, the envelope, the job fields and their ranges, create-disabled, dataset create-only, wholesale
@@ -76,10 +78,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from extalerts.emulators.base import LATE, EmulatorServer, Faults
+
+if TYPE_CHECKING:
+    from extalerts.spec.loader import Spec
 
 API_PREFIX = "/client/v4"
 #: Jobs per account; the docs give 4 per zone and no account figure, so 4 per scope is the safe reading.
@@ -650,6 +655,17 @@ class CloudflareEmulator(EmulatorServer):
         """Link a PagerDuty service (done in a browser for real), so policies may name it."""
         with self._lock:
             self.state.pagerduty[service_id] = name
+
+    def connect_pagerduty(self, names: Iterable[str]) -> None:
+        """Link these PagerDuty services, each with an id made up as Cloudflare's (a UUID), as the
+        dashboard's connect flow leaves them; they are then listed by
+        ``GET …/alerting/v3/destinations/pagerduty``, the only way the API shows them."""
+        with self._lock:
+            connected = set(self.state.pagerduty.values())
+            for name in names:
+                if name not in connected:
+                    self.state.pagerduty[self._new_id()] = name
+                    connected.add(name)
 
     def add_alert_type(
         self, group: str, alert_type: str, *, display_name: str = "", filter_options: Iterable[dict[str, Any]] = ()
@@ -1259,3 +1275,9 @@ class CloudflareEmulator(EmulatorServer):
             "compatibility_flags": [],
             "usage_model": "standard",
         }
+
+
+def pagerduty_services(spec: Spec) -> list[str]:
+    """The PagerDuty services the spec's targets name, which an account must have connected before a
+    notification policy may page them."""
+    return sorted({target.pagerduty.service for target in spec.targets.values() if target.pagerduty is not None})

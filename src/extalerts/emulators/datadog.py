@@ -8,10 +8,12 @@ answers lost after the write was committed, and (asked for alone) requests handl
 client gave up — and counts every call, for tests and benchmarks.
 
 Endpoints: ``/api/v1/monitor`` (create, list, get, update, delete, validate; ``group_states`` on get),
-``/api/v2/logs/config/metrics`` and ``/api/v1/logs/config/pipelines`` (CRUD), the logs intake
-``POST /api/v2/logs`` (API key only, as the intake checks; 202, at most 1,000 logs and 5 MB a request)
-and webhook integration entries. The intake keeps what it received in ``logs``; it does not evaluate
-monitors itself: the sandbox does that and sets monitor and group states through ``set_group_state``.
+``/api/v2/logs/config/metrics`` and ``/api/v1/logs/config/pipelines`` (CRUD; an unknown pipeline id
+is answered ``400 {"error": {"code": "InvalidArgument", "message": "Non existing pipeline"}}``, as
+Datadog does, not 404), the logs intake ``POST /api/v2/logs`` (API key only, as the intake checks;
+202, at most 1,000 logs and 5 MB a request) and webhook integration entries. The intake keeps what it
+received in ``logs``; it does not evaluate monitors itself: the sandbox does that and sets monitor and
+group states through ``set_group_state``.
 """
 
 from __future__ import annotations
@@ -519,7 +521,8 @@ class DatadogEmulator(EmulatorServer):
     def _pipeline(self, pipeline_id: str) -> dict[str, Any]:
         pipeline = self.state.pipelines.get(pipeline_id)
         if pipeline is None:
-            raise _errors(404, "Not found")
+            # The Logs API answers an unknown pipeline id with 400 in its own error envelope, not 404.
+            raise _Reply(400, _logs_api_error("InvalidArgument", "Non existing pipeline"))
         return pipeline
 
     def _get_pipeline(self, pipeline_id: str, *, query: dict[str, str], body: Any) -> dict[str, Any]:
@@ -577,6 +580,11 @@ class DatadogEmulator(EmulatorServer):
         if hook is None:
             raise _errors(404, "Webhook not found")
         return copy.deepcopy(hook)
+
+
+def _logs_api_error(code: str, message: str) -> dict[str, Any]:
+    """The Logs configuration API's error body (``LogsAPIErrorResponse`` in datadog-api-client)."""
+    return {"error": {"code": code, "message": message}}
 
 
 def _intake_error(status: int, title: str, detail: str) -> dict[str, Any]:

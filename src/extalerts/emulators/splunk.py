@@ -415,6 +415,11 @@ def _unsupported(key: str, *, create: bool) -> bool:
     return not (key.startswith("display.") or _ACTION_ARGUMENT.match(key))
 
 
+def made_up_hec_token() -> str:
+    """A HEC token in the form Splunk gives them (a GUID), for emulators that make their own."""
+    return "-".join(secrets.token_hex(n) for n in (4, 2, 2, 2, 6))
+
+
 class SplunkEmulator(EmulatorServer):
     """Run with ``with SplunkEmulator(token=…, username=…, password=…, hec_token=…) as emulator: …emulator.url…``."""
 

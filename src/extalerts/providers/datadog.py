@@ -34,6 +34,8 @@ from extalerts.spec.models import ChangeSignal
 MONITOR = "monitor"
 LOGS_METRIC = "logs_metric"
 LOGS_PIPELINE = "logs_pipeline"
+#: The message of the Logs API's answer to an unknown pipeline id.
+MISSING_PIPELINE = "Non existing pipeline"
 METRIC_PREFIX = "extalerts."
 PIPELINE_PREFIX = "extalerts:"
 PAGE_SIZE = 1000
@@ -192,9 +194,29 @@ def _api_error(operation: str, exc: Any, hint: str) -> ApiError:
             errors = [e if isinstance(e, str) else json.dumps(e, sort_keys=True) for e in raw]
         elif isinstance(raw, dict):
             errors = [f"{k}: {v}" for k, v in sorted(raw.items())]
+        if not errors and isinstance(body.get("error"), dict):
+            errors = _logs_api_errors(body["error"])
     headers = exc.headers or {}
     request_id = headers.get("x-request-id") or headers.get("X-Request-Id")
     return ApiError(operation, int(exc.status), errors, request_id, hint)
+
+
+def _logs_api_errors(error: Mapping[str, Any]) -> list[str]:
+    """The Logs configuration API's own envelope, ``{"error": {"code", "message", "details": [...]}}``
+    (``LogsAPIErrorResponse``), as ``code: message`` lines, each detail after its parent."""
+    code, message = error.get("code"), error.get("message")
+    text = ": ".join(str(part) for part in (code, message) if part)
+    lines = [text] if text else []
+    for detail in error.get("details") or []:
+        if isinstance(detail, dict):
+            lines.extend(_logs_api_errors(detail))
+    return lines
+
+
+def _pipeline_missing(exc: ApiError) -> bool:
+    """Whether the answer says the pipeline does not exist: the Logs API answers an unknown pipeline
+    id with ``400 InvalidArgument: Non existing pipeline``, not 404."""
+    return exc.status == 404 or (exc.status == 400 and any(MISSING_PIPELINE in error for error in exc.errors))
 
 
 def _plain(value: Any) -> Any:
@@ -479,10 +501,18 @@ class DatadogProvider:
         assert change.live_id is not None
         body = _plain(change.desired.body)
         pipeline_id = change.live_id
-        self.api.call(
-            "update log pipeline",
-            lambda client: LogsPipelinesApi(client).update_logs_pipeline(pipeline_id, LogsPipeline(**body)),
-        )
+        try:
+            self.api.call(
+                "update log pipeline",
+                lambda client: LogsPipelinesApi(client).update_logs_pipeline(pipeline_id, LogsPipeline(**body)),
+            )
+        except ApiError as exc:
+            if not _pipeline_missing(exc):
+                raise
+            raise ProviderError(
+                f"update log pipeline: pipeline {pipeline_id} ({change.key}) no longer exists in Datadog "
+                "(deleted since the plan was made); push again to create it"
+            ) from exc
 
     def _delete_pipeline(self, change: Change) -> None:
         from datadog_api_client.v1.api.logs_pipelines_api import LogsPipelinesApi
@@ -494,7 +524,7 @@ class DatadogProvider:
                 "delete log pipeline", lambda client: LogsPipelinesApi(client).delete_logs_pipeline(pipeline_id)
             )
         except ApiError as exc:
-            if exc.status != 404:
+            if not _pipeline_missing(exc):  # already gone, e.g. our earlier attempt's answer was lost
                 raise
 
 

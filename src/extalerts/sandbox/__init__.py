@@ -33,9 +33,9 @@ class Sandbox:
         ports: tuple[int, int, int, int] = (0, 0, 0, 0),
         tick_seconds: float = 0.05,
     ) -> None:
-        from extalerts.emulators.cloudflare import CloudflareEmulator
+        from extalerts.emulators.cloudflare import CloudflareEmulator, pagerduty_services
         from extalerts.emulators.datadog import DatadogEmulator
-        from extalerts.emulators.splunk import SplunkEmulator
+        from extalerts.emulators.splunk import SplunkEmulator, made_up_hec_token
         from extalerts.sandbox.evaluator import Evaluator
         from extalerts.sandbox.sink import WebhookSink
 
@@ -44,7 +44,7 @@ class Sandbox:
             "DD_API_KEY": secrets.token_hex(16),
             "DD_APP_KEY": secrets.token_hex(20),
             "SPLUNK_TOKEN": secrets.token_hex(16),
-            "SPLUNK_HEC_TOKEN": "-".join(secrets.token_hex(n) for n in (4, 2, 2, 2, 6)),
+            "SPLUNK_HEC_TOKEN": made_up_hec_token(),
             "CLOUDFLARE_API_TOKEN": secrets.token_hex(20),
             "CLOUDFLARE_ACCOUNT_ID": secrets.token_hex(16),
         }
@@ -68,6 +68,8 @@ class Sandbox:
         )
         for script in SCRIPTS:
             self.cloudflare.add_script(script, logpush=True)
+        # As an account set up for the spec would be, so `push --provider cloudflare` can page them.
+        self.cloudflare.connect_pagerduty(pagerduty_services(spec))
         self.evaluator = Evaluator(spec, self.clock, self.datadog, self.splunk, self.sink)
         self.tick_seconds = tick_seconds
         self.errors: list[BaseException] = []
