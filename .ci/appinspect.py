@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from extalerts.wording import plural
+
 #: Warnings the README's "Splunk Cloud vetting" note explains; any other warning fails the check.
 EXPLAINED_WARNINGS = {
     # Every-minute alerts: Datadog evaluates every minute, and the cadence is a deliberate choice.
@@ -87,7 +89,8 @@ def main() -> int:
         report = json.loads(report_path.read_text())
     problems, explained = findings(report)
     summary = report.get("summary", {})
-    counts = ", ".join(f"{summary.get(k, 0)} {k}" for k in ("failure", "error", "warning", "success"))
+    kinds = {"failure": "failures", "error": "errors", "warning": "warnings", "success": "successes"}
+    counts = ", ".join(plural(summary.get(kind, 0), kind, many) for kind, many in kinds.items())
     print(f"AppInspect (cloud, precert) on {args.package}: {counts}")
     if explained:
         names = ", ".join(sorted(EXPLAINED_WARNINGS))
