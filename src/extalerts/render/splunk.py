@@ -55,10 +55,10 @@ STRUCTURED_LINE = "_extalerts_line"
 #: spath (Search Reference): a path is "one or more location steps, separated by periods ... an optional
 #: index surrounded by curly brackets"; ``{}`` takes every element, a multivalue field (here each ``Logs``
 #: element as its JSON text, then each ``Message`` string), and ``input=`` names the field to read.
-#: Multivalue eval functions (Search Reference): mvfind "tries to find a value in the multivalue field that
-#: matches the regular expression ... the index of the first matching value is returned (beginning with
-#: zero). If no values match, NULL is returned"; mvindex returns the value at a 0-based index; mvjoin
-#: joins the values "using the delimiter". Only ``"Level":"log"`` outside a string can match the regex:
+#: Multivalue eval functions (Search Reference, docs.splunk.com/Documentation/Splunk/latest/SearchReference/
+#: MultivalueEvalFunctions; paraphrased): mvfind gives the 0-based index of the first value matching a
+#: regex, null when none does; mvindex the value at a 0-based index (null for a null index); mvjoin the
+#: values joined with a delimiter. Only ``"Level":"log"`` outside a string can match the regex:
 #: quotes inside a JSON string are escaped (``\"``). The last step keeps only text that opens an object,
 #: so spath never reads a plain message (or XML, which it also parses).
 _LOG_LEVEL = spl_string('"Level"\\s*:\\s*"log"')
