@@ -22,7 +22,7 @@ from extalerts.wording import plural
 
 #: Warnings the README's "Splunk Cloud vetting" note explains; any other warning fails the check.
 EXPLAINED_WARNINGS = {
-    # Every-minute alerts: Datadog evaluates every minute, and the cadence is a deliberate choice.
+    # Alerts run once per window (README "Cost and scheduling"): only a 1-minute window runs every minute.
     "check_for_gratuitous_cron_scheduling",
 }
 FAILING_RESULTS = ("failure", "error", "future_failure")

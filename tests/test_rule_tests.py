@@ -337,7 +337,9 @@ def test_an_ungrouped_absence_rule_fires_from_the_first_full_window_before_its_e
 ) -> None:
     spec = load_spec([write(Path("heartbeat.yaml"), HEARTBEAT_SPEC)])
     # The first full window of the test's data, [0m, 10m), is judged at 15m (the default 5m delay);
-    # the rule's own events start at 30m and are first seen at 36m.
+    # the rule's own events start at 30m and are first seen at 36m. Splunk's alert runs once per
+    # window, on the ten: it first judges at 20m and sees the events at 40m.
+    fires, resolves = ("15m", "36m") if semantics == "datadog" else ("20m", "40m")
     tests = f"""\
   - name: the heartbeat starts late
     rule: cron-heartbeat
@@ -348,13 +350,13 @@ def test_an_ungrouped_absence_rule_fires_from_the_first_full_window_before_its_e
       - series: {{from: 30m, to: 60m, per_minute: 1}}
         event: {{ScriptName: cron}}
     expect:
-      - fires: 15m
-      - resolves: 36m
+      - fires: {fires}
+      - resolves: {resolves}
 """
     (loaded,) = load_tests([write_tests(tests)], spec)
     outcome = run_test(spec, loaded)
     assert outcome.failures == (), outcome.timeline_text()
-    assert outcome.timeline_text()[0].split() == ["15m", "(all)", "ok", "→", "alert", "(value", "0)"]
+    assert outcome.timeline_text()[0].split() == [fires, "(all)", "ok", "→", "alert", "(value", "0)"]
 
 
 def test_spec_files_where_tests_go_are_one_issue_each_saying_where_they_belong(spec: Spec) -> None:

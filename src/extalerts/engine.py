@@ -1056,15 +1056,11 @@ def ceil_minute(ms: int) -> int:
     return -(-ms // MINUTE_MS) * MINUTE_MS
 
 
-def _splunk_cron_minutes(rule: ResolvedRule) -> int:
-    # Mirrors extalerts.render.splunk.SplunkRenderer.cron.
-    long_search = rule.rule.window > 900 or (isinstance(rule.rule.signal, AbsenceSignal) and bool(rule.rule.group_by))
-    return 5 if long_search else 1
-
-
 def schedule_minutes(rule: ResolvedRule, semantics: Semantics) -> int:
     """Minutes between two evaluations of ``rule``: 1 under Datadog's, the rendered cron's under Splunk's."""
-    return _splunk_cron_minutes(rule) if semantics == "splunk" else 1
+    from extalerts.render.splunk_schedule import schedule_period_minutes
+
+    return schedule_period_minutes(rule.rule.window) if semantics == "splunk" else 1
 
 
 def _salvage_gzip(file: str, target: str) -> tuple[int, str]:
