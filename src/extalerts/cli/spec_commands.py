@@ -21,7 +21,9 @@ def validate_command(paths: tuple[Path, ...], output: str) -> None:
     """Check spec files and report every problem at once.
 
     PATHS are files or directories (default: monitors/). Each problem is printed as
-    path:line:col: message (hint). Exits 1 when there is any.
+    path:line:col: message (hint). Exits 1 when there is any. Warnings (a problem for one
+    provider only, e.g. a PagerDuty target a Splunk alert cannot page) are printed too and do not
+    change the exit code; that provider's push refuses.
 
     \b
     Example:
