@@ -405,7 +405,7 @@ class SplunkProvider:
 
         return UrlEncoded(name, encode_slash=True)
 
-    def _exists(self, name: str, owner: str) -> bool | None:
+    def _exists(self, name: str, owner: str = "nobody") -> bool | None:
         """True when the saved search is visible to ``owner`` in our app; None when it is not (asked
         before retrying a create)."""
         from splunklib.binding import HTTPError
