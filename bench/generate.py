@@ -41,7 +41,7 @@ sources:
 targets:
   oncall-page:
     levels: [alert, recovery]
-    pagerduty: {service: bench-api-oncall}
+    pagerduty: {service: bench-api-oncall, integration_key_env: BENCH_PD_KEY}
   platform-slack:
     slack: {workspace: acme, channel: "#platform-alerts"}
   platform-email:

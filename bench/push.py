@@ -4,11 +4,13 @@ For each provider, a push creating every alert of N generated rules runs twice o
 with extalerts' default concurrency, and one request at a time (the sequential baseline). A
 no-change plan then reads everything back. API calls are counted by the emulator and compared with
 the ideal: one call per page to list, and per change one validate (Datadog monitors) and one write
-(Splunk: plus one ACL call for a new saved search).
+(Splunk: plus one ACL call for a new saved search, one look-up of the app per listing, and one of the
+calling user per push that creates).
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -58,13 +60,19 @@ def _datadog_connect(emulator: Any, concurrency: int) -> Provider:
 
 
 def _splunk_start(latency: float) -> Emulator:
-    return SplunkEmulator(token=TOKEN, faults=Faults(latency=latency)).start()
+    # The generated spec's PagerDuty target reads its integration key from here, as a real push does.
+    os.environ.setdefault("BENCH_PD_KEY", "bench-pagerduty-integration-key")
+    return SplunkEmulator(token=TOKEN, apps=["extalerts_bench"], faults=Faults(latency=latency)).start()
 
 
 def _splunk_connect(emulator: Any, concurrency: int) -> Provider:
     return splunk.SplunkProvider(
         splunk.SplunkApi(splunk.SplunkSettings("http", "127.0.0.1", emulator.port, token=TOKEN))
     )
+
+
+def _creates(changes: list[Change]) -> int:
+    return sum(1 for c in changes if c.action is Action.CREATE)
 
 
 TARGETS = {
@@ -81,9 +89,10 @@ TARGETS = {
         "splunk",
         _splunk_start,
         _splunk_connect,
-        # one write per saved search, and one ACL call for each new one
-        lambda changes: len(changes) + sum(1 for c in changes if c.action is Action.CREATE),
-        lambda objects: objects // splunk.PAGE_SIZE + 1,
+        # one write per saved search, one ACL call for each new one, and the calling user once
+        lambda changes: len(changes) + _creates(changes) + min(1, _creates(changes)),
+        # the app's look-up, then the pages
+        lambda objects: 1 + objects // splunk.PAGE_SIZE + 1,
     ),
 }
 

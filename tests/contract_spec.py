@@ -45,7 +45,7 @@ CONTRACT_SPEC = textwrap.dedent(
         levels: [alert, recovery]
         pagerduty:
           service: contract-oncall
-          splunk_integration_url: "https://events.pagerduty.com/integration/k3y/enqueue"
+          integration_key_env: PD_KEY_CONTRACT_ONCALL
       page-default:
         levels: [alert]
         pagerduty: {service: contract-secondary}

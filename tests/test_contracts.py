@@ -38,8 +38,8 @@ def test_contract_spec_exercises_every_shape(contract_spec_dir: Path) -> None:
     assert {bool(r.group_by) for r in rules.values() if r.signal.kind == "absence"} == {True, False}
     kinds = {t.kind for t in spec.targets.values()}
     assert kinds == {"slack", "pagerduty", "email", "webhook"}
-    urls = {t.pagerduty.splunk_integration_url is not None for t in spec.targets.values() if t.pagerduty}
-    assert urls == {True, False}
+    key_envs = {t.pagerduty.integration_key_env is not None for t in spec.targets.values() if t.pagerduty}
+    assert key_envs == {True, False}
     assert any(r.thresholds and r.thresholds.warning_recovery is not None for r in rules.values())
     assert any(r.renotify for r in rules.values())
     assert any(r.overrides.datadog.options.get("new_group_delay") for r in rules.values())

@@ -48,7 +48,9 @@ def datadog() -> Iterator[DatadogEmulator]:
 
 @pytest.fixture(scope="module")
 def splunk() -> Iterator[SplunkEmulator]:
-    with SplunkEmulator(token=SPLUNK_TOKEN, username="admin", password=SPLUNK_PASSWORD, hec_token=HEC_TOKEN) as running:
+    with SplunkEmulator(
+        token=SPLUNK_TOKEN, username="admin", password=SPLUNK_PASSWORD, hec_token=HEC_TOKEN, apps=["extalerts_workers"]
+    ) as running:
         yield running
 
 
@@ -104,7 +106,8 @@ def cloudflare_call(url: str, env: dict[str, str] | None = None) -> tuple[Any, C
 
 CLIENTS = {
     "datadog": (datadog_call, "list log pipelines", "--api-url"),
-    "splunk": (splunk_call, "list saved searches", "SPLUNK_URL"),
+    # A Splunk listing first looks the app up: that is the first call to fail.
+    "splunk": (splunk_call, "look up the Splunk app", "SPLUNK_URL"),
     "cloudflare": (cloudflare_call, "list Logpush jobs", "EXTALERTS_CLOUDFLARE_API_URL"),
 }
 

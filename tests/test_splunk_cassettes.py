@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import vcr
 
 from extalerts.emulators.splunk import SplunkEmulator
@@ -36,11 +37,21 @@ recorder = vcr.VCR(
 )
 
 
+@pytest.fixture(autouse=True)
+def pagerduty_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A made-up key: the recorded wire format shows where a paging alert's key goes.
+    monkeypatch.setenv("PD_KEY_CONVERSATION_API", "cassette-made-up-pagerduty-key")
+
+
 @contextmanager
 def splunk(name: str) -> Iterator[SplunkProvider]:
     cassette_file = CASSETTES / f"splunk_{name}.yaml"
     assert RECORDING or cassette_file.is_file(), f"{cassette_file} is missing: record it with EXTALERTS_RECORD=1"
-    emulator = SplunkEmulator(token=TOKEN, clock=lambda: RECORDED_AT, port=PORT) if RECORDING else None
+    emulator = (
+        SplunkEmulator(token=TOKEN, clock=lambda: RECORDED_AT, port=PORT, apps=["extalerts_workers"])
+        if RECORDING
+        else None
+    )
     if emulator is not None:
         emulator.start()
     try:

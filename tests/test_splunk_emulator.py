@@ -49,7 +49,7 @@ def create(svc: client.Service, payload: dict[str, Any]) -> client.SavedSearch:
 
 @pytest.fixture
 def emulator() -> Iterator[SplunkEmulator]:
-    with SplunkEmulator(token=TOKEN, username=USERNAME, password=PASSWORD, hec_token=HEC_TOKEN) as running:
+    with SplunkEmulator(token=TOKEN, username=USERNAME, password=PASSWORD, hec_token=HEC_TOKEN, apps=[APP]) as running:
         yield running
 
 

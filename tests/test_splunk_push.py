@@ -15,7 +15,7 @@ from extalerts.emulators.base import Faults
 from extalerts.emulators.splunk import SplunkEmulator
 from extalerts.errors import ConfigError
 from extalerts.plan import apply_plan, compute_plan
-from extalerts.providers.splunk import SplunkApi, SplunkProvider, SplunkSettings
+from extalerts.providers.splunk import PAGERDUTY_KEY_PARAM, SplunkApi, SplunkProvider, SplunkSettings
 from extalerts.render import render
 from extalerts.render.conf import parse_conf
 from extalerts.retry import RetryPolicy
@@ -27,12 +27,20 @@ PASSWORD = "splunk-password-0f3c"
 APP = "extalerts_workers"
 FAST = RetryPolicy(time_scale=0.001, max_attempts=8)
 ALERTS = 23  # 13 rules, 10 of them with a warning level
+PD_VARIABLE, PD_KEY = "PD_KEY_CONVERSATION_API", "pd-integration-key-3f9a0c2e7b"
 
 
 @pytest.fixture
 def emulator() -> Iterator[SplunkEmulator]:
-    with SplunkEmulator(token=TOKEN, username="admin", password=PASSWORD, hec_token="hec") as running:
+    with SplunkEmulator(token=TOKEN, username="admin", password=PASSWORD, hec_token="hec", apps=[APP]) as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def pagerduty_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The bundled spec's PagerDuty target reads its integration key from here."""
+    monkeypatch.setenv(PD_VARIABLE, PD_KEY)
+    return PD_KEY
 
 
 @pytest.fixture
@@ -71,11 +79,16 @@ def test_push_then_plan_shows_no_change(env: SplunkEmulator, spec_dir: Path) -> 
     assert code == 0, out
     assert f"0 to create, 0 to update, 0 to delete, {ALERTS} unchanged" in out
     assert len(ours(env)) == ALERTS
-    # What landed is exactly the rendered app, key by key.
+    # What landed is exactly the rendered app, key by key, plus the integration key of each paging alert.
     rendered = {f.path: f.content for f in render(load_spec([spec_dir]), ["splunk"])}
     stanzas = {s.name: s.as_dict() for s in parse_conf(rendered[f"splunk/{APP}/default/savedsearches.conf"])}
+    paging = 0
     for name, settings in stanzas.items():
+        if settings.get("action.pagerduty") == "1":
+            settings = settings | {PAGERDUTY_KEY_PARAM: PD_KEY}
+            paging += 1
         assert env.conf_stanza(APP, name) == settings, name
+    assert paging > 0
 
 
 def test_editing_one_rule_shows_exactly_that_diff(env: SplunkEmulator, spec_dir: Path) -> None:

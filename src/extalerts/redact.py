@@ -8,6 +8,7 @@ every log record created from then on has it replaced, whichever logger and leve
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from typing import Any
@@ -44,3 +45,9 @@ def redact(*secrets: str | None) -> None:
         if not _installed:
             logging.setLogRecordFactory(_redacting_factory(logging.getLogRecordFactory()))
             _installed = True
+
+
+def secret_digest(value: str) -> str:
+    """What plans show for a secret: a short hash of it, so a changed secret shows as changed and no
+    plan, diff or log ever holds the value."""
+    return "(secret sha256:" + hashlib.sha256(value.encode()).hexdigest()[:8] + ")"

@@ -12,22 +12,66 @@ from extalerts.cli.options import output_option, plural, resolve_paths, spec_pat
 
 @click.command("doctor")
 @spec_paths
-@click.option("--api-url", default=None, metavar="URL", help="Cloudflare API base URL (e.g. a local emulator).")
+@click.option(
+    "--provider",
+    "-p",
+    "provider_name",
+    type=click.Choice(["logpush", "splunk"]),
+    default="logpush",
+    show_default=True,
+    help="What to check: the Logpush jobs (Cloudflare API), or the Splunk side.",
+)
+@click.option(
+    "--api-url",
+    default=None,
+    metavar="URL",
+    help="Cloudflare API base URL, or for Splunk the management URL instead of SPLUNK_URL (e.g. a local emulator).",
+)
+@click.option(
+    "--lookback",
+    type=click.IntRange(1, 1440),
+    default=15,
+    show_default=True,
+    metavar="MINUTES",
+    help="Splunk: how far back to count events in the searched index.",
+)
+@click.option("--insecure", is_flag=True, help="Splunk: do not verify the TLS certificate of the management port.")
 @output_option
-def doctor_command(paths: tuple[Path, ...], api_url: str | None, output: str) -> None:
-    """Check, through the Cloudflare API, that every managed Logpush job exists, is enabled and
-    delivers, and that every Worker in logpush.scripts has Logpush on. Exit code 1 on any problem.
+def doctor_command(
+    paths: tuple[Path, ...], provider_name: str, api_url: str | None, lookback: int, insecure: bool, output: str
+) -> None:
+    """Check that logs really flow from the Workers to the providers, and that alerts can notify.
+
+    --provider logpush (default): through the Cloudflare API, every managed Logpush job exists, is
+    enabled and delivers, and every Worker in logpush.scripts has Logpush on.
+
+    --provider splunk: the spec's app exists; every alert action the alerts use is installed and
+    enabled; events of the last --lookback minutes reach the index and sourcetype the searches read
+    (a one-shot search); and, when readable, the HEC token's default index is that index.
+
+    Exit code 1 on any problem.
 
     \b
-    Example:
+    Examples:
       CLOUDFLARE_API_TOKEN=… CLOUDFLARE_ACCOUNT_ID=… extalerts doctor
+      SPLUNK_URL=https://splunk:8089 SPLUNK_TOKEN=… extalerts doctor --provider splunk
     """
-    from extalerts.doctor import doctor
-    from extalerts.providers.cloudflare_api import CloudflareApi, CloudflareSettings
     from extalerts.spec import load_spec
 
     spec = load_spec(resolve_paths(paths))
-    findings = doctor(spec, CloudflareApi(CloudflareSettings.from_env(api_url)))
+    if provider_name == "splunk":
+        from extalerts.doctor_splunk import splunk_doctor
+        from extalerts.providers.splunk import SplunkApi, SplunkProvider, SplunkSettings
+
+        if insecure:
+            click.echo("warning: --insecure: the server's TLS certificate is not verified", err=True)
+        settings = SplunkSettings.from_env(api_url, insecure=insecure)
+        findings = splunk_doctor(spec, SplunkProvider(SplunkApi(settings)), lookback)
+    else:
+        from extalerts.doctor import doctor
+        from extalerts.providers.cloudflare_api import CloudflareApi, CloudflareSettings
+
+        findings = doctor(spec, CloudflareApi(CloudflareSettings.from_env(api_url)))
     problems = [f for f in findings if not f.ok]
     if output == "json":
         click.echo(

@@ -115,19 +115,41 @@ def datadog_emulator_command(
 
 @emulator_group.command("splunk")
 @server_options(default_port=8089)
+@click.option(
+    "--app",
+    "apps",
+    multiple=True,
+    metavar="NAME",
+    help="An app installed from the start (repeatable); otherwise only Splunk's own, as on a fresh install.",
+)
+@click.option(
+    "--alert-action",
+    "alert_actions",
+    multiple=True,
+    metavar="NAME",
+    help="An alert action installed besides the built-in ones (repeatable), e.g. pagerduty or slack.",
+)
 def splunk_emulator_command(
-    host: str, port: int, fault_rate: float, latency: float, seed: int, env_file: Path | None
+    host: str,
+    port: int,
+    fault_rate: float,
+    latency: float,
+    seed: int,
+    env_file: Path | None,
+    apps: tuple[str, ...],
+    alert_actions: tuple[str, ...],
 ) -> None:
     """Serve Splunk's saved-searches REST API and HEC raw ingest on loopback, over plain HTTP.
 
     It accepts the token in SPLUNK_TOKEN (REST) and SPLUNK_HEC_TOKEN (HEC), or, when unset, tokens
-    it makes up and prints, with SPLUNK_URL and SPLUNK_HEC_URL (both this server).
+    it makes up and prints, with SPLUNK_URL and SPLUNK_HEC_URL (both this server). Like a fresh
+    Splunk it has no extalerts app: install it with --app, or push with --create-app.
 
     \b
     Example:
-      extalerts emulator splunk --port 8089 --env-file build/splunk.env &
+      extalerts emulator splunk --port 8089 --alert-action pagerduty --env-file build/splunk.env &
       while [ ! -f build/splunk.env ]; do sleep 0.1; done; . build/splunk.env
-      extalerts push --provider splunk --yes
+      extalerts push --provider splunk --create-app --yes
     """
     from extalerts.emulators.base import Faults
     from extalerts.emulators.splunk import SplunkEmulator, made_up_hec_token
@@ -137,6 +159,8 @@ def splunk_emulator_command(
     emulator = SplunkEmulator(
         token=tokens["SPLUNK_TOKEN"],
         hec_token=tokens["SPLUNK_HEC_TOKEN"],
+        apps=apps,
+        alert_actions=alert_actions,
         faults=Faults(rate=fault_rate, seed=seed, latency=latency),
         host=host,
         port=port,

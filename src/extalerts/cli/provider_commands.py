@@ -64,6 +64,7 @@ def _build(
     templates_dir: Path | None,
     prune: bool,
     insecure: bool,
+    create_app: bool = False,
 ) -> tuple[Provider, Plan]:
     from extalerts.plan import compute_plan
     from extalerts.providers import ProviderOptions, build_provider
@@ -72,7 +73,7 @@ def _build(
     spec = load_spec(resolve_paths(paths))
     if insecure:
         click.echo("warning: --insecure: the server's TLS certificate is not verified", err=True)
-    options = ProviderOptions(api_url=api_url, templates_dir=templates_dir, insecure=insecure)
+    options = ProviderOptions(api_url=api_url, templates_dir=templates_dir, insecure=insecure, create_app=create_app)
     provider = build_provider(provider_name, options)
     desired = provider.desired(spec)
     live = provider.fetch()
@@ -160,6 +161,12 @@ def plan_command(
 )
 @click.option("--concurrency", type=click.IntRange(1, 32), default=8, show_default=True, help="Parallel API writes.")
 @click.option(
+    "--create-app",
+    is_flag=True,
+    help="Splunk Enterprise: create the spec's app through REST (apps/local) when it is missing. "
+    "Otherwise install the packaged app first (`extalerts package`).",
+)
+@click.option(
     "--state-file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=DEFAULT_STATE_FILE,
@@ -179,6 +186,7 @@ def push_command(
     allow_mass_delete: bool,
     max_delete_share: float,
     concurrency: int,
+    create_app: bool,
     state_file: Path,
     output: str,
 ) -> None:
@@ -195,11 +203,12 @@ def push_command(
     Examples:
       DD_API_KEY=… DD_APP_KEY=… extalerts push --provider datadog --yes
       SPLUNK_URL=https://splunk:8089 SPLUNK_TOKEN=… extalerts push -p splunk --yes
+      extalerts push -p splunk --create-app --yes   # a Splunk Enterprise without the app
       extalerts push -p datadog --prune --dry-run
     """
     from extalerts.plan import Guards, StateFile, check_guards, plan_to_json
 
-    provider, plan = _build(paths, provider_name, api_url, templates_dir, prune, insecure)
+    provider, plan = _build(paths, provider_name, api_url, templates_dir, prune, insecure, create_app)
     state = StateFile(state_file)
     if output == "text":
         print_plan(plan)

@@ -17,6 +17,15 @@ Emulated, as the real ``splunk-sdk`` (``splunklib``) drives it:
 - ``…/alerts/fired_alerts`` (one group per alerting search, plus the ``-`` group of all) and
   ``…/alerts/fired_alerts/{name}``; ``fire()`` records a trigger the way the scheduler would.
 - HEC ``POST /services/collector/raw`` (served on the same port): body lines kept per index and sourcetype.
+- Apps: a namespaced call into an app that is not installed is answered 404 ``Application does not exist:
+  <app>`` (splunkd's exact text for it is not confirmed; see ``_check_app``). ``…/apps/local`` lists,
+  reads and creates apps (``POST`` with ``name``, as Splunk Enterprise takes it); Splunk's own apps
+  (``search``, ``launcher``, ``system``, ``splunk_httpinput``) are always there, others by ``apps=``.
+- ``…/authentication/current-context`` (the caller's user name and roles), ``…/alerts/alert_actions`` (the
+  built-in actions plus those installed by ``alert_actions=``), ``…/data/inputs/http`` (the HEC token with
+  its default ``index``), and a one-shot search job (``POST …/search/jobs``, ``exec_mode=oneshot``) that
+  runs exactly one query shape, ``search index=X sourcetype=Y | stats count`` over the time range: the
+  count of HEC lines that arrived in it (by arrival time). Anything else is refused with a 400 saying so.
 
 Faults (``extalerts.emulators.base.Faults``): a drawn ``"429"`` becomes splunkd's 503, plus 500, slow
 answers and answers lost after the write was committed. Every call is counted per route and logged.
@@ -38,7 +47,7 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
@@ -435,6 +444,8 @@ class SplunkEmulator(EmulatorServer):
         password: str | None = None,
         hec_token: str | None = None,
         hec_default_index: str = "main",
+        apps: Iterable[str] = (),
+        alert_actions: Iterable[str] = (),
         faults: Faults | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -453,6 +464,16 @@ class SplunkEmulator(EmulatorServer):
         self.hec_events: dict[tuple[str, str], list[str]] = {}
         #: The same lines in arrival order, as (index, sourcetype, line), for the sandbox's evaluation.
         self.hec_log: list[tuple[str, str, str]] = []
+        #: When each HEC line arrived (emulator clock), with its index and sourcetype: what a one-shot count reads.
+        self.hec_arrivals: list[tuple[float, str, str]] = []
+        #: Installed apps by name (their ``apps/local`` content), Splunk's own ones included.
+        self.apps: dict[str, dict[str, str]] = {name: _app_content(name) for name in (*BUILTIN_APPS, *apps)}
+        #: Alert actions by name (their ``alerts/alert_actions`` content): the built-in ones and those installed.
+        self.alert_actions: dict[str, dict[str, str]] = {
+            name: _alert_action_content(name) for name in BUILTIN_ALERT_ACTIONS
+        }
+        for name in alert_actions:
+            self.add_alert_action(name)
         self._searches: dict[tuple[str, str], _SavedSearch] = {}
         self._sessions: dict[str, str] = {}
         self._fired_count = 0
@@ -465,6 +486,7 @@ class SplunkEmulator(EmulatorServer):
     ) -> None:
         """Create a saved search directly (as if someone clicked it together in the UI); REST names."""
         with self._lock:
+            self.apps.setdefault(app, _app_content(app))
             try:
                 settings = self._settings(params, {}, create=False, json_mode=False)
             except _Reply as reply:
@@ -517,6 +539,16 @@ class SplunkEmulator(EmulatorServer):
             )
             return sid
 
+    def install_app(self, name: str) -> None:
+        """Install an app, as deploying the packaged app (or ACS) does."""
+        with self._lock:
+            self.apps.setdefault(name, _app_content(name))
+
+    def add_alert_action(self, name: str, *, disabled: bool = False) -> None:
+        """Install an alert action (as its app does, e.g. the PagerDuty app's ``pagerduty``), or disable one."""
+        with self._lock:
+            self.alert_actions[name] = _alert_action_content(name) | {"disabled": "1" if disabled else "0"}
+
     def ingested(self, index: str, sourcetype: str) -> list[str]:
         """The raw lines HEC received for this index and sourcetype."""
         with self._lock:
@@ -548,6 +580,7 @@ class SplunkEmulator(EmulatorServer):
             r("POST", f"{searches}/{{name}}/disable", self._disable),
             r("GET", alerts, self._list_alert_groups),
             r("GET", f"{alerts}/{{name}}", self._list_fired_alerts),
+            *self._provisioning_routes(r),
         ]
 
     def _serve(self, request: BaseHTTPRequestHandler) -> None:
@@ -590,7 +623,9 @@ class SplunkEmulator(EmulatorServer):
             return
         try:
             with self._lock:
-                answer = route.handler(_Call(request.command, groups, query, form, raw, request.headers, user))
+                call = _Call(request.command, groups, query, form, raw, request.headers, user)
+                self._check_app(call)
+                answer = route.handler(call)
         except _Reply as reply:
             answer = reply.answer
         self._record(request, url.path, logged, answer)
@@ -987,4 +1022,171 @@ class SplunkEmulator(EmulatorServer):
         with self._lock:
             self.hec_events.setdefault((index, sourcetype), []).extend(lines)
             self.hec_log.extend((index, sourcetype, line) for line in lines)
+            arrived = self.clock()
+            self.hec_arrivals.extend((arrived, index, sourcetype) for _ in lines)
         return _Answer(200, json.dumps({"text": "Success", "code": 0}).encode(), "application/json")
+
+    # ------------------------------------------------------------------- apps, actions, inputs, one-shot
+
+    def _provisioning_routes(self, r: Callable[..., _Route]) -> list[_Route]:
+        ns = "/servicesNS/{owner}/{app}"
+        return [
+            r("GET", f"{ns}/apps/local", self._list_apps),
+            r("POST", f"{ns}/apps/local", self._create_app),
+            r("GET", f"{ns}/apps/local/{{name}}", self._get_app),
+            r("GET", f"{ns}/authentication/current-context", self._current_context),
+            r("GET", f"{ns}/alerts/alert_actions", self._list_alert_actions),
+            r("GET", f"{ns}/data/inputs/http", self._list_http_inputs),
+            r("POST", f"{ns}/search/jobs", self._oneshot_count),
+        ]
+
+    def _check_app(self, call: _Call) -> None:
+        """splunkd refuses a namespace whose app is not installed. The 404 and its text are the
+        emulator's most faithful reading: the status and message shape are splunkd's, the exact wording
+        ("Application does not exist: <app>") is what users report and not confirmed by a source."""
+        app = call.groups.get("app")
+        if app and app != "-" and app not in self.apps:
+            raise _error(404, f"Application does not exist: {app}", json_mode=call.json)
+
+    def _app_entry(self, call: _Call, name: str) -> _Entry:
+        path = _path(call.namespace.owner, call.namespace.app, "apps/local", name)
+        acl = {"app": "system", "owner": "nobody", "sharing": "app", "perms": {"read": ["*"], "write": ["admin"]}}
+        return _Entry(name, path, "nobody", {**self.apps[name], "eai:acl": acl}, self._now())
+
+    def _list_apps(self, call: _Call) -> _Answer:
+        entries = [self._app_entry(call, name) for name in sorted(self.apps)]
+        return self._render(call, "apps/local", entries, paged=True)
+
+    def _get_app(self, call: _Call) -> _Answer:
+        if call.name not in self.apps:
+            raise _error(404, f"Could not find object id={call.name}", json_mode=call.json)
+        return self._render(call, "apps/local", [self._app_entry(call, call.name)])
+
+    def _create_app(self, call: _Call) -> _Answer:
+        name = call.form.get("name", "")
+        if not name.strip():
+            raise _error(400, 'Argument "name" is required.', json_mode=call.json)
+        if name in self.apps:
+            raise _error(409, f"An object with name={name} already exists", json_mode=call.json)
+        content = _app_content(name)
+        for key in ("label", "description", "author", "version", "visible"):
+            if key in call.form:
+                content[key] = call.form[key]
+        self.apps[name] = content
+        return self._render(call, "apps/local", [self._app_entry(call, name)], status=201)
+
+    def _current_context(self, call: _Call) -> _Answer:
+        path = _path(call.namespace.owner, call.namespace.app, "authentication/current-context", "context")
+        content = {"username": call.user, "realname": "", "roles": ["admin"], "defaultApp": "search"}
+        return self._render(
+            call, "authentication/current-context", [_Entry("context", path, call.user, content, self._now())]
+        )
+
+    def _list_alert_actions(self, call: _Call) -> _Answer:
+        entries = [
+            _Entry(
+                name,
+                _path("nobody", content.get("eai:appName", "system"), "alerts/alert_actions", name),
+                "nobody",
+                dict(content),
+                self._now(),
+            )
+            for name, content in sorted(self.alert_actions.items())
+        ]
+        return self._render(call, "alerts/alert_actions", entries, paged=True)
+
+    def _list_http_inputs(self, call: _Call) -> _Answer:
+        entries = []
+        if self.hec_token is not None:
+            name = "http://extalerts-logpush"
+            content: dict[str, Any] = {
+                "token": self.hec_token,
+                "index": self.hec_default_index,
+                "indexes": [],
+                "sourcetype": "",
+                "disabled": "0",
+                "useACK": "0",
+            }
+            path = _path("nobody", "splunk_httpinput", "data/inputs/http", name)
+            entries.append(_Entry(name, path, "nobody", content, self._now()))
+        return self._render(call, "data/inputs/http", entries, paged=True)
+
+    def _oneshot_count(self, call: _Call) -> _Answer:
+        """A one-shot job for ``search index=X sourcetype=Y [earliest=-Nm] | stats count`` only: the count of
+        HEC lines that arrived in the time range. The SPL executor lives elsewhere; this answers doctor."""
+        query = call.form.get("search", "")
+        if call.form.get("exec_mode") != "oneshot" or not call.json:
+            raise _error(400, "the emulator runs only one-shot jobs with output_mode=json", json_mode=call.json)
+        match = _COUNT_QUERY.match(query)
+        if match is None:
+            message = 'the emulator runs only "search index=X sourcetype=Y [earliest=-Nm] | stats count" as a job'
+            raise _error(400, message, json_mode=True)
+        now = self.clock()
+        earliest = _relative_seconds(match.group("earliest") or call.form.get("earliest_time") or "", now, 0.0)
+        latest = _relative_seconds(call.form.get("latest_time") or "now", now, now)
+        if earliest is None or latest is None:
+            raise _error(400, "earliest and latest must be now or -N<s|m|h|d>", json_mode=True)
+        index, sourcetype = match.group("index"), match.group("sourcetype")
+        count = sum(
+            1
+            for arrived, got_index, got_sourcetype in self.hec_arrivals
+            if got_index == index and got_sourcetype == sourcetype and earliest <= arrived <= latest
+        )
+        document = {
+            "preview": False,
+            "init_offset": 0,
+            "messages": [],
+            "fields": [{"name": "count"}],
+            "results": [{"count": str(count)}],
+        }
+        return _Answer(200, json.dumps(document).encode(), "application/json")
+
+
+#: Apps every splunkd has (a fresh install): the namespaces extalerts' calls may name without installing anything.
+BUILTIN_APPS = ("launcher", "search", "splunk_httpinput", "system")
+#: Alert actions a fresh Splunk Enterprise 9.2 lists (Settings > Alert actions), by name: (label, app, is_custom).
+BUILTIN_ALERT_ACTIONS: dict[str, tuple[str, str, str]] = {
+    "email": ("Send email", "system", "0"),
+    "logevent": ("Log Event", "alert_logevent", "1"),
+    "lookup": ("Output results to lookup", "system", "0"),
+    "populate_lookup": ("Populate lookup", "system", "0"),
+    "rss": ("RSS", "system", "0"),
+    "script": ("Run a script", "system", "0"),
+    "summary_index": ("Summary indexing", "system", "0"),
+    "webhook": ("Webhook", "alert_webhook", "1"),
+}
+#: Actions installed by an app, by name: (label, app), as their apps' alert_actions.conf name them.
+APP_ALERT_ACTIONS: dict[str, tuple[str, str]] = {
+    "pagerduty": ("PagerDuty", "pagerduty_incidents"),
+    "slack": ("Slack", "slack_alerts"),
+}
+_COUNT_QUERY = re.compile(
+    r'^\s*search\s+index=(?P<index>[A-Za-z0-9_-]+)\s+sourcetype=(?P<quote>"?)(?P<sourcetype>[A-Za-z0-9_:.-]+)(?P=quote)'
+    r"(?:\s+earliest=(?P<earliest>\S+))?\s*\|\s*stats\s+count\s*$"
+)
+_RELATIVE = re.compile(r"^-(\d+)([smhd])$")
+
+
+def _relative_seconds(text: str, now: float, default: float) -> float | None:
+    """``-15m`` → now minus 15 minutes; ``now`` → now; empty → ``default``; anything else None."""
+    if not text:
+        return default
+    if text == "now":
+        return now
+    match = _RELATIVE.match(text)
+    if match is None:
+        return None
+    return now - int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+def _app_content(name: str) -> dict[str, str]:
+    return {"label": name, "version": "1.0.0", "visible": "1", "disabled": "0", "configured": "1"}
+
+
+def _alert_action_content(name: str) -> dict[str, str]:
+    if name in BUILTIN_ALERT_ACTIONS:
+        label, app, custom = BUILTIN_ALERT_ACTIONS[name]
+    else:
+        label, app = APP_ALERT_ACTIONS.get(name, (name, name))
+        custom = "1"
+    return {"label": label, "is_custom": custom, "disabled": "0", "payload_format": "json", "eai:appName": app}

@@ -21,6 +21,8 @@ class ProviderOptions:
     templates_dir: Path | None = None
     #: Splunk: do not verify the management port's TLS certificate.
     insecure: bool = False
+    #: Splunk: create the spec's app through REST when it is missing, instead of stopping.
+    create_app: bool = False
 
 
 def _datadog(options: ProviderOptions) -> Provider:
@@ -36,7 +38,7 @@ def _splunk(options: ProviderOptions) -> Provider:
     from extalerts.render.templates import Templates
 
     settings = SplunkSettings.from_env(options.api_url, insecure=options.insecure)
-    return SplunkProvider(SplunkApi(settings), Templates(options.templates_dir))
+    return SplunkProvider(SplunkApi(settings), Templates(options.templates_dir), create_app=options.create_app)
 
 
 def _logpush(options: ProviderOptions) -> Provider:

@@ -11,7 +11,6 @@ whole (a PUT replaces it) and compared on the keys extalerts sets; a changed dat
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -21,7 +20,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 from extalerts.errors import ApiError, ConfigError
 from extalerts.providers.base import Action, Change, Resource
 from extalerts.providers.cloudflare_api import CloudflareApi
-from extalerts.redact import redact
+from extalerts.redact import redact, secret_digest
 from extalerts.spec.loader import Spec
 from extalerts.spec.models import LogpushJob
 
@@ -73,7 +72,7 @@ def mask_destination(conf: str) -> str:
     params = []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key.lower() in SECRET_PARAMS:
-            value = "(secret sha256:" + hashlib.sha256(value.encode()).hexdigest()[:8] + ")"
+            value = secret_digest(value)
         params.append(f"{key}={value}")
     return f"{parts.scheme}://{parts.netloc}{parts.path}?" + "&".join(params)
 

@@ -291,10 +291,9 @@ class SplunkRenderer:
                 "action.slack.param.attachment": "alert_link",
             }
         assert target.pagerduty is not None
-        settings = {"action.pagerduty": "1"}
-        if target.pagerduty.splunk_integration_url:
-            settings["action.pagerduty.param.integration_url_override"] = target.pagerduty.splunk_integration_url
-        return settings
+        # The integration key is a secret: `push` adds it from the environment (providers/splunk.py),
+        # so no rendered file, package or plan holds it.
+        return {"action.pagerduty": "1"}
 
     # ----------------------------------------------------------------------------------- files
 

@@ -88,6 +88,10 @@ _ACTION = re.compile(r"^action\.([a-z_]+)(?:\.(.+))?$")
 PROTECTED_KEYS: frozenset[str] = frozenset(
     {"search", "description", "enableSched", "counttype", "relation", "quantity", "alert_condition", "alert.track"}
 )
+#: Parameters that hold secrets: never in the spec or a rendered file; `push` sets them from the environment.
+SECRET_KEYS: frozenset[str] = frozenset(
+    {"action.pagerduty.param.integration_key_override", "action.pagerduty.param.integration_url_override"}
+)
 _BOOLEAN = re.compile(r"^(0|1|true|false)$", re.IGNORECASE)
 _CRON_FIELD = re.compile(r"^[0-9*/,-]+$")
 _TIME_SPECIFIER = re.compile(r"^[0-9]+[smhd]?$")
@@ -135,6 +139,10 @@ def override_problems(overrides: dict[str, str], enabled_actions: set[str], grou
         problem = key_problem(key) or value_problem(key, value)
         if not problem and key in PROTECTED_KEYS:
             problem = f"{key} is set by extalerts and cannot be overridden"
+        if not problem and key in SECRET_KEYS:
+            problem = (
+                f"{key} holds a secret; name the variable holding it in the target's pagerduty.integration_key_env"
+            )
         match = _ACTION.match(key)
         if not problem and match and match.group(2) is not None and match.group(1) not in actions:
             problem = f"{key} needs the {match.group(1)} action, which this rule does not enable"

@@ -47,6 +47,8 @@ class Sandbox:
             "SPLUNK_HEC_TOKEN": made_up_hec_token(),
             "CLOUDFLARE_API_TOKEN": secrets.token_hex(20),
             "CLOUDFLARE_ACCOUNT_ID": secrets.token_hex(16),
+            # Made-up PagerDuty integration keys, for the variables the spec's targets name.
+            **{name: secrets.token_hex(16) for name in _pagerduty_key_variables(spec)},
         }
         dd_port, splunk_port, cf_port, sink_port = ports
         now = self.clock.now
@@ -59,6 +61,10 @@ class Sandbox:
             hec_token=self.keys["SPLUNK_HEC_TOKEN"],
             # The token's default index is where the spec's searches look, as an admin would set it up.
             hec_default_index=_splunk_index(spec),
+            # As a Splunk set up for the spec would be: the packaged app installed, and the alert
+            # actions its targets use (the PagerDuty and Slack apps).
+            apps=[spec.splunk_app],
+            alert_actions=sorted({t.kind for t in spec.targets.values()} & {"pagerduty", "slack"}),
             host=host,
             port=splunk_port,
             clock=now,
@@ -153,3 +159,13 @@ class Sandbox:
 def _splunk_index(spec: Spec) -> str:
     indexes = sorted({rule.source.splunk.index for rule in spec.rules})
     return indexes[0] if indexes else "main"
+
+
+def _pagerduty_key_variables(spec: Spec) -> list[str]:
+    return sorted(
+        {
+            t.pagerduty.integration_key_env
+            for t in spec.targets.values()
+            if t.pagerduty and t.pagerduty.integration_key_env
+        }
+    )

@@ -90,6 +90,10 @@ class Spec:
     logpush: Logpush = field(default_factory=lambda: Logpush())
     #: Each Logpush job's filter as the job's ``filter`` string (None: ships everything).
     logpush_filters: Mapping[str, str | None] = field(default_factory=dict)
+    #: Where each target is defined, for messages about it.
+    target_locations: Mapping[str, Location] = field(default_factory=dict)
+    #: Problems that concern one provider only: `validate` prints them, that provider's push refuses.
+    warnings: tuple[SpecIssue, ...] = ()
 
     @property
     def splunk_app(self) -> str:
@@ -547,6 +551,7 @@ def _resolve(files: list[Path], merged: _Merged, issues: list[SpecIssue]) -> Spe
     # Only against well-formed jobs: a misspelt job field would otherwise also read as unshipped.
     if merged.logpush is not None and len(issues) == before:
         _check_rules_are_shipped(resolved, logpush, catalog, issues)
+    target_locations = {name: where for name, (_, where) in merged.targets.items()}
     return Spec(
         files=tuple(files),
         defaults=defaults,
@@ -556,7 +561,54 @@ def _resolve(files: list[Path], merged: _Merged, issues: list[SpecIssue]) -> Spe
         rules=tuple(resolved),
         logpush=logpush,
         logpush_filters=filters,
+        target_locations=target_locations,
+        warnings=tuple(splunk_paging_issues(resolved, target_locations)),
     )
+
+
+#: Levels at which a Splunk alert runs its actions (recovery sends nothing: Splunk keeps no state).
+_SPLUNK_LEVELS = ("alert", "warning")
+
+
+def splunk_pages(rule: ResolvedRule, level: str) -> list[tuple[str, Target]]:
+    """The PagerDuty targets a rule's Splunk alert at ``level`` pages."""
+    return [(name, t) for name, t in rule.targets if t.pagerduty is not None and level in t.levels]
+
+
+def splunk_paging_issues(rules: Sequence[ResolvedRule], locations: Mapping[str, Location]) -> list[SpecIssue]:
+    """What stops the Splunk alerts from paging: a PagerDuty target without the variable that holds its
+    integration key, or one alert paging two services (a saved search has one PagerDuty action).
+    Warnings, not errors: a spec used only with Datadog needs neither; `push --provider splunk` refuses."""
+    keyless: dict[str, list[str]] = {}
+    issues: list[SpecIssue] = []
+    for rule in rules:
+        for level in _SPLUNK_LEVELS:
+            paged = splunk_pages(rule, level)
+            for name, target in paged:
+                assert target.pagerduty is not None
+                if target.pagerduty.integration_key_env is None and rule.id not in keyless.setdefault(name, []):
+                    keyless[name].append(rule.id)
+            if len(paged) > 1:
+                names = ", ".join(f"`{name}`" for name, _ in paged)
+                issues.append(
+                    SpecIssue(
+                        rule.location,
+                        f"rule `{rule.id}`: its Splunk {level} pages {names}, "
+                        "but a Splunk alert has one PagerDuty action",
+                        "route the rule to one PagerDuty target per level",
+                    )
+                )
+    for name, rule_ids in sorted(keyless.items()):
+        env = "PD_KEY_" + "".join(c if c.isalnum() else "_" for c in name.upper())
+        issues.append(
+            SpecIssue(
+                locations.get(name, Location(Path("?"))),
+                f"target `{name}`: no pagerduty.integration_key_env, so the Splunk alerts of "
+                f"{', '.join(f'`{r}`' for r in rule_ids)} cannot page it (push --provider splunk refuses)",
+                f"export the service's integration key and name the variable, e.g. integration_key_env: {env}",
+            )
+        )
+    return issues
 
 
 def _check_logpush(

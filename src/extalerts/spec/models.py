@@ -193,12 +193,29 @@ class SlackTarget(Model):
     workspace: Name = Field(description="Datadog Slack integration account name")
 
 
+#: The name of an environment variable (never its value): where a secret is read from at push time.
+EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$", max_length=128)]
+
+
 class PagerDutyTarget(Model):
     service: Name = Field(description="PagerDuty service name as configured in the Datadog integration")
-    splunk_integration_url: Url | None = Field(
+    integration_key_env: EnvName | None = Field(
         None,
-        description="Events integration URL for the Splunk PagerDuty app; omit to use the app's default",
+        description="Splunk: the environment variable holding this service's Events API integration key. "
+        "`push --provider splunk` reads it and sends it as the alert's integration_key_override; the key is "
+        "never written to a file. Required when a rule pages this target from Splunk.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_key_in_the_spec(cls, data: Any) -> Any:
+        # The integration URL holds the key; it must not sit in YAML, rendered files or the app.
+        if isinstance(data, dict) and "splunk_integration_url" in data:
+            raise ValueError(
+                "splunk_integration_url puts the integration key in the spec; export the key in a variable "
+                "and name the variable in integration_key_env"
+            )
+        return data
 
 
 class EmailTarget(Model):
