@@ -350,7 +350,7 @@ def load_tests(paths: Sequence[Path], spec: Spec) -> list[LoadedTest]:
     rules = {r.id: r for r in spec.rules}
     spec_files: list[Path] = []
     for path in discover(paths):
-        read = read_yaml(path, issues)
+        read = read_yaml(path, issues, control_characters=True)  # nothing of a test file is rendered
         if read is None:
             continue
         data, text = read

@@ -1,0 +1,168 @@
+"""Hostile and broken input: every case is a located error (exit 1), within bounded time and memory.
+
+The bounds are guards, not benchmarks: each case runs in a subprocess whose address space is capped
+(``RLIMIT_AS``) and which is killed after a generous timeout; a case that needed the unbounded
+memory or time it once took fails there rather than slowing the suite.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from extalerts.errors import FilterSyntaxError, SpecError, SpecIssue
+from extalerts.filter import parse
+from extalerts.spec import load_spec
+from extalerts.spec.loader import MAX_YAML_DEPTH, MAX_YAML_NODES
+from tests.conftest import write
+
+#: Address space a validate run may use: well above what a normal run maps, far below a runaway one.
+VALIDATE_MEMORY = 200 * 1024**2
+#: Generous: a loaded shared machine; the runaway cases took minutes.
+TIMEOUT_S = 60
+
+RULE = """\
+version: 1
+targets:
+  chat: {{slack: {{workspace: acme, channel: alerts}}}}
+rules:
+  - id: errors
+    title: {title}
+    severity: high
+    filter: {filter}
+    signal: {{kind: count}}
+    window: 5m
+    thresholds: {thresholds}
+    notify: [chat]
+"""
+
+
+def rule_text(title: str = "Errors", filter: str = "'Outcome != \"ok\"'", thresholds: str = "{critical: 1}") -> str:
+    return RULE.format(title=title, filter=filter, thresholds=thresholds)
+
+
+def billion_laughs(levels: int = 9) -> str:
+    lines = ["version: 1", "overrides:", '  l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"  l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 9)}]" for n in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def _limit_memory(limit: int) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def run_bounded(*args: str, memory: int = VALIDATE_MEMORY, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``extalerts ARGS`` in a subprocess limited to ``memory`` bytes of address space."""
+    return subprocess.run(
+        [sys.executable, "-m", "extalerts", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        preexec_fn=lambda: _limit_memory(memory),
+        env={**os.environ, "NO_COLOR": "1"},
+        check=False,
+    )
+
+
+HOSTILE_SPECS = {
+    "billion laughs, 9 alias levels": (billion_laughs(), "values once aliases are expanded"),
+    "100,000 nested brackets": ("version: 1\nrules: " + "[" * 100_000 + "]" * 100_000 + "\n", "nested deeper than"),
+    "5,000 nested not": (rule_text(filter="'" + "not " * 5000 + 'Outcome == "ok"\''), "nested deeper than 32"),
+    "5,000 nested parentheses": (
+        rule_text(filter="'" + "(" * 5000 + 'Outcome == "ok"' + ")" * 5000 + "'"),
+        "nested deeper than 32",
+    ),
+    "a 5,000-digit threshold": (rule_text(thresholds="{critical: " + "9" * 5000 + "}"), "a number of 5,000 characters"),
+    "a 5,000-digit filter value": (rule_text(filter="'CPUTimeMs > " + "9" * 5000 + "'"), "a number of 5,000"),
+    "a NaN threshold": (rule_text(thresholds="{critical: .nan}"), "finite number"),
+    "an infinite threshold": (rule_text(thresholds="{critical: .inf}"), "finite number"),
+    "a threshold past the largest float": (rule_text(thresholds="{critical: 1e400}"), "finite number"),
+    "a NUL in a title": (rule_text(title='"Err\\0ors"'), "control character U+0000"),
+    "an escape character in a description": (
+        rule_text() + '    description: "colour \\e[31m"\n',
+        "control character U+001B",
+    ),
+    "a tab in a flow mapping": (
+        rule_text().replace("{kind: count}", "{kind: ratio, match: 'Outcome == \"ok\"', min\t_events: 20}"),
+        "YAML syntax error",
+    ),
+    "a Datadog source query with an unbalanced ]": (
+        rule_text() + "sources:\n  workers: {datadog: {query: 'source:cloudflare ]'}}\n",
+        "datadog.query: unexpected `]`",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_SPECS))
+def test_hostile_spec_is_a_located_error_in_bounded_memory(tmp_path: Path, case: str) -> None:
+    text, message = HOSTILE_SPECS[case]
+    (tmp_path / "monitors").mkdir()
+    (tmp_path / "monitors" / "rules.yaml").write_text(text, encoding="utf-8")
+    result = run_bounded("validate", "monitors/", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "error: unexpected" not in result.stderr
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("monitors/rules.yaml:"), first  # file and line
+    assert first.split(":")[1].isdigit(), first
+    assert message in result.stderr
+
+
+def issues_of(tmp_path: Path, text: str) -> list[SpecIssue]:
+    write(tmp_path / "rules.yaml", text)
+    with pytest.raises(SpecError) as caught:
+        load_spec([tmp_path])
+    return list(caught.value.issues)
+
+
+def test_aliases_within_the_limit_are_read(tmp_path: Path) -> None:
+    # Three levels of nine (1,000 values or so) is far below the limit: aliases as such are fine.
+    text = rule_text() + billion_laughs(3).removeprefix("version: 1\n").replace("overrides:", "x-aliases:")
+    (issue,) = issues_of(tmp_path, text)
+    assert "unknown key `x-aliases`" in issue.message  # read and validated, not refused as too large
+    assert MAX_YAML_NODES >= 10_000
+
+
+def test_nesting_just_within_the_depth_limit_is_read(tmp_path: Path) -> None:
+    deep = "[" * (MAX_YAML_DEPTH - 1) + "]" * (MAX_YAML_DEPTH - 1)
+    (issue,) = issues_of(tmp_path, f"version: 1\nrules: {deep}\n")
+    assert "nested" not in issue.message
+    (issue,) = issues_of(tmp_path, f"version: 1\nrules: [{deep}]\n")
+    assert issue.message == f"nested deeper than {MAX_YAML_DEPTH} levels"
+    assert issue.location.line == 2
+
+
+def test_filter_nesting_within_the_limit_parses() -> None:
+    assert parse("not " * 31 + 'Outcome == "ok"') is not None
+    with pytest.raises(FilterSyntaxError, match="nested deeper than 32"):
+        parse("(" * 33 + 'Outcome == "ok"' + ")" * 33)
+
+
+def test_a_long_group_by_is_one_error_not_one_per_field(tmp_path: Path) -> None:
+    fields = ", ".join(f"f{n}" for n in range(10_000))
+    issues = issues_of(tmp_path, rule_text() + f"    group_by: [{fields}]\n")
+    assert len(issues) == 1
+    assert "group_by: List should have at most 4 items" in issues[0].message
+    assert issues[0].location.line == 13
+
+
+def test_a_dangling_spec_symlink_is_reported_not_skipped(tmp_path: Path) -> None:
+    write(tmp_path / "rules.yaml", rule_text())
+    (tmp_path / "gone.yaml").symlink_to("nowhere.yaml")
+    (issue,) = issues_of(tmp_path, rule_text())
+    assert issue.location.path.name == "gone.yaml"
+    assert issue.message == "a symbolic link to nowhere.yaml, which does not exist"
+
+
+def test_a_symlink_loop_is_a_located_error(tmp_path: Path) -> None:
+    (tmp_path / "monitors").mkdir()
+    (tmp_path / "monitors" / "a.yaml").symlink_to("b.yaml")
+    (tmp_path / "monitors" / "b.yaml").symlink_to("a.yaml")
+    result = run_bounded("validate", "monitors/a.yaml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("monitors/a.yaml: a loop of symbolic links"), result.stderr
