@@ -17,9 +17,10 @@ import pytest
 
 from extalerts.errors import FilterSyntaxError, SpecError, SpecIssue
 from extalerts.filter import parse
+from extalerts.rule_tests import Series
 from extalerts.spec import load_spec
 from extalerts.spec.loader import MAX_YAML_DEPTH, MAX_YAML_NODES
-from tests.conftest import write
+from tests.conftest import MONITORS, write
 
 #: Address space a validate run may use: well above what a normal run maps, far below a runaway one.
 VALIDATE_MEMORY = 200 * 1024**2
@@ -166,3 +167,41 @@ def test_a_symlink_loop_is_a_located_error(tmp_path: Path) -> None:
     result = run_bounded("validate", "monitors/a.yaml", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.startswith("monitors/a.yaml: a loop of symbolic links"), result.stderr
+
+
+# --------------------------------------------------------------------------------------------- rule tests
+
+TEST_FILE = """\
+version: 1
+tests:
+  - name: t
+    rule: worker-exception
+    input:
+{input}
+    expect:
+      - quiet: true
+"""
+
+
+def test_a_huge_series_is_refused_before_a_minute_is_generated(tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_text(TEST_FILE.format(input="      - series: {from: 0m, to: 99999999d, per_minute: 1}"))
+    result = run_bounded("test", "t.yaml", "--spec", str(MONITORS), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "t.yaml:6:" in result.stderr
+    assert "99999999d is past 31d, the longest a rule test runs" in result.stderr
+
+
+def test_series_size_is_counted_without_visiting_minutes() -> None:
+    series = Series.model_validate(
+        {"from": "0m", "to": "31d", "per_minute": 100, "silent": [["1d", "2d"], ["36h", "3d"]]}
+    )
+    assert series.event_count() == 100 * (31 - 2) * 1440
+
+
+def test_a_deeply_nested_fixture_line_is_a_bad_line(tmp_path: Path) -> None:
+    (tmp_path / "f.ndjson").write_text('{"EventTimestampMs": 1, "Event": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    (tmp_path / "t.yaml").write_text(TEST_FILE.format(input="      - file: f.ndjson"))
+    result = run_bounded("test", "t.yaml", "--spec", str(MONITORS), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "f.ndjson:1: JSON nested too deeply to read" in result.stderr
+    assert "error: unexpected" not in result.stderr
