@@ -7,14 +7,18 @@ memory or time it once took fails there rather than slowing the suite.
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import resource
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from extalerts.engine import MAX_LINE_BYTES, gzip_damage
 from extalerts.errors import FilterSyntaxError, SpecError, SpecIssue
 from extalerts.filter import parse
 from extalerts.rule_tests import Series
@@ -205,3 +209,143 @@ def test_a_deeply_nested_fixture_line_is_a_bad_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "f.ndjson:1: JSON nested too deeply to read" in result.stderr
     assert "error: unexpected" not in result.stderr
+
+
+# --------------------------------------------------------------------------------------------- replay
+
+#: Address space a replay may use: DuckDB maps far more than it touches; a runaway replay needed 9 GB.
+REPLAY_MEMORY = 3 * 1024**3 // 2
+TRAILING = "bytes that are not gzip follow the compressed data, from byte {:,}"
+GOOD_EVENTS = 5833
+
+
+def good_lines(count: int = GOOD_EVENTS) -> list[str]:
+    """``count`` events over ten minutes from 2026-01-01T00:00Z, as NDJSON lines."""
+    from tests.test_engine import event
+
+    return [json.dumps(event(10 * n / count, Outcome="exception" if n % 97 == 0 else "ok")) for n in range(count)]
+
+
+def replay(*args: str, cwd: Path) -> tuple[int, dict[str, Any], str]:
+    result = run_bounded(
+        "replay", *args, "--spec", str(MONITORS), "--memory-limit", "256MB", "-o", "json", memory=REPLAY_MEMORY, cwd=cwd
+    )
+    return result.returncode, json.loads(result.stdout) if result.returncode == 0 else {}, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("stamp", "shown"),
+    [
+        (1_767_225_630, "1970-01-21 10:53:45 UTC"),  # seconds, not milliseconds
+        (1_767_225_630_000 - 365 * 86_400_000, "2025-01-01 00:00:30 UTC"),  # a year early
+        (300_000_000_000_000, "EventTimestampMs 300000000000000"),  # past year 9999
+    ],
+)
+def test_an_event_stamped_far_from_the_rest_is_left_out_and_named(tmp_path: Path, stamp: int, shown: str) -> None:
+    lines = good_lines()
+    odd = json.loads(lines[100]) | {"EventTimestampMs": stamp}
+    lines.insert(3000, json.dumps(odd))
+    (tmp_path / "x.ndjson").write_text("\n".join(lines) + "\n")
+    code, report, err = replay("x.ndjson", cwd=tmp_path)
+    assert code == 0, err
+    assert report["events"] == GOOD_EVENTS
+    assert report["first"].startswith("2026-01-01 00:00")
+    assert report["last"].startswith("2026-01-01 00:09")
+    (warning,) = report["warnings"]
+    assert "1 event stamped far from the rest of the input" in warning
+    assert f"x.ndjson:3001 ({shown})" in warning
+
+
+def test_sparse_input_apart_by_days_is_all_evaluated(tmp_path: Path) -> None:
+    from tests.test_engine import event
+
+    events = [event(day * 1440) for day in range(5)]  # one event a day: no stretch is a bulk
+    (tmp_path / "x.ndjson").write_text("".join(json.dumps(e) + "\n" for e in events))
+    code, report, err = replay("x.ndjson", cwd=tmp_path)
+    assert code == 0, err
+    assert report["events"] == 5
+    assert not report["warnings"]
+
+
+def _corrupt_middle(data: bytes) -> bytes:
+    damaged = bytearray(data)
+    for index in range(len(data) // 2, len(data) // 2 + 40):
+        damaged[index] ^= 0x5A
+    return bytes(damaged)
+
+
+def test_gzip_damage_is_found_with_its_offset(tmp_path: Path) -> None:
+    text = ("\n".join(good_lines(2000)) + "\n").encode()
+    whole = gzip.compress(text)
+    cases = {
+        "sound.gz": (whole, None),
+        "two-members.gz": (whole + gzip.compress(text), None),
+        "cut.gz": (whole[:-100], f"the gzip stream is cut short at byte {len(whole) - 100:,}"),
+        "crc.gz": (whole[:-8] + bytes(8), f"the gzip data is damaged at byte {len(whole) - 8:,} (incorrect data check"),
+        "empty.gz": (b"", "the gzip stream is cut short at byte 0"),
+        "trailing.gz": (
+            whole + b"junk",
+            f"bytes that are not gzip follow the compressed data, from byte {len(whole):,}",
+        ),
+    }
+    for name, (data, expected) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        damage = gzip_damage(str(tmp_path / name))
+        assert (str(damage) if damage else None) == expected or str(damage).startswith(str(expected)), name
+    (tmp_path / "middle.gz").write_bytes(_corrupt_middle(whole))
+    damage = gzip_damage(str(tmp_path / "middle.gz"))
+    assert damage is not None
+    assert damage.how == "corrupt"
+    assert len(whole) // 2 <= damage.offset < len(whole)
+
+
+def test_replay_of_a_gzip_corrupt_in_the_middle_warns_with_the_offset(tmp_path: Path) -> None:
+    (tmp_path / "x.ndjson.gz").write_bytes(_corrupt_middle(gzip.compress(("\n".join(good_lines()) + "\n").encode())))
+    code, report, err = replay("x.ndjson.gz", cwd=tmp_path)
+    assert code == 0, err
+    (warning,) = report["warnings"]
+    assert warning.startswith("x.ndjson.gz: the gzip data is damaged at byte ")
+    assert "--strict stops instead" in warning
+    code, _, err = replay("x.ndjson.gz", "--strict", cwd=tmp_path)
+    assert code == 1
+    assert err.startswith("error: x.ndjson.gz: the gzip data is damaged at byte "), err
+
+
+def test_a_truncated_gzip_in_a_folder_is_named_and_the_others_replayed(tmp_path: Path) -> None:
+    whole = gzip.compress(("\n".join(good_lines()) + "\n").encode())
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    (folder / "a.ndjson.gz").write_bytes(whole)
+    (folder / "b.ndjson.gz").write_bytes(whole[:10])
+    (folder / "c.ndjson.gz").write_bytes(whole)
+    code, report, err = replay("archive", cwd=tmp_path)
+    assert code == 0, err
+    assert report["events"] == 2 * GOOD_EVENTS
+    (warning,) = report["warnings"]
+    assert warning.startswith("archive/b.ndjson.gz: the gzip stream is cut short at byte 10, before any whole line")
+
+
+def test_a_line_too_long_to_read_is_a_bad_line_not_a_bad_file(tmp_path: Path) -> None:
+    lines = good_lines(500)
+    huge = json.loads(lines[0]) | {"Logs": [{"Level": "log", "Message": ["x" * (3 * MAX_LINE_BYTES)]}]}
+    lines.insert(50, json.dumps(huge))
+    (tmp_path / "x.ndjson").write_text("\n".join(lines) + "\n")
+    code, report, err = replay("x.ndjson", cwd=tmp_path)
+    assert code == 0, err
+    assert report["events"] == 500
+    assert report["bad_lines"] == 1
+    (bad,) = report["bad_line_examples"]
+    assert bad.startswith("x.ndjson:51: a line longer than 16 MiB")
+    code, _, err = replay("x.ndjson", "--strict", cwd=tmp_path)
+    assert code == 1
+    assert "x.ndjson:51: a line longer than 16 MiB" in err
+
+
+def test_a_deeply_nested_replay_line_is_a_bad_line(tmp_path: Path) -> None:
+    lines = good_lines(100)
+    lines.insert(10, '{"EventTimestampMs": 1, "Event": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    (tmp_path / "x.ndjson").write_text("\n".join(lines) + "\n")
+    code, report, err = replay("x.ndjson", cwd=tmp_path)
+    assert code == 0, err
+    assert "error: unexpected" not in err
+    assert report["events"] == 100
