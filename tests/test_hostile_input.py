@@ -349,3 +349,18 @@ def test_a_deeply_nested_replay_line_is_a_bad_line(tmp_path: Path) -> None:
     assert code == 0, err
     assert "error: unexpected" not in err
     assert report["events"] == 100
+
+
+def test_two_events_decades_apart_evaluate_one_bounded_stretch(tmp_path: Path) -> None:
+    from extalerts.engine import Engine
+    from tests.test_engine import event
+
+    late = event(0)
+    early = late | {"EventTimestampMs": late["EventTimestampMs"] // 1000}  # half the input, in seconds
+    (tmp_path / "x.ndjson").write_text(json.dumps(early) + "\n" + json.dumps(late) + "\n")
+    engine = Engine(load_spec([MONITORS]), rules=["worker-exception"])
+    engine.load([str(tmp_path / "x.ndjson")])
+    result = engine.evaluate()
+    assert (result.first_ms, result.last_ms) == (late["EventTimestampMs"], late["EventTimestampMs"])
+    assert result.rules["worker-exception"].evaluations < 10
+    assert "x.ndjson:1 (1970-01-21" in result.warnings[0]

@@ -75,6 +75,9 @@ MAX_LINE_BYTES = 16 * 1024**2
 #: stamped in seconds, a year early), are left out of the evaluation and reported.
 OUTLIER_SHARE = 0.01
 OUTLIER_GAP_MS = 86_400_000
+#: The longest stretch of time one replay evaluates (memory grows with it, not with the events);
+#: events beyond it, away from the bulk of the input, are time outliers too.
+MAX_SPAN_MS = 92 * 86_400_000
 #: Event times past the last millisecond of year 9999, or before 1970, are never evaluated.
 LATEST_EVENT_MS = 253_402_300_799_999
 MAX_REPORTED_OUTLIERS = 5
@@ -677,12 +680,9 @@ class Engine:
             numbered AS (SELECT m, n, sum(starts) OVER (ORDER BY m) AS stretch FROM marked)
             SELECT min(m), max(m), sum(n) FROM numbered GROUP BY stretch ORDER BY 1"""
         ).fetchall()
-        total = sum(int(n) for _, _, n in stretches)
-        kept = [(int(low), int(high)) for low, high, n in stretches if int(n) >= OUTLIER_SHARE * total]
-        if not kept:  # no stretch holds enough events: the input is sparse, not mis-stamped
-            kept = [(int(low), int(high)) for low, high, _ in stretches]
-        low_ms = kept[0][0] * MINUTE_MS if kept else 0
-        high_ms = (kept[-1][1] + 1) * MINUTE_MS - 1 if kept else -1
+        low_ms, high_ms = _bulk(
+            [(int(low) * MINUTE_MS, (int(high) + 1) * MINUTE_MS - 1, int(n)) for low, high, n in stretches]
+        )
         outside = f"_last < {low_ms} OR _first > {high_ms}"
         row = self.db.execute(f"SELECT coalesce(sum(_events), 0) FROM partials WHERE {outside}").fetchone()
         count = int(row[0]) if row else 0
@@ -1292,6 +1292,21 @@ def _copy_without_long_lines(file: str, target: str, *, stop_at_first: bool) -> 
             if stop_at_first:
                 break
     return long_lines
+
+
+def _bulk(stretches: Sequence[tuple[int, int, int]]) -> tuple[int, int]:
+    """The time range evaluated, from the input's stretches of events (first ms, last ms, events):
+    the stretch holding the most events (the latest of equals), widened to every stretch holding
+    at least :data:`OUTLIER_SHARE` of the events while the range spans at most :data:`MAX_SPAN_MS`.
+    (0, -1) when there is none."""
+    if not stretches:
+        return 0, -1
+    total = sum(n for _, _, n in stretches)
+    low, high, _ = max(stretches, key=lambda s: (s[2], s[0]))
+    for first, last, events in sorted(stretches, key=lambda s: -s[2]):
+        if events >= OUTLIER_SHARE * total and max(high, last) - min(low, first) <= MAX_SPAN_MS:
+            low, high = min(low, first), max(high, last)
+    return low, high
 
 
 def _time_text(ms: int) -> str:
