@@ -364,3 +364,24 @@ def test_two_events_decades_apart_evaluate_one_bounded_stretch(tmp_path: Path) -
     assert (result.first_ms, result.last_ms) == (late["EventTimestampMs"], late["EventTimestampMs"])
     assert result.rules["worker-exception"].evaluations < 10
     assert "x.ndjson:1 (1970-01-21" in result.warnings[0]
+
+
+def test_values_of_the_wrong_type_are_counted_per_field_with_the_first_line(tmp_path: Path) -> None:
+    from extalerts.engine import Engine
+    from tests.test_engine import event
+
+    events = [event(n / 10) for n in range(100)]
+    wrong = {10: {"Outcome": 42}, 11: {"ScriptName": {}}, 12: {"CPUTimeMs": "fast"}, 40: {"CPUTimeMs": "slow"}}
+    for index, fields in wrong.items():
+        events[index] |= fields
+    events[13]["Event"] = {"Response": {"Status": "500"}}
+    events[14]["CPUTimeMs"] = True
+    (tmp_path / "x.ndjson").write_text("".join(json.dumps(e) + "\n" for e in events))
+    engine = Engine(load_spec([MONITORS]))
+    engine.load([str(tmp_path / "x.ndjson")])
+    warnings = engine.evaluate().warnings
+    fate = "(converted where they can be, else read as missing)"
+    assert f"`CPUTimeMs`: 3 values not numbers, first at {tmp_path}/x.ndjson:13 {fate}" in warnings
+    assert f"`Outcome`: 1 value not text, first at {tmp_path}/x.ndjson:11 {fate}" in warnings
+    assert f"`ScriptName`: 1 value not text, first at {tmp_path}/x.ndjson:12 {fate}" in warnings
+    assert f"`Event.Response.Status`: 1 value not numbers, first at {tmp_path}/x.ndjson:14 {fate}" in warnings

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from extalerts.errors import ExtalertsError
-from extalerts.fields import Field
+from extalerts.fields import ARRAY, Field, FieldType
 from extalerts.filter import fields_of
 from extalerts.filter.ast import Expr
 from extalerts.filter.duckdb import (
@@ -48,6 +48,7 @@ from extalerts.filter.duckdb import (
     quote_identifier,
     select_fields,
     select_typed_fields,
+    sql_string,
     to_duckdb,
     typed_columns,
 )
@@ -363,6 +364,8 @@ class Engine:
         self._file_spans: dict[str, tuple[int, int]] = {}
         #: Events left out of the evaluation because their times are far from all the others.
         self.time_outlier_count = 0
+        #: Per field read with a value of another JSON type: how many, and the first (file, line).
+        self.type_mismatches: dict[str, tuple[int, tuple[str, int] | None]] = {}
         self._loaded = False
         self._plan()
 
@@ -619,6 +622,7 @@ class Engine:
             self.events += events
             if rows > events:
                 self._locate_bad_lines(file, rows - events, strict)
+        self._check_types(files)
 
     def _load_damaged(self, file: str, damage: GzipDamage, strict: bool) -> None:
         """A damaged gzip archive (cut short by an interrupted upload or copy, or corrupt): read every
@@ -648,6 +652,9 @@ class Engine:
         self.bad_lines[before:] = [BadLine(file, b.line, b.reason) for b in self.bad_lines[before:]]
         if copy in self._file_spans:
             self._file_spans[file] = self._file_spans.pop(copy)
+        for name, (count, first) in self.type_mismatches.items():
+            if first is not None and first[0] == copy:
+                self.type_mismatches[name] = (count, (file, first[1]))
 
     def _load_without_long_lines(self, file: str, strict: bool) -> None:
         """A line longer than DuckDB reads makes a bad line, not a bad file: the file is read from a
@@ -664,6 +671,62 @@ class Engine:
             room = max(MAX_REPORTED_BAD_LINES - len(self.bad_lines), 0)
             self.bad_lines.extend(located[:room])
             self._load_copy(file, copy)
+
+    def _type_checks(self) -> list[tuple[str, tuple[str, ...], str]]:
+        """The fields the rules read at a fixed place of the event: (name, path, JSON types allowed)."""
+        checks = []
+        for name in self.columns.names:
+            catalog_field = self.field(name)
+            path = catalog_field.paths[0]
+            if catalog_field.is_derived or len(catalog_field.paths) > 1 or ARRAY in path:
+                continue
+            if path[0] not in SCALAR_COLUMNS and path[0] not in JSON_COLUMNS:
+                continue
+            checks.append((name, path, _JSON_TYPES[catalog_field.type]))
+        return checks
+
+    def _check_types(self, files: Sequence[str]) -> None:
+        """Count, per field the rules read, the values of another JSON type than the field's (text
+        where a number belongs, an object for a name): the reading coerces or drops them, so they
+        are reported, the first with its file and line. A scan of the files' JSON, apart from the
+        aggregation, whose typed columns no longer tell a number from its text."""
+        checks = self._type_checks()
+        if not checks:
+            return
+        columns = dict.fromkeys(dict.fromkeys(path[0] for _, path, _ in checks), "JSON")
+        counts = []
+        for index, (_, path, allowed) in enumerate(checks):
+            value = quote_identifier(path[0])
+            if len(path) > 1:
+                value = f"json_extract({value}, {sql_string('$.' + '.'.join(path[1:]))})"
+            counts.append(f"count(*) FILTER (WHERE json_type({value}) NOT IN ({allowed})) AS _t{index}")
+        query = f"SELECT file_index, {', '.join(counts)} FROM {self._read_json(files, columns)} GROUP BY ALL"
+        try:
+            rows = self.db.execute(query).fetchall()
+        except Exception:
+            return
+        for row in sorted(rows):
+            file = files[int(row[0])]
+            for (name, path, allowed), found in zip(checks, row[1:], strict=True):
+                if not found:
+                    continue
+                count, first = self.type_mismatches.get(name, (0, None))
+                if first is None:
+                    line = _first_mismatch(file, path, allowed)
+                    first = (file, line) if line else None
+                self.type_mismatches[name] = (count + int(found), first)
+
+    def type_warnings(self) -> list[str]:
+        """One line per field with values of another type: '`CPUTimeMs`: 3 values not numbers, first at f:12'."""
+        lines = []
+        for name, (count, first) in sorted(self.type_mismatches.items()):
+            kind = _TYPE_WORDS[self.field(name).type]
+            where = f", first at {first[0]}:{first[1]}" if first else ""
+            values = "value" if count == 1 else "values"
+            lines.append(
+                f"`{name}`: {count:,} {values} not {kind}{where} (converted where they can be, else read as missing)"
+            )
+        return lines
 
     def _set_aside_time_outliers(self) -> None:
         """Leave out of the evaluation the events stamped far from all the others (see
@@ -779,8 +842,9 @@ class Engine:
         results: dict[str, RuleResult] = {}
         for rule in self.rules:
             results[rule.id] = self._evaluate_rule(rule, first, last, start_ms, end_ms)
+        warnings = [*self.warnings, *self.type_warnings()]
         return EngineResult(
-            results, self.events, self.bad_lines, self.bad_line_count, first, last, self.semantics, self.warnings
+            results, self.events, self.bad_lines, self.bad_line_count, first, last, self.semantics, warnings
         )
 
     def _evaluation_times(
@@ -1307,6 +1371,53 @@ def _bulk(stretches: Sequence[tuple[int, int, int]]) -> tuple[int, int]:
         if events >= OUTLIER_SHARE * total and max(high, last) - min(low, first) <= MAX_SPAN_MS:
             low, high = min(low, first), max(high, last)
     return low, high
+
+
+#: The JSON types (as DuckDB's json_type names them) a field's values may have; JSON null is no value.
+_JSON_TYPES = {
+    FieldType.STRING: "'VARCHAR', 'NULL'",
+    FieldType.INTEGER: "'BIGINT', 'UBIGINT', 'DOUBLE', 'NULL'",
+    FieldType.NUMBER: "'BIGINT', 'UBIGINT', 'DOUBLE', 'NULL'",
+    FieldType.BOOLEAN: "'BOOLEAN', 'NULL'",
+    FieldType.STRING_LIST: "'ARRAY', 'NULL'",
+}
+_TYPE_WORDS = {
+    FieldType.STRING: "text",
+    FieldType.INTEGER: "numbers",
+    FieldType.NUMBER: "numbers",
+    FieldType.BOOLEAN: "true or false",
+    FieldType.STRING_LIST: "lists",
+}
+_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
+    "VARCHAR": (str,),
+    "BIGINT": (int,),
+    "DOUBLE": (float,),
+    "BOOLEAN": (bool,),
+    "ARRAY": (list,),
+}
+
+
+def _first_mismatch(file: str, path: Sequence[str], allowed: str) -> int | None:
+    """The number of the first line of ``file`` whose value at ``path`` has none of the ``allowed`` types."""
+    import zlib
+
+    types = tuple(t for name, kinds in _PYTHON_TYPES.items() if f"'{name}'" in allowed for t in kinds)
+    with contextlib.suppress(OSError, EOFError, zlib.error), open_source(file) as handle:
+        for number, line in enumerate(handle, start=1):
+            if len(line) > MAX_LINE_BYTES:
+                continue
+            try:
+                value: Any = json.loads(line)
+            except (ValueError, RecursionError):
+                continue
+            for step in path:
+                value = value.get(step) if isinstance(value, dict) else None
+            if value is None:
+                continue
+            is_bool = isinstance(value, bool)
+            if (is_bool and bool not in types) or not isinstance(value, types):
+                return number
+    return None
 
 
 def _time_text(ms: int) -> str:
