@@ -235,9 +235,12 @@ def test_a_state_entry_from_before_targets_is_not_read_for_any_account(
 
 def test_a_failed_listing_is_never_read_as_nothing_exists(env: str, spec_dir: Path, emulator: DatadogEmulator) -> None:
     emulator.set_faults(Faults(rate=1.0, kinds=("500",)))
-    code, out, err = push(env, "--prune")
+    code, _, err = plan(env, "--prune")
     assert code == 1
     assert "list log pipelines: HTTP 500: Internal Server Error" in err
+    code, out, err = push(env, "--prune")  # fails at its first call, taking the push lock
+    assert code == 1
+    assert "take the push lock: HTTP 500: Internal Server Error" in err
     emulator.set_faults(Faults())
     assert emulator.monitors() == []
     assert "create" not in out

@@ -714,13 +714,19 @@ def test_a_batch_of_files_reads_as_each_file_alone(tmp_path: Path, monkeypatch: 
     assert _outcome(together) == _outcome(alone)
 
 
-def test_an_unreadable_file_in_a_batch_is_named(tmp_path: Path) -> None:
+def test_an_unreadable_file_in_a_batch_is_named_and_skipped(tmp_path: Path) -> None:
     good = tmp_path / "a.ndjson"
     write_events([event(0)], good)
     corrupt = tmp_path / "b.ndjson.gz"
     corrupt.write_bytes(b"\x1f\x8b\x08\x00not really gzip")
-    with pytest.raises(EngineError, match=r"b\.ndjson\.gz: cannot read"):
-        Engine(load_spec([MONITORS]), rules=["worker-exception"]).load([str(good), str(corrupt)])
+    engine = Engine(load_spec([MONITORS]), rules=["worker-exception"])
+    engine.load([str(good), str(corrupt)])
+    assert engine.events == 1
+    (warning,) = engine.warnings
+    assert warning.startswith(f"{corrupt}: the gzip data is damaged at byte ")
+    assert warning.endswith("before any whole line; skipped (fetch the file again)")
+    with pytest.raises(EngineError, match=r"b\.ndjson\.gz: the gzip data is damaged at byte \d+ .*--strict stops"):
+        Engine(load_spec([MONITORS]), rules=["worker-exception"]).load([str(good), str(corrupt)], strict=True)
 
 
 NOTIFIED = """\

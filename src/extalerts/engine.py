@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from extalerts.errors import ExtalertsError
-from extalerts.fields import Field
+from extalerts.fields import ARRAY, Field, FieldType
 from extalerts.filter import fields_of
 from extalerts.filter.ast import Expr
 from extalerts.filter.duckdb import (
@@ -48,6 +48,7 @@ from extalerts.filter.duckdb import (
     quote_identifier,
     select_fields,
     select_typed_fields,
+    sql_string,
     to_duckdb,
     typed_columns,
 )
@@ -69,6 +70,19 @@ Semantics = Literal["datadog", "splunk"]
 Group = tuple[tuple[str, str], ...]
 MISSING_GROUP_VALUE = "N/A"
 MAX_REPORTED_BAD_LINES = 20
+#: The longest line read as an event; a longer one is a bad line (Logpush caps an event far below).
+MAX_LINE_BYTES = 16 * 1024**2
+#: Time outliers: events in a stretch of the input holding under this share of its events, apart
+#: from every larger stretch by more than :data:`OUTLIER_GAP_MS` without an event (an event
+#: stamped in seconds, a year early), are left out of the evaluation and reported.
+OUTLIER_SHARE = 0.01
+OUTLIER_GAP_MS = 86_400_000
+#: The longest stretch of time one replay evaluates (memory grows with it, not with the events);
+#: events beyond it, away from the bulk of the input, are time outliers too.
+MAX_SPAN_MS = 92 * 86_400_000
+#: Event times past the last millisecond of year 9999, or before 1970, are never evaluated.
+LATEST_EVENT_MS = 253_402_300_799_999
+MAX_REPORTED_OUTLIERS = 5
 
 
 class State(StrEnum):
@@ -347,6 +361,12 @@ class Engine:
         self.warnings: list[str] = []
         #: Inputs read the exact way because the typed columns could not hold them.
         self.exact_reads = 0
+        #: Each input file's first and last event time, to find the files holding time outliers.
+        self._file_spans: dict[str, tuple[int, int]] = {}
+        #: Events left out of the evaluation because their times are far from all the others.
+        self.time_outlier_count = 0
+        #: Per field read with a value of another JSON type: how many, and the first (file, line).
+        self.type_mismatches: dict[str, tuple[int, tuple[str, int] | None]] = {}
         self._loaded = False
         self._plan()
 
@@ -513,13 +533,21 @@ class Engine:
             def within(query_share: float, before: int = done, size: int = size) -> None:
                 report((before + query_share * size) / total)
 
+            # A damaged gzip file is read apart (what is sound of it), so that it fails neither the
+            # batch nor, silently, itself: DuckDB checks neither the CRC nor the length of a member.
+            damaged = {file: damage for file, _ in batch if file.endswith(".gz") and (damage := gzip_damage(file))}
+            for file, damage in damaged.items():
+                self._load_damaged(file, damage, strict)
+            sound = [file for file, _ in batch if file not in damaged]
             with _Progress(self.db, within) if on_progress is not None else contextlib.nullcontext():
-                self._load_batch([file for file, _ in batch], strict)
+                if sound:
+                    self._load_batch(sound, strict)
             done += size
             report(done / total)
             for file, _ in batch:
                 if on_file is not None:
                     on_file(file)
+        self._set_aside_time_outliers()
 
     def load_events(self, events: Iterable[Mapping[str, Any]], *, strict: bool = True) -> None:
         """Evaluate over events given as dicts (written to a temporary NDJSON file and read like any other)."""
@@ -535,7 +563,7 @@ class Engine:
         listed = "[" + ", ".join("'" + name.replace("'", "''") + "'" for name in names) + "]"
         return (
             f"read_json({listed}, format='newline_delimited', ignore_errors=true, "
-            f"maximum_object_size=16777216, columns={{{spec}}})"
+            f"maximum_object_size={MAX_LINE_BYTES}, columns={{{spec}}})"
         )
 
     def typed_columns(self) -> dict[str, str] | None:
@@ -560,9 +588,12 @@ class Engine:
             self._stage(self.fields_query(files), files)
         except EngineError as error:
             if len(files) == 1:
+                if "maximum_object_size" in str(error):
+                    self._load_without_long_lines(files[0], strict)
+                    return
                 if strict or not files[0].endswith(".gz") or "gzip" not in str(error).lower():
                     raise
-                self._load_salvaged(files[0], error)
+                self._load_damaged(files[0], GzipDamage(0, "unreadable", str(error)), strict)
                 return
             for file in files:  # file by file, so that an error names its file
                 self._load_batch([file], strict)
@@ -582,34 +613,161 @@ class Engine:
         else:
             self.db.execute("CREATE OR REPLACE TEMP TABLE partials AS SELECT * FROM staged")
             self._loaded = True
+        spans = self.db.execute(
+            "SELECT _file, min(_first), max(_last) FROM staged WHERE _first IS NOT NULL GROUP BY _file"
+        ).fetchall()
+        for number, first, last in spans:
+            self._file_spans[files[int(number)]] = (int(first), int(last))
         for number, file in enumerate(files):
             rows, events, _ = totals.get(number, (0, 0, 0))
             self.events += events
             if rows > events:
                 self._locate_bad_lines(file, rows - events, strict)
+        self._check_types(files)
 
-    def _load_salvaged(self, file: str, error: EngineError) -> None:
-        """A gzip archive cut short (an interrupted upload or copy): read every whole line before the
-        cut, and say so, rather than lose the replay. ``--strict`` stops instead."""
-        import tempfile
-
+    def _load_damaged(self, file: str, damage: GzipDamage, strict: bool) -> None:
+        """A damaged gzip archive (cut short by an interrupted upload or copy, or corrupt): read every
+        whole line before the damage, and say so with where it is, rather than lose the replay or
+        the other files. ``--strict`` stops instead."""
+        if strict:
+            raise EngineError(f"{file}: {damage} (--strict stops; without it the lines before the damage are read)")
         with tempfile.TemporaryDirectory(prefix="extalerts-") as folder:
             salvaged = str(Path(folder) / "salvaged.ndjson")
-            kept, how = _salvage_gzip(file, salvaged)
+            kept, found = _salvage_gzip(file, salvaged)
             if kept == 0:
-                raise error
+                self.warnings.append(f"{file}: {damage}, before any whole line; skipped (fetch the file again)")
+                return
             problem = {
-                "cut short": "the gzip stream is cut short; read the {kept:,} whole lines before the cut "
-                "(fetch the file again for the rest",
-                "corrupt": "the gzip stream is corrupt; read the {kept:,} whole lines before the damage "
-                "(fetch the file again for the rest",
-                "trailing": "bytes that are not gzip follow the compressed data; read all {kept:,} lines "
-                "before them (nothing is missing unless the file was joined with another",
-            }[how].format(kept=kept)
-            self.warnings.append(f"{file}: {problem}; --strict stops instead)")
-            before = len(self.bad_lines)
-            self._load_batch([salvaged], strict=False)
-            self.bad_lines[before:] = [BadLine(file, b.line, b.reason) for b in self.bad_lines[before:]]
+                "cut short": "read the {kept:,} whole lines before the cut (fetch the file again for the rest",
+                "corrupt": "read the {kept:,} whole lines before the damage (fetch the file again for the rest",
+                "trailing": "read all {kept:,} lines before them (nothing is missing unless the file was joined "
+                "with another",
+            }[found.how if found is not None and found.how != "unreadable" else "corrupt"].format(kept=kept)
+            self.warnings.append(f"{file}: {damage}; {problem}; --strict stops instead)")
+            self._load_copy(file, salvaged)
+
+    def _load_copy(self, file: str, copy: str) -> None:
+        """Read ``copy``, a readable copy of ``file`` line for line; what it reports names ``file``."""
+        before = len(self.bad_lines)
+        self._load_batch([copy], strict=False)
+        self.bad_lines[before:] = [BadLine(file, b.line, b.reason) for b in self.bad_lines[before:]]
+        if copy in self._file_spans:
+            self._file_spans[file] = self._file_spans.pop(copy)
+        for name, (count, first) in self.type_mismatches.items():
+            if first is not None and first[0] == copy:
+                self.type_mismatches[name] = (count, (file, first[1]))
+
+    def _load_without_long_lines(self, file: str, strict: bool) -> None:
+        """A line longer than DuckDB reads makes a bad line, not a bad file: the file is read from a
+        copy where each such line is blank (so the others keep their numbers); ``--strict`` stops."""
+        with tempfile.TemporaryDirectory(prefix="extalerts-") as folder:
+            copy = str(Path(folder) / "lines.ndjson")
+            long_lines = _copy_without_long_lines(file, copy, stop_at_first=strict)
+            reason = f"a line longer than {MAX_LINE_BYTES // 1024**2} MiB, more than an event holds"
+            located = [BadLine(file, number, f"{reason} ({size:,} bytes)") for number, size in long_lines]
+            if strict:
+                where = str(located[0]) if located else f"{file}: {reason}"
+                raise EngineError(f"{where} (--strict stops at the first bad line; without it, bad lines are skipped)")
+            self.bad_line_count += len(located)
+            room = max(MAX_REPORTED_BAD_LINES - len(self.bad_lines), 0)
+            self.bad_lines.extend(located[:room])
+            self._load_copy(file, copy)
+
+    def _type_checks(self) -> list[tuple[str, tuple[str, ...], str]]:
+        """The fields the rules read at a fixed place of the event: (name, path, JSON types allowed)."""
+        checks = []
+        for name in self.columns.names:
+            catalog_field = self.field(name)
+            path = catalog_field.paths[0]
+            if catalog_field.is_derived or len(catalog_field.paths) > 1 or ARRAY in path:
+                continue
+            if path[0] not in SCALAR_COLUMNS and path[0] not in JSON_COLUMNS:
+                continue
+            checks.append((name, path, _JSON_TYPES[catalog_field.type]))
+        return checks
+
+    def _check_types(self, files: Sequence[str]) -> None:
+        """Count, per field the rules read, the values of another JSON type than the field's (text
+        where a number belongs, an object for a name): the reading coerces or drops them, so they
+        are reported, the first with its file and line. A scan of the files' JSON, apart from the
+        aggregation, whose typed columns no longer tell a number from its text."""
+        checks = self._type_checks()
+        if not checks:
+            return
+        columns = dict.fromkeys(dict.fromkeys(path[0] for _, path, _ in checks), "JSON")
+        counts = []
+        for index, (_, path, allowed) in enumerate(checks):
+            value = quote_identifier(path[0])
+            if len(path) > 1:
+                value = f"json_extract({value}, {sql_string('$.' + '.'.join(path[1:]))})"
+            counts.append(f"count(*) FILTER (WHERE json_type({value}) NOT IN ({allowed})) AS _t{index}")
+        query = f"SELECT file_index, {', '.join(counts)} FROM {self._read_json(files, columns)} GROUP BY ALL"
+        try:
+            rows = self.db.execute(query).fetchall()
+        except Exception:
+            return
+        for row in sorted(rows):
+            file = files[int(row[0])]
+            for (name, path, allowed), found in zip(checks, row[1:], strict=True):
+                if not found:
+                    continue
+                count, first = self.type_mismatches.get(name, (0, None))
+                if first is None:
+                    line = _first_mismatch(file, path, allowed)
+                    first = (file, line) if line else None
+                self.type_mismatches[name] = (count + int(found), first)
+
+    def type_warnings(self) -> list[str]:
+        """One line per field with values of another type: '`CPUTimeMs`: 3 values not numbers, first at f:12'."""
+        lines = []
+        for name, (count, first) in sorted(self.type_mismatches.items()):
+            kind = _TYPE_WORDS[self.field(name).type]
+            where = f", first at {first[0]}:{first[1]}" if first else ""
+            values = "value" if count == 1 else "values"
+            lines.append(
+                f"`{name}`: {count:,} {values} not {kind}{where} (converted where they can be, else read as missing)"
+            )
+        return lines
+
+    def _set_aside_time_outliers(self) -> None:
+        """Leave out of the evaluation the events stamped far from all the others (see
+        :data:`OUTLIER_SHARE`), and those before 1970 or past year 9999, and warn with where they
+        are: evaluating from 1970 for one event stamped in seconds would take a minute per minute."""
+        if not self._loaded:
+            return
+        stretches = self.db.execute(
+            f"""WITH minutes AS (
+                SELECT _first // {MINUTE_MS} AS m, sum(_events) AS n FROM partials
+                WHERE _first BETWEEN 0 AND {LATEST_EVENT_MS} GROUP BY 1),
+            marked AS (SELECT m, n, CASE WHEN m - lag(m) OVER (ORDER BY m) > {OUTLIER_GAP_MS // MINUTE_MS}
+                THEN 1 ELSE 0 END AS starts FROM minutes),
+            numbered AS (SELECT m, n, sum(starts) OVER (ORDER BY m) AS stretch FROM marked)
+            SELECT min(m), max(m), sum(n) FROM numbered GROUP BY stretch ORDER BY 1"""
+        ).fetchall()
+        low_ms, high_ms = _bulk(
+            [(int(low) * MINUTE_MS, (int(high) + 1) * MINUTE_MS - 1, int(n)) for low, high, n in stretches]
+        )
+        outside = f"_last < {low_ms} OR _first > {high_ms}"
+        row = self.db.execute(f"SELECT coalesce(sum(_events), 0) FROM partials WHERE {outside}").fetchone()
+        count = int(row[0]) if row else 0
+        if not count:
+            return
+        self.db.execute(f"DELETE FROM partials WHERE {outside}")
+        self.time_outlier_count += count
+        self.events -= count
+        examples: list[str] = []
+        for file, (first, last) in self._file_spans.items():
+            if len(examples) < MAX_REPORTED_OUTLIERS and (first < low_ms or last > high_ms):
+                wanted = MAX_REPORTED_OUTLIERS - len(examples)
+                examples += [
+                    f"{file}:{n} ({_time_text(ms)})" for n, ms in _lines_outside(file, low_ms, high_ms, wanted)
+                ]
+        events = "event" if count == 1 else "events"
+        self.warnings.append(
+            f"{count:,} {events} stamped far from the rest of the input ({_time_text(low_ms)} to "
+            f"{_time_text(high_ms)}) left out of the evaluation (EventTimestampMs in seconds, or a clock "
+            f"off?): {', '.join(examples) or 'not found reading the files again'}"
+        )
 
     def _stage(self, fields_sql: str, files: Sequence[str], *, into_staged: bool = False) -> None:
         statement = "INSERT INTO staged" if into_staged else "CREATE OR REPLACE TEMP TABLE staged AS"
@@ -685,8 +843,9 @@ class Engine:
         results: dict[str, RuleResult] = {}
         for rule in self.rules:
             results[rule.id] = self._evaluate_rule(rule, first, last, start_ms, end_ms)
+        warnings = [*self.warnings, *self.type_warnings()]
         return EngineResult(
-            results, self.events, self.bad_lines, self.bad_line_count, first, last, self.semantics, self.warnings
+            results, self.events, self.bad_lines, self.bad_line_count, first, last, self.semantics, warnings
         )
 
     def _evaluation_times(
@@ -1063,38 +1222,229 @@ def schedule_minutes(rule: ResolvedRule, semantics: Semantics) -> int:
     return schedule_period_minutes(rule.rule.window) if semantics == "splunk" else 1
 
 
-def _salvage_gzip(file: str, target: str) -> tuple[int, str]:
-    """Decompress ``file`` into ``target`` up to where it stops being readable gzip (members one
-    after another, as ``gzip`` reads them), whole lines only. Returns the lines kept and what
-    stopped it: ``"cut short"`` (the stream ends inside a member), ``"corrupt"`` (bad data inside a
-    member), or ``"trailing"`` (bytes after the last member that start no new one)."""
-    import zlib
+def _salvage_gzip(file: str, target: str) -> tuple[int, GzipDamage | None]:
+    """Decompress ``file`` into ``target`` up to the byte where it stops being sound gzip (members
+    one after another, as ``gzip`` reads them), whole lines only. Returns the lines kept and the damage."""
+    kept, pending = 0, b""
+    with Path(target).open("wb") as out:
 
-    kept, pending, how = 0, b"", "cut short"
-    with Path(target).open("wb") as out, _raw_source(file) as raw:
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        while True:
-            # Small reads: on bad data, what was decoded from the same read is lost with it.
-            chunk = inflater.unused_data or raw.read(1 << 16)
-            if not chunk:
-                if inflater.eof:
-                    how = "trailing"  # unreachable for a clean file, which DuckDB read; kept for safety
-                break
-            if inflater.eof:  # the next gzip member, if these bytes start one
-                if not chunk.startswith(GZIP_MAGIC):
-                    how = "trailing"
-                    break
-                inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            try:
-                data = pending + inflater.decompress(chunk)
-            except zlib.error:
-                how = "corrupt"
-                break
-            whole, _, pending = data.rpartition(b"\n")
+        def write(data: bytes) -> None:
+            nonlocal kept, pending
+            whole, _, pending = (pending + data).rpartition(b"\n")
             if whole:
                 out.write(whole + b"\n")
                 kept += whole.count(b"\n") + 1
-    return kept, how
+
+        damage = _inflate_members(file, write)
+    return kept, damage
+
+
+@dataclass(frozen=True)
+class GzipDamage:
+    """Where a gzip file stops being sound: the byte offset in the compressed file, and what is wrong."""
+
+    offset: int
+    how: Literal["cut short", "corrupt", "trailing", "unreadable"]
+    detail: str = ""
+
+    def __str__(self) -> str:
+        text = {
+            "cut short": "the gzip stream is cut short at byte {offset:,}",
+            "corrupt": "the gzip data is damaged at byte {offset:,}",
+            "trailing": "bytes that are not gzip follow the compressed data, from byte {offset:,}",
+            "unreadable": "the gzip stream cannot be read",
+        }[self.how].format(offset=self.offset)
+        return f"{text} ({self.detail})" if self.detail else text
+
+
+#: Compressed bytes checked at a time, and the most decompressed bytes held at once.
+_GZIP_READ = 1 << 16
+_GZIP_OUTPUT = 1 << 20
+
+
+def gzip_damage(file: str) -> GzipDamage | None:
+    """Check a gzip file as ``gzip -t`` does, member after member: the compressed data, each
+    member's CRC-32 and length, and that the stream neither stops inside a member nor is followed
+    by bytes that start no member. None when sound. Memory stays bounded: the output is dropped."""
+    return _inflate_members(file, lambda _: None)
+
+
+def _inflate_members(file: str, output: Callable[[bytes], None]) -> GzipDamage | None:
+    """Decompress ``file`` member after member, handing ``output`` every byte decoded before the
+    first damage, which is returned (None: the file is sound)."""
+    import zlib
+
+    position, data, in_member, member_start = 0, b"", False, 0
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    with _raw_source(file) as raw:
+        while True:
+            if len(data) < len(GZIP_MAGIC):
+                more = raw.read(_GZIP_READ)
+                if not more and not data:
+                    break
+                data += more
+            if not in_member:
+                if not data.startswith(GZIP_MAGIC):
+                    return GzipDamage(position, "trailing") if position else GzipDamage(0, "corrupt", "not gzip")
+                in_member, member_start = True, position
+            before = inflater.copy()
+            try:
+                pieces = _inflate(inflater, data)
+            except zlib.error as exc:
+                # Again from before this read, a byte at a time: every byte decoded before the damage is kept.
+                failed_at = _failing_byte(before, data, output)
+                problem = str(exc).split(": ")[-1]
+                if "check" in problem:  # the trailer's CRC-32 or length: the member's data is suspect
+                    failed_at -= 3  # where the 4-byte field starts
+                    problem = f"{problem}: the member from byte {member_start:,} holds other data than was written"
+                return GzipDamage(position + failed_at, "corrupt", problem)
+            for piece in pieces:
+                output(piece)
+            if inflater.eof:
+                used = len(data) - len(inflater.unused_data)
+                position, data = position + used, inflater.unused_data
+                inflater, in_member = zlib.decompressobj(16 + zlib.MAX_WBITS), False
+            else:
+                position, data = position + len(data), b""
+    if in_member or position == 0:
+        return GzipDamage(position, "cut short")
+    return None
+
+
+def _inflate(inflater: Any, data: bytes) -> list[bytes]:
+    """Decompress ``data`` in pieces of bounded size (a gzip bomb is read a megabyte at a time)."""
+    pieces = [inflater.decompress(data, _GZIP_OUTPUT)]
+    while inflater.unconsumed_tail:
+        pieces.append(inflater.decompress(inflater.unconsumed_tail, _GZIP_OUTPUT))
+    return pieces
+
+
+def _failing_byte(inflater: Any, data: bytes, output: Callable[[bytes], None]) -> int:
+    """The offset in ``data`` of the byte at which ``inflater`` (a copy from before it) fails;
+    what the bytes before it decode to goes to ``output``."""
+    import zlib
+
+    for index in range(len(data)):
+        try:
+            pieces = _inflate(inflater, data[index : index + 1])
+        except zlib.error:
+            return index
+        for piece in pieces:
+            output(piece)
+    return len(data) - 1
+
+
+def _copy_without_long_lines(file: str, target: str, *, stop_at_first: bool) -> list[tuple[int, int]]:
+    """Copy ``file`` (decompressed) to ``target`` with every line over :data:`MAX_LINE_BYTES` left
+    blank, holding one piece of a line at a time. Returns each such line's number and size."""
+    long_lines: list[tuple[int, int]] = []
+    with open_source(file) as source, Path(target).open("wb") as out:
+        number = 0
+        while piece := source.readline(MAX_LINE_BYTES + 1):
+            number += 1
+            if len(piece) <= MAX_LINE_BYTES or (piece.endswith(b"\n") and len(piece) == MAX_LINE_BYTES + 1):
+                out.write(piece)
+                continue
+            size = len(piece)
+            while not piece.endswith(b"\n") and (piece := source.readline(1 << 20)):
+                size += len(piece)
+            long_lines.append((number, size))
+            out.write(b"\n")
+            if stop_at_first:
+                break
+    return long_lines
+
+
+def _bulk(stretches: Sequence[tuple[int, int, int]]) -> tuple[int, int]:
+    """The time range evaluated, from the input's stretches of events (first ms, last ms, events):
+    the stretch holding the most events (the latest of equals), widened to every stretch holding
+    at least :data:`OUTLIER_SHARE` of the events while the range spans at most :data:`MAX_SPAN_MS`.
+    (0, -1) when there is none."""
+    if not stretches:
+        return 0, -1
+    total = sum(n for _, _, n in stretches)
+    low, high, _ = max(stretches, key=lambda s: (s[2], s[0]))
+    for first, last, events in sorted(stretches, key=lambda s: -s[2]):
+        if events >= OUTLIER_SHARE * total and max(high, last) - min(low, first) <= MAX_SPAN_MS:
+            low, high = min(low, first), max(high, last)
+    return low, high
+
+
+#: The JSON types (as DuckDB's json_type names them) a field's values may have; JSON null is no value.
+_JSON_TYPES = {
+    FieldType.STRING: "'VARCHAR', 'NULL'",
+    FieldType.INTEGER: "'BIGINT', 'UBIGINT', 'DOUBLE', 'NULL'",
+    FieldType.NUMBER: "'BIGINT', 'UBIGINT', 'DOUBLE', 'NULL'",
+    FieldType.BOOLEAN: "'BOOLEAN', 'NULL'",
+    FieldType.STRING_LIST: "'ARRAY', 'NULL'",
+}
+_TYPE_WORDS = {
+    FieldType.STRING: "text",
+    FieldType.INTEGER: "numbers",
+    FieldType.NUMBER: "numbers",
+    FieldType.BOOLEAN: "true or false",
+    FieldType.STRING_LIST: "lists",
+}
+_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
+    "VARCHAR": (str,),
+    "BIGINT": (int,),
+    "DOUBLE": (float,),
+    "BOOLEAN": (bool,),
+    "ARRAY": (list,),
+}
+
+
+def _first_mismatch(file: str, path: Sequence[str], allowed: str) -> int | None:
+    """The number of the first line of ``file`` whose value at ``path`` has none of the ``allowed`` types."""
+    import zlib
+
+    types = tuple(t for name, kinds in _PYTHON_TYPES.items() if f"'{name}'" in allowed for t in kinds)
+    with contextlib.suppress(OSError, EOFError, zlib.error), open_source(file) as handle:
+        for number, line in enumerate(handle, start=1):
+            if len(line) > MAX_LINE_BYTES:
+                continue
+            try:
+                value: Any = json.loads(line)
+            except (ValueError, RecursionError):
+                continue
+            for step in path:
+                value = value.get(step) if isinstance(value, dict) else None
+            if value is None:
+                continue
+            is_bool = isinstance(value, bool)
+            if (is_bool and bool not in types) or not isinstance(value, types):
+                return number
+    return None
+
+
+def _time_text(ms: int) -> str:
+    """An event time for a message: UTC to the second, or the number when no calendar holds it."""
+    from datetime import UTC, datetime
+
+    if not 0 <= ms <= LATEST_EVENT_MS:
+        return f"EventTimestampMs {ms}"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _lines_outside(file: str, low_ms: int, high_ms: int, wanted: int) -> list[tuple[int, int]]:
+    """The first ``wanted`` events of ``file`` stamped outside [low_ms, high_ms]: line and time."""
+    import zlib
+
+    found: list[tuple[int, int]] = []
+    with contextlib.suppress(OSError, EOFError, zlib.error), open_source(file) as handle:
+        for number, line in enumerate(handle, start=1):
+            if len(line) > MAX_LINE_BYTES or not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except (ValueError, RecursionError):
+                continue
+            stamp = _as_bigint(record.get("EventTimestampMs")) if isinstance(record, dict) else None
+            if stamp is not None and not low_ms <= stamp <= high_ms:
+                found.append((number, stamp))
+                if len(found) == wanted:
+                    break
+    return found
 
 
 def _raw_source(file: str) -> Any:
@@ -1130,7 +1480,7 @@ def _is_event_line(line: bytes) -> bool:
     try:
         # As text: Python's reader of bytes would take a byte-order mark, and the scan does not.
         record = json.loads(line.decode("utf-8"))
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     if not isinstance(record, dict):
         return False

@@ -32,8 +32,10 @@ class Location:
 
 def _display_path(path: Path) -> str:
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+        # The file as named: a symbolic link is not followed (it may dangle, or loop).
+        named = path.parent.resolve() / path.name if path.name else path.resolve()
+        return str(named.relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop, on Python 3.11
         return str(path)
 
 

@@ -78,21 +78,34 @@ def compute_plan(
     prune: bool,
 ) -> Plan:
     """Compare desired with live resources by ``(kind, key)``. Live resources the spec no longer has
-    become deletes only with ``prune``; otherwise they are reported as left alone."""
-    live_by_key: dict[tuple[str, str], Resource] = {}
-    duplicates: list[Resource] = []
+    become deletes only with ``prune``; otherwise they are reported as left alone. A key the spec has
+    that is live more than once (two pushes raced) keeps one object, the one that matches or else
+    the oldest, and the others become deletes, with or without ``prune``."""
+    desired = list(desired)
+    wanted = {(resource.kind, resource.key): resource for resource in desired}
+    live_by_key: dict[tuple[str, str], list[Resource]] = {}
     for resource in live:
-        identity = (resource.kind, resource.key)
-        if identity in live_by_key:
-            duplicates.append(resource)
-        else:
-            live_by_key[identity] = resource
-    changes: list[Change] = []
+        live_by_key.setdefault((resource.kind, resource.key), []).append(resource)
+    duplicates: list[Resource] = []
+    extras: list[Resource] = []
+    for identity, found in live_by_key.items():
+        if len(found) < 2:
+            continue
+        target = wanted.get(identity)
+        if target is None:
+            extras.extend(found[1:])  # not in the spec at all: pruned with the first, or left alone
+            continue
+        goal = provider.normalise(target)
+        found.sort(key=lambda r: (provider.normalise(r) != goal, _id_order(r.live_id)))
+        duplicates.extend(found[1:])
+    changes: list[Change] = [
+        Change(Action.DELETE, r.kind, r.key, None, r, phase=r.phase, duplicate=True) for r in duplicates
+    ]
     seen: set[tuple[str, str]] = set()
     for resource in desired:
         identity = (resource.kind, resource.key)
         seen.add(identity)
-        current = live_by_key.get(identity)
+        current = live_by_key[identity][0] if identity in live_by_key else None
         if current is None:
             changes.append(Change(Action.CREATE, resource.kind, resource.key, resource, None, phase=resource.phase))
             continue
@@ -100,7 +113,7 @@ def compute_plan(
         action = Action.UPDATE if diff else Action.UNCHANGED
         changes.append(Change(action, resource.kind, resource.key, resource, current, diff, resource.phase))
     skipped: list[str] = []
-    orphans = [r for identity, r in live_by_key.items() if identity not in seen] + duplicates
+    orphans = [found[0] for identity, found in live_by_key.items() if identity not in seen] + extras
     for resource in orphans:
         if prune:
             changes.append(Change(Action.DELETE, resource.kind, resource.key, None, resource, phase=resource.phase))
@@ -109,13 +122,33 @@ def compute_plan(
                 f"{resource.kind} {resource.key} (id {resource.live_id}) is not in the spec; --prune deletes it"
             )
     counts: dict[str, int] = {}
-    for resource in live_by_key.values():
-        counts[resource.kind] = counts.get(resource.kind, 0) + 1
-    for resource in duplicates:
-        counts[resource.kind] = counts.get(resource.kind, 0) + 1
+    for (kind, _), found in live_by_key.items():
+        counts[kind] = counts.get(kind, 0) + len(found)
     order = {Action.DELETE: 0, Action.CREATE: 1, Action.UPDATE: 2, Action.UNCHANGED: 3}
     changes.sort(key=lambda c: (c.phase, c.kind, c.key, order[c.action], c.live_id or ""))
     return Plan(provider.name, tuple(changes), counts, tuple(skipped))
+
+
+def _id_order(live_id: str | None) -> tuple[int, str]:
+    """Provider ids in creation order where they are numbers (Datadog's), else as text."""
+    text = live_id or ""
+    return (int(text), "") if text.isdigit() else (2**63, text)
+
+
+def duplicate_notes(plan: Plan) -> list[str]:
+    """One line per key that is live more than once: '2 live monitors for rule X'."""
+    extra: dict[tuple[str, str], list[str]] = {}
+    for change in plan.of(Action.DELETE):
+        if change.duplicate:
+            extra.setdefault((change.kind, change.key), []).append(change.live_id or "?")
+    notes = []
+    for (kind, key), ids in sorted(extra.items()):
+        named = f"rule {key}" if kind == "monitor" else key
+        notes.append(
+            f"{len(ids) + 1} live {kind}s for {named} (concurrent pushes?); the push deletes the extra "
+            f"{'ones' if len(ids) > 1 else 'one'} (id {', '.join(ids)})"
+        )
+    return notes
 
 
 # --------------------------------------------------------------------------------------------- guards
@@ -146,7 +179,8 @@ def check_guards(plan: Plan, guards: Guards) -> None:
             )
     # The share is taken over all managed objects: a kind with one object (the pipeline) would
     # otherwise trip the guard on its own.
-    going = len(plan.of(Action.DELETE))
+    # Extra copies of a key the spec keeps are not counted: deleting them loses no alert.
+    going = len([change for change in plan.of(Action.DELETE) if not change.duplicate])
     total = sum(plan.live_counts.values())
     if going and going / total > guards.max_delete_share:
         raise SafetyError(
@@ -299,4 +333,5 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
             for c in plan.changes
         ],
         "left_alone": list(plan.skipped),
+        "duplicates": duplicate_notes(plan),
     }

@@ -63,6 +63,8 @@ BASE_EVENT: dict[str, Any] = {
 
 #: The most events one test may generate: a test is a few incidents, not a load test.
 MAX_TEST_EVENTS = 1_000_000
+#: The longest a test runs: its inputs' times and ``until`` (expectations may name any time).
+MAX_TEST_SPAN = 31 * 86400
 #: Bad lines listed per fixture; the rest are counted.
 MAX_FIXTURE_ISSUES = 20
 #: Value generators in event templates, with what each takes.
@@ -90,6 +92,17 @@ def _offset(value: Any) -> int:
     return parse_duration(value)
 
 
+def _input_offset(value: Any) -> int:
+    """A time events are generated at, or the last evaluation: within :data:`MAX_TEST_SPAN`."""
+    seconds = _offset(value)
+    if seconds > MAX_TEST_SPAN:
+        raise ValueError(
+            f"{_duration(seconds)} is past {_duration(MAX_TEST_SPAN)}, the longest a rule test runs; "
+            "replay longer traffic with `extalerts replay`"
+        )
+    return seconds
+
+
 def _time_or_range(value: Any) -> int | tuple[int, int]:
     """An evaluation time ("16m", on the minute) or an inclusive range of them (["15m", "17m"])."""
     if isinstance(value, list | tuple):
@@ -113,6 +126,9 @@ def _on_the_minute(seconds: int) -> int:
 
 
 Offset = Annotated[int, BeforeValidator(_offset), Field(description='Time from the test start, e.g. "16m"')]
+InputOffset = Annotated[
+    int, BeforeValidator(_input_offset), Field(description='Time from the test start, e.g. "16m", at most 31d')
+]
 TimeOrRange = Annotated[
     int | tuple[int, int],
     BeforeValidator(_time_or_range),
@@ -127,10 +143,10 @@ class _Model(BaseModel):
 class Series(_Model):
     """``per_minute`` events every minute from ``from`` to ``to``, except in the ``silent`` ranges."""
 
-    from_: Offset = Field(alias="from")
-    to: Offset
+    from_: InputOffset = Field(alias="from")
+    to: InputOffset
     per_minute: int = Field(gt=0, le=100_000)
-    silent: list[tuple[Offset, Offset]] = Field(default_factory=list)
+    silent: list[tuple[InputOffset, InputOffset]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _ordered(self) -> Series:
@@ -142,16 +158,27 @@ class Series(_Model):
         return self
 
     def event_count(self) -> int:
-        minutes = range(self.from_, self.to, 60)
-        return self.per_minute * sum(not any(lo <= m < hi for lo, hi in self.silent) for m in minutes)
+        """Counted without generating or visiting a minute, so that the size check comes first."""
+        silent = 0
+        covered = self.from_  # silent ranges merged: a minute in two of them is left out once
+        for low, high in sorted(self.silent):
+            low, high = max(low, covered), min(high, self.to)
+            if high > low:
+                silent += self._minutes(low, high)
+                covered = high
+        return self.per_minute * (self._minutes(self.from_, self.to) - silent)
+
+    def _minutes(self, low: int, high: int) -> int:
+        """How many minute starts (``from`` + 60 s × k) are in [low, high)."""
+        return -(-(high - self.from_) // 60) - -(-(low - self.from_) // 60)
 
 
 class Burst(_Model):
     """``count`` events spread over ``spread`` starting at ``at``."""
 
-    at: Offset
+    at: InputOffset
     count: int = Field(gt=0, le=1_000_000)
-    spread: Offset = 60
+    spread: InputOffset = 60
 
 
 class Input(_Model):
@@ -306,7 +333,9 @@ class RuleTest(_Model):
     name: str = Field(min_length=1)
     rule: str
     start: str = Field(DEFAULT_START, description="When 0m is, as ISO 8601")
-    until: Offset | None = Field(None, description="Last evaluation; default: once the windows have seen every event")
+    until: InputOffset | None = Field(
+        None, description="Last evaluation; default: once the windows have seen every event"
+    )
     seed: int = 0
     semantics: Literal["datadog", "splunk"] | None = Field(
         None, description="Always run with these semantics, for a behaviour one provider alone has"
@@ -350,7 +379,7 @@ def load_tests(paths: Sequence[Path], spec: Spec) -> list[LoadedTest]:
     rules = {r.id: r for r in spec.rules}
     spec_files: list[Path] = []
     for path in discover(paths):
-        read = read_yaml(path, issues)
+        read = read_yaml(path, issues, control_characters=True)  # nothing of a test file is rendered
         if read is None:
             continue
         data, text = read
@@ -471,6 +500,9 @@ def _read_fixture(path: Path, issues: list[SpecIssue]) -> list[dict[str, Any]]:
             event = json.loads(line)
         except json.JSONDecodeError as exc:
             bad.append(SpecIssue(Location(path, number, exc.colno), f"not JSON: {exc.msg}"))
+            continue
+        except RecursionError:
+            bad.append(SpecIssue(Location(path, number), "JSON nested too deeply to read"))
             continue
         stamp = event.get("EventTimestampMs") if isinstance(event, dict) else None
         if not isinstance(event, dict) or not isinstance(stamp, int) or isinstance(stamp, bool):

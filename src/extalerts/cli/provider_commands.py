@@ -64,8 +64,12 @@ def _build(
     templates_dir: Path | None,
     prune: bool,
     insecure: bool,
+    *,
     create_app: bool = False,
+    lock: bool = False,
 ) -> tuple[Provider, Plan]:
+    """The provider and its plan. With ``lock``, the provider's push lock (where it has one) is
+    taken before the live objects are read, and held until the command ends."""
     from extalerts.plan import compute_plan
     from extalerts.providers import ProviderOptions, build_provider
     from extalerts.spec import load_spec
@@ -76,12 +80,15 @@ def _build(
     options = ProviderOptions(api_url=api_url, templates_dir=templates_dir, insecure=insecure, create_app=create_app)
     provider = build_provider(provider_name, options)
     desired = provider.desired(spec)
+    push_lock = getattr(provider, "push_lock", None)
+    if lock and push_lock is not None:
+        click.get_current_context().with_resource(push_lock())
     live = provider.fetch()
     return provider, compute_plan(provider, desired, live, prune=prune)
 
 
 def print_plan(plan: Plan, *, show_unchanged: bool = False) -> None:
-    from extalerts.plan import render_field_diff
+    from extalerts.plan import duplicate_notes, render_field_diff
 
     counts = plan.counts()
     click.echo(
@@ -101,6 +108,8 @@ def print_plan(plan: Plan, *, show_unchanged: bool = False) -> None:
                 click.echo(click.style(line, fg=fg))
     for note in plan.skipped:
         click.echo(f"left alone: {note}")
+    for note in duplicate_notes(plan):
+        click.echo(f"drift: {note}")
 
 
 @click.command("plan")
@@ -208,7 +217,9 @@ def push_command(
     """
     from extalerts.plan import Guards, StateFile, check_guards, plan_to_json
 
-    provider, plan = _build(paths, provider_name, api_url, templates_dir, prune, insecure, create_app)
+    provider, plan = _build(
+        paths, provider_name, api_url, templates_dir, prune, insecure, create_app=create_app, lock=not dry_run
+    )
     state = StateFile(state_file)
     if output == "text":
         print_plan(plan)

@@ -25,6 +25,11 @@ from extalerts.errors import FilterFieldError, FilterSyntaxError
 from extalerts.fields import FieldCatalog, FieldType
 from extalerts.filter.ast import ORDERING_OPS, And, Expr, Not, Op, Or, Predicate, Scalar, predicates
 
+#: How deep parentheses and `not` may nest, and how long a number may be: a filter is read by
+#: recursion, and Python refuses ints of more than 4,300 digits.
+MAX_FILTER_DEPTH = 32
+MAX_NUMBER_CHARS = 100
+
 KEYWORDS = frozenset({"and", "or", "not", "in", "contains", "exists", "true", "false"})
 
 _TOKEN = re.compile(
@@ -79,6 +84,8 @@ def tokenize(text: str) -> list[Token]:
             else:
                 tokens.append(Token("field", word.replace("[]", ""), None, start))
         elif kind == "number":
+            if len(word) > MAX_NUMBER_CHARS:
+                raise FilterSyntaxError(f"a number of {len(word):,} characters", start, f"at most {MAX_NUMBER_CHARS}")
             number: int | float = float(word) if any(c in word for c in ".eE") else int(word)
             tokens.append(Token("number", word, number, start))
         elif kind in ("cmp", "punct"):
@@ -116,6 +123,17 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.tokens = tokenize(text)
         self.index = 0
+        self.depth = 0
+
+    def deeper(self) -> None:
+        """One more level of `(` or `not`; refused past :data:`MAX_FILTER_DEPTH`."""
+        self.depth += 1
+        if self.depth > MAX_FILTER_DEPTH:
+            raise FilterSyntaxError(
+                f"nested deeper than {MAX_FILTER_DEPTH} levels of `(` and `not`",
+                self.current.offset,
+                "write the condition flatter",
+            )
 
     @property
     def current(self) -> Token:
@@ -164,15 +182,20 @@ class _Parser:
     def parse_unary(self) -> Expr:
         if self.at_keyword("not"):
             self.advance()
-            return Not(self.parse_unary())
+            self.deeper()
+            expr = Not(self.parse_unary())
+            self.depth -= 1
+            return expr
         return self.parse_primary()
 
     def parse_primary(self) -> Expr:
         token = self.current
         if token.kind == "punct" and token.text == "(":
             self.advance()
+            self.deeper()
             expr = self.parse_or()
             self.expect_punct(")")
+            self.depth -= 1
             return expr
         if self.at_keyword("exists"):
             self.advance()

@@ -56,6 +56,8 @@ class Change:
     live: Resource | None
     fields: tuple[FieldChange, ...] = ()
     phase: int = 0
+    #: A delete of a second live object for one key (two pushes raced): the key itself stays.
+    duplicate: bool = False
 
     @property
     def live_id(self) -> str | None:

@@ -248,6 +248,10 @@ class DatadogProvider:
         digest = hashlib.sha256(self.api.settings.api_key.encode()).hexdigest()[:12]
         return f"{self.api.settings.api_url} key-sha256:{digest}"
 
+    def push_lock(self) -> DatadogPushLock:
+        """The lock a push holds from reading the live objects to its last write."""
+        return DatadogPushLock(self)
+
     # ----------------------------------------------------------------------------------- desired
 
     def desired(self, spec: Spec) -> list[Resource]:
@@ -526,6 +530,150 @@ class DatadogProvider:
         except ApiError as exc:
             if not _pipeline_missing(exc):  # already gone, e.g. our earlier attempt's answer was lost
                 raise
+
+
+# --------------------------------------------------------------------------------------------- push lock
+
+#: The logs-based metric that is the push lock. Datadog has no lock API, but it refuses a second
+#: metric of the same name (409): creating it is an atomic test-and-set. Its name is outside
+#: ``extalerts.*``, so no plan ever lists it; its filter matches no log, so it counts nothing.
+LOCK_METRIC = "extalerts_lock.push"
+#: How long a lease lasts: a push killed while holding the lock holds it at most this long.
+LOCK_LEASE_S = 600.0
+#: How long a push waits for another to finish before it refuses, and how often it looks.
+LOCK_WAIT_S = 300.0
+LOCK_POLL_S = 2.0
+_LEASE = re.compile(r'@extalerts_lock\.holder:"(?P<holder>[^"]*)" @extalerts_lock\.expires:(?P<expires>[0-9]+)')
+
+
+class LockHeldError(ProviderError):
+    """Another push holds the provider's push lock, for longer than this one would wait."""
+
+
+class DatadogPushLock:
+    """An advisory lock around one push to a Datadog organisation: a lease kept in a log-based metric.
+
+    Taking it creates :data:`LOCK_METRIC` (Datadog answers 409 when it exists); releasing it deletes
+    it, if it is still ours. A lease whose expiry has passed (its run died) is deleted and taken.
+
+    Failure modes: a run killed while holding the lock delays other pushes until the lease expires
+    (or until someone deletes the metric); a push that outlives its lease may overlap the next one;
+    two runs that find the same expired lease may both delete it, and then one of them creates it
+    and the other waits. Only extalerts pushes take the lock: edits in the UI are not held off.
+    """
+
+    def __init__(
+        self,
+        provider: DatadogProvider,
+        *,
+        lease_s: float = LOCK_LEASE_S,
+        wait_s: float = LOCK_WAIT_S,
+        poll_s: float = LOCK_POLL_S,
+        clock: Any = None,
+        sleep: Any = None,
+    ) -> None:
+        import socket
+        import time
+        import uuid
+
+        self.provider = provider
+        self.lease_s, self.wait_s, self.poll_s = lease_s, wait_s, poll_s
+        self.clock = clock or time.time
+        self.sleep = sleep or time.sleep
+        self.holder = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    def __enter__(self) -> DatadogPushLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        deadline = self.clock() + self.wait_s
+        while True:
+            if self._create():
+                return
+            lease = self._read()
+            if lease is None:
+                continue  # released between our create and our read: try again at once
+            holder, expires = lease
+            if expires is not None and expires < self.clock():
+                self._delete()  # the run that held it died: its lease is over
+                continue
+            if self.clock() >= deadline:
+                until = _utc(expires) if expires is not None else "never (its lease cannot be read)"
+                raise LockHeldError(
+                    f"another push to this Datadog organisation holds the push lock ({holder}; lease until "
+                    f"{until}); waited {self.wait_s:.0f} s. Run again once it has finished; if that run died, "
+                    f"the lease ends by itself, or delete the logs metric {LOCK_METRIC}"
+                )
+            self.sleep(self.poll_s)
+
+    def release(self) -> None:
+        lease = self._read()
+        if lease is not None and lease[0] == self.holder:
+            self._delete()
+
+    def _create(self) -> bool:
+        from datadog_api_client.v2.api.logs_metrics_api import LogsMetricsApi
+        from datadog_api_client.v2.model.logs_metric_create_request import LogsMetricCreateRequest
+
+        expires = int(self.clock() + self.lease_s)
+        query = f'@extalerts_lock.holder:"{self.holder}" @extalerts_lock.expires:{expires}'
+        body = {
+            "data": {
+                "id": LOCK_METRIC,
+                "type": "logs_metrics",
+                "attributes": {"compute": {"aggregation_type": "count"}, "filter": {"query": query}},
+            }
+        }
+        try:
+            self.provider.api.call(
+                "take the push lock",
+                lambda client: LogsMetricsApi(client).create_logs_metric(LogsMetricCreateRequest(**body)),
+            )
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            lease = self._read()  # a lost answer to our own create reads back as ours
+            return lease is not None and lease[0] == self.holder
+        return True
+
+    def _read(self) -> tuple[str, int | None] | None:
+        """The lease's holder and expiry (None when unreadable); None when no one holds the lock."""
+        from datadog_api_client.v2.api.logs_metrics_api import LogsMetricsApi
+
+        try:
+            response = self.provider.api.call(
+                "read the push lock", lambda client: LogsMetricsApi(client).get_logs_metric(LOCK_METRIC)
+            )
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        query = str(((_plain(response).get("data") or {}).get("attributes") or {}).get("filter", {}).get("query", ""))
+        match = _LEASE.search(query)
+        if match is None:
+            return ("an unreadable lease", None)
+        return match["holder"], int(match["expires"])
+
+    def _delete(self) -> None:
+        from datadog_api_client.v2.api.logs_metrics_api import LogsMetricsApi
+
+        try:
+            self.provider.api.call(
+                "release the push lock", lambda client: LogsMetricsApi(client).delete_logs_metric(LOCK_METRIC)
+            )
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+
+
+def _utc(seconds: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def normalise_monitor(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,8 @@ from extalerts.fields import Field, FieldCatalog, FieldType, derived_field
 from extalerts.filter import Expr, check, fields_of, parse
 from extalerts.spec.models import (
     LOGPUSH_FIELDS,
+    MAX_GROUP_BY,
+    MAX_NOTIFY,
     AbsenceSignal,
     Defaults,
     DerivedType,
@@ -114,7 +118,10 @@ def discover(paths: Iterable[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(p for p in path.iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file()))
+            # A link that leads nowhere (dangling, or a loop) is listed too: reading it says what is wrong.
+            found.extend(
+                sorted(p for p in path.iterdir() if p.suffix in SPEC_SUFFIXES and (p.is_file() or p.is_symlink()))
+            )
         else:
             found.append(path)
     return list(dict.fromkeys(found))
@@ -137,10 +144,16 @@ class Positions:
     def root(self) -> Any:
         if self._root is None:
             from ruamel.yaml import YAML
+            from ruamel.yaml.error import YAMLError
 
             yaml = YAML(typ="rt")
             yaml.preserve_quotes = True
-            self._root = yaml.load(self.text)
+            try:
+                self._root = yaml.load(self.text)
+            except YAMLError:
+                # read_yaml refuses what this parser cannot read; should one still slip through,
+                # problems are reported at the file rather than not at all.
+                self._root = {}
         return self._root
 
     def is_mapping(self, loc: Sequence[int | str]) -> bool:
@@ -190,23 +203,55 @@ def _lc(node: Any, kind: str, key: Any) -> tuple[int, int] | None:
     return (int(pos[0]), int(pos[1])) if pos else None
 
 
-def read_yaml(path: Path, issues: list[SpecIssue]) -> tuple[Any, str] | None:
-    """The file's data and text, or None after recording why it cannot be read."""
+#: Limits on one YAML file (spec or rule test), checked on the parser's events before anything is
+#: built, so that a hostile or broken file is a located error rather than a runaway load.
+#: Nodes are counted with every alias expanded (a "billion laughs" file is refused at the limit).
+MAX_YAML_NODES = 100_000
+MAX_YAML_DEPTH = 32
+#: The longest plain scalar that may be read as a number (Python refuses ints past 4,300 digits).
+MAX_NUMBER_CHARS = 100
+#: Control characters (C0 but tab and newline, DEL, C1): none reaches a rendered file.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_NUMBER_START = re.compile(r"[-+]?\.?[0-9]")
+
+
+def read_yaml(path: Path, issues: list[SpecIssue], *, control_characters: bool = False) -> tuple[Any, str] | None:
+    """The file's data and text, or None after recording why it cannot be read. ``control_characters``
+    allows them in text (rule test events); spec text reaches rendered files and must not hold any."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
+        if path.is_symlink():
+            target = path.readlink()
+            problem = f"a symbolic link to {target}, which does not exist"
+            issues.append(SpecIssue(Location(path), problem, "fix or remove the link"))
+            return None
         hint = "run extalerts where monitors/ is, or name the spec files or directories"
         issues.append(SpecIssue(Location(path), "no such file or directory", hint))
         return None
     except (OSError, UnicodeDecodeError) as exc:
-        issues.append(SpecIssue(Location(path), f"cannot read the file: {exc}"))
+        if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
+            issues.append(SpecIssue(Location(path), "a loop of symbolic links", "fix or remove the link"))
+        else:
+            issues.append(SpecIssue(Location(path), f"cannot read the file: {exc}"))
         return None
     try:
-        # The C loader when ruamel.yaml.clib is installed; it also refuses duplicate keys.
-        return YAML(typ="safe", pure=not _HAS_CLIB).load(text), text
+        # The C parser when ruamel.yaml.clib is installed (the C loader also refuses duplicate keys).
+        yaml = YAML(typ="safe", pure=not _HAS_CLIB)
+        beyond_limits = _structure_problem(path, yaml.parse(text), control_characters=control_characters)
+        if beyond_limits is not None:
+            issues.append(beyond_limits)
+            return None
+        data = yaml.load(text)
+        if "\t" in text:
+            # The C loader takes some tabs (inside a flow mapping) that the parser of positions
+            # refuses: read such a file that way too, so that a problem in it can be located.
+            for _ in YAML(typ="rt").parse(text):
+                pass
+        return data, text
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path)
@@ -217,6 +262,60 @@ def read_yaml(path: Path, issues: list[SpecIssue]) -> tuple[Any, str] | None:
         issues.append(SpecIssue(where, f"YAML syntax error: {problem}", hint))
     except YAMLError as exc:
         issues.append(SpecIssue(Location(path), f"YAML syntax error: {' '.join(str(exc).split())}"))
+    return None
+
+
+def _structure_problem(path: Path, events: Iterable[Any], *, control_characters: bool) -> SpecIssue | None:
+    """The first limit a YAML event stream breaks (nodes with aliases expanded, nesting depth,
+    number length, control characters), located at its event; None when within every limit."""
+    from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, ScalarEvent
+
+    sizes: dict[str, int] = {}  # expanded nodes under each anchor
+    open_nodes: list[tuple[str | None, int]] = []  # (anchor, nodes expanded when it opened)
+    expanded = 0
+
+    def at(event: Any) -> Location:
+        mark = event.start_mark
+        return Location(path, mark.line + 1, mark.column + 1) if mark is not None else Location(path)
+
+    for event in events:
+        if isinstance(event, ScalarEvent):
+            expanded += 1
+            if event.anchor:
+                sizes[event.anchor] = 1
+            value = str(event.value)
+            if not event.style and len(value) > MAX_NUMBER_CHARS and _NUMBER_START.match(value):
+                return SpecIssue(
+                    at(event),
+                    f"a number of {len(value):,} characters; numbers have at most {MAX_NUMBER_CHARS}",
+                    "quote it if it is text",
+                )
+            bad = None if control_characters else _CONTROL_CHARACTERS.search(value)
+            if bad is not None:
+                return SpecIssue(
+                    at(event),
+                    f"control character U+{ord(bad.group()):04X} in text",
+                    "remove it: text here is written into rendered monitors and saved searches",
+                )
+        elif isinstance(event, AliasEvent):
+            expanded += sizes.get(str(event.anchor), 1)
+        elif isinstance(event, CollectionStartEvent):
+            expanded += 1
+            open_nodes.append((event.anchor, expanded))
+            if len(open_nodes) > MAX_YAML_DEPTH:
+                return SpecIssue(
+                    at(event), f"nested deeper than {MAX_YAML_DEPTH} levels", "a spec or test file needs a few levels"
+                )
+        elif isinstance(event, CollectionEndEvent) and open_nodes:
+            anchor, opened_at = open_nodes.pop()
+            if anchor:
+                sizes[anchor] = expanded - opened_at + 1
+        if expanded > MAX_YAML_NODES:
+            return SpecIssue(
+                at(event),
+                f"more than {MAX_YAML_NODES:,} values once aliases are expanded",
+                "expand fewer aliases (`*name`), or split the file",
+            )
     return None
 
 
@@ -421,6 +520,7 @@ def _parse_file(path: Path, issues: list[SpecIssue]) -> _Parsed | None:
     spec: SpecFile | None = None
     try:
         spec = SpecFile.model_validate(document)
+        _check_source_queries(spec, positions, issues)
     except ValidationError as exc:
         issues.extend(issues_from_validation(exc, positions))
         # The rest of the file still takes part in the cross-file checks, so that its targets,
@@ -441,6 +541,17 @@ def _parse_file(path: Path, issues: list[SpecIssue]) -> _Parsed | None:
             issues.extend(issues_from_validation(exc, positions, ("rules", index), label))
             rules.append((None, raw, index))
     return _Parsed(path, spec, positions, rules)
+
+
+def _check_source_queries(spec: SpecFile, positions: Positions, issues: list[SpecIssue]) -> None:
+    """Each source's Datadog search, read as Datadog reads it: a broken one fails here, not at render."""
+    from extalerts.render.datadog_query import check_search
+
+    for name, source in spec.sources.items():
+        for problem in check_search(source.datadog.query):
+            where = positions.find(("sources", name, "datadog", "query"))
+            message = f"source `{name}`: datadog.query: {problem}"
+            issues.append(SpecIssue(where, message, "check its brackets and quotes"))
 
 
 #: Sections that name their entries: a broken entry leaves the others of its section valid.
@@ -743,8 +854,13 @@ class _RuleChecker:
         signal = raw.get("signal")
         if isinstance(signal, Mapping) and signal.get("kind") == "ratio" and isinstance(signal.get("match"), str):
             self.parse_filter(signal["match"], ("signal", "match"))
-        self.check_notify(_strings(raw.get("notify")) or [], targets)
-        self.check_group_by(_strings(raw.get("group_by")) or [])
+        # A list longer than the model allows is reported once, by the model; its items are not.
+        notify = _strings(raw.get("notify")) or []
+        if len(notify) <= MAX_NOTIFY:
+            self.check_notify(notify, targets)
+        group_by = _strings(raw.get("group_by")) or []
+        if len(group_by) <= MAX_GROUP_BY:
+            self.check_group_by(group_by)
 
     def check_notify(self, names: list[str], targets: Mapping[str, Target]) -> list[tuple[str, Target]]:
         chosen: list[tuple[str, Target]] = []

@@ -109,8 +109,15 @@ FilterText = Annotated[
 ]
 
 
+#: Longest lists a rule takes (a monitor groups by a few fields and notifies a few targets).
+MAX_GROUP_BY = 4
+MAX_NOTIFY = 20
+MAX_TAGS = 50
+
+
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+    # No NaN or infinity (YAML's .nan, .inf, or 1e400): no provider takes them as a threshold.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------------------------- enums
@@ -173,7 +180,7 @@ class Defaults(Model):
 
     service: Name | None = Field(None, description="Service name; becomes the service: tag")
     env: Name | None = Field(None, description="Environment; becomes the env: tag")
-    tags: list[Tag] = Field(default_factory=list, description="Tags added to every rule")
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS, description="Tags added to every rule")
     evaluation_delay: DelayDuration | None = Field(
         None,
         description="How long to wait for late logs before evaluating a window. Logpush delivers in "
@@ -433,17 +440,17 @@ class Rule(Model):
     description: str = ""
     severity: Severity
     runbook: Url | None = None
-    tags: list[Tag] = Field(default_factory=list)
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
     source: Name | None = Field(None, description="Source to read (default: defaults.source)")
     filter: FilterText | None = Field(None, description="Which events the rule looks at; omit for all")
     signal: Signal
     window: Annotated[Duration, AfterValidator(_whole_minutes_up_to_two_days)] = Field(
         description="Evaluation window, whole minutes, from 1m to 2d"
     )
-    group_by: list[FieldName] = Field(default_factory=list, max_length=4)
+    group_by: list[FieldName] = Field(default_factory=list, max_length=MAX_GROUP_BY)
     thresholds: Thresholds | None = Field(None, description="Required except for absence rules")
     evaluation_delay: DelayDuration | None = None
-    notify: list[Name] = Field(default_factory=list, description="Names of targets")
+    notify: list[Name] = Field(default_factory=list, max_length=MAX_NOTIFY, description="Names of targets")
     renotify: Duration | None = Field(None, description="Repeat the notification this often while firing")
     throttle: Duration | None = Field(
         None, description="Splunk: suppress repeats for this long (default: renotify, else 1h)"
