@@ -104,9 +104,9 @@ def test_editing_one_rule_shows_exactly_that_diff(env: str, spec_dir: Path, emul
     assert fields == {
         "options.thresholds.critical": (100, 150),
         "query": (
-            'logs("source:cloudflare service:conversation-api (@Logs.Message:*ERROR_CODE_INVALID_URL* '
+            'logs("source:cloudflare service:workers-trace-events (@Logs.Message:*ERROR_CODE_INVALID_URL* '
             'OR @Logs.message:*ERROR_CODE_INVALID_URL*)").index("*").rollup("count").last("5m") > 100',
-            'logs("source:cloudflare service:conversation-api (@Logs.Message:*ERROR_CODE_INVALID_URL* '
+            'logs("source:cloudflare service:workers-trace-events (@Logs.Message:*ERROR_CODE_INVALID_URL* '
             'OR @Logs.message:*ERROR_CODE_INVALID_URL*)").index("*").rollup("count").last("5m") > 150',
         ),
     }
