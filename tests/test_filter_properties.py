@@ -756,6 +756,14 @@ def test_datadog_contains_escapes_carriage_return() -> None:
     read_back_datadog(Predicate("ScriptName", Op.CONTAINS, "a\rb"))
 
 
+def test_datadog_contains_escapes_the_documented_special_characters_and_at_but_not_slash() -> None:
+    # search_syntax: `#` is special (and starts calculated fields), `/` "is not considered a special
+    # character"; `@` inside a value is escaped, the conservative reading (no page settles it).
+    expr = parse('Event.Request.URL contains "/v1/#a@b-c d"')
+    assert to_datadog(expr, CATALOG) == "@Event.Request.URL:*/v1/\\#a\\@b\\-c\\ d*"
+    assert check_search(to_datadog(expr, CATALOG)) == []
+
+
 def test_datadog_bare_value_with_trailing_newline() -> None:
     # Regression: _BARE_TOKEN ends in `$`, which also matches before a trailing newline, so "ok\n" is written
     # bare (`@Outcome:ok` + newline) and Datadog searches for "ok" instead of "ok\n".
@@ -1155,7 +1163,7 @@ EXAMPLES: list[tuple[str, str, str, str | None]] = [
     ),
     (
         'Event.Request.URL contains "/a b?" and Exceptions.Name in ["TypeError", "E.x"]',
-        "@Event.Request.URL:*\\/a\\ b\\?* AND "
+        "@Event.Request.URL:*/a\\ b\\?* AND "
         "(@Exceptions.Name:(TypeError OR E.x) OR @Exceptions.name:(TypeError OR E.x))",
         'match(url, "/a\\\\ b\\\\?") AND isnotnull(mvfind(exception_name, "^(?:TypeError|E\\\\.x)\\\\z"))',
         None,
