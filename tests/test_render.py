@@ -109,46 +109,9 @@ def _valid_monitor() -> dict[str, Any]:
     }
 
 
-def _apply_documented_pipeline(pipeline: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
-    """The rendered processors applied to ``event`` as their doc pages describe them (see the
-    template's comments), for the four types the pipeline uses."""
-    log = copy.deepcopy(event)
-    for processor in pipeline["processors"]:
-        assert processor["is_enabled"] is True
-        kind = processor["type"]
-        if kind == "date-remapper":
-            log["timestamp"] = log.get(processor["sources"][0])
-        elif kind == "array-processor":
-            op = processor["operation"]
-            key, _, value = op["filter"].partition(":")
-            items = log.get(op["source"]) if isinstance(log.get(op["source"]), list) else []
-            chosen = next((i for i in items if isinstance(i, dict) and i.get(key) == value), None)
-            if chosen is not None and op["value_to_extract"] in chosen:
-                log[op["target"]] = chosen[op["value_to_extract"]]
-        elif kind == "string-builder-processor":
-            (name,) = re.fullmatch(r"%\{([^}]+)\}", processor["template"]).groups()  # type: ignore[union-attr]
-            value = log.get(name)
-            parts = [value] if isinstance(value, str) else value
-            usable = isinstance(parts, list) and all(isinstance(p, str) for p in parts)
-            if usable and len(",".join(parts)) <= 256:  # else "the entire operation is skipped"
-                log[processor["target"]] = ",".join(parts)
-        elif kind == "grok-parser":
-            assert processor["grok"]["match_rules"] == "extalerts_structured_line %{data:extalerts:json}"
-            text = log.get(processor["source"])
-            if isinstance(text, str):  # grok reads strings only
-                try:
-                    parsed = json.loads(text)
-                except ValueError:
-                    parsed = None
-                if isinstance(parsed, dict):
-                    log["extalerts"] = parsed
-        else:
-            raise AssertionError(kind)
-    return log
-
-
 def test_pipeline_remaps_the_date_and_reads_the_structured_line_as_the_engine_does(rendered: dict[str, str]) -> None:
     from extalerts.filter.python import structured_line
+    from tests.datadog_fake import apply_documented_pipeline
     from tests.test_engine import STRUCTURED_LINE_SHAPES
 
     pipeline = json.loads(rendered["datadog/pipelines/extalerts-structured-logs.json"])
@@ -160,7 +123,7 @@ def test_pipeline_remaps_the_date_and_reads_the_structured_line_as_the_engine_do
     ]
     for logs in STRUCTURED_LINE_SHAPES:
         event = {"EventTimestampMs": 1_767_225_600_123, "Logs": logs}
-        processed = _apply_documented_pipeline(pipeline, event)
+        processed = apply_documented_pipeline(pipeline, event)
         assert processed["timestamp"] == event["EventTimestampMs"]
         assert processed.get("extalerts") == structured_line(event), logs
 

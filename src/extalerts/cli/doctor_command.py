@@ -1,4 +1,5 @@
-"""``extalerts doctor``: check that logs really flow from the Workers to the providers."""
+"""``extalerts doctor``: check that logs really flow from the Workers to the providers, and that
+Datadog reads them as the rules assume."""
 
 from __future__ import annotations
 
@@ -12,22 +13,47 @@ from extalerts.cli.options import output_option, plural, resolve_paths, spec_pat
 
 @click.command("doctor")
 @spec_paths
-@click.option("--api-url", default=None, metavar="URL", help="Cloudflare API base URL (e.g. a local emulator).")
+@click.option(
+    "--provider",
+    "-p",
+    "provider_name",
+    type=click.Choice(["logpush", "datadog"]),
+    default="logpush",
+    show_default=True,
+    help="What to check: the Logpush jobs (Cloudflare API) or how Datadog reads the logs.",
+)
+@click.option("--api-url", default=None, metavar="URL", help="API base URL of the provider (e.g. a local emulator).")
 @output_option
-def doctor_command(paths: tuple[Path, ...], api_url: str | None, output: str) -> None:
-    """Check, through the Cloudflare API, that every managed Logpush job exists, is enabled and
-    delivers, and that every Worker in logpush.scripts has Logpush on. Exit code 1 on any problem.
+def doctor_command(paths: tuple[Path, ...], provider_name: str, api_url: str | None, output: str) -> None:
+    """Check that logs really flow and are read as the rules assume. Read-only; exit code 1 on any
+    problem, each named with the rules it breaks.
 
     \b
-    Example:
+    --provider logpush (Cloudflare API): every managed Logpush job exists, is enabled and delivers;
+    every Worker in logpush.scripts has Logpush on.
+    --provider datadog (last hour of logs, Logs Aggregate API): the structured-log pipeline exists,
+    is enabled and in the pipeline order; logs of each source arrive stamped with their event time;
+    the structured line is read (array select, string builder, grok); each facet in
+    rendered/datadog/facets.json works (ranges, measures, group-by).
+
+    \b
+    Examples:
       CLOUDFLARE_API_TOKEN=… CLOUDFLARE_ACCOUNT_ID=… extalerts doctor
+      DD_API_KEY=… DD_APP_KEY=… extalerts doctor --provider datadog
     """
-    from extalerts.doctor import doctor
-    from extalerts.providers.cloudflare_api import CloudflareApi, CloudflareSettings
     from extalerts.spec import load_spec
 
     spec = load_spec(resolve_paths(paths))
-    findings = doctor(spec, CloudflareApi(CloudflareSettings.from_env(api_url)))
+    if provider_name == "datadog":
+        from extalerts.doctor_datadog import datadog_doctor
+        from extalerts.providers.datadog import DatadogApi, DatadogSettings
+
+        findings = datadog_doctor(spec, DatadogApi(DatadogSettings.from_env(api_url)))
+    else:
+        from extalerts.doctor import doctor
+        from extalerts.providers.cloudflare_api import CloudflareApi, CloudflareSettings
+
+        findings = doctor(spec, CloudflareApi(CloudflareSettings.from_env(api_url)))
     problems = [f for f in findings if not f.ok]
     if output == "json":
         click.echo(
