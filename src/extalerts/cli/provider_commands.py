@@ -75,13 +75,13 @@ def _build(
     options = ProviderOptions(api_url=api_url, templates_dir=templates_dir, insecure=insecure)
     provider = build_provider(provider_name, options)
     desired = provider.desired(spec)
-    if provider_name == "datadog":
+    live = provider.fetch()
+    if provider_name == "datadog":  # once the organisation answered: a failed listing says only that
         from extalerts.providers.datadog import facet_warning
 
         warning = facet_warning(spec)
         if warning:
             click.echo(f"warning: {warning}", err=True)
-    live = provider.fetch()
     return provider, compute_plan(provider, desired, live, prune=prune)
 
 
