@@ -61,23 +61,22 @@ _FIRST_LOG_MESSAGE = (
     "json_extract(list_filter(json_extract(\"Logs\", '$[*]'), "
     f"lambda e: json_extract_string(e, '$.Level') = '{STRUCTURED_LINE_LEVEL}')[1], '$.Message')"
 )
-#: That ``Message`` as a list of JSON values (a bare string as a list of one), as both readings hold it.
-_EXACT_LINE_PARTS = (
-    "CASE json_type(_message) WHEN 'ARRAY' THEN json_extract(_message, '$[*]') WHEN 'VARCHAR' THEN [_message] END"
-)
 
 
-def structured_line(parts: str) -> str:
+def structured_line(message: str) -> str:
     """SQL of the structured line (README, "Structured log line"), given the SQL of the first ``log``
-    entry's ``Message`` as a list of JSON texts. The one definition both readings use, and the same as
+    entry's ``Message`` as JSON. The one definition both readings use, and the same as
     :func:`extalerts.filter.python.structured_line`: strings only, joined with ``,``, at most
     :data:`~extalerts.fields.STRUCTURED_LINE_MAX_CHARS` characters, a JSON object."""
-    only_strings = f"len(list_filter({parts}, lambda p: NOT coalesce(starts_with(p, '\"'), false))) = 0"
-    joined = (
-        f"array_to_string(list_transform({parts}, lambda p: json_extract_string(p, '$')), "
-        f"{sql_string(STRUCTURED_LINE_SEPARATOR)})"
+    # json_structure is ["VARCHAR"] for an array of strings and nulls; nulls are told apart after.
+    strings = f"json_transform({message}, '[\"VARCHAR\"]')"
+    joined = f"array_to_string(ps, {sql_string(STRUCTURED_LINE_SEPARATOR)})"
+    text = (
+        f"CASE json_structure({message}) "
+        f"WHEN '[\"VARCHAR\"]' THEN list_transform([{strings}], "
+        f"lambda ps: CASE WHEN list_count(ps) = len(ps) THEN {joined} END)[1] "
+        f"WHEN '\"VARCHAR\"' THEN json_extract_string({message}, '$') END"
     )
-    text = f"CASE WHEN {only_strings} THEN {joined} END"
     # JSON allows these four before a value; the text is named once through a one-element list.
     blanks = sql_string(" \t\n\r")
     return (
@@ -114,8 +113,7 @@ def select_fields(fields: Sequence[tuple[Field, str]], scan: str, carry: Sequenc
         scan = f"(SELECT *, {MESSAGES} AS _messages FROM {scan})"
     if derived:
         scan = f"(SELECT *, {_FIRST_LOG_MESSAGE} AS _message FROM {scan})"
-        scan = f"(SELECT *, {_EXACT_LINE_PARTS} AS _parts FROM {scan})"
-        scan = f"(SELECT *, {structured_line('_parts')} AS _line FROM {scan})"
+        scan = f"(SELECT *, {structured_line('_message')} AS _line FROM {scan})"
         scan = f"(SELECT *, {_line_values(derived)} AS _values FROM {scan})"
     computed = []
     for field, column in fields:
@@ -172,9 +170,9 @@ def typed_columns(fields: Sequence[Field]) -> dict[str, str] | None:
     columns: dict[str, str] = {"EventTimestampMs": SCALAR_COLUMNS["EventTimestampMs"]}
     objects: dict[str, dict[str, Any]] = {}
     lists: dict[str, dict[str, str]] = {}
-    # The structured line needs to tell a string from an object among the messages: then each
-    # message is read as its JSON text, decoded afterwards.
-    message_type = "JSON[]" if any(field.is_derived for field in fields) else "VARCHAR[]"
+    # The structured line needs to tell a string from an object among the messages: then the
+    # messages are read as JSON, decoded afterwards.
+    message_type = "JSON" if any(field.is_derived for field in fields) else "VARCHAR[]"
     for field in fields:
         if field.is_derived:
             lists.setdefault("Logs", {}).update({"Level": "VARCHAR", "Message": message_type})
@@ -226,7 +224,13 @@ def select_typed_fields(fields: Sequence[tuple[Field, str]], scan: str, carry: S
             name, _, key = field.paths[0]
             entries[name, key] = f"_e_{name}_{key}"
     if entries:
-        lists = ", ".join(f"{_entries(name, key)} AS {column}" for (name, key), column in entries.items())
+        # Messages read as JSON (for the structured line) are decoded to text as the exact reading
+        # has them: strings as themselves, anything else as its JSON text; a Message that is not an
+        # array gives NULL, so the event is read again the exact way.
+        decoded = {("Logs", "Message"): 'json_transform(x."Message", \'["VARCHAR"]\')'} if derived else {}
+        lists = ", ".join(
+            f"{_entries(name, key, decoded.get((name, key)))} AS {column}" for (name, key), column in entries.items()
+        )
         scan = f"(SELECT *, {lists} FROM {scan})"
     # An entry without the key shows as NULL among the values, which list_count leaves out.
     variants = [
@@ -234,17 +238,11 @@ def select_typed_fields(fields: Sequence[tuple[Field, str]], scan: str, carry: S
         for (name, _), column in entries.items()
     ]
     if any(field.name == "Logs.Message" for field, _ in fields):
-        messages = "flatten(_e_Logs_Message)"
-        if derived:  # messages read as JSON texts: strings decoded, anything else kept as its text
-            messages = (
-                f"list_transform({messages}, lambda p: CASE WHEN starts_with(p, '\"') "
-                "THEN json_extract_string(p, '$') ELSE CAST(p AS VARCHAR) END)"
-            )
-        scan = f"(SELECT *, {messages} AS _messages FROM {scan})"
+        scan = f"(SELECT *, flatten(_e_Logs_Message) AS _messages FROM {scan})"
     if derived:
         first_log = f'list_filter("Logs", lambda e: e."Level" = \'{STRUCTURED_LINE_LEVEL}\')[1]."Message"'
-        scan = f"(SELECT *, {first_log} AS _parts FROM {scan})"
-        scan = f"(SELECT *, {structured_line('_parts')} AS _line FROM {scan})"
+        scan = f"(SELECT *, {first_log} AS _message FROM {scan})"
+        scan = f"(SELECT *, {structured_line('_message')} AS _line FROM {scan})"
         scan = f"(SELECT *, {_line_values(derived)} AS _values FROM {scan})"
     computed = []
     for field, column in fields:
@@ -265,8 +263,8 @@ def select_typed_fields(fields: Sequence[tuple[Field, str]], scan: str, carry: S
     return f'SELECT "EventTimestampMs" AS ts{"".join(computed)}, {variant} AS _variant{_carried(carry)} FROM {scan}'
 
 
-def _entries(name: str, key: str) -> str:
-    return f"list_transform({quote_identifier(name)}, lambda x: x.{quote_identifier(key)})"
+def _entries(name: str, key: str, value: str | None = None) -> str:
+    return f"list_transform({quote_identifier(name)}, lambda x: {value or 'x.' + quote_identifier(key)})"
 
 
 def _event_field(field: Field) -> str:
