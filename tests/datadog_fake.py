@@ -84,7 +84,7 @@ class _Search:
 
     def __init__(self, query: str, facets: dict[str, tuple[str, bool]]) -> None:
         self.tokens = [t for t in self.TOKEN.findall(query) if t.strip()]
-        self.facets = facets
+        self.doctor_facets = facets
 
     def matches(self, log: dict[str, Any]) -> bool:
         self.pos = 0
@@ -122,7 +122,7 @@ class _Search:
             return bool(values)
         compare = re.fullmatch(r"(<=|>=|<|>)(-?\d+(?:\.\d+)?)", value)
         if compare:
-            kind, _ = self.facets.get(key, ("", False))
+            kind, _ = self.doctor_facets.get(key, ("", False))
             if kind not in ("integer", "double"):
                 return False  # a range on an attribute without a numeric facet matches nothing
             op, bound = compare.group(1), float(compare.group(2))
@@ -137,11 +137,11 @@ class DoctorDatadog(DatadogEmulator):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         #: Facets by path (with @): (type, measure).
-        self.facets: dict[str, tuple[str, bool]] = {}
+        self.doctor_facets: dict[str, tuple[str, bool]] = {}
         #: Pipeline ids in processing order; None: every stored pipeline, as Datadog appends new ones.
-        self.order: list[str] | None = None
+        self.doctor_order: list[str] | None = None
         #: Logs as indexed: reserved attributes, attributes, timestamp (ms).
-        self.indexed: list[dict[str, Any]] = []
+        self.doctor_logs: list[dict[str, Any]] = []
 
     def _route_table(self) -> list[Any]:
         routes = super()._route_table()
@@ -149,21 +149,21 @@ class DoctorDatadog(DatadogEmulator):
             (
                 "GET",
                 re.compile("^/api/v1/logs/config/pipeline-order$"),
-                lambda *, query, body: {"pipeline_ids": self.pipeline_order()},
+                lambda *, query, body: {"pipeline_ids": self.doctor_pipeline_order()},
             ),
-            ("POST", re.compile("^/api/v2/logs/analytics/aggregate$"), self._aggregate),
-            ("POST", re.compile("^/api/v2/logs/events/search$"), self._search),
+            ("POST", re.compile("^/api/v2/logs/analytics/aggregate$"), self._doctor_aggregate),
+            ("POST", re.compile("^/api/v2/logs/events/search$"), self._doctor_search),
             *routes,
         ]
 
-    def pipeline_order(self) -> list[str]:
-        return list(self.state.pipelines) if self.order is None else list(self.order)
+    def doctor_pipeline_order(self) -> list[str]:
+        return list(self.state.pipelines) if self.doctor_order is None else list(self.doctor_order)
 
     def ingest(self, events: list[dict[str, Any]], received_ms: int, **reserved: str) -> None:
         """Logpush-shipped events arriving at ``received_ms``, processed by the pipelines in order."""
         for event in events:
             log = copy.deepcopy(event)
-            for pipeline_id in self.pipeline_order():
+            for pipeline_id in self.doctor_pipeline_order():
                 pipeline = self.state.pipelines.get(pipeline_id)
                 selects = _Search(pipeline["filter"].get("query") or "*", {}) if pipeline else None
                 if (
@@ -174,22 +174,22 @@ class DoctorDatadog(DatadogEmulator):
                 ):
                     log = apply_documented_pipeline(pipeline, log)
             timestamp = log.pop("timestamp", None)
-            self.indexed.append(
+            self.doctor_logs.append(
                 {**reserved, "attributes": log, "timestamp": timestamp if timestamp is not None else received_ms}
             )
 
     def _selected(self, body: Any) -> list[dict[str, Any]]:
-        search = _Search(str(body.get("filter", {}).get("query", "*")), self.facets)
-        return [log for log in self.indexed if search.matches(log)]
+        search = _Search(str(body.get("filter", {}).get("query", "*")), self.doctor_facets)
+        return [log for log in self.doctor_logs if search.matches(log)]
 
-    def _aggregate(self, *, query: dict[str, str], body: Any) -> dict[str, Any]:
+    def _doctor_aggregate(self, *, query: dict[str, str], body: Any) -> dict[str, Any]:
         logs = self._selected(body)
         (compute,) = body["compute"]
         groups: dict[str, list[dict[str, Any]]] = {"": logs}
         by = (body.get("group_by") or [{}])[0].get("facet")
         if by:
             groups = {}
-            if by in self.facets:  # grouping needs a facet
+            if by in self.doctor_facets:  # grouping needs a facet
                 for log in logs:
                     for value in _values(log, by[1:])[:1]:
                         groups.setdefault(str(value), []).append(log)
@@ -205,13 +205,13 @@ class DoctorDatadog(DatadogEmulator):
                     for v in _values(log, metric[1:])
                     if isinstance(v, int | float) and not isinstance(v, bool)
                 ]
-                measured = self.facets.get(metric, ("", False))[1]
+                measured = self.doctor_facets.get(metric, ("", False))[1]
                 value = max(numbers) if numbers and measured else None  # no measure, no value
             if by or members or compute["aggregation"] != "count":
                 buckets.append({"by": {by: key} if by else {}, "computes": {"c0": value}})
         return {"meta": {"status": "done"}, "data": {"buckets": buckets}}
 
-    def _search(self, *, query: dict[str, str], body: Any) -> dict[str, Any]:
+    def _doctor_search(self, *, query: dict[str, str], body: Any) -> dict[str, Any]:
         logs = sorted(self._selected(body), key=lambda log: -log["timestamp"])
         limit = int((body.get("page") or {}).get("limit", 10))
         return {

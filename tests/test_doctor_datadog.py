@@ -68,7 +68,7 @@ def org(spec_dir: Path, *, break_it: Any = None) -> Iterator[tuple[DoctorDatadog
         api = DatadogApi(DatadogSettings(emulator.url, API_KEY, APP_KEY), RetryPolicy(max_attempts=1), seed=0)
         push_all(DatadogProvider(api), spec_dir)
         (facets,) = [f for f in render(load_spec([spec_dir]), ["datadog"]) if f.path == "datadog/facets.json"]
-        emulator.facets = facets_from(facets.content)
+        emulator.doctor_facets = facets_from(facets.content)
         if break_it is not None:
             break_it(emulator)
         now_ms = int(time.time() * 1000)
@@ -109,7 +109,7 @@ def test_pipeline_missing_names_the_rules_reading_derived_fields(spec_dir: Path)
 
 
 def test_facet_missing_names_the_rules_with_a_range_on_it(spec_dir: Path) -> None:
-    found = problems(spec_dir, lambda emulator: emulator.facets.pop("@Event.Response.Status"))
+    found = problems(spec_dir, lambda emulator: emulator.doctor_facets.pop("@Event.Response.Status"))
     (facet,) = found
     assert facet.subject == "Datadog facet @Event.Response.Status (integer)"
     assert "the facet is missing or not integer" in facet.message
@@ -119,7 +119,7 @@ def test_facet_missing_names_the_rules_with_a_range_on_it(spec_dir: Path) -> Non
 
 def test_wrong_facet_type_is_found(spec_dir: Path) -> None:
     def as_string(emulator: DoctorDatadog) -> None:
-        emulator.facets["@Event.Response.Status"] = ("string", False)
+        emulator.doctor_facets["@Event.Response.Status"] = ("string", False)
 
     (facet,) = problems(spec_dir, as_string)
     assert "not integer" in facet.message
@@ -128,7 +128,7 @@ def test_wrong_facet_type_is_found(spec_dir: Path) -> None:
 
 def test_a_dimension_where_a_measure_belongs_is_found(spec_dir: Path) -> None:
     def dimension(emulator: DoctorDatadog) -> None:
-        emulator.facets["@extalerts.duration_ms"] = ("double", False)
+        emulator.doctor_facets["@extalerts.duration_ms"] = ("double", False)
 
     (facet,) = problems(spec_dir, dimension)
     assert facet.subject == "Datadog facet @extalerts.duration_ms (double, measure)"
@@ -137,7 +137,7 @@ def test_a_dimension_where_a_measure_belongs_is_found(spec_dir: Path) -> None:
 
 def test_no_event_time_when_the_pipeline_is_out_of_the_order(spec_dir: Path) -> None:
     def out_of_order(emulator: DoctorDatadog) -> None:
-        emulator.order = []
+        emulator.doctor_order = []
 
     found = problems(spec_dir, out_of_order)
     messages = [f"{f.subject}: {f.message}" for f in found]
@@ -170,10 +170,20 @@ def test_structured_lines_never_parsed_are_found(spec_dir: Path) -> None:
     assert "do-operation-errors" in line
 
 
+def test_without_a_logs_search_api_event_time_is_reported_unchecked(spec_dir: Path) -> None:
+    def no_search(emulator: DoctorDatadog) -> None:
+        emulator._routes = [route for route in emulator._routes if "events/search" not in route[1].pattern]
+
+    with org(spec_dir, break_it=no_search) as (_, api):
+        findings = datadog_doctor(load_spec([spec_dir]), api)
+    assert [f for f in findings if not f.ok] == []
+    assert any("event time cannot be checked" in f.message for f in findings)
+
+
 def test_cli_prints_one_line_per_problem_and_exits_1(spec_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DD_API_KEY", API_KEY)
     monkeypatch.setenv("DD_APP_KEY", APP_KEY)
-    with org(spec_dir, break_it=lambda emulator: emulator.facets.pop("@Event.Response.Status")) as (emulator, _):
+    with org(spec_dir, break_it=lambda emulator: emulator.doctor_facets.pop("@Event.Response.Status")) as (emulator, _):
         code, out, _ = cli_run("doctor", "--provider", "datadog", "--api-url", emulator.url, str(spec_dir))
         assert code == 1
         flagged = [line for line in out.splitlines() if line.startswith("PROBLEM")]
