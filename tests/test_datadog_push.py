@@ -87,6 +87,16 @@ def test_push_then_plan_shows_no_change(env: str, spec_dir: Path, emulator: Data
     assert "nothing to do" in out
 
 
+def test_plan_and_push_warn_about_the_facets_no_api_can_confirm(env: str, spec_dir: Path) -> None:
+    for run in (plan, push):
+        _, _, err = run(env)
+        (warning,) = [line for line in err.splitlines() if line.startswith("warning:")]
+        assert "7 Datadog facets the monitors need are not confirmed" in warning
+        assert "@Event.Response.Status (integer)" in warning
+        assert "@extalerts.duration_ms (double measure)" in warning
+        assert "extalerts doctor --provider datadog" in warning
+
+
 def test_editing_one_rule_shows_exactly_that_diff(env: str, spec_dir: Path, emulator: DatadogEmulator) -> None:
     assert push(env)[0] == 0
     ids_before = {m["id"] for m in emulator.monitors()}
@@ -105,9 +115,9 @@ def test_editing_one_rule_shows_exactly_that_diff(env: str, spec_dir: Path, emul
     assert fields == {
         "options.thresholds.critical": (100, 150),
         "query": (
-            'logs("source:cloudflare service:conversation-api (@Logs.Message:*ERROR_CODE_INVALID_URL* '
+            'logs("source:cloudflare service:workers-trace-events (@Logs.Message:*ERROR_CODE_INVALID_URL* '
             'OR @Logs.message:*ERROR_CODE_INVALID_URL*)").index("*").rollup("count").last("5m") > 100',
-            'logs("source:cloudflare service:conversation-api (@Logs.Message:*ERROR_CODE_INVALID_URL* '
+            'logs("source:cloudflare service:workers-trace-events (@Logs.Message:*ERROR_CODE_INVALID_URL* '
             'OR @Logs.message:*ERROR_CODE_INVALID_URL*)").index("*").rollup("count").last("5m") > 150',
         ),
     }

@@ -241,9 +241,10 @@ def test_drill_view_scopes_the_copy_to_its_drill_id_and_target() -> None:
     assert view.rule.source.splunk.sourcetype == DRILL_SOURCETYPE
     assert view.rule.source.datadog.query == "service:extalerts-drill"
     matches = to_python(view.rule.filter, view.spec.catalog)
-    event = {"EventTimestampMs": 1, "EventType": "fetch", "Logs": [{"Message": ['{"extalerts_drill_id":"0123abcd"}']}]}
+    logged = [{"Level": "log", "Message": ['{"extalerts_drill_id":"0123abcd"}']}]
+    event = {"EventTimestampMs": 1, "EventType": "fetch", "Logs": logged}
     assert matches(event)
-    other = {**event, "Logs": [{"Message": ['{"extalerts_drill_id":"ffffffff"}']}]}
+    other = {**event, "Logs": [{"Level": "log", "Message": ['{"extalerts_drill_id":"ffffffff"}']}]}
     assert not matches(other)
     assert view.rule.rule.thresholds == spec.rule("http-5xx-rate").rule.thresholds
 

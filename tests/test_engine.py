@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from extalerts.engine import Engine, EngineError, Semantics, State, write_events
+from extalerts.filter.parser import parse
 from extalerts.filter.python import to_python
 from extalerts.spec import load_spec
 from extalerts.spec.loader import Spec
@@ -194,7 +195,8 @@ def test_cardinality_of_a_derived_field(tmp_path: Path) -> None:
 
     def logged(minute: float, conversation: str) -> dict[str, Any]:
         line = json.dumps({"event": "do_op", "conversation_id": conversation})
-        return event(minute, Logs=[{"Level": "log", "Message": ["first a plain message", line], "TimestampMs": 0}])
+        logs = [{"Level": "info", "Message": ["first a plain message"]}, {"Level": "log", "Message": [line]}]
+        return event(minute, Logs=logs)
 
     events = [logged(0.1 * k, f"c{k % 2}") for k in range(10)]  # minute 0: 2 distinct
     events += [logged(1 + 0.1 * k, f"c{k}") for k in range(5)]  # minute 1: 5 distinct
@@ -407,16 +409,22 @@ def _random_event(rng: random.Random, minute: int) -> dict[str, Any]:
         line["ok"] = rng.random() < 0.5
     if rng.random() < 0.7:
         line["attempts"] = rng.choice([1, 3, "3"])
-    messages: list[Any] = [rng.choice(["hello", "ERROR_CODE_INVALID_URL x", '{"not": "closed'])]
+    plain = {
+        "Level": rng.choice(["log", "warn"]),
+        "Message": [rng.choice(["hello", "ERROR_CODE_INVALID_URL x", '{"not": "closed'])],
+    }
+    # The structured line is read from the first `log` entry only, whatever comes before or after it.
+    logs = [plain]
     if rng.random() < 0.6:
-        messages.append(json.dumps(line))
+        logged = {"Level": "log", "Message": [json.dumps(line)]}
+        logs = [logged, plain] if rng.random() < 0.5 else [plain, logged]
     ev = event(
         minute,
         Outcome=rng.choice(["ok", "ok", "exception", "exceededCpu"]),
         EventType=rng.choice(["fetch", "alarm", "worker_rpc"]),
         Entrypoint=rng.choice(["", "ConversationStateDO"]),
         Event={"Response": {"Status": rng.choice([200, 404, 500, 503])}} if rng.random() < 0.8 else {},
-        Logs=[{"Level": "log", "Message": messages}] if rng.random() < 0.8 else [],
+        Logs=logs if rng.random() < 0.8 else [],
     )
     if rng.random() < 0.1:
         del ev["Outcome"]
@@ -447,6 +455,50 @@ def test_duckdb_filters_agree_with_the_python_reference(tmp_path: Path, exact: b
             expected = sorted(e["EventTimestampMs"] for e in events if predicate(e))
             assert [r[0] for r in rows] == expected, rule.id
             assert 0 < len(expected) < len(events) or rule.id == "conversation-surge", rule.id
+
+
+#: Logs shapes around the structured line's definition (README, "Structured log line").
+_LINE = '{"event":"do_op","ok":false}'
+STRUCTURED_LINE_SHAPES: list[list[Any]] = [
+    [{"Level": "log", "Message": [_LINE]}],  # read
+    [{"Level": "info", "Message": ["x"]}, {"Level": "log", "Message": [_LINE]}],  # read: first `log` entry
+    [{"Level": "log", "Message": ["x"]}, {"Level": "log", "Message": [_LINE]}],  # not read: only the first
+    [{"Level": "log", "Message": ["hello", _LINE]}],  # joined with ",": not a JSON object
+    [{"Level": "log", "Message": ['{"event":"do_op"', '"ok":false}']}],  # joined: a JSON object
+    [{"Level": "log", "Message": [{"event": "do_op", "ok": False}]}],  # an object, not a string
+    [{"Level": "log", "Message": [_LINE, 5]}],  # not only strings
+    [{"Level": "log", "Message": [_LINE, None]}],  # not only strings
+    [{"Level": "log", "Message": _LINE}],  # one string rather than an array
+    [{"level": "log", "message": [_LINE]}],  # keys as written
+    [{"Level": "Log", "Message": [_LINE]}],  # the level as written
+    [{"Message": [_LINE]}],  # no level
+    [{"Level": "log", "Message": [" " + _LINE]}],  # JSON allows leading blanks
+    [{"Level": "log", "Message": ['{"ok":false,"pad":"' + "x" * 235 + '"}']}],  # 256 characters: read
+    [{"Level": "log", "Message": ['{"ok":false,"pad":"' + "x" * 236 + '"}']}],  # 257: not read
+    [{"Level": "log", "Message": ['{"ok":false,"pad":"' + "é" * 235 + '"}']}],  # 256 characters, more bytes
+]
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["typed", "exact"])
+def test_the_structured_line_is_read_as_the_reference_reads_it(tmp_path: Path, exact: bool) -> None:
+    from extalerts.filter.duckdb import to_duckdb
+
+    spec = load_spec([MONITORS])
+    events = [event(k, Logs=logs) for k, logs in enumerate(STRUCTURED_LINE_SHAPES)]
+    source = tmp_path / "events.ndjson"
+    write_events(events, source)
+    engine = Engine(spec, rules=["do-operation-errors"])
+    fields = engine.fields_query(str(source), exact=exact)
+    expr = parse("op_ok == false")
+    sql = to_duckdb(expr, engine.field, engine.columns)
+    # The typed reading leaves what it cannot hold (flagged `_variant`) to the exact one.
+    query = f"SELECT ts, {sql} AS hit, _variant FROM ({fields})"  # noqa: S608
+    read = {ts: (hit, variant) for ts, hit, variant in engine.db.execute(query).fetchall()}
+    predicate = to_python(expr, spec.catalog)
+    for e in events:
+        hit, variant = read[e["EventTimestampMs"]]
+        assert variant or hit == predicate(e), e["Logs"]
+    assert [minute for minute, e in enumerate(events) if predicate(e)] == [0, 1, 4, 8, 12, 13, 15]
 
 
 def _variant_shapes(event_at: Callable[..., dict[str, Any]]) -> list[dict[str, Any]]:

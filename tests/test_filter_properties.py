@@ -303,14 +303,18 @@ def _flatten(node: Any) -> Iterator[Any]:
 def oracle_values(event: Mapping[str, Any], field: Field) -> list[Any]:
     """The field's values, read by its dotted name (lists flattened at every step): independent of ``paths``."""
     if field.derived_key is not None:
-        for entry in _flatten(event.get("Logs")):
-            messages = entry.get("Message") if isinstance(entry, Mapping) else None
-            for message in _flatten(messages):
-                line = _json_object(message)
-                if line is not None:
-                    value = line.get(field.derived_key)
-                    return [] if value is None else [value]
-        return []
+        # README "Structured log line": the first `log` entry's Message strings joined with ",", at
+        # most 256 characters, a JSON object.
+        entries = [e for e in event.get("Logs") or [] if isinstance(e, Mapping) and e.get("Level") == "log"]
+        message = entries[0].get("Message") if entries else None
+        parts = [message] if isinstance(message, str) else message
+        if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
+            return []
+        line = _json_object(",".join(parts))
+        if line is None or len(",".join(parts)) > 256:
+            return []
+        value = line.get(field.derived_key)
+        return [] if value is None else [value]
     nodes: list[Any] = [event]
     for step in field.name.split("."):
         nodes = [n[step] for n in nodes if isinstance(n, Mapping) and step in n]
@@ -751,6 +755,14 @@ def test_datadog_contains_escapes_carriage_return() -> None:
     # Regression: escape_wildcard_term escapes space, tab and newline but not \r (nor \f, \v), so the wildcard
     # term is split in two at the raw carriage return: `@ScriptName:*a` and `b*`.
     read_back_datadog(Predicate("ScriptName", Op.CONTAINS, "a\rb"))
+
+
+def test_datadog_contains_escapes_the_documented_special_characters_and_at_but_not_slash() -> None:
+    # search_syntax: `#` is special (and starts calculated fields), `/` "is not considered a special
+    # character"; `@` inside a value is escaped, the conservative reading (no page settles it).
+    expr = parse('Event.Request.URL contains "/v1/#a@b-c d"')
+    assert to_datadog(expr, CATALOG) == "@Event.Request.URL:*/v1/\\#a\\@b\\-c\\ d*"
+    assert check_search(to_datadog(expr, CATALOG)) == []
 
 
 def test_datadog_bare_value_with_trailing_newline() -> None:
@@ -1303,7 +1315,7 @@ EXAMPLES: list[tuple[str, str, str, str | None]] = [
     ),
     (
         'Event.Request.URL contains "/a b?" and Exceptions.Name in ["TypeError", "E.x"]',
-        "@Event.Request.URL:*\\/a\\ b\\?* AND "
+        "@Event.Request.URL:*/a\\ b\\?* AND "
         "(@Exceptions.Name:(TypeError OR E.x) OR @Exceptions.name:(TypeError OR E.x))",
         'match(url, "/a\\\\ b\\\\?") AND isnotnull(mvfind(exception_name, "^(?:TypeError|E\\\\.x)\\\\z"))',
         None,
@@ -1358,11 +1370,32 @@ PYTHON_EXAMPLES: list[tuple[str, dict[str, Any], bool]] = [
     ("exists(Exceptions.Name)", {"Exceptions": [{"Name": "Error", "Message": "x"}]}, True),
     ("exists(Exceptions.Name)", {"Exceptions": []}, False),
     ("exists(Exceptions.Name)", {"Exceptions": [{"Name": ""}]}, False),
-    ("op_ok == false", {"Logs": [{"Message": ['{"event":"do_op","ok":false}']}]}, True),
-    ("op_ok == false", {"Logs": [{"Message": ["hello", '{"event":"do_op","ok":true}']}]}, False),
-    ("op_ok == false", {"Logs": [{"Message": ['{"ok":"false"}']}]}, False),
+    ("op_ok == false", {"Logs": [{"Level": "log", "Message": ['{"event":"do_op","ok":false}']}]}, True),
+    ("op_ok == false", {"Logs": [{"Level": "log", "Message": ['{"ok":"false"}']}]}, False),
     ("not op_ok == false", {}, True),
-    ("op_duration_ms > 10", {"Logs": [{"Message": ['{"duration_ms": 12.5}']}]}, True),
+    ("op_duration_ms > 10", {"Logs": [{"Level": "log", "Message": ['{"duration_ms": 12.5}']}]}, True),
+    # The structured line (README): only the first `log` entry, its strings joined with ",", a JSON
+    # object of at most 256 characters, keys as written; no leniency Datadog's pipeline lacks.
+    ("op_ok == false", {"Logs": [{"Message": ['{"ok":false}']}]}, False),
+    ("op_ok == false", {"Logs": [{"level": "log", "message": ['{"ok":false}']}]}, False),
+    ("op_ok == false", {"Logs": [{"Level": "Log", "Message": ['{"ok":false}']}]}, False),
+    (
+        "op_ok == false",
+        {"Logs": [{"Level": "info", "Message": ["x"]}, {"Level": "log", "Message": ['{"ok":false}']}]},
+        True,
+    ),
+    (
+        "op_ok == false",
+        {"Logs": [{"Level": "log", "Message": ["x"]}, {"Level": "log", "Message": ['{"ok":false}']}]},
+        False,
+    ),
+    ("op_ok == false", {"Logs": [{"Level": "log", "Message": ["hello", '{"ok":false}']}]}, False),
+    ("op_ok == false", {"Logs": [{"Level": "log", "Message": ['{"ok":false', '"op":"x"}']}]}, True),
+    ("op_ok == false", {"Logs": [{"Level": "log", "Message": [{"ok": False}]}]}, False),
+    ("op_ok == false", {"Logs": [{"Level": "log", "Message": ['{"ok":false}', 5]}]}, False),
+    ("op_ok == false", {"Logs": [{"Level": "log", "Message": '{"ok":false}'}]}, True),
+    ("op_ok == false", {"Logs": [{"Level": "log", "Message": ['{"ok":false,"pad":"' + "x" * 235 + '"}']}]}, True),
+    ("op_ok == false", {"Logs": [{"Level": "log", "Message": ['{"ok":false,"pad":"' + "x" * 236 + '"}']}]}, False),
     ('ScriptTags contains "can"', {"ScriptTags": ["prod", "canary"]}, True),
     ('ScriptTags == "can"', {"ScriptTags": ["prod", "canary"]}, False),
     ("CPUTimeMs == 5.0", {"CPUTimeMs": 5}, True),

@@ -109,6 +109,59 @@ def _valid_monitor() -> dict[str, Any]:
     }
 
 
+def test_pipeline_remaps_the_date_and_reads_the_structured_line_as_the_engine_does(rendered: dict[str, str]) -> None:
+    from extalerts.filter.python import structured_line
+    from tests.datadog_fake import apply_documented_pipeline
+    from tests.test_engine import STRUCTURED_LINE_SHAPES
+
+    pipeline = json.loads(rendered["datadog/pipelines/extalerts-structured-logs.json"])
+    assert [p["type"] for p in pipeline["processors"]] == [
+        "date-remapper",
+        "array-processor",
+        "string-builder-processor",
+        "grok-parser",
+    ]
+    for logs in STRUCTURED_LINE_SHAPES:
+        event = {"EventTimestampMs": 1_767_225_600_123, "Logs": logs}
+        processed = apply_documented_pipeline(pipeline, event)
+        assert processed["timestamp"] == event["EventTimestampMs"]
+        assert processed.get("extalerts") == structured_line(event), logs
+
+
+def test_facets_list_every_range_aggregation_and_group_by(rendered: dict[str, str]) -> None:
+    facets = {f["path"]: f for f in json.loads(rendered["datadog/facets.json"])["facets"]}
+    assert facets["@Event.Response.Status"] == {
+        "path": "@Event.Response.Status",
+        "type": "integer",
+        "measure": False,
+        "rules": ["http-4xx-rate", "http-5xx-rate", "worker-exception"],
+        "why": "range search",
+    }
+    assert facets["@extalerts.duration_ms"]["measure"] is True  # pc99
+    assert facets["@extalerts.duration_ms"]["type"] == "double"
+    assert facets["@CPUTimeMs"]["measure"] is True  # avg rollup
+    assert facets["@extalerts.attempts"]["why"] == "range search"  # op_attempts >= 3
+    assert facets["@extalerts.op"]["why"] == "group by"
+    # Term matches and distinct counts need no facet.
+    assert "@Outcome" not in facets
+    assert "@extalerts.conversation_id" not in facets
+    assert list(facets) == sorted(facets)
+
+
+def test_grouped_monitors_evaluate_new_groups_at_once_and_no_log_monitor_asks_for_samples(
+    rendered: dict[str, str],
+) -> None:
+    spec = load_spec([MONITORS])
+    for rule in spec.rules:
+        options = monitor(rendered, rule.id)["options"]
+        if rule.rule.group_by:
+            assert options["new_group_delay"] == 0, rule.id
+        else:
+            assert "new_group_delay" not in options, rule.id
+        if monitor(rendered, rule.id)["type"] == "log alert":
+            assert options["enable_logs_sample"] is False, rule.id
+
+
 @pytest.mark.parametrize(
     ("mutate", "problem"),
     [

@@ -371,3 +371,19 @@ def test_spec_files_where_tests_go_are_one_issue_each_saying_where_they_belong(s
     (issue,) = refusal.value.issues
     assert (issue.location.path, issue.location.line) == (MONITORS / "workers.yaml", 1)
     assert issue.message == "a spec file, not a rule test file"
+
+
+def test_an_input_with_a_message_and_a_structured_line_sets_both(spec: Spec) -> None:
+    # Logged as two console.log calls, the line first: Datadog reads only the first `log` entry.
+    tests = """\
+  - name: both
+    rule: do-operation-errors
+    input:
+      - burst: {at: 10m, count: 20}
+        event: {Entrypoint: ConversationStateDO}
+        message: "storage failed"
+        log: {event: do_op, op: store, ok: false}
+    expect:
+      - fires: 16m
+"""
+    assert failures(spec, tests) == [()]

@@ -110,7 +110,7 @@ def test_pushed_monitors_fire_on_events_sent_through_the_intake(tmp_path: Path) 
         log = sandbox.datadog.logs[0]
         assert (log["ddsource"], log["service"], log["hostname"]) == (
             "cloudflare",
-            "conversation-api",
+            "workers-trace-events",
             "cloudflare-workers",
         )
         assert log["ddtags"] == "env:prod,team:platform"

@@ -277,6 +277,24 @@ def test_every_record_has_the_logpush_shape() -> None:
     }
 
 
+def test_every_json_line_synth_logs_is_the_structured_line_datadog_reads() -> None:
+    """A JSON object logged anywhere is the structured line: the first `log` entry, at most 256
+    characters (longer ones Datadog's string builder skips)."""
+    from extalerts.filter.python import structured_line_text
+
+    data = run(None)
+    read = 0
+    for event in data.between(0, 30):
+        logged = [m for entry in event["Logs"] for m in entry["Message"] if m.startswith("{")]
+        assert len(logged) <= 1
+        if logged:
+            assert structured_line_text(event) == logged[0]
+            assert len(logged[0]) <= 256, logged[0]
+            assert structured_line(event) is not None
+            read += 1
+    assert read > 0
+
+
 def test_durable_object_events_carry_the_structured_line_of_the_readme() -> None:
     data = run(None)
     readme_keys = ["event", "op", "ok", "duration_ms", "attempts", "storage_bytes", "conversation_id", "error_code"]

@@ -1,5 +1,7 @@
 """Is the log pipeline healthy? Managed Logpush jobs exist, are enabled and deliver; the Workers they
-ship from have Logpush turned on (without it a job stays healthy and ships nothing)."""
+ship from have Logpush turned on (without it a job stays healthy and ships nothing).
+
+The Datadog checks (:func:`datadog_doctor`) live in :mod:`extalerts.doctor_datadog`."""
 
 from __future__ import annotations
 

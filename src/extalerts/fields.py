@@ -2,7 +2,8 @@
 
 Built-in fields are the ``workers_trace_events`` Logpush fields, spelled exactly as Cloudflare writes
 them (PascalCase). Derived fields come from the spec's ``fields`` section: they are read from the
-structured JSON line a Worker logs into ``Logs[].Message`` (see the README's "Structured log line").
+structured JSON line a Worker logs with ``console.log`` (see the README's "Structured log line" and
+:data:`STRUCTURED_LINE_LEVEL`).
 
 Each field knows how every backend reads it, so the filter compilers never guess a path.
 """
@@ -79,6 +80,15 @@ class Field:
 #: Datadog attribute under which the managed pipeline puts the structured log line's keys.
 DERIVED_DATADOG_ROOT = "extalerts"
 
+# The structured log line, defined once for every provider and the engine (README, "Structured log
+# line"): the ``Message`` of the first ``Logs`` entry whose ``Level`` is exactly ``log``, its strings
+# joined with ``,``, read when it is a JSON object of at most 256 characters. Datadog's pipeline
+# reads it this way (an array select, then a string builder whose result "cannot exceed 256
+# characters", then grok), so no backend may read more than Datadog can.
+STRUCTURED_LINE_LEVEL = "log"
+STRUCTURED_LINE_SEPARATOR = ","
+STRUCTURED_LINE_MAX_CHARS = 256
+
 
 def _f(
     name: str,
@@ -119,9 +129,21 @@ WORKERS_TRACE_EVENT_FIELDS: tuple[Field, ...] = (
     _f(
         "Outcome",
         _S,
-        "How the invocation ended; treat as open-ended (exceededCpu, exceededMemory, … also occur)",
+        "How the invocation ended; the runtime's list (workerd outcome.capnp) may grow",
         logpush=True,
-        known=("ok", "exception", "canceled", "unknown", "exceededCpu", "exceededMemory"),
+        known=(
+            "ok",
+            "exception",
+            "exceededCpu",
+            "exceededMemory",
+            "canceled",
+            "responseStreamDisconnected",
+            "loadShed",
+            "killSwitch",
+            "scriptNotFound",
+            "daemonDown",
+            "unknown",
+        ),
     ),
     _f("ScriptName", _S, "Worker script name", logpush=True),
     _f("ScriptTags", _L, "Tags of the Worker script", ("ScriptTags", ARRAY), logpush=True),

@@ -555,13 +555,17 @@ def _event(item: Input, at_ms: int, index: int, rng: random.Random) -> dict[str,
     for key, value in item.event.items():
         _set_path(event, key, _generate(value, index, rng))
     event["EventTimestampMs"] = at_ms
-    messages: list[Any] = []
-    if item.message is not None:
-        messages.append(item.message)
+    # The structured line goes first, in a console.log of its own: it is read from the first `log`
+    # entry only, and a message beside it in that entry would be joined to it (README, "Structured
+    # log line").
+    logged: list[str] = []
     if item.log is not None:
-        messages.append(json.dumps(_generate(item.log, index, rng), separators=(",", ":")))
-    if messages:
-        event["Logs"] = [*event.get("Logs", []), {"Level": "log", "Message": messages, "TimestampMs": at_ms}]
+        logged.append(json.dumps(_generate(item.log, index, rng), separators=(",", ":")))
+    if item.message is not None:
+        logged.append(item.message)
+    entries = [{"Level": "log", "Message": [text], "TimestampMs": at_ms} for text in logged]
+    if entries:
+        event["Logs"] = [*event.get("Logs", []), *entries]
     return event
 
 

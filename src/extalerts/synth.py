@@ -312,8 +312,10 @@ _API_5XX = _record(_API, "", "fetch", _fetch(), [], [_log("error", _REQUEST_LINE
 # cpu, ray, url, method, status, ts, exception name, message, ts, method, path, log ts, wall
 _API_EXCEPTION = _record(_API, "", "fetch", _fetch(), [_exception()], [_log("log", _REQUEST_LINE)], "exception")
 # cpu, ray, url, method, status, ts, method, path, log ts, attempts, duration, tool, conversation, log ts, wall
+# The request line goes out with console.info: the structured line is read from the first `log`
+# entry only (README, "Structured log line").
 _API_TOOL = {
-    ok: _record(_API, "", "fetch", _fetch(), [], [_log("log", _REQUEST_LINE), _log("log", _tool_line(ok))], "ok")
+    ok: _record(_API, "", "fetch", _fetch(), [], [_log("info", _REQUEST_LINE), _log("log", _tool_line(ok))], "ok")
     for ok in (True, False)
 }
 # cpu, ts, op, duration, attempts, storage, conversation, log ts, wall

@@ -1,4 +1,5 @@
-"""``extalerts doctor``: check that logs really flow from the Workers to the providers."""
+"""``extalerts doctor``: check that logs really flow from the Workers to the providers, that Datadog
+reads them as the rules assume, and that Splunk can search and notify."""
 
 from __future__ import annotations
 
@@ -16,16 +17,17 @@ from extalerts.cli.options import output_option, plural, resolve_paths, spec_pat
     "--provider",
     "-p",
     "provider_name",
-    type=click.Choice(["logpush", "splunk"]),
+    type=click.Choice(["logpush", "datadog", "splunk"]),
     default="logpush",
     show_default=True,
-    help="What to check: the Logpush jobs (Cloudflare API), or the Splunk side.",
+    help="What to check: the Logpush jobs (Cloudflare API), how Datadog reads the logs, or the Splunk side.",
 )
 @click.option(
     "--api-url",
     default=None,
     metavar="URL",
-    help="Cloudflare API base URL, or for Splunk the management URL instead of SPLUNK_URL (e.g. a local emulator).",
+    help="API base URL of the provider instead of its variable (Cloudflare, Datadog, or Splunk's management URL), "
+    "e.g. a local emulator.",
 )
 @click.option(
     "--lookback",
@@ -40,26 +42,35 @@ from extalerts.cli.options import output_option, plural, resolve_paths, spec_pat
 def doctor_command(
     paths: tuple[Path, ...], provider_name: str, api_url: str | None, lookback: int, insecure: bool, output: str
 ) -> None:
-    """Check that logs really flow from the Workers to the providers, and that alerts can notify.
+    """Check that logs really flow and are read as the rules assume, and that alerts can notify.
+    Read-only; exit code 1 on any problem, each named with the rules it breaks.
 
-    --provider logpush (default): through the Cloudflare API, every managed Logpush job exists, is
-    enabled and delivers, and every Worker in logpush.scripts has Logpush on.
-
+    \b
+    --provider logpush (default, Cloudflare API): every managed Logpush job exists, is enabled and
+    delivers; every Worker in logpush.scripts has Logpush on.
+    --provider datadog (last hour of logs, Logs Aggregate API): the structured-log pipeline exists,
+    is enabled and in the pipeline order; logs of each source arrive stamped with their event time;
+    the structured line is read (array select, string builder, grok); each facet in
+    rendered/datadog/facets.json works (ranges, measures, group-by).
     --provider splunk: the spec's app exists; every alert action the alerts use is installed and
     enabled; events of the last --lookback minutes reach the index and sourcetype the searches read
     (a one-shot search); and, when readable, the HEC token's default index is that index.
 
-    Exit code 1 on any problem.
-
     \b
     Examples:
       CLOUDFLARE_API_TOKEN=… CLOUDFLARE_ACCOUNT_ID=… extalerts doctor
+      DD_API_KEY=… DD_APP_KEY=… extalerts doctor --provider datadog
       SPLUNK_URL=https://splunk:8089 SPLUNK_TOKEN=… extalerts doctor --provider splunk
     """
     from extalerts.spec import load_spec
 
     spec = load_spec(resolve_paths(paths))
-    if provider_name == "splunk":
+    if provider_name == "datadog":
+        from extalerts.doctor_datadog import datadog_doctor
+        from extalerts.providers.datadog import DatadogApi, DatadogSettings
+
+        findings = datadog_doctor(spec, DatadogApi(DatadogSettings.from_env(api_url)))
+    elif provider_name == "splunk":
         from extalerts.doctor_splunk import splunk_doctor
         from extalerts.providers.splunk import SplunkApi, SplunkProvider, SplunkSettings
 

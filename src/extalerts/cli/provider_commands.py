@@ -84,6 +84,12 @@ def _build(
     if lock and push_lock is not None:
         click.get_current_context().with_resource(push_lock())
     live = provider.fetch()
+    if provider_name == "datadog":  # once the organisation answered: a failed listing says only that
+        from extalerts.providers.datadog import facet_warning
+
+        warning = facet_warning(spec)
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
     return provider, compute_plan(provider, desired, live, prune=prune)
 
 

@@ -129,10 +129,16 @@ class _Draft:
     def build(self, at_ms: int) -> Event:
         event = copy.deepcopy(self.event)
         event["EventTimestampMs"] = at_ms
-        line = [json.dumps(self.line, separators=(",", ":"), sort_keys=True)] if self.line else []
-        messages = line + self.messages
-        if messages:
-            event["Logs"] = [{"Level": self.level, "Message": messages, "TimestampMs": at_ms}]
+        # The structured line is a console.log of its own, first: it is read from the first `log`
+        # entry only, joined with whatever else that entry holds (README, "Structured log line").
+        logs = []
+        if self.line:
+            line = json.dumps(self.line, separators=(",", ":"), sort_keys=True)
+            logs.append({"Level": "log", "Message": [line], "TimestampMs": at_ms})
+        if self.messages:
+            logs.append({"Level": self.level, "Message": list(self.messages), "TimestampMs": at_ms})
+        if logs:
+            event["Logs"] = logs
         return event
 
 

@@ -8,8 +8,13 @@ from extalerts.fields import Field, FieldCatalog
 from extalerts.filter.ast import And, Expr, Op, Or, Predicate, Scalar, to_nnf
 from extalerts.numbers import format_number
 
-#: Characters Datadog search treats as syntax; escaped with a backslash in bare and wildcard terms.
-SPECIAL_CHARS = frozenset('+-=&|><!(){}[]^"“”~*?:\\/ \t\n\r\f\v')
+#: Characters Datadog search treats as syntax, escaped with a backslash in wildcard terms. The docs
+#: list (logs/explorer/search_syntax): "The following characters are considered special and require
+#: escaping with the `\` character: `-` `!` `&&` `||` `>` `>=` `<` `<=` `(` `)` `{` `}` `[` `]` `"`
+#: `*` `?` `:` `\` `#`, and spaces"; "`/` is not considered a special character". `#` also starts a
+#: calculated field name. No page says whether `@` (reserved for attribute search) may stand bare
+#: inside a value: escaped too, the conservative reading.
+SPECIAL_CHARS = frozenset('-!&|><(){}[]"*?:\\#@ \t\n\r\f\v')
 _BARE_TOKEN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.]*")
 #: Words Datadog reads as operators; as values they are quoted.
 _OPERATOR_WORDS = frozenset({"AND", "OR", "NOT", "TO"})

@@ -15,7 +15,14 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from extalerts.fields import ARRAY, Field, FieldType
+from extalerts.fields import (
+    ARRAY,
+    STRUCTURED_LINE_LEVEL,
+    STRUCTURED_LINE_MAX_CHARS,
+    STRUCTURED_LINE_SEPARATOR,
+    Field,
+    FieldType,
+)
 from extalerts.filter.ast import And, Expr, Op, Or, Predicate, Scalar, to_nnf
 from extalerts.numbers import format_number
 
@@ -49,13 +56,32 @@ MESSAGES = (
 )
 
 
-#: The structured log line: the first message that is a JSON object. Only events whose Logs hold an
-#: object inside a message (as JSON text, or as an object element) are searched.
-def structured_line(messages: str) -> str:
-    """The structured line, given the SQL of the event's messages (:data:`MESSAGES` or a column of them)."""
+#: The ``Message`` of the first ``Logs`` entry whose ``Level`` is ``log`` (JSON), for the exact reading.
+_FIRST_LOG_MESSAGE = (
+    "json_extract(list_filter(json_extract(\"Logs\", '$[*]'), "
+    f"lambda e: json_extract_string(e, '$.Level') = '{STRUCTURED_LINE_LEVEL}')[1], '$.Message')"
+)
+
+
+def structured_line(message: str) -> str:
+    """SQL of the structured line (README, "Structured log line"), given the SQL of the first ``log``
+    entry's ``Message`` as JSON. The one definition both readings use, and the same as
+    :func:`extalerts.filter.python.structured_line`: strings only, joined with ``,``, at most
+    :data:`~extalerts.fields.STRUCTURED_LINE_MAX_CHARS` characters, a JSON object."""
+    # json_structure is ["VARCHAR"] for an array of strings and nulls; nulls are told apart after.
+    strings = f"json_transform({message}, '[\"VARCHAR\"]')"
+    joined = f"array_to_string(ps, {sql_string(STRUCTURED_LINE_SEPARATOR)})"
+    text = (
+        f"CASE json_structure({message}) "
+        f"WHEN '[\"VARCHAR\"]' THEN list_transform([{strings}], "
+        f"lambda ps: CASE WHEN list_count(ps) = len(ps) THEN {joined} END)[1] "
+        f"WHEN '\"VARCHAR\"' THEN json_extract_string({message}, '$') END"
+    )
+    # JSON allows these four before a value; the text is named once through a one-element list.
+    blanks = sql_string(" \t\n\r")
     return (
-        'CASE WHEN contains("Logs", \'{\\"\') OR contains("Logs", \'":[{\') '
-        f"THEN list_filter({messages}, lambda x: starts_with(ltrim(x), '{{') AND json_valid(x))[1] END"
+        f"list_transform([{text}], lambda t: CASE WHEN length(t) <= {STRUCTURED_LINE_MAX_CHARS} "
+        f"AND json_valid(t) AND starts_with(ltrim(t, {blanks}), '{{') THEN t END)[1]"
     )
 
 
@@ -80,13 +106,14 @@ def select_fields(fields: Sequence[tuple[Field, str]], scan: str, carry: Sequenc
     the exact reading: it accepts every casing and shape the reference semantics accept.
 
     Built in layers, so the costly parts run once per event whatever the number of fields: the
-    messages, then the structured line found among them, then one parse of that line for every
+    messages, the structured line (:func:`structured_line`), then one parse of that line for every
     derived field."""
     derived = [field for field, _ in fields if field.is_derived]
-    if derived or any(field.name == "Logs.Message" for field, _ in fields):
+    if any(field.name == "Logs.Message" for field, _ in fields):
         scan = f"(SELECT *, {MESSAGES} AS _messages FROM {scan})"
     if derived:
-        scan = f"(SELECT *, {structured_line('_messages')} AS _line FROM {scan})"
+        scan = f"(SELECT *, {_FIRST_LOG_MESSAGE} AS _message FROM {scan})"
+        scan = f"(SELECT *, {structured_line('_message')} AS _line FROM {scan})"
         scan = f"(SELECT *, {_line_values(derived)} AS _values FROM {scan})"
     computed = []
     for field, column in fields:
@@ -143,9 +170,15 @@ def typed_columns(fields: Sequence[Field]) -> dict[str, str] | None:
     columns: dict[str, str] = {"EventTimestampMs": SCALAR_COLUMNS["EventTimestampMs"]}
     objects: dict[str, dict[str, Any]] = {}
     lists: dict[str, dict[str, str]] = {}
+    # The structured line needs to tell a string from an object among the messages: then the
+    # messages are read as JSON, decoded afterwards.
+    message_type = "JSON" if any(field.is_derived for field in fields) else "VARCHAR[]"
     for field in fields:
-        if field.is_derived or field.name == "Logs.Message":
-            lists.setdefault("Logs", {})["Message"] = "VARCHAR[]"
+        if field.is_derived:
+            lists.setdefault("Logs", {}).update({"Level": "VARCHAR", "Message": message_type})
+            continue
+        if field.name == "Logs.Message":
+            lists.setdefault("Logs", {})["Message"] = message_type
             continue
         path = field.paths[0]
         if len(path) == 1 and path[0] in SCALAR_COLUMNS:
@@ -183,6 +216,7 @@ def select_typed_fields(fields: Sequence[tuple[Field, str]], scan: str, carry: S
     so read differently from the exact way: an entry holding both ``Message`` and ``message`` (only
     ``Message`` is read), and a boolean where a nested number belongs (read as 1 or 0)."""
     entries: dict[tuple[str, str], str] = {}  # (list column, key) -> the column of that key's values
+    derived = [field for field, _ in fields if field.is_derived]
     for field, _ in fields:
         if field.is_derived or field.name == "Logs.Message":
             entries["Logs", "Message"] = "_e_Logs_Message"
@@ -190,26 +224,25 @@ def select_typed_fields(fields: Sequence[tuple[Field, str]], scan: str, carry: S
             name, _, key = field.paths[0]
             entries[name, key] = f"_e_{name}_{key}"
     if entries:
-        lists = ", ".join(f"{_entries(name, key)} AS {column}" for (name, key), column in entries.items())
+        # Messages read as JSON (for the structured line) are decoded to text as the exact reading
+        # has them: strings as themselves, anything else as its JSON text; a Message that is not an
+        # array gives NULL, so the event is read again the exact way.
+        decoded = {("Logs", "Message"): 'json_transform(x."Message", \'["VARCHAR"]\')'} if derived else {}
+        lists = ", ".join(
+            f"{_entries(name, key, decoded.get((name, key)))} AS {column}" for (name, key), column in entries.items()
+        )
         scan = f"(SELECT *, {lists} FROM {scan})"
     # An entry without the key shows as NULL among the values, which list_count leaves out.
     variants = [
         f"coalesce(list_count({column}) < len({quote_identifier(name)}), false)"
         for (name, _), column in entries.items()
     ]
-    derived = [field for field, _ in fields if field.is_derived]
-    if ("Logs", "Message") in entries:
+    if any(field.name == "Logs.Message" for field, _ in fields):
         scan = f"(SELECT *, flatten(_e_Logs_Message) AS _messages FROM {scan})"
     if derived:
-        # The structured line, the first message that is a JSON object: one candidate (the usual case)
-        # is taken as it is, an invalid one giving no values; of several, the first valid one.
-        candidates = "list_filter(_messages, lambda x: starts_with(ltrim(x), '{'))"
-        scan = f"(SELECT *, {candidates} AS _candidates FROM {scan})"
-        line = (
-            "CASE WHEN len(_candidates) > 1 THEN list_filter(_candidates, lambda x: json_valid(x))[1] "
-            "ELSE _candidates[1] END"
-        )
-        scan = f"(SELECT *, {line} AS _line FROM {scan})"
+        first_log = f'list_filter("Logs", lambda e: e."Level" = \'{STRUCTURED_LINE_LEVEL}\')[1]."Message"'
+        scan = f"(SELECT *, {first_log} AS _message FROM {scan})"
+        scan = f"(SELECT *, {structured_line('_message')} AS _line FROM {scan})"
         scan = f"(SELECT *, {_line_values(derived)} AS _values FROM {scan})"
     computed = []
     for field, column in fields:
@@ -230,8 +263,8 @@ def select_typed_fields(fields: Sequence[tuple[Field, str]], scan: str, carry: S
     return f'SELECT "EventTimestampMs" AS ts{"".join(computed)}, {variant} AS _variant{_carried(carry)} FROM {scan}'
 
 
-def _entries(name: str, key: str) -> str:
-    return f"list_transform({quote_identifier(name)}, lambda x: x.{quote_identifier(key)})"
+def _entries(name: str, key: str, value: str | None = None) -> str:
+    return f"list_transform({quote_identifier(name)}, lambda x: {value or 'x.' + quote_identifier(key)})"
 
 
 def _event_field(field: Field) -> str:

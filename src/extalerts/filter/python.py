@@ -9,43 +9,51 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from extalerts.fields import ARRAY, Field, FieldCatalog, FieldType
+from extalerts.fields import (
+    ARRAY,
+    STRUCTURED_LINE_LEVEL,
+    STRUCTURED_LINE_MAX_CHARS,
+    STRUCTURED_LINE_SEPARATOR,
+    Field,
+    FieldCatalog,
+    FieldType,
+)
 from extalerts.filter.ast import And, Expr, Op, Or, Predicate, to_nnf
 
 Event = Mapping[str, Any]
 EventPredicate = Callable[[Event], bool]
 
 
-def structured_line(event: Event) -> Mapping[str, Any] | None:
-    """The first JSON object among the event's ``Logs[].Message`` entries (object or JSON text)."""
-    logs = _get_ci(event, "Logs")
+def structured_line_text(event: Event) -> str | None:
+    """The text of the structured line before it is parsed: the ``Message`` of the first ``Logs``
+    entry whose ``Level`` is ``log``, its strings joined with ``,``. None when that entry is missing or
+    its ``Message`` holds anything but strings (Datadog's string builder skips such a value). Keys
+    are matched as written, as Datadog's attribute search does."""
+    logs = event.get("Logs")
     if not isinstance(logs, list):
         return None
-    for entry in logs:
-        if not isinstance(entry, Mapping):
-            continue
-        messages = _get_ci(entry, "Message")
-        for message in messages if isinstance(messages, list) else [messages]:
-            if isinstance(message, Mapping):
-                return message
-            if isinstance(message, str) and message.lstrip().startswith("{"):
-                try:
-                    decoded = json.loads(message)
-                except ValueError:
-                    continue
-                if isinstance(decoded, Mapping):
-                    return decoded
+    entry = next((e for e in logs if isinstance(e, Mapping) and e.get("Level") == STRUCTURED_LINE_LEVEL), None)
+    if entry is None:
+        return None
+    message = entry.get("Message")
+    if isinstance(message, str):
+        return message
+    if isinstance(message, list) and all(isinstance(part, str) for part in message):
+        return STRUCTURED_LINE_SEPARATOR.join(message)
     return None
 
 
-def _get_ci(mapping: Mapping[str, Any], key: str) -> Any:
-    if key in mapping:
-        return mapping[key]
-    lowered = key.lower()
-    for name, value in mapping.items():
-        if name.lower() == lowered:
-            return value
-    return None
+def structured_line(event: Event) -> Mapping[str, Any] | None:
+    """The structured line as a JSON object, or None: no line, longer than
+    :data:`~extalerts.fields.STRUCTURED_LINE_MAX_CHARS` characters, or not a JSON object."""
+    text = structured_line_text(event)
+    if text is None or len(text) > STRUCTURED_LINE_MAX_CHARS:
+        return None
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        return None
+    return decoded if isinstance(decoded, Mapping) else None
 
 
 def _walk(node: Any, path: tuple[str, ...]) -> Iterator[Any]:

@@ -180,6 +180,21 @@ class DatadogApi(ClientApi[DatadogSettings]):
         return self.network_verdict(operation, exc, (urllib3.exceptions.HTTPError,))
 
 
+def facet_warning(spec: Spec, templates: Templates | None = None) -> str | None:
+    """What plan and push say about the facets the monitors need: Datadog has no public API for log
+    facets, so they can be neither created nor read here (README, "Datadog setup")."""
+    needed = DatadogRenderer(spec, templates or Templates()).facets()
+    if not needed:
+        return None
+    listed = ", ".join(f"{f['path']} ({f['type']}{' measure' if f['measure'] else ''})" for f in needed)
+    return (
+        f"{len(needed)} Datadog facets the monitors need are not confirmed (no public API reads or creates "
+        f"them): {listed}. A missing one makes range searches match nothing and aggregations report no "
+        'data. Create them as README "Datadog setup" says (listed in rendered/datadog/facets.json), then '
+        "check with `extalerts doctor --provider datadog`."
+    )
+
+
 def _api_error(operation: str, exc: Any, hint: str) -> ApiError:
     errors: list[str] = []
     body = exc.body

@@ -1,4 +1,5 @@
-"""Render the spec into Datadog documents: monitors, log-based metrics and the structured-log pipeline.
+"""Render the spec into Datadog documents: monitors, log-based metrics, the structured-log pipeline
+and the list of facets the monitors need (which no public API can create; README, "Datadog setup").
 
 Python works out the provider semantics (queries, thresholds, group facets); the templates in
 ``templates/datadog/`` lay out the documents. Every document is parsed back and checked before it
@@ -15,8 +16,9 @@ from typing import Any
 
 from extalerts.drill.view import DRILL_DATADOG_QUERY
 from extalerts.errors import RenderError
-from extalerts.fields import Field
+from extalerts.fields import Field, FieldType
 from extalerts.filter import conjunction
+from extalerts.filter.ast import Expr, Op, predicates
 from extalerts.filter.datadog import to_datadog
 from extalerts.numbers import format_number
 from extalerts.render.datadog_query import (
@@ -45,7 +47,28 @@ from extalerts.spec.models import (
 MANAGED_TAG = "managed-by:extalerts"
 RULE_TAG_PREFIX = "extalerts-rule:"
 PIPELINE_NAME = "extalerts: Workers structured log fields"
-STRUCTURED_LOG_ATTRIBUTE = "Logs.Message"
+PIPELINE_PATH = "datadog/pipelines/extalerts-structured-logs.json"
+FACETS_PATH = "datadog/facets.json"
+#: Attributes the pipeline writes on the way to ``@extalerts.*``: the selected ``Message`` (an array of
+#: strings) and the structured line as one string (README, "Structured log line").
+SELECTED_MESSAGE_ATTRIBUTE = "extalerts_message"
+STRUCTURED_LINE_ATTRIBUTE = "extalerts_line"
+#: Evaluate a new group (a script, an operation) at once. Datadog's default is 60 s ("defaults to `60`
+#: seconds", monitors/configuration): meant for hosts still starting, it would hide the first minute of
+#: a new script's exceptions. Late Logpush batches are `evaluation_delay`'s business.
+NEW_GROUP_DELAY = 0
+
+#: Facet types by field type (logs/explorer/facets: dimensions are string or integer, measures
+#: "(long) integer or double").
+_FACET_TYPES = {
+    FieldType.INTEGER: "integer",
+    FieldType.NUMBER: "double",
+    FieldType.STRING: "string",
+    FieldType.BOOLEAN: "string",
+    FieldType.STRING_LIST: "string",
+}
+#: Why a facet is needed, strongest first: one entry per attribute carries the strongest.
+_FACET_REASONS = ("aggregation", "range search", "group by")
 
 _AGGREGATIONS = {
     Aggregation.AVG: "avg",
@@ -121,7 +144,6 @@ class MonitorParts:
     variables: list[dict[str, Any]]
     on_missing_data: str | None
     group_retention: str | None
-    enable_logs_sample: bool
     renotify_minutes: int | None
     overrides: dict[str, Any]
 
@@ -175,7 +197,6 @@ class DatadogRenderer:
         monitor_type = "log alert"
         on_missing_data = None
         group_retention = None
-        logs_sample = True
         match signal:
             case CountSignal() | AbsenceSignal():
                 query = f'logs({quote_query_argument(self.search(rule))}).index({index}).rollup("count"){by}{tail}'
@@ -197,7 +218,6 @@ class DatadogRenderer:
                 }
                 variables = [self._variable("signal", self.search(rule), rule, compute)]
                 query = f'formula("signal"){tail}'
-                logs_sample = False
             case RatioSignal(min_events=min_events):
                 variables = [
                     self._variable("matching", self.search(rule, rule.ratio_match), rule, {"aggregation": "count"}),
@@ -205,10 +225,8 @@ class DatadogRenderer:
                 ]
                 total = f"cutoff_min(total, {min_events})" if min_events else "total"
                 query = f"formula({quote_query_argument(f'matching / {total} * 100')}){tail}"
-                logs_sample = False
             case ChangeSignal(compare_to=shift):
                 monitor_type = "query alert"
-                logs_sample = False
                 groups = ",".join(tag_name(self.spec.catalog[g]) for g in r.group_by)
                 by_tags = f" by {{{groups}}}" if groups else ""
                 query = (
@@ -236,7 +254,6 @@ class DatadogRenderer:
             variables=variables,
             on_missing_data=on_missing_data,
             group_retention=group_retention,
-            enable_logs_sample=logs_sample,
             renotify_minutes=rule.renotify // 60 if rule.renotify else None,
             overrides=dict(override.options),
         )
@@ -253,7 +270,14 @@ class DatadogRenderer:
             window=format_duration(rule.rule.window),
             source_file=_relative(rule),
         )
-        text = self.templates.render("datadog/monitor.json.j2", rule=rule, r=rule.rule, monitor=parts, message=message)
+        text = self.templates.render(
+            "datadog/monitor.json.j2",
+            rule=rule,
+            r=rule.rule,
+            monitor=parts,
+            message=message,
+            new_group_delay=NEW_GROUP_DELAY,
+        )
         document = _load_json(text, f"datadog monitor {rule.id}")
         options = document.setdefault("options", {})
         options.update(parts.overrides)
@@ -289,13 +313,54 @@ class DatadogRenderer:
             "datadog/pipeline.json.j2",
             name=PIPELINE_NAME,
             query=query,
-            source=STRUCTURED_LOG_ATTRIBUTE,
+            attributes={"message": SELECTED_MESSAGE_ATTRIBUTE, "line": STRUCTURED_LINE_ATTRIBUTE},
             sample=sample,
-            fields=derived,
         )
         document = _load_json(text, "datadog pipeline")
-        check_pipeline(document, "datadog/pipelines/extalerts-structured-logs.json")
+        check_pipeline(document, PIPELINE_PATH)
         return document
+
+    def facets(self) -> list[dict[str, Any]]:
+        """The facets the monitors and log-based metrics need, sorted by path: "In order to search on
+        a numerical attribute, first add it as a facet" (logs/explorer/search_syntax), numeric
+        rollups run over a measure (monitors/types/log, "Monitor over measure"), and group-by
+        attributes are kept as facets too (conservative: the docs show group-by over facets)."""
+        needs: dict[str, dict[str, Any]] = {}
+
+        def need(field: Field, why: str, rule_id: str) -> None:
+            entry = needs.setdefault(
+                facet(field), {"path": facet(field), "type": _FACET_TYPES[field.type], "rules": set(), "why": why}
+            )
+            entry["rules"].add(rule_id)
+            if _FACET_REASONS.index(why) < _FACET_REASONS.index(entry["why"]):
+                entry["why"] = why
+
+        for rule in self.spec.rules:
+            for expr in (rule.filter, rule.ratio_match):
+                for field in self._range_fields(expr):
+                    need(field, "range search", rule.id)
+            signal = rule.rule.signal
+            if isinstance(signal, MeasureSignal):
+                need(self.spec.catalog[signal.field], "aggregation", rule.id)
+            for name in rule.rule.group_by:
+                need(self.spec.catalog[name], "group by", rule.id)
+        return [
+            {**entry, "measure": entry["why"] == "aggregation", "rules": sorted(entry["rules"])}
+            for _, entry in sorted(needs.items())
+        ]
+
+    def _range_fields(self, expr: Expr | None) -> list[Field]:
+        """Fields ``expr`` searches by numeric range: comparisons, and negative numbers, which the
+        search is given as ``[n TO n]`` (see :mod:`extalerts.filter.datadog`)."""
+        if expr is None:
+            return []
+        found = []
+        for pred in predicates(expr):
+            values = pred.value if isinstance(pred.value, tuple) else (pred.value,)
+            negative = any(isinstance(v, int | float) and not isinstance(v, bool) and v < 0 for v in values)
+            if pred.op in (Op.LT, Op.LE, Op.GT, Op.GE) or negative:
+                found.append(self.spec.catalog[pred.field])
+        return found
 
     def render(self) -> list[RenderedFile]:
         files: list[RenderedFile] = []
@@ -311,7 +376,8 @@ class DatadogRenderer:
                 )
         pipeline = self.pipeline()
         if pipeline is not None:
-            files.append(RenderedFile("datadog/pipelines/extalerts-structured-logs.json", canonical_json(pipeline)))
+            files.append(RenderedFile(PIPELINE_PATH, canonical_json(pipeline)))
+        files.append(RenderedFile(FACETS_PATH, canonical_json({"facets": self.facets()})))
         return files
 
 
