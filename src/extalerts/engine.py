@@ -61,6 +61,7 @@ from extalerts.spec.models import (
     MeasureSignal,
     RatioSignal,
 )
+from extalerts.wording import plural
 
 MINUTE_MS = 60_000
 Semantics = Literal["datadog", "splunk"]
@@ -325,7 +326,7 @@ class Engine:
         self.rules = [r for r in spec.rules if rules is None or r.id in rules]
         unknown = set(rules or ()) - {r.id for r in self.rules}
         if unknown:
-            raise EngineError(f"unknown rule(s): {', '.join(sorted(unknown))}")
+            raise EngineError(f"{plural(len(unknown), 'unknown rule')}: {', '.join(sorted(unknown))}")
         # Insertion order is not needed (events are located by time), and keeping it costs memory.
         try:
             self.db = duckdb.connect(config={"memory_limit": memory_limit, "preserve_insertion_order": False})
@@ -654,7 +655,7 @@ class Engine:
             )
         if strict:
             # Should the line-by-line reading disagree with the scan, --strict still stops.
-            where = str(located[0]) if located else f"{file}: {bad:,} line(s) not read as Workers Trace Events"
+            where = str(located[0]) if located else f"{file}: {plural(bad, 'line')} not read as Workers Trace Events"
             raise EngineError(f"{where} (--strict stops at the first bad line; without it, bad lines are skipped)")
 
     # ----------------------------------------------------------------------------------- evaluation
