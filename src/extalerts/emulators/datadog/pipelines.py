@@ -354,6 +354,7 @@ class _Extraction:
     group: str
     name: str
     filter: str
+    matcher: str
 
 
 @dataclass(frozen=True)
@@ -397,7 +398,8 @@ def _grok_parser(document: Mapping[str, Any], facets: FacetRegistry) -> Callable
                             break
                         extracted.extend(parsed.items())
                     continue
-                converted = _grok_filter(raw, extraction.filter)
+                # "integer … parses it as an integer number", "number … as a double precision number".
+                converted = _grok_filter(raw, extraction.filter or extraction.matcher)
                 if converted is _NO_MATCH:
                     break
                 extracted.append((extraction.name, converted))
@@ -494,7 +496,7 @@ def _grok_pattern(pattern: str, support: dict[str, str], counter: list[int]) -> 
             counter[0] += 1
             group = f"g{counter[0]}"
             regex.append(f"(?P<{group}>{fragment})")
-            extractions.append(_Extraction(group, name, filter_name))
+            extractions.append(_Extraction(group, name, filter_name, matcher))
         else:
             regex.append(f"(?:{fragment})")
     regex.append(re.escape(pattern[position:]).replace(r"\ ", " "))
