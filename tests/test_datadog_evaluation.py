@@ -287,7 +287,8 @@ def test_pipelines_run_at_intake_in_order_and_later_changes_do_not_reprocess() -
         send(emulator, EVENT)
         old, new = emulator.store.all()
         assert old.attributes["kind"] == "bad"  # processed once, at intake
-        assert "outcome" not in new.attributes and "kind" not in new.attributes
+        assert "outcome" not in new.attributes
+        assert "kind" not in new.attributes
         # Logs older than 18 hours (after the date remapper) are dropped at intake.
         datadog_structured_line.install(emulator)
         send(emulator, {**EVENT, "EventTimestampMs": T0 - 19 * 3600 * 1000})
@@ -344,7 +345,8 @@ def test_a_grouped_count_alerts_and_recovers_per_group() -> None:
         (recovered,) = [c for _, c in emulator.evaluate_monitors()]
         assert (recovered.after, recovered.value) == ("OK", 0.0)  # an empty count is 0
         state = emulator.monitors()[0]
-        assert state["overall_state"] == "OK" and state["id"] == created["id"]
+        assert state["overall_state"] == "OK"
+        assert state["id"] == created["id"]
 
 
 def test_a_monitor_edited_through_the_api_is_evaluated_as_edited() -> None:
@@ -498,7 +500,8 @@ def test_the_official_client_reads_the_logs_aggregate_api() -> None:
             )
     assert answer["meta"]["status"] == "done"
     buckets = {b["by"]["@ScriptName"]: b["computes"] for b in answer["data"]["buckets"]}
-    assert buckets["conversation-api"]["c0"] == 2 and buckets["conversation-api"]["c1"] == 50
+    assert buckets["conversation-api"]["c0"] == 2
+    assert buckets["conversation-api"]["c1"] == 50
     assert buckets["auth-worker"]["c0"] == 1
     assert buckets["conversation-api"]["c2"] == [{"time": "2023-11-14T22:14:00.000Z", "value": 2.0}]
     assert nothing["data"]["buckets"] == []

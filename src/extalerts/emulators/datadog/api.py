@@ -185,6 +185,12 @@ class DatadogEmulator(EmulatorServer):
             self.store.forget_verdicts()
             self._compiled = None
 
+    def remove_facet(self, path: str) -> None:
+        with self._lock:
+            self.facets.remove(path)
+            self.store.forget_verdicts()
+            self._compiled = None
+
     def _note(self, line: str) -> None:
         if line not in self.notes:
             self.notes.append(line)
