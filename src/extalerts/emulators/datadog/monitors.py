@@ -136,9 +136,7 @@ class CompiledMonitor:
         """The value of a window with no log for a group: counts are 0, other aggregations have none."""
         if self.change is not None or self.formula is None:
             return None
-        zeros = {
-            name: 0.0 if c.aggregation in ("count", "cardinality") else None for name, c in self.computes.items()
-        }
+        zeros = {name: 0.0 if c.aggregation in ("count", "cardinality") else None for name, c in self.computes.items()}
         return evaluate_formula(self.formula, zeros)
 
     def _matcher(self, search: str) -> Callable[[StoredLog], bool]:
