@@ -14,14 +14,24 @@ from typing import Any
 from extalerts.emulators.datadog import DatadogEmulator
 from extalerts.render.datadog import PIPELINE_NAME
 
-FILTER = "(source:cloudflare service:conversation-api) OR (service:extalerts-drill)"
+
+def bundled_filter() -> str:
+    """The filter the renderer gives the pipeline for the bundled spec's sources (and drill events)."""
+    from extalerts.render.datadog import DatadogRenderer
+    from extalerts.render.templates import Templates
+    from extalerts.spec import load_spec
+    from tests.conftest import MONITORS
+
+    rendered = DatadogRenderer(load_spec([MONITORS]), Templates()).pipeline()
+    assert rendered is not None
+    return str(rendered["filter"]["query"])
 
 
-def pipeline(*, grok_source: str = "extalerts_line", query: str = FILTER) -> dict[str, Any]:
+def pipeline(*, grok_source: str = "extalerts_line", query: str | None = None) -> dict[str, Any]:
     return {
         "name": PIPELINE_NAME,
         "is_enabled": True,
-        "filter": {"query": query},
+        "filter": {"query": query if query is not None else bundled_filter()},
         "processors": [
             {"type": "date-remapper", "name": "time", "is_enabled": True, "sources": ["EventTimestampMs"]},
             {

@@ -290,7 +290,7 @@ def test_pipelines_run_at_intake_in_order_and_later_changes_do_not_reprocess() -
         assert "outcome" not in new.attributes
         assert "kind" not in new.attributes
         # Logs older than 18 hours (after the date remapper) are dropped at intake.
-        datadog_structured_line.install(emulator)
+        datadog_structured_line.install(emulator, datadog_structured_line.pipeline(query="source:cloudflare"))
         send(emulator, {**EVENT, "EventTimestampMs": T0 - 19 * 3600 * 1000})
         assert len(emulator.store) == 2
 
@@ -330,7 +330,7 @@ def at(minute: int, **fields: Any) -> dict[str, Any]:
 def test_a_grouped_count_alerts_and_recovers_per_group() -> None:
     emulator, now = evaluation_emulator()
     with emulator:
-        datadog_structured_line.install(emulator)
+        datadog_structured_line.install(emulator, datadog_structured_line.pipeline(query="source:cloudflare"))
         query = (
             'logs("source:cloudflare @Outcome:exception").index("*").rollup("count").by("@ScriptName").last("1m") > 1'
         )
@@ -404,7 +404,9 @@ def test_formula_with_cutoff_min_and_absence_as_no_data() -> None:
     )
     emulator, now = evaluation_emulator()
     with emulator:
-        datadog_structured_line.install(emulator)  # its date remapper times the logs
+        datadog_structured_line.install(
+            emulator, datadog_structured_line.pipeline(query="source:cloudflare")
+        )  # its date remapper times the logs
         ratio_id = emulator.add_monitor(ratio)["id"]
         absence_id = emulator.add_monitor(absence)["id"]
         send(emulator, at(1), at(1))  # 2 of 2 failing, but under the cutoff of 3: no value
@@ -479,7 +481,7 @@ def test_the_official_client_reads_the_logs_aggregate_api() -> None:
 
     emulator, now = evaluation_emulator("@WallTimeMs:integer:measure")
     with emulator:
-        datadog_structured_line.install(emulator)
+        datadog_structured_line.install(emulator, datadog_structured_line.pipeline(query="source:cloudflare"))
         send(emulator, at(1), at(1, WallTimeMs=60), at(2, ScriptName="auth-worker"), at(2, Outcome="ok"))
         now[0] = T0 / 1000 + 300
         config = Configuration(host=emulator.url)
