@@ -30,6 +30,7 @@ from extalerts.filter import parse
 from extalerts.filter.python import to_python
 from extalerts.sandbox import Sandbox
 from extalerts.spec import load_spec
+from tests import datadog_structured_line
 from tests.conftest import MONITORS, REPO, cli_run, write
 
 RULES = """\
@@ -115,6 +116,8 @@ def sandbox_env(drill_spec: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[S
     with Sandbox(load_spec([drill_spec]), speed=600) as sandbox:
         for name, value in sandbox.env().items():
             monkeypatch.setenv(name, value)
+        # Drill events reach Datadog monitors through the structured-line pipeline, as in a set-up org.
+        datadog_structured_line.install(sandbox.datadog)
         yield sandbox
 
 
@@ -138,6 +141,7 @@ def test_drill_all_fires_every_rule_in_time_and_cleans_up(
     # Production monitors are live too: drill events must not reach them.
     code, _, err = cli_run("push", str(drill_spec), "-p", provider, "--yes", "--state-file", "state.json")
     assert code == 0, err
+    datadog_structured_line.install(sandbox_env.datadog)
     code, out, err = cli_run("drill", str(drill_spec), "--provider", provider, "--all", "--output", "json")
     assert code == 0, err
     drills = {d["rule"]: d for d in json.loads(out)["drills"]}
@@ -316,6 +320,7 @@ def test_a_live_drill_fires_the_production_alert_and_deletes_nothing(
     assert "push it before a live drill" in err
     code, _, err = cli_run("push", str(drill_spec), "-p", provider, "--yes", "--state-file", "state.json")
     assert code == 0, err
+    datadog_structured_line.install(sandbox_env.datadog)
     before = sandbox_env.datadog.monitors() if provider == "datadog" else sandbox_env.splunk.saved_searches()
     code, out, err = cli_run(
         "drill", str(drill_spec), "-p", provider, "--rule", "exceptions", "--live", "--yes", "-o", "json"
@@ -541,3 +546,66 @@ def test_the_drill_refuses_a_count_that_can_never_drop_below_its_threshold() -> 
     broken = type(rule)(**{**rule.__dict__, "rule": rule.rule.model_copy(update={"thresholds": thresholds})})
     with pytest.raises(DrillPlanError, match="does not take the rule's value < 0 within a window"):
         plan_traffic(broken, spec.catalog, "conversation-api")
+
+
+# --------------------------------------------------------------------------------------------- broken artifacts
+
+
+def _misspell_the_group_attribute(sandbox: Sandbox) -> None:
+    from datadog_api_client.v1.api.monitors_api import MonitorsApi
+    from datadog_api_client.v1.model.monitor_update_request import MonitorUpdateRequest
+
+    from extalerts.providers.datadog import DatadogApi, DatadogSettings
+
+    monitor = next(m for m in sandbox.datadog.monitors() if "extalerts-rule:exceptions" in m["tags"])
+    query = monitor["query"].replace('.by("@ScriptName")', '.by("@Scriptname")')
+    assert query != monitor["query"]
+    api = DatadogApi(DatadogSettings.from_env(env=sandbox.env()))
+    api.call("edit", lambda c: MonitorsApi(c).update_monitor(monitor["id"], MonitorUpdateRequest(query=query)))
+
+
+def _remove_the_status_facet(sandbox: Sandbox) -> None:
+    sandbox.datadog.remove_facet("@Event.Response.Status")
+
+
+def _delete_the_pipeline(sandbox: Sandbox) -> None:
+    import urllib3
+
+    (pipeline_id,) = sandbox.datadog.state.pipelines
+    env = sandbox.env()
+    response = urllib3.request(
+        "DELETE",
+        f"{sandbox.datadog.url}/api/v1/logs/config/pipelines/{pipeline_id}",
+        headers={"DD-API-KEY": env["DD_API_KEY"], "DD-APPLICATION-KEY": env["DD_APP_KEY"]},
+    )
+    assert response.status == 200
+
+
+def _point_grok_at_the_array(sandbox: Sandbox) -> None:
+    datadog_structured_line.install(sandbox.datadog, datadog_structured_line.pipeline(grok_source="Logs.Message"))
+
+
+@pytest.mark.parametrize(
+    ("rule", "live", "breaks"),
+    [
+        ("exceptions", True, _misspell_the_group_attribute),
+        ("error-rate", False, _remove_the_status_facet),
+        ("exceptions", False, _delete_the_pipeline),
+        ("slow-ops", False, _point_grok_at_the_array),
+    ],
+    ids=["misspelt-attribute", "range-without-facet", "pipeline-deleted", "grok-on-an-array"],
+)
+def test_a_broken_pushed_artifact_fails_the_drill_of_its_rule(
+    rule: str, live: bool, breaks: Any, drill_spec: Path, sandbox_env: Sandbox
+) -> None:
+    # The emulator evaluates what is pushed: a drill passes only when every artifact works together.
+    code, _, err = cli_run("push", str(drill_spec), "-p", "datadog", "--yes", "--state-file", "state.json")
+    assert code == 0, err
+    datadog_structured_line.install(sandbox_env.datadog)
+    breaks(sandbox_env)
+    extra = ["--live", "--yes"] if live else []
+    code, out, err = cli_run("drill", str(drill_spec), "-p", "datadog", "--rule", rule, *extra, "-o", "json")
+    assert code == 1, err
+    (drill,) = json.loads(out)["drills"]
+    assert not drill["ok"]
+    assert drill["verdict"].startswith("did not fire within"), drill["verdict"]

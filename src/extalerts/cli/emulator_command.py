@@ -84,23 +84,50 @@ def emulator_group() -> None:
 
 @emulator_group.command("datadog")
 @server_options(default_port=8125)
+@click.option(
+    "--facet",
+    "facet_specs",
+    multiple=True,
+    metavar="PATH:TYPE[:measure]",
+    help="A log facet the org has (repeatable; TYPE string, integer or double; `:measure` makes it a measure). "
+    "Numeric ranges need a numeric facet, numeric aggregations a measure.",
+)
+@click.option(
+    "--facets-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Also create the facets a rendered facets.json lists (rendered/datadog/facets.json).",
+)
 def datadog_emulator_command(
-    host: str, port: int, fault_rate: float, latency: float, seed: int, env_file: Path | None
+    host: str,
+    port: int,
+    fault_rate: float,
+    latency: float,
+    seed: int,
+    env_file: Path | None,
+    facet_specs: tuple[str, ...],
+    facets_file: Path | None,
 ) -> None:
-    """Serve the Datadog monitor, logs-metrics and log-pipeline API and the logs intake on loopback.
+    """Serve the Datadog monitor, logs-metrics, log-pipeline and Logs Aggregate API and the logs intake
+    on loopback, and evaluate what is pushed: pipelines run on received logs, monitors every minute.
 
     It accepts the keys in DD_API_KEY and DD_APP_KEY, or, when those are unset, keys it makes up
-    and prints (they guard nothing but this local process), with the API and intake URLs.
+    and prints (they guard nothing but this local process), with the API and intake URLs. Datadog
+    has no API for log facets: give the org's facets with --facet (or --facets-file).
 
     \b
     Example:
-      extalerts emulator datadog --port 8125 --fault-rate 0.2
+      extalerts emulator datadog --port 8125 --facet @Event.Response.Status:integer \\
+        --facet @WallTimeMs:integer:measure
     """
     from extalerts.emulators.base import Faults
     from extalerts.emulators.datadog import DatadogEmulator
+    from extalerts.emulators.datadog.facets import parse_facet, read_facets_file
     from extalerts.intake import DATADOG_INTAKE_URL_ENV
     from extalerts.providers.datadog import DATADOG_API_URL_ENV
 
+    facets = [parse_facet(text) for text in facet_specs]
+    if facets_file is not None:
+        facets += read_facets_file(facets_file)
     keys, made_up = _made_up({"DD_API_KEY": lambda: secrets.token_hex(16), "DD_APP_KEY": lambda: secrets.token_hex(20)})
     emulator = DatadogEmulator(
         keys["DD_API_KEY"],
@@ -108,9 +135,15 @@ def datadog_emulator_command(
         Faults(rate=fault_rate, seed=seed, latency=latency),
         host=host,
         port=port,
+        facets=facets,
+        report=lambda line: click.echo(f"datadog emulator: {line}", err=True),
     )
     env = {**made_up, DATADOG_API_URL_ENV: emulator.url, DATADOG_INTAKE_URL_ENV: emulator.url}
-    serve_until_interrupted(emulator, f"Datadog API emulator on {emulator.url}", env, env_file)
+    banner = f"Datadog API emulator on {emulator.url}"
+    if facets:
+        banner += f"; facets: {', '.join(f.spec() for f in facets)}"
+    emulator.evaluate_in_background(every_seconds=5.0)
+    serve_until_interrupted(emulator, banner, env, env_file)
 
 
 @emulator_group.command("splunk")

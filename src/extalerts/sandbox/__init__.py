@@ -4,13 +4,16 @@ really evaluated, on a fast clock, and notifications delivered to a local webhoo
     with Sandbox(spec, speed=600) as sandbox:
         env = sandbox.env()   # what extalerts (or the providers' SDKs) need to talk to it
 
-The Datadog logs intake and Splunk HEC store what they receive; every ``tick_seconds`` the evaluator
-(:mod:`extalerts.sandbox.evaluator`) runs each stored monitor over it with the extalerts engine.
+The Datadog logs intake runs the pushed pipelines on what it receives and the Datadog emulator
+evaluates its stored monitors itself (with the facets the rendered ``facets.json`` lists); Splunk HEC
+stores what it receives. Every ``tick_seconds`` the evaluator (:mod:`extalerts.sandbox.evaluator`)
+drives both on the sandbox clock.
 """
 
 from __future__ import annotations
 
 import secrets
+import sys
 import threading
 from typing import Any, Self
 
@@ -36,6 +39,7 @@ class Sandbox:
         from extalerts.emulators.cloudflare import CloudflareEmulator, pagerduty_services
         from extalerts.emulators.datadog import DatadogEmulator
         from extalerts.emulators.splunk import SplunkEmulator, made_up_hec_token
+        from extalerts.sandbox.datadog_monitors import spec_facets
         from extalerts.sandbox.evaluator import Evaluator
         from extalerts.sandbox.sink import WebhookSink
 
@@ -53,8 +57,16 @@ class Sandbox:
         dd_port, splunk_port, cf_port, sink_port = ports
         now = self.clock.now
         self.sink = WebhookSink(now, host=host, port=sink_port)
+        report = _report_line
         self.datadog = DatadogEmulator(
-            self.keys["DD_API_KEY"], self.keys["DD_APP_KEY"], host=host, port=dd_port, clock=now
+            self.keys["DD_API_KEY"],
+            self.keys["DD_APP_KEY"],
+            host=host,
+            port=dd_port,
+            clock=now,
+            # The facets the rendered facets.json lists, created as the README's "Datadog setup" says.
+            facets=spec_facets(spec),
+            report=lambda line: report(f"datadog emulator: {line}"),
         )
         self.splunk = SplunkEmulator(
             token=self.keys["SPLUNK_TOKEN"],
@@ -154,6 +166,10 @@ class Sandbox:
     def alerts(self) -> list[dict[str, Any]]:
         """Every state change the sandbox's monitors went through, in provider time."""
         return sorted(self.evaluator.history, key=lambda h: (h["at"], h["provider"], h["monitor"]))
+
+
+def _report_line(line: str) -> None:
+    print(f"sandbox: {line}", file=sys.stderr, flush=True)
 
 
 def _splunk_index(spec: Spec) -> str:

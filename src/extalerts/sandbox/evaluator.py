@@ -1,15 +1,14 @@
-"""Monitor evaluation in the sandbox: the providers' stored monitors, run by the extalerts engine over
-the events their intakes received.
+"""Monitor evaluation in the sandbox.
 
-The sandbox does not interpret arbitrary Datadog queries or SPL. It evaluates what extalerts renders:
-a monitor names its rule (Datadog tag ``extalerts-rule:<id>``; Splunk search name), the rule is looked
-up in the sandbox's spec (drill copies are rebuilt from their drill id), rendered again, and the
-monitor is evaluated only when its definition is that rendering — query, thresholds and evaluation
-delay for Datadog; search, schedule and time range for Splunk. A monitor edited by hand, or from
-another spec, is reported once and never changes state, which a drill then shows as "did not fire".
+Datadog: the emulator evaluates its stored monitors itself, from the pushed pipelines, facets and
+monitor queries (:mod:`extalerts.sandbox.datadog_monitors`), whoever wrote them.
 
-Datadog monitors follow the engine's Datadog semantics (stateful, per group, recovery thresholds);
-Splunk alerts run on their cron schedule, stateless, with ``alert.suppress`` honoured per group.
+Splunk: the provider's stored saved searches, run by the extalerts engine over the events HEC
+received. A saved search names its rule (its name), the rule is looked up in the sandbox's spec
+(drill copies are rebuilt from their drill id), rendered again, and the search is evaluated only when
+its definition is that rendering — search, schedule and time range. One edited by hand, or from
+another spec, is reported once and never fires, which a drill then shows as "did not fire". Splunk
+alerts run on their cron schedule, stateless, with ``alert.suppress`` honoured per group.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import re
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -30,18 +28,15 @@ from extalerts.clock import Clock
 from extalerts.drill.view import DRILL_SPLUNK_PREFIX, drill_view, parse_drill_rule_id
 from extalerts.emulators.datadog import DatadogEmulator
 from extalerts.emulators.splunk import SplunkEmulator
-from extalerts.engine import MINUTE_MS, Engine, Group, Semantics, State, Transition
-from extalerts.render.datadog import RULE_TAG_PREFIX, DatadogRenderer, facet
+from extalerts.engine import MINUTE_MS, Engine, Group, Semantics, State
 from extalerts.render.splunk import NAME_PREFIX, WARNING_SUFFIX, SplunkRenderer
 from extalerts.render.templates import Templates
+from extalerts.sandbox.datadog_monitors import DatadogMonitors
 from extalerts.sandbox.sink import WebhookSink, post_json
 from extalerts.spec.loader import ResolvedRule, Spec
 from extalerts.spec.models import ChangeSignal, Level, parse_duration
 
-_DATADOG_STATUS = {State.OK: "OK", State.WARN: "Warn", State.ALERT: "Alert"}
 _SPLUNK_COMPARED = ("search", "cron_schedule", "dispatch.earliest_time", "dispatch.latest_time")
-_HANDLE = re.compile(r"(?:^|\s)@(\S+)")
-_CONDITIONAL = re.compile(r"\{\{#(is_\w+)\}\}(.*?)\{\{/\1\}\}", re.S)
 Record = Mapping[str, Any]
 #: How far back a Splunk run is judged again when late events arrive (provider time).
 LATE_DATA_MS = 30 * MINUTE_MS
@@ -100,38 +95,11 @@ class Watch:
         return (self.last_event_ms or 0) + self.reach_ms() + 10 * MINUTE_MS
 
 
-def _group_name(group: Group, spec: Spec, provider: str = "datadog") -> str:
-    """Datadog's group name (``@facet:value``), or Splunk's ``field=value``."""
+def _group_name(group: Group, spec: Spec, provider: str = "splunk") -> str:
+    """Splunk's group name: ``field=value``."""
     if not group:
         return "*"
-    if provider == "splunk":
-        return ",".join(f"{spec.catalog[name].splunk_name}={value}" for name, value in group)
-    return ",".join(f"{facet(spec.catalog[name])}:{value}" for name, value in group)
-
-
-def datadog_source_matcher(query: str) -> Callable[[Record], bool]:
-    """The rule source's Datadog query, applied to a received log's reserved attributes and tags.
-
-    Only space-separated ``key:value`` terms are understood — what a source query is in practice."""
-    terms: list[tuple[str, str]] = []
-    for token in query.split():
-        key, sep, value = token.partition(":")
-        if not sep or not key or not value or any(c in token for c in '()*"') or key.startswith(("-", "@")):
-            raise Unevaluable(f"the sandbox understands source queries of key:value terms only, not {query!r}")
-        terms.append((key, value))
-
-    def selects(log: Record) -> bool:
-        tags = {t.strip() for t in str(log.get("ddtags") or "").split(",") if t.strip()}
-        for key, value in terms:
-            actual = {"source": log.get("ddsource"), "service": log.get("service"), "host": log.get("hostname")}
-            if key in actual:
-                if actual[key] != value:
-                    return False
-            elif f"{key}:{value}" not in tags:
-                return False
-        return True
-
-    return selects
+    return ",".join(f"{spec.catalog[name].splunk_name}={value}" for name, value in group)
 
 
 class Evaluator:
@@ -158,11 +126,11 @@ class Evaluator:
         #: Real seconds a tick may spend on production monitors (drill copies are always evaluated).
         self.budget_seconds = 0.25
         #: Every event each intake received, with where it came from: new monitors search them all.
-        self.received: dict[str, list[tuple[Record, dict[str, Any]]]] = {"datadog": [], "splunk": []}
-        self._datadog_offset = 0
+        self.received: dict[str, list[tuple[Record, dict[str, Any]]]] = {"splunk": []}
         self._splunk_offset = 0
         #: Every alert the sandbox raised: provider, monitor, group, state and provider time.
         self.history: list[dict[str, Any]] = []
+        self.datadog_monitors = DatadogMonitors(datadog, sink, self.report, self.history)
 
     # ----------------------------------------------------------------------------------- resolving
 
@@ -176,38 +144,6 @@ class Evaluator:
         except KeyError:
             raise Unevaluable(f"rule {rule_id!r} is not in the sandbox's spec") from None
         return dataclasses.replace(self.spec, rules=(rule,)), rule
-
-    def _datadog_watch(self, monitor: Mapping[str, Any]) -> Watch:
-        ids = [t[len(RULE_TAG_PREFIX) :] for t in monitor.get("tags") or [] if t.startswith(RULE_TAG_PREFIX)]
-        if len(ids) != 1:
-            raise Unevaluable("it has no single extalerts-rule tag")
-        spec, rule = self._rule_for(ids[0])
-        parts = DatadogRenderer(spec, self.templates).monitor_parts(rule)
-        options = monitor.get("options") or {}
-        differs = [
-            name
-            for name, live, rendered in (
-                ("type", monitor.get("type"), parts.type),
-                ("query", monitor.get("query"), parts.query),
-                ("thresholds", _numbers(options.get("thresholds")), _numbers(parts.thresholds)),
-                ("evaluation_delay", options.get("evaluation_delay"), rule.evaluation_delay),
-            )
-            if live != rendered
-        ]
-        if differs:
-            raise Unevaluable(f"its {', '.join(differs)} differ from what extalerts renders for rule {rule.id}")
-        return Watch(
-            "datadog",
-            monitor["id"],
-            str(monitor.get("modified")),
-            f'monitor {monitor["id"]} "{monitor.get("name")}"',
-            spec,
-            rule,
-            Level.ALERT,
-            datadog_source_matcher(rule.source.datadog.query),
-            _epoch_ms(monitor.get("modified")) or self.clock.now_ms(),
-            monitor,
-        )
 
     def _splunk_watch(self, app: str, name: str, settings: Mapping[str, str]) -> Watch:
         level = Level.ALERT
@@ -270,13 +206,7 @@ class Evaluator:
     # ----------------------------------------------------------------------------------- events
 
     def _ingest(self) -> None:
-        logs = self.datadog.logs_since(self._datadog_offset)
-        self._datadog_offset += len(logs)
         records: list[tuple[str, Record, dict[str, Any]]] = []
-        for log in logs:
-            event = log.get("attributes") or {}
-            if isinstance(event.get("EventTimestampMs"), int):
-                records.append(("datadog", log, event))
         lines = self.splunk.hec_since(self._splunk_offset)
         self._splunk_offset += len(lines)
         for index, sourcetype, line in lines:
@@ -309,11 +239,7 @@ class Evaluator:
     # ----------------------------------------------------------------------------------- evaluation
 
     def tick(self) -> None:
-        datadog_found: dict[Any, tuple[str, Callable[[], Watch]]] = {
-            m["id"]: (str(m.get("modified")), functools.partial(self._datadog_watch, m))
-            for m in self.datadog.monitors()
-        }
-        self._refresh("datadog", datadog_found)
+        self.datadog_monitors.tick(self.clock.now(), self.budget_seconds)
         splunk_found: dict[Any, tuple[str, Callable[[], Watch]]] = {
             (app, name): (json.dumps(s, sort_keys=True), functools.partial(self._splunk_watch, app, name, s))
             for app, name, s in self.splunk.saved_searches()
@@ -362,86 +288,12 @@ class Evaluator:
         result = watch.engine.evaluate(start_ms=start, end_ms=end).rules[watch.rule.id]
         # Each evaluation runs over everything received so far, so events that reached the sandbox
         # after their minute was first evaluated (its own processing lag, not the system's) still count.
-        if watch.provider == "datadog":
-            latest: dict[Group, Transition] = {}
-            for transition in result.transitions:
-                latest[transition.group] = transition
-                if transition.at_ms > watch.reported_at.get(transition.group, -1):
-                    self._report(watch, transition)
-            # Late events can also undo a transition already reported: settle on what the recomputed
-            # timeline says now.
-            for group, state in list(watch.states.items()):
-                last = latest.get(group)
-                if (last.after if last else State.OK) is not state:
-                    at_ms = last.at_ms if last else end
-                    self._report(watch, Transition(at_ms, group, state, last.after if last else State.OK, None))
-        else:
-            # Runs not evaluated yet, and those a late event may have changed.
-            self._splunk_runs(watch, result.series, min(watch.evaluated_until, end - LATE_DATA_MS), end)
-            watch.judged = {(at_ms, group) for at_ms, group in watch.judged if at_ms > end - 2 * LATE_DATA_MS}
+        # Runs not evaluated yet, and those a late event may have changed.
+        self._splunk_runs(watch, result.series, min(watch.evaluated_until, end - LATE_DATA_MS), end)
+        watch.judged = {(at_ms, group) for at_ms, group in watch.judged if at_ms > end - 2 * LATE_DATA_MS}
         watch.evaluated_until = end
         if end > watch.quiet_after_ms():
             watch.settled = True
-
-    def _report(self, watch: Watch, transition: Transition) -> None:
-        watch.reported_at[transition.group] = max(transition.at_ms, watch.reported_at.get(transition.group, -1))
-        before = watch.states.get(transition.group, State.OK)
-        if before is not transition.after:
-            self._datadog_transition(
-                watch, transition.group, before, transition.after, transition.value, transition.at_ms
-            )
-
-    def _datadog_transition(
-        self, watch: Watch, group: Group, before: State, after: State, value: float | None, at_ms: int
-    ) -> None:
-        monitor_id = int(watch.key)
-        if monitor_id not in self.datadog.state.monitors:
-            return  # deleted since this tick began
-        monitor = watch.definition
-        name = _group_name(group, watch.spec)
-        status = _DATADOG_STATUS[after]
-        variant = {State.ALERT: "is_alert", State.WARN: "is_warning", State.OK: "is_recovery"}[after]
-        transition = {State.ALERT: "Triggered", State.WARN: "Warn", State.OK: "Recovered"}[after]
-        missing = str((monitor.get("options") or {}).get("on_missing_data") or "default")
-        if after is State.ALERT and not value and missing.startswith("show"):
-            # An empty evaluation shows as No Data on these monitors (notified only with show_and_notify).
-            status, variant, transition = "No Data", "is_no_data", "No Data"
-        self.datadog.set_group_state(monitor_id, name, status, at_ms / 1000)
-        watch.states[group] = after
-        self.history.append(
-            {
-                "provider": "datadog",
-                "monitor": watch.label,
-                "rule": watch.rule.id,
-                "group": name,
-                "state": status,
-                "at": at_ms / 1000,
-                "value": value,
-            }
-        )
-        if status == "No Data" and missing != "show_and_notify_no_data":
-            return
-        text = _CONDITIONAL.sub(lambda m: m[2] if m[1] == variant else "", str(monitor.get("message") or ""))
-        payload = {
-            "alert_id": monitor_id,
-            "title": f"[{transition} on {name}] {monitor.get('name')}",
-            "alert_transition": transition,
-            "alert_status": status,
-            "alert_scope": name,
-            "date": at_ms,
-            "value": value,
-            "tags": monitor.get("tags"),
-        }
-        for handle in _HANDLE.findall(text):
-            if handle.startswith("webhook-"):
-                url = self.datadog.webhook_url(handle[len("webhook-") :])
-                if url is None:
-                    self.report(f"datadog {monitor_id}: @{handle} is not a configured webhook; not delivered")
-                    continue
-                self._deliver(url, {**payload, "handle": handle}, "/datadog/webhook")
-            else:
-                kind = handle.split("-", 1)[0] if "-" in handle and "@" not in handle else "email"
-                post_json(f"{self.sink.url}/datadog/{kind}", {**payload, "handle": handle})
 
     def _splunk_runs(
         self, watch: Watch, series: Mapping[Group, list[tuple[int, float | None]]], after_ms: int, end_ms: int

@@ -1,4 +1,4 @@
-"""A local Datadog API emulator: a loopback HTTP server speaking the part of the API extalerts uses.
+"""The Datadog emulator's HTTP side: a loopback server speaking the part of the API extalerts uses.
 
 It answers like the real API as documented: key headers are checked (403 without them), bodies are
 checked against the ``datadog-api-client`` models and the query grammar (``400 {"errors": […]}``),
@@ -10,10 +10,14 @@ client gave up — and counts every call, for tests and benchmarks.
 Endpoints: ``/api/v1/monitor`` (create, list, get, update, delete, validate; ``group_states`` on get),
 ``/api/v2/logs/config/metrics`` and ``/api/v1/logs/config/pipelines`` (CRUD; an unknown pipeline id
 is answered ``400 {"error": {"code": "InvalidArgument", "message": "Non existing pipeline"}}``, as
-Datadog does, not 404), the logs intake ``POST /api/v2/logs`` (API key only, as the intake checks;
-202, at most 1,000 logs and 5 MB a request) and webhook integration entries. The intake keeps what it
-received in ``logs``; it does not evaluate monitors itself: the sandbox does that and sets monitor and
-group states through ``set_group_state``.
+Datadog does, not 404), ``/api/v1/logs/config/pipeline-order``, the logs intake ``POST /api/v2/logs``
+(API key only, as the intake checks; 202, at most 1,000 logs and 5 MB a request), the Logs Aggregate
+API ``POST /api/v2/logs/analytics/aggregate`` and webhook integration entries.
+
+What it stores it also runs: the intake keeps each raw log in ``logs`` and its processed form (the
+stored pipelines applied, in pipeline order, at intake: :mod:`.pipelines`) in ``store``;
+:meth:`DatadogEmulator.evaluate_monitors` evaluates every stored monitor's own query (:mod:`.monitors`)
+minute by minute and records group states, whoever pushed or edited it.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ import copy
 import gzip
 import json
 import re
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
@@ -31,6 +36,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from extalerts.emulators.base import LATE, EmulatorServer, Faults
+from extalerts.emulators.datadog.facets import Facet, FacetRegistry
+from extalerts.emulators.datadog.logs import LogStore, StoredLog
+from extalerts.emulators.datadog.monitors import Change, CompiledMonitor, MonitorQueryError, MonitorStates
+from extalerts.emulators.datadog.pipelines import MAX_PAST_MS, CompiledPipeline, compile_pipeline, default_timestamp
 from extalerts.render.datadog import _model_problems
 from extalerts.render.datadog_query import QueryError, parse_monitor_query
 
@@ -78,6 +87,19 @@ class _State:
     #: Per monitor: group name ("*" without groups) → the group's state, as ``group_states`` shows it.
     groups: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
     webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Pipeline ids in processing order: "the pipelines are applied in order" (pipeline order API);
+    #: a new pipeline goes last.
+    pipeline_order: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Watched:
+    """A monitor under evaluation: its compiled query and group states, and the next minute to evaluate."""
+
+    modified: str
+    states: MonitorStates | None
+    next_ms: int
+    problem: str | None = None
 
 
 #: The logs intake's documented request limits.
@@ -114,6 +136,8 @@ class DatadogEmulator(EmulatorServer):
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], float] = time.time,
+        facets: Iterable[Facet] = (),
+        report: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(host, port, faults, clock)
         self.api_key = api_key
@@ -121,6 +145,16 @@ class DatadogEmulator(EmulatorServer):
         self.state = _State()
         #: Logs received by the intake: each the submitted item with its JSON message decoded into attributes.
         self.logs: list[dict[str, Any]] = []
+        #: The same logs after processing, in timestamp order (what searches and monitors read).
+        self.store = LogStore()
+        self.facets = FacetRegistry(facets)
+        #: Where the emulator says what it cannot emulate (an unsupported processor, a query it cannot run).
+        self.report = report or (lambda line: None)
+        #: Every such line, for tests and ``doctor``.
+        self.notes: list[str] = []
+        self._compiled: list[CompiledPipeline] | None = None
+        self._watched: dict[int, _Watched] = {}
+        self._sequence = 0
         self._routes = self._route_table()
 
     # ----------------------------------------------------------------------------------- helpers for tests
@@ -144,6 +178,24 @@ class DatadogEmulator(EmulatorServer):
             hook = self.state.webhooks.get(name)
             return None if hook is None else str(hook["url"])
 
+    def add_facet(self, facet: Facet) -> None:
+        """Create a facet or measure, as a user does in the Log Explorer (there is no API for it)."""
+        with self._lock:
+            self.facets.add(facet)
+            self.store.forget_verdicts()
+            self._compiled = None
+
+    def remove_facet(self, path: str) -> None:
+        with self._lock:
+            self.facets.remove(path)
+            self.store.forget_verdicts()
+            self._compiled = None
+
+    def _note(self, line: str) -> None:
+        if line not in self.notes:
+            self.notes.append(line)
+            self.report(line)
+
     def logs_since(self, offset: int) -> list[dict[str, Any]]:
         with self._lock:
             return self.logs[offset:]
@@ -151,32 +203,35 @@ class DatadogEmulator(EmulatorServer):
     def set_group_state(self, monitor_id: int, group: str, status: str, at: float) -> None:
         """Record a group's new state (as monitor evaluation does) and update the overall state."""
         with self._lock:
-            monitor = self.state.monitors.get(monitor_id)
-            if monitor is None:
-                return
-            groups = self.state.groups.setdefault(monitor_id, {})
-            entry = groups.setdefault(
-                group,
-                {
-                    "name": group,
-                    "last_nodata_ts": None,
-                    "last_resolved_ts": None,
-                    "last_triggered_ts": None,
-                    "last_notified_ts": None,
-                },
-            )
-            entry["status"] = status
-            if status in ("Alert", "Warn"):
-                entry["last_triggered_ts"] = int(at)
-            elif status == "OK":
-                entry["last_resolved_ts"] = int(at)
-            else:
-                entry["last_nodata_ts"] = int(at)
-            entry["last_notified_ts"] = int(at)
-            overall = max((g["status"] for g in groups.values()), key=STATE_ORDER.index)
-            if overall != monitor["overall_state"]:
-                monitor["overall_state"] = overall
-                monitor["overall_state_modified"] = self._at(at)
+            self._set_group_state(monitor_id, group, status, at)
+
+    def _set_group_state(self, monitor_id: int, group: str, status: str, at: float) -> None:
+        monitor = self.state.monitors.get(monitor_id)
+        if monitor is None:
+            return
+        groups = self.state.groups.setdefault(monitor_id, {})
+        entry = groups.setdefault(
+            group,
+            {
+                "name": group,
+                "last_nodata_ts": None,
+                "last_resolved_ts": None,
+                "last_triggered_ts": None,
+                "last_notified_ts": None,
+            },
+        )
+        entry["status"] = status
+        if status in ("Alert", "Warn"):
+            entry["last_triggered_ts"] = int(at)
+        elif status == "OK":
+            entry["last_resolved_ts"] = int(at)
+        else:
+            entry["last_nodata_ts"] = int(at)
+        entry["last_notified_ts"] = int(at)
+        overall = max((g["status"] for g in groups.values()), key=STATE_ORDER.index)
+        if overall != monitor["overall_state"]:
+            monitor["overall_state"] = overall
+            monitor["overall_state_modified"] = self._at(at)
 
     # ----------------------------------------------------------------------------------- routing
 
@@ -204,6 +259,9 @@ class DatadogEmulator(EmulatorServer):
             r("GET", "/api/v1/logs/config/pipelines/([^/]+)", self._get_pipeline),
             r("PUT", "/api/v1/logs/config/pipelines/([^/]+)", self._put_pipeline),
             r("DELETE", "/api/v1/logs/config/pipelines/([^/]+)", self._delete_pipeline),
+            r("GET", "/api/v1/logs/config/pipeline-order", self._get_pipeline_order),
+            r("PUT", "/api/v1/logs/config/pipeline-order", self._put_pipeline_order),
+            r("POST", "/api/v2/logs/analytics/aggregate", self._aggregate),
             r("POST", "/api/v2/logs", self._intake),
             r("POST", "/api/v1/integration/webhooks/configuration/webhooks", self._post_webhook),
             r("GET", "/api/v1/integration/webhooks/configuration/webhooks/([^/]+)", self._get_webhook),
@@ -516,7 +574,40 @@ class DatadogEmulator(EmulatorServer):
         self.state.next_pipeline_id += 1
         pipeline = self._stored_pipeline(self._check_pipeline(body), pipeline_id)
         self.state.pipelines[pipeline_id] = pipeline
+        self.state.pipeline_order.append(pipeline_id)
+        self._pipelines_changed(pipeline)
         return copy.deepcopy(pipeline)
+
+    def _pipelines_changed(self, changed: dict[str, Any] | None = None) -> None:
+        """Compile the pipelines again for the logs still to come, and say what cannot be emulated."""
+        self._compiled = None
+        if changed is not None:
+            for line in compile_pipeline(changed, self.facets).unsupported:
+                self._note(f"pipeline {changed['id']}: {line}")
+
+    def _pipelines(self) -> list[CompiledPipeline]:
+        if self._compiled is None:
+            self._compiled = [
+                compile_pipeline(self.state.pipelines[pid], self.facets)
+                for pid in self.state.pipeline_order
+                if pid in self.state.pipelines
+            ]
+        return self._compiled
+
+    def _get_pipeline_order(self, *, query: dict[str, str], body: Any) -> dict[str, Any]:
+        return {"pipeline_ids": list(self.state.pipeline_order)}
+
+    def _put_pipeline_order(self, *, query: dict[str, str], body: Any) -> dict[str, Any]:
+        ids = body.get("pipeline_ids") if isinstance(body, dict) else None
+        if not isinstance(ids, list) or sorted(map(str, ids)) != sorted(self.state.pipeline_order):
+            # The order must list exactly the existing pipelines (422, as recorded from the API).
+            raise _Reply(
+                422,
+                _logs_api_error("InvalidArgument", "The pipeline order must list every existing pipeline id once"),
+            )
+        self.state.pipeline_order = [str(i) for i in ids]
+        self._pipelines_changed()
+        return {"pipeline_ids": list(self.state.pipeline_order)}
 
     def _pipeline(self, pipeline_id: str) -> dict[str, Any]:
         pipeline = self.state.pipelines.get(pipeline_id)
@@ -532,10 +623,13 @@ class DatadogEmulator(EmulatorServer):
         self._pipeline(pipeline_id)
         pipeline = self._stored_pipeline(self._check_pipeline(body), pipeline_id)
         self.state.pipelines[pipeline_id] = pipeline
+        self._pipelines_changed(pipeline)
         return copy.deepcopy(pipeline)
 
     def _delete_pipeline(self, pipeline_id: str, *, query: dict[str, str], body: Any) -> dict[str, Any]:
         del self.state.pipelines[self._pipeline(pipeline_id)["id"]]
+        self.state.pipeline_order.remove(pipeline_id)
+        self._pipelines_changed()
         return {}
 
     # ----------------------------------------------------------------------------------- logs intake
@@ -565,7 +659,40 @@ class DatadogEmulator(EmulatorServer):
             log["message"] = message
             log["received"] = received
             self.logs.append(log)
+            self._process(log)
         raise _Reply(202, {})
+
+    def _process(self, raw: dict[str, Any]) -> None:
+        """Preprocess and run the pipelines on one received log, once, at intake; store the result."""
+        received_ms = int(raw["received"] * 1000)
+        attributes = copy.deepcopy(raw["attributes"])
+        message = raw.get("message")
+        self._sequence += 1
+        log = StoredLog(
+            sequence=self._sequence,
+            timestamp_ms=default_timestamp(attributes, received_ms),
+            received_ms=received_ms,
+            attributes=attributes,
+            tags=[t.strip() for t in str(raw.get("ddtags") or "").split(",") if t.strip()],
+            reserved={
+                "source": raw.get("ddsource"),
+                "service": raw.get("service"),
+                "host": raw.get("hostname"),
+                # A JSON log's message is its attributes; a text log keeps its text as the message.
+                "message": None if raw["attributes"] else message,
+                # The status remapper's default attributes; "info" when none is present.
+                "status": next(
+                    (str(attributes[a]) for a in ("status", "severity", "level") if isinstance(attributes.get(a), str)),
+                    "info",
+                ),
+            },
+        )
+        for pipeline in self._pipelines():
+            pipeline.run(log)
+        # "Logs with a timestamp further than 18 hours in the past are dropped at intake."
+        if log.timestamp_ms < received_ms - MAX_PAST_MS:
+            return
+        self.store.add(log)
 
     def _post_webhook(self, *, query: dict[str, str], body: Any) -> dict[str, Any]:
         if not isinstance(body, dict) or not body.get("name") or not body.get("url"):
@@ -580,6 +707,106 @@ class DatadogEmulator(EmulatorServer):
         if hook is None:
             raise _errors(404, "Webhook not found")
         return copy.deepcopy(hook)
+
+    # ----------------------------------------------------------------------------------- monitor evaluation
+
+    def evaluate_monitors(
+        self,
+        now: float | None = None,
+        *,
+        only: Callable[[dict[str, Any]], bool] | None = None,
+        deadline: float | None = None,
+    ) -> list[tuple[dict[str, Any], Change]]:
+        """Evaluate every stored monitor (or those ``only`` accepts) at each minute since it was last
+        evaluated, up to ``now``; record group states; answer each change with a copy of its monitor.
+        Past ``deadline`` (``time.monotonic()``) the rest wait for the next call.
+
+        A monitor is evaluated as it is stored now: edited through the API, it is evaluated as edited
+        (its groups keep their states). A query the emulator cannot run is reported once, not evaluated."""
+        now_ms = int((self.clock() if now is None else now) * 1000)
+        changes: list[tuple[dict[str, Any], Change]] = []
+        with self._lock:
+            for monitor_id in [m for m in self._watched if m not in self.state.monitors]:
+                del self._watched[monitor_id]
+            for monitor_id, monitor in sorted(self.state.monitors.items()):
+                if only is not None and not only(monitor):
+                    continue
+                watched = self._watch(monitor)
+                if watched.states is None:
+                    continue
+                snapshot = copy.deepcopy(monitor)
+                while watched.next_ms <= now_ms:
+                    if deadline is not None and time.monotonic() > deadline:
+                        return changes
+                    at_ms = watched.next_ms
+                    watched.next_ms += 60_000
+                    for change in watched.states.step(at_ms):
+                        self._record(monitor_id, change)
+                        changes.append((snapshot, change))
+        return changes
+
+    def evaluate_in_background(self, every_seconds: float) -> None:
+        """Evaluate the monitors every ``every_seconds`` in a daemon thread (the standalone emulator:
+        group states change as Datadog's would, for ``get_monitor(group_states=…)`` to show)."""
+
+        def run() -> None:
+            while True:
+                time.sleep(every_seconds)
+                try:
+                    self.evaluate_monitors()
+                except Exception as exc:  # keep evaluating; say what went wrong once
+                    self._note(f"evaluation failed: {type(exc).__name__}: {exc}")
+
+        threading.Thread(target=run, name="datadog-evaluation", daemon=True).start()
+
+    def _watch(self, monitor: dict[str, Any]) -> _Watched:
+        monitor_id = monitor["id"]
+        watched = self._watched.get(monitor_id)
+        if watched is not None and watched.modified == monitor["modified"]:
+            return watched
+        # Datadog evaluates "every minute": from the first minute after the monitor was written.
+        start_ms = (_epoch_ms(monitor["modified"]) // 60_000 + 1) * 60_000
+        try:
+            compiled = CompiledMonitor(monitor, self.store, self.facets, self._metric_definition)
+        except MonitorQueryError as exc:
+            self._note(f"monitor {monitor_id} is not evaluated: {exc}")
+            watched = _Watched(monitor["modified"], None, start_ms, str(exc))
+        else:
+            states = MonitorStates(compiled)
+            if watched is not None and watched.states is not None:
+                states.groups = watched.states.groups  # an edit keeps the groups' states
+                start_ms = max(start_ms, watched.next_ms) if watched.next_ms else start_ms
+            watched = _Watched(monitor["modified"], states, start_ms)
+        self._watched[monitor_id] = watched
+        return watched
+
+    def _metric_definition(self, name: str) -> dict[str, Any] | None:
+        return self.state.metrics.get(name)
+
+    def _record(self, monitor_id: int, change: Change) -> None:
+        if change.renotify:
+            return
+        self._set_group_state(monitor_id, change.group, change.after, change.at_ms / 1000)
+
+    def next_evaluation_ms(self, monitor_id: int) -> int | None:
+        with self._lock:
+            watched = self._watched.get(monitor_id)
+            return None if watched is None or watched.states is None else watched.next_ms
+
+    # ----------------------------------------------------------------------------------- logs aggregate
+
+    def _aggregate(self, *, query: dict[str, str], body: Any) -> dict[str, Any]:
+        from extalerts.emulators.datadog.aggregate import AggregateError, aggregate_logs
+
+        try:
+            data = aggregate_logs(body, self.store, self.facets, self.clock())
+        except AggregateError as exc:
+            raise _errors(400, str(exc)) from None
+        return {"meta": {"status": "done", "request_id": f"emulator-{self._sequence}", "elapsed": 0}, "data": data}
+
+
+def _epoch_ms(timestamp: str) -> int:
+    return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 def _logs_api_error(code: str, message: str) -> dict[str, Any]:
