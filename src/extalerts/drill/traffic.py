@@ -50,6 +50,9 @@ _MAX_CONJUNCTS = 256
 GROUP_VALUE = "extalerts-drill"
 Event = dict[str, Any]
 
+#: How far beyond a count threshold a drill's incident goes (see ``enough``).
+DRILL_MARGIN = 1.1
+
 
 class DrillPlanError(ExtalertsError):
     """The rule cannot be drilled as written (e.g. no event can match its filter)."""
@@ -351,8 +354,10 @@ def plan_traffic(
         return lambda index, at_ms: draft.build(at_ms)
 
     def enough(count: float) -> int:
-        """Events per minute so that a window of them is beyond ``count``."""
-        return max(1, math.floor(count / window_minutes) + 1)
+        """Events per minute so that a window of them is beyond ``count`` by a tenth: a few events a
+        provider sees late (a loaded intake, a sped-up sandbox clock) must not keep a drill from
+        crossing a threshold it was built to cross by one event."""
+        return max(1, math.floor(count * DRILL_MARGIN / window_minutes) + 1)
 
     def extra_groups(field_name: str | None = None) -> dict[str, Any]:
         return {**(marks or {}), **{k: v for k, v in groups.items() if k != field_name}}
