@@ -5,7 +5,8 @@ really evaluated, on a fast clock, and notifications delivered to a local webhoo
         env = sandbox.env()   # what extalerts (or the providers' SDKs) need to talk to it
 
 The Datadog logs intake and Splunk HEC store what they receive; every ``tick_seconds`` the evaluator
-(:mod:`extalerts.sandbox.evaluator`) runs each stored monitor over it with the extalerts engine.
+(:mod:`extalerts.sandbox.evaluator`) runs each stored Datadog monitor over it with the extalerts engine,
+and the Splunk emulator's scheduler runs each stored saved search's SPL (:mod:`extalerts.sandbox.splunk_runs`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Sandbox:
         from extalerts.emulators.splunk import SplunkEmulator, made_up_hec_token
         from extalerts.sandbox.evaluator import Evaluator
         from extalerts.sandbox.sink import WebhookSink
+        from extalerts.sandbox.splunk_runs import timestamp_rules
 
         self.clock = Clock.scaled(speed)
         self.keys = {
@@ -62,6 +64,8 @@ class Sandbox:
             host=host,
             port=splunk_port,
             clock=now,
+            # The rendered app's props.conf, as installed where HEC events are parsed: _time from EventTimestampMs.
+            props=timestamp_rules(spec),
         )
         self.cloudflare = CloudflareEmulator(
             self.keys["CLOUDFLARE_API_TOKEN"], self.keys["CLOUDFLARE_ACCOUNT_ID"], host=host, port=cf_port, clock=now

@@ -1,22 +1,21 @@
 """Monitor evaluation in the sandbox: the providers' stored monitors, run by the extalerts engine over
 the events their intakes received.
 
-The sandbox does not interpret arbitrary Datadog queries or SPL. It evaluates what extalerts renders:
-a monitor names its rule (Datadog tag ``extalerts-rule:<id>``; Splunk search name), the rule is looked
-up in the sandbox's spec (drill copies are rebuilt from their drill id), rendered again, and the
-monitor is evaluated only when its definition is that rendering — query, thresholds and evaluation
-delay for Datadog; search, schedule and time range for Splunk. A monitor edited by hand, or from
+The sandbox does not interpret arbitrary Datadog queries. It evaluates what extalerts renders: a
+monitor names its rule (tag ``extalerts-rule:<id>``), the rule is looked up in the sandbox's spec
+(drill copies are rebuilt from their drill id), rendered again, and the monitor is evaluated only when
+its query, thresholds and evaluation delay are that rendering. A monitor edited by hand, or from
 another spec, is reported once and never changes state, which a drill then shows as "did not fire".
+Datadog monitors follow the engine's Datadog semantics (stateful, per group, recovery thresholds).
 
-Datadog monitors follow the engine's Datadog semantics (stateful, per group, recovery thresholds);
-Splunk alerts run on their cron schedule, stateless, with ``alert.suppress`` honoured per group.
+Splunk saved searches are run as stored, SPL and all, by the emulator's scheduler
+(:mod:`extalerts.sandbox.splunk_runs`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import re
 import sys
 import time
@@ -27,23 +26,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from extalerts.clock import Clock
-from extalerts.drill.view import DRILL_SPLUNK_PREFIX, drill_view, parse_drill_rule_id
+from extalerts.drill.view import drill_view, parse_drill_rule_id
 from extalerts.emulators.datadog import DatadogEmulator
 from extalerts.emulators.splunk import SplunkEmulator
 from extalerts.engine import MINUTE_MS, Engine, Group, Semantics, State, Transition
 from extalerts.render.datadog import RULE_TAG_PREFIX, DatadogRenderer, facet
-from extalerts.render.splunk import NAME_PREFIX, WARNING_SUFFIX, SplunkRenderer
 from extalerts.render.templates import Templates
 from extalerts.sandbox.sink import WebhookSink, post_json
+from extalerts.sandbox.splunk_runs import SplunkRuns
 from extalerts.spec.loader import ResolvedRule, Spec
-from extalerts.spec.models import ChangeSignal, Level, parse_duration
+from extalerts.spec.models import ChangeSignal, Level
 
 _DATADOG_STATUS = {State.OK: "OK", State.WARN: "Warn", State.ALERT: "Alert"}
-_SPLUNK_COMPARED = ("search", "cron_schedule", "dispatch.earliest_time", "dispatch.latest_time")
 _HANDLE = re.compile(r"(?:^|\s)@(\S+)")
 _CONDITIONAL = re.compile(r"\{\{#(is_\w+)\}\}(.*?)\{\{/\1\}\}", re.S)
 Record = Mapping[str, Any]
-#: How far back a Splunk run is judged again when late events arrive (provider time).
+#: How far back before a monitor's creation it searches received events (provider time).
 LATE_DATA_MS = 30 * MINUTE_MS
 #: How long received events stay searchable for monitors written later: the longest window (2 days)
 #: plus the longest baseline (1 day) and some.
@@ -77,9 +75,6 @@ class Watch:
     states: dict[Group, State] = field(default_factory=dict)
     #: Datadog: the time of the last transition reported per group.
     reported_at: dict[Group, int] = field(default_factory=dict)
-    #: Splunk: the (run, group) pairs already judged as alerting, and the last time each group fired.
-    judged: set[tuple[int, Group]] = field(default_factory=set)
-    last_fired: dict[Group, int] = field(default_factory=dict)
     settled: bool = False
     #: The last evaluation error, reported once.
     failure: str | None = None
@@ -100,12 +95,10 @@ class Watch:
         return (self.last_event_ms or 0) + self.reach_ms() + 10 * MINUTE_MS
 
 
-def _group_name(group: Group, spec: Spec, provider: str = "datadog") -> str:
-    """Datadog's group name (``@facet:value``), or Splunk's ``field=value``."""
+def _group_name(group: Group, spec: Spec) -> str:
+    """Datadog's group name (``@facet:value``)."""
     if not group:
         return "*"
-    if provider == "splunk":
-        return ",".join(f"{spec.catalog[name].splunk_name}={value}" for name, value in group)
     return ",".join(f"{facet(spec.catalog[name])}:{value}" for name, value in group)
 
 
@@ -158,11 +151,11 @@ class Evaluator:
         #: Real seconds a tick may spend on production monitors (drill copies are always evaluated).
         self.budget_seconds = 0.25
         #: Every event each intake received, with where it came from: new monitors search them all.
-        self.received: dict[str, list[tuple[Record, dict[str, Any]]]] = {"datadog": [], "splunk": []}
+        self.received: dict[str, list[tuple[Record, dict[str, Any]]]] = {"datadog": []}
         self._datadog_offset = 0
-        self._splunk_offset = 0
         #: Every alert the sandbox raised: provider, monitor, group, state and provider time.
         self.history: list[dict[str, Any]] = []
+        self.splunk_runs = SplunkRuns(splunk, sink.url, self._deliver, self.report, self.history)
 
     # ----------------------------------------------------------------------------------- resolving
 
@@ -209,37 +202,6 @@ class Evaluator:
             monitor,
         )
 
-    def _splunk_watch(self, app: str, name: str, settings: Mapping[str, str]) -> Watch:
-        level = Level.ALERT
-        if name.startswith(DRILL_SPLUNK_PREFIX):
-            rule_id = name[len(DRILL_SPLUNK_PREFIX) :]
-        elif name.startswith(NAME_PREFIX):
-            rule_id = name[len(NAME_PREFIX) :]
-            if rule_id.endswith(WARNING_SUFFIX):
-                rule_id, level = rule_id[: -len(WARNING_SUFFIX)], Level.WARNING
-        else:
-            raise Unevaluable("it is not named like an extalerts alert")
-        spec, rule = self._rule_for(rule_id)
-        expected = next((a for a in SplunkRenderer(spec, self.templates).alerts(rule) if a.level is level), None)
-        if expected is None:
-            raise Unevaluable(f"rule {rule.id} has no {level.value} level")
-        differs = [key for key in _SPLUNK_COMPARED if settings.get(key) != expected.settings.get(key)]
-        if differs:
-            raise Unevaluable(f"its {', '.join(differs)} differ from what extalerts renders for rule {rule.id}")
-        source = rule.source.splunk
-        return Watch(
-            "splunk",
-            (app, name),
-            json.dumps(settings, sort_keys=True),
-            f'saved search "{name}"',
-            spec,
-            rule,
-            level,
-            lambda record: record.get("index") == source.index and record.get("sourcetype") == source.sourcetype,
-            int((self.splunk.updated_at(app, name) or self.clock.now()) * 1000),
-            settings,
-        )
-
     def _refresh(self, provider: str, found: Mapping[Any, tuple[str, Callable[[], Watch]]]) -> None:
         """Keep one watch per live monitor; rebuild it when the monitor changed."""
         for key in [k for k in self.watches if k[0] == provider and k[1] not in found]:
@@ -277,15 +239,6 @@ class Evaluator:
             event = log.get("attributes") or {}
             if isinstance(event.get("EventTimestampMs"), int):
                 records.append(("datadog", log, event))
-        lines = self.splunk.hec_since(self._splunk_offset)
-        self._splunk_offset += len(lines)
-        for index, sourcetype, line in lines:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict) and isinstance(event.get("EventTimestampMs"), int):
-                records.append(("splunk", {"index": index, "sourcetype": sourcetype}, event))
         cutoff = self.clock.now_ms() - KEEP_RECEIVED_MS
         for kept in self.received.values():
             # Arrival order is close to time order: drop from the front what no new monitor can reach.
@@ -314,14 +267,9 @@ class Evaluator:
             for m in self.datadog.monitors()
         }
         self._refresh("datadog", datadog_found)
-        splunk_found: dict[Any, tuple[str, Callable[[], Watch]]] = {
-            (app, name): (json.dumps(s, sort_keys=True), functools.partial(self._splunk_watch, app, name, s))
-            for app, name, s in self.splunk.saved_searches()
-            if s.get("disabled", "0") not in ("1", "true") and s.get("enableSched", "0") in ("1", "true")
-        }
-        self._refresh("splunk", splunk_found)
         self._ingest()
         now_ms = self.clock.now_ms()
+        self.splunk_runs.tick(now_ms / 1000, catch_up=self.budget_seconds == float("inf"))
         # Drill copies first, then the monitors furthest behind; the rest wait for the next tick once
         # the budget is spent, so a backlog of production events never holds up a drill.
         ordered = sorted(self.watches.values(), key=lambda w: (not w.is_drill, w.evaluated_until))
@@ -350,7 +298,7 @@ class Evaluator:
         if end <= watch.evaluated_until or watch.settled:
             return
         if watch.engine is None:
-            semantics: Semantics = "splunk" if watch.provider == "splunk" else "datadog"
+            semantics: Semantics = "datadog"
             watch.engine = Engine(watch.spec, semantics=semantics, memory_limit="256MB", threads=1)
         if watch.pending or not watch.engine.events:
             pending, watch.pending = watch.pending, []
@@ -375,10 +323,6 @@ class Evaluator:
                 if (last.after if last else State.OK) is not state:
                     at_ms = last.at_ms if last else end
                     self._report(watch, Transition(at_ms, group, state, last.after if last else State.OK, None))
-        else:
-            # Runs not evaluated yet, and those a late event may have changed.
-            self._splunk_runs(watch, result.series, min(watch.evaluated_until, end - LATE_DATA_MS), end)
-            watch.judged = {(at_ms, group) for at_ms, group in watch.judged if at_ms > end - 2 * LATE_DATA_MS}
         watch.evaluated_until = end
         if end > watch.quiet_after_ms():
             watch.settled = True
@@ -443,60 +387,6 @@ class Evaluator:
                 kind = handle.split("-", 1)[0] if "-" in handle and "@" not in handle else "email"
                 post_json(f"{self.sink.url}/datadog/{kind}", {**payload, "handle": handle})
 
-    def _splunk_runs(
-        self, watch: Watch, series: Mapping[Group, list[tuple[int, float | None]]], after_ms: int, end_ms: int
-    ) -> None:
-        thresholds = watch.rule.rule.thresholds
-        if thresholds is None:
-            operator, threshold = "<", 1.0
-        else:
-            operator = thresholds.operator
-            warning = thresholds.warning
-            threshold = warning if watch.level is Level.WARNING and warning is not None else thresholds.critical
-        app, name = watch.key
-        settings = watch.definition
-        suppress = settings.get("alert.suppress", "0") in ("1", "true")
-        period_ms = parse_duration(settings.get("alert.suppress.period") or "0s") * 1000 if suppress else 0
-        runs: dict[int, list[tuple[Group, float]]] = {}
-        for group, points in series.items():
-            for at_ms, value in points:
-                if (at_ms, group) in watch.judged or not after_ms < at_ms <= end_ms:
-                    continue
-                if value is not None and _breaches(operator, value, threshold):
-                    watch.judged.add((at_ms, group))
-                    runs.setdefault(at_ms, []).append((group, value))
-        for at_ms in sorted(runs):
-            due = [
-                (g, v)
-                for g, v in runs[at_ms]
-                if g not in watch.last_fired or abs(at_ms - watch.last_fired[g]) >= max(period_ms, 1)
-            ]
-            if not due:
-                continue
-            for group, _ in due:
-                watch.last_fired[group] = at_ms
-            digest = settings.get("alert.digest_mode", "1") in ("1", "true")
-            for batch in [due] if digest else [[item] for item in due]:
-                sid = self.splunk.fire(app, name, trigger_time=at_ms / 1000)
-                first_group, first_value = batch[0]
-                row = {self.spec_name(watch, k): v for k, v in first_group} | {"value": first_value}
-                self.history.append(
-                    {
-                        "provider": "splunk",
-                        "monitor": watch.label,
-                        "rule": watch.rule.id,
-                        "group": _group_name(first_group, watch.spec, "splunk"),
-                        "state": "Fired",
-                        "at": at_ms / 1000,
-                        "value": first_value,
-                    }
-                )
-                self._splunk_actions(settings, name, app, sid, row)
-
-    @staticmethod
-    def spec_name(watch: Watch, field_name: str) -> str:
-        return watch.spec.catalog[field_name].splunk_name
-
     def _deliver(self, url: str, payload: dict[str, Any], sink_path: str) -> None:
         """POST to a loopback webhook; anything else goes to the sink instead (with its URL): the sandbox
         never calls out, and a slow remote host must not hold up evaluation."""
@@ -506,21 +396,6 @@ class Evaluator:
                 self.report(f"webhook {url} did not answer; notification lost")
         else:
             post_json(f"{self.sink.url}{sink_path}", {**payload, "url": url})
-
-    def _splunk_actions(
-        self, settings: Mapping[str, str], name: str, app: str, sid: str | None, row: dict[str, Any]
-    ) -> None:
-        payload = {"sid": sid, "search_name": name, "app": app, "owner": "nobody", "results_link": "", "result": row}
-        for key, value in settings.items():
-            action = key[len("action.") :] if key.startswith("action.") and key.count(".") == 1 else None
-            if action is None or value not in ("1", "true"):
-                continue
-            if action == "webhook":
-                url = settings.get("action.webhook.param.url")
-                if url:
-                    self._deliver(url, payload, "/splunk/webhook")
-            else:
-                post_json(f"{self.sink.url}/splunk/{action}", payload)
 
 
 def _epoch_ms(timestamp: Any) -> int | None:
@@ -532,12 +407,6 @@ def _epoch_ms(timestamp: Any) -> int | None:
         return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp() * 1000)
     except ValueError:
         return None
-
-
-def _breaches(operator: str, value: float, threshold: float) -> bool:
-    return {">": value > threshold, ">=": value >= threshold, "<": value < threshold, "<=": value <= threshold}[
-        operator
-    ]
 
 
 def _numbers(values: Any) -> dict[str, float] | None:
