@@ -595,6 +595,7 @@ class SplunkEmulator(EmulatorServer):
             r("POST", f"{searches}/{{name}}/acl", self._update_acl),
             r("POST", f"{searches}/{{name}}/enable", self._enable),
             r("POST", f"{searches}/{{name}}/disable", self._disable),
+            r("GET", f"{searches}/{{name}}/history", self._search_history),
             r("GET", alerts, self._list_alert_groups),
             r("GET", f"{alerts}/{{name}}", self._list_fired_alerts),
         ]
@@ -964,6 +965,31 @@ class SplunkEmulator(EmulatorServer):
             search.perms = perms or None
         self._store(search)
         return self._render(call, _SEARCHES, [self._entry(search)])
+
+    def _search_history(self, call: _Call) -> _Answer:
+        """The search's recent scheduled runs (the scheduler's jobs), newest first, each with its state,
+        result count and, for a run that failed, the reason (``messages``)."""
+        found = [s for s in self._visible(call.namespace) if s.name == call.name]
+        if not found:
+            raise _error(404, f"Could not find object id={call.name}", json_mode=call.json)
+        search = found[0]
+        entries = []
+        for sid in reversed(self._history.get((search.app, search.name), [])):
+            run = self.runs.get(sid)
+            if run is None:
+                continue
+            content = {
+                "dispatchState": "FAILED" if run.error else "DONE",
+                "isDone": "1",
+                "isFailed": "1" if run.error else "0",
+                "resultCount": str(run.result_count),
+                "triggered_alert_count": str(len(run.triggers)),
+                "scheduled_time": str(int(run.scheduled_time)),
+                "messages": {"fatal": [run.error]} if run.error else {},
+            }
+            published = datetime.fromtimestamp(run.scheduled_time, UTC).isoformat(timespec="seconds")
+            entries.append(_Entry(sid, f"/services/search/jobs/{quote(sid, safe='')}", "nobody", content, published))
+        return self._render(call, _SEARCHES, entries, paged=True)
 
     # ----------------------------------------------------------------------------------- fired alerts
 
