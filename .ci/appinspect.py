@@ -18,9 +18,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from extalerts.wording import plural
+
 #: Warnings the README's "Splunk Cloud vetting" note explains; any other warning fails the check.
 EXPLAINED_WARNINGS = {
-    # Every-minute alerts: Datadog evaluates every minute, and the cadence is a deliberate choice.
+    # Alerts run once per window (README "Cost and scheduling"): only a 1-minute window runs every minute.
     "check_for_gratuitous_cron_scheduling",
 }
 FAILING_RESULTS = ("failure", "error", "future_failure")
@@ -87,7 +89,8 @@ def main() -> int:
         report = json.loads(report_path.read_text())
     problems, explained = findings(report)
     summary = report.get("summary", {})
-    counts = ", ".join(f"{summary.get(k, 0)} {k}" for k in ("failure", "error", "warning", "success"))
+    kinds = {"failure": "failures", "error": "errors", "warning": "warnings", "success": "successes"}
+    counts = ", ".join(plural(summary.get(kind, 0), kind, many) for kind, many in kinds.items())
     print(f"AppInspect (cloud, precert) on {args.package}: {counts}")
     if explained:
         names = ", ".join(sorted(EXPLAINED_WARNINGS))

@@ -18,7 +18,10 @@ from click.testing import CliRunner
 
 from extalerts.cli import cli
 from extalerts.emulators.datadog import DatadogEmulator
-from tests.conftest import MONITORS, cli_run
+from tests.conftest import MONITORS, REPO, cli_run
+
+#: The installed console script, as a user's shell runs it (completion keys on its name).
+EXTALERTS = str(Path(sys.executable).with_name("extalerts"))
 
 API_KEY = "ddapikey-5e2d8c1b9a74f360"
 APP_KEY = "ddappkey-0a1b2c3d4e5f6a7b8c9d"
@@ -250,3 +253,30 @@ def test_package_json_names_the_archive_and_its_members() -> None:
     assert report["app"] == "extalerts_workers"
     assert "extalerts_workers/default/savedsearches.conf" in report["members"]
     assert Path("app.tgz").is_file()
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_the_readme_s_shell_completion_lines_load_a_completion_script(shell: str) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert f"_EXTALERTS_COMPLETE={shell}_source extalerts" in readme
+    done = subprocess.run(
+        [EXTALERTS], env={**os.environ, "_EXTALERTS_COMPLETE": f"{shell}_source"}, capture_output=True, text=True
+    )
+    assert done.returncode == 0
+    assert "_EXTALERTS_COMPLETE" in done.stdout
+
+
+def test_completion_offers_the_providers_after_provider() -> None:
+    done = subprocess.run(
+        [EXTALERTS],
+        env={
+            **os.environ,
+            "_EXTALERTS_COMPLETE": "bash_complete",
+            "COMP_WORDS": "extalerts push --provider ",
+            "COMP_CWORD": "3",
+        },
+        capture_output=True,
+        text=True,
+    )
+    offered = {line.split(",", 1)[1] for line in done.stdout.splitlines()}
+    assert {"datadog", "splunk", "logpush", "cloudflare"} <= offered

@@ -198,7 +198,7 @@ def test_short_listing_guard_uses_the_last_known_count(env: str, spec_dir: Path,
         del emulator.state.monitors[monitor["id"]]
     code, _, err = push(env, "--prune")
     assert code == 1
-    assert "datadog listed 9 managed monitor(s) but the last push left 13" in err
+    assert "datadog listed 9 managed monitors but the last push left 13" in err
     assert len(emulator.monitors()) == 9
     assert push(env, "--allow-mass-delete")[0] == 0
     assert len(emulator.monitors()) == 13
@@ -217,7 +217,7 @@ def test_the_last_known_count_is_kept_per_target(env: str, spec_dir: Path, emula
         del emulator.state.monitors[monitor["id"]]
     code, _, err = push(env, "--prune")
     assert code == 1
-    assert "datadog listed 9 managed monitor(s) but the last push left 13" in err
+    assert "datadog listed 9 managed monitors but the last push left 13" in err
 
 
 def test_a_state_entry_from_before_targets_is_not_read_for_any_account(
@@ -360,7 +360,7 @@ def test_validation_failure_writes_nothing(emulator: DatadogEmulator) -> None:
     desired = provider.desired(spec)
     plan_ = compute_plan(provider, desired, provider.fetch(), prune=False)
     provider.validate = lambda changes: [(changes[0], "The value provided for parameter 'query' is invalid")]  # type: ignore[method-assign]
-    with pytest.raises(ExtalertsError, match="1 change\\(s\\) failed validation; nothing was written"):
+    with pytest.raises(ExtalertsError, match="1 change failed validation; nothing was written"):
         apply_plan(plan_, provider)
     assert emulator.monitors() == []
 

@@ -196,7 +196,7 @@ def test_a_rule_that_can_never_fire_is_refused_before_anything_is_created(
 def test_drill_refuses_an_unknown_rule_and_needs_a_rule_or_all(drill_spec: Path, sandbox_env: Sandbox) -> None:
     code, _, err = cli_run("drill", str(drill_spec), "--provider", "datadog", "--rule", "nope")
     assert code == 1
-    assert "unknown rule(s): nope; known: error-rate, exceptions, silent, slow-ops, surge" in err
+    assert "1 unknown rule: nope; known: error-rate, exceptions, silent, slow-ops, surge" in err
     code, _, err = cli_run("drill", str(drill_spec), "--provider", "datadog")
     assert code == 2
     assert "give --rule ID (one or more), --all or --clean-up" in err

@@ -87,18 +87,20 @@ def test_count_window_edges_delay_and_recovery(tmp_path: Path) -> None:
     ]
 
 
-def test_splunk_semantics_are_stateless(tmp_path: Path) -> None:
+def test_splunk_semantics_are_stateless_and_run_once_per_window(tmp_path: Path) -> None:
     spec = spec_with(tmp_path, COUNT)
-    events = [event(5.0, Outcome="exception"), event(5.99, Outcome="exception"), event(6.0, Outcome="exception")]
+    events = [event(m, Outcome="exception") for m in (5.0, 5.99, 6.0, 7.5)]
     engine = Engine(spec, semantics="splunk", threads=1)
     engine.load_events(events)
     (outcome,) = engine.evaluate(start_ms=at(3), end_ms=at(12)).rules.values()
-    # Without recovery thresholds the alert clears as soon as the count is back to 2 or less: at T=9 ([6,8): 1).
+    # The rendered alert runs every 2 minutes (its window), on even minutes: T=4, 6, 8, 10, 12.
+    assert outcome.evaluations == 5
+    # T=8 ([5,7): 3) alerts; without recovery thresholds T=10 ([7,9): 1) is a warning at once, where
+    # Datadog would stay in alert until the count is back to the recovery threshold 0.
     assert [((t.at_ms - T0) // 60_000, t.after.value) for t in outcome.transitions] == [
-        (7, "warn"),
         (8, "alert"),
-        (9, "warn"),
-        (10, "ok"),
+        (10, "warn"),
+        (12, "ok"),
     ]
 
 
@@ -252,11 +254,11 @@ def test_absence_per_group_including_an_expected_group(tmp_path: Path) -> None:
     assert timeline(spec, events, start_ms=at(4), end_ms=at(11)) == [
         (8.0, {"ScriptName": "b"}, "ok", "alert"),
     ]
-    # Only Splunk's alert knows the expected group that never sent anything (its cron runs every
-    # 5 minutes for a per-group absence rule, so it alerts at 5 and 10).
+    # Only Splunk's alert knows the expected group that never sent anything. Its cron runs once per
+    # window (every 3 minutes, at 6 and 9 here): b, silent since 3.5, is 4.5 minutes quiet at T=9.
     assert timeline(spec, events, "splunk", start_ms=at(4), end_ms=at(11)) == [
-        (5.0, {"ScriptName": "never-seen"}, "ok", "alert"),
-        (10.0, {"ScriptName": "b"}, "ok", "alert"),
+        (6.0, {"ScriptName": "never-seen"}, "ok", "alert"),
+        (9.0, {"ScriptName": "b"}, "ok", "alert"),
     ]
 
 
@@ -292,7 +294,10 @@ def test_an_ungrouped_rule_is_evaluated_from_the_first_full_window_of_the_data(
     events += [event(m + k / 5, ScriptName="cron") for m in range(30, 60) for k in range(5)]  # the rule's, from 30
     # The data starts at minute 0: the first full window [0, 5) is judged at T=6 and holds none of
     # the rule's events, so the rule fires there, not once its own events begin; they end it at 31+.
-    assert timeline(spec, events, semantics) == [(6.0, {}, "ok", "alert"), (32.0, {}, "alert", "ok")]
+    # Splunk's alert runs once per window, on the five: first at T=10, and T=35 sees the events.
+    expected = {"datadog": [(6.0, {}, "ok", "alert"), (32.0, {}, "alert", "ok")]}
+    expected["splunk"] = [(10.0, {}, "ok", "alert"), (35.0, {}, "alert", "ok")]
+    assert timeline(spec, events, semantics) == expected[semantics]
 
 
 def test_a_group_is_still_judged_only_once_seen(tmp_path: Path) -> None:

@@ -441,6 +441,6 @@ def test_replay_lists_the_lines_it_skipped_even_joined_files_with_byte_order_mar
     assert code == 0, err
     assert "3 events" in out
     assert err.splitlines() == [
-        "1 lines skipped (not Workers Trace Events):",
+        "1 line skipped (not Workers Trace Events):",
         f"  {path}:3: not a Workers Trace Event (bad JSON or no EventTimestampMs)",
     ]

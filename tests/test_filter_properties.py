@@ -20,13 +20,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from extalerts.errors import CannotPushDownError, FilterFieldError, FilterSyntaxError
-from extalerts.fields import Field, FieldCatalog, FieldType, derived_field
+from extalerts.fields import ARRAY, Field, FieldCatalog, FieldType, derived_field
 from extalerts.filter import check, parse
 from extalerts.filter.ast import ORDERING_OPS, And, Expr, Not, Op, Or, Predicate, Scalar, predicates, to_nnf
 from extalerts.filter.datadog import SPECIAL_CHARS, to_datadog
 from extalerts.filter.logpush import MAX_BYTES, MAX_OPERATORS, to_logpush, to_logpush_string
 from extalerts.filter.python import to_python
 from extalerts.filter.splunk import to_splunk
+from extalerts.filter.splunk_terms import base_search_terms, required_terms
 from extalerts.render.datadog_query import check_search, parse_monitor_query, quote_query_argument
 from extalerts.render.splunk import check_spl
 
@@ -1001,6 +1002,157 @@ def test_splunk_negated_exists_on_a_list_matches_a_missing_field() -> None:
     # missing field is NULL, so the NOT is NULL and `where` drops every event without exceptions.
     spl = to_splunk(parse("not exists(Exceptions.Name)"), CATALOG)
     assert _SplNullEvaluator(spl).run() is True, spl
+
+
+# --------------------------------------------------------------------------------------------- base-search terms
+
+#: Default segmenters.conf (spec 9.2): single-character major breakers (the multi-character ones, such as
+#: ``%20`` or ``--``, only add breaks; leaving them out makes this model stricter, never looser) and minor
+#: breakers.
+MAJOR_BREAKERS = frozenset("[]<>(){}|!;,'\"*\n\r \t&?+")
+MINOR_BREAKERS = frozenset("/:=@.-$#%\\_")
+
+
+def splunk_tokens(raw: str) -> set[str]:
+    """The tokens Splunk indexes for ``raw``, lower-cased (searches are case-insensitive): each major
+    segment; per minor breaker "the token from the last major breaker to the current minor breaker and
+    from the last minor breaker to the current minor breaker" (segmenters.conf.spec); and the piece after
+    the last minor breaker (Search Manual, "Event segmentation and searching": 91.205.189.15 gives 91,
+    205, 189 and 15)."""
+    tokens: set[str] = set()
+    for major in re.split("[" + re.escape("".join(sorted(MAJOR_BREAKERS))) + "]", raw.lower()):
+        if not major:
+            continue
+        tokens.add(major)
+        last_minor = -1
+        for index, char in enumerate(major):
+            if char in MINOR_BREAKERS:
+                tokens.update((major[:index], major[last_minor + 1 : index]))
+                last_minor = index
+        tokens.add(major[last_minor + 1 :])
+    return tokens - {""}
+
+
+def _go_json(event: Mapping[str, Any]) -> str:
+    """Go's encoding/json (as a Logpush-like shipper would write): HTML characters as \\u escapes."""
+    text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028")):
+        text = text.replace(char, escaped)
+    return text
+
+
+#: Ways an event's ``_raw`` may be spelled: the same JSON by different encoders.
+RAW_ENCODINGS: tuple[Callable[[Mapping[str, Any]], str], ...] = (
+    json.dumps,  # ASCII only: every non-ASCII character as \uXXXX
+    lambda event: json.dumps(event, ensure_ascii=False, separators=(",", ":")),
+    _go_json,
+)
+
+
+def assert_terms_hold(expr: Expr, events: list[dict[str, Any]]) -> None:
+    """Every base-search term of ``expr`` is an indexed token of every event ``expr`` accepts, however
+    the event's JSON is spelled."""
+    terms = required_terms(expr, CATALOG)
+    accepts = to_python(expr, CATALOG)
+    for event in events:
+        if not accepts(event):
+            continue
+        for encode in RAW_ENCODINGS:
+            raw = encode(event)
+            missing = [t for t in terms if t.lower() not in splunk_tokens(raw)]
+            assert not missing, f"{missing} not indexed in {raw}"
+
+
+@settings(FAST, max_examples=400)
+@given(EXPRS, EVENTS)
+def test_base_search_terms_never_exclude_an_event_the_filter_accepts(expr: Expr, events: list[dict[str, Any]]) -> None:
+    assert_terms_hold(expr, events)
+
+
+#: Values events usually carry, so that filters built from them often accept an event and have terms:
+#: the property is then not met only by filters that accept nothing.
+TERM_TEXT = st.sampled_from(
+    ["ok", "exception", "fetch", "alarm", "scheduled", "ERROR_CODE_INVALID_URL", 'say "hi"', "b c", "key:value"]
+)
+TERM_EXPRS = expr_st(predicate_st(FIELDS, allowed_ops, TERM_TEXT, max_in=2))
+
+
+@settings(FAST, max_examples=400)
+@given(TERM_EXPRS, st.lists(event_st(logpush_complete=True), min_size=1, max_size=4))
+def test_base_search_terms_hold_on_filters_that_match_often(expr: Expr, events: list[dict[str, Any]]) -> None:
+    assert_terms_hold(expr, events)
+
+
+#: Words next to every kind of neighbour: breakers a JSON encoder keeps, ones it may turn into letters
+#: (``<`` as ``\u003c``, a tab as ``\t``), non-ASCII letters, and none.
+WORDY_TEXT = st.text(st.sampled_from(list("abcdeXYZ0123") * 3 + list(" _.-/:\"\\'<>&\t\nüé")), max_size=14)
+TEXT_FIELDS = tuple(f for f in FIELDS if f.type in TEXT_TYPES)
+
+
+def event_holding(field: Field, text: str) -> dict[str, Any]:
+    """An event whose ``field`` holds ``text`` (in a list for list fields; in the structured line for a
+    derived field)."""
+    if field.derived_key is not None:
+        line = json.dumps({field.derived_key: text})
+        return {"Logs": [{"Level": "log", "Message": [line]}]}
+    node: Any = text
+    for step in reversed(field.paths[0]):
+        node = [node] if step == ARRAY else {step: node}
+    assert isinstance(node, dict)
+    return node
+
+
+@settings(FAST, max_examples=500)
+@given(st.sampled_from(TEXT_FIELDS), st.sampled_from([Op.EQ, Op.CONTAINS]), WORDY_TEXT, WORDY_TEXT, WORDY_TEXT)
+def test_base_search_terms_hold_wherever_the_value_sits(
+    field: Field, op: Op, value: str, before: str, after: str
+) -> None:
+    """A value's words next to every kind of character, inside longer text for ``contains``."""
+    stored = value if op is Op.EQ else before + value + after
+    pred = Predicate(field.name, op, value)
+    event = event_holding(field, stored)
+    assert to_python(pred, CATALOG)(event), (pred, event)
+    assert_terms_hold(pred, [event])
+
+
+@pytest.mark.parametrize(
+    ("text", "terms"),
+    [
+        ('Entrypoint == "ConversationStateDO" and Outcome != "ok"', ["ConversationStateDO"]),
+        ('EventType == "alarm" and (Entrypoint == "DO" or Outcome == "exception")', ["alarm"]),
+        ('Logs.Message contains "ERROR_CODE_INVALID_URL"', ["CODE", "INVALID"]),
+        ('Logs.Message contains "invalid URL"', []),  # both words touch the ends of a substring
+        ('op_error_code == "quota_exceeded"', ["quota", "exceeded"]),
+        ('ScriptName in ["api-worker", "auth-worker"]', ["worker"]),
+        ('ScriptName in ["api", "API"]', ["api"]),
+        ('ScriptName == "Api" or ScriptName == "api"', ["Api"]),
+        ('not (EventType == "fetch")', []),
+        ('EventType == "fetch" or Outcome == "ok"', []),
+        ("Event.Response.Status == 503", []),  # a number has more than one spelling
+        ("op_ok == false", []),
+        ('ScriptName == "<api>"', []),  # < may be written \u003c, gluing "u003capi"
+        ('ScriptName == "tab\there"', []),  # a tab is written \t: "there" glued to "t"
+        ('ScriptName == "naïve"', []),  # non-ASCII letters may be written \u00ef
+        ('ScriptName == "do"', []),  # too short to narrow anything
+        ('ScriptName == "NOT"', ["NOT"]),
+    ],
+)
+def test_base_search_term_examples(text: str, terms: list[str]) -> None:
+    assert required_terms(parse(text), CATALOG) == terms
+
+
+def test_base_search_terms_are_quoted_words() -> None:
+    expr = parse('ScriptName == "NOT" and EventType == "fetch"')
+    assert base_search_terms(expr, CATALOG) == '"NOT" "fetch"'
+    assert base_search_terms(None, CATALOG) == ""
+
+
+def test_a_structured_line_value_is_indexed_between_escaped_quotes() -> None:
+    line = json.dumps({"event": "do_op", "error_code": "quota_exceeded"})
+    raw = json.dumps({"Logs": [{"Level": "log", "Message": [line]}]})
+    assert '\\"quota_exceeded\\"' in raw  # in _raw the value sits between \" and \"
+    assert {"quota", "exceeded", "quota_exceeded"} <= splunk_tokens(raw)
+    assert required_terms(parse('op_error_code == "quota_exceeded"'), CATALOG) == ["quota", "exceeded"]
 
 
 # ============================================================================================ logpush

@@ -113,8 +113,10 @@ def test_a_created_alert_reads_back_with_rest_names_and_server_defaults(
         assert content["alert.expires"] == "24h"
         assert content["dispatch.ttl"] == "2p"
         assert content["max_concurrent"] == "1"
-        assert content["realtime_schedule"] == "1"
-        assert content["schedule_window"] == "0"
+        assert content["schedule_priority"] == "default"
+        assert content["schedule_window"] == "0"  # an every-minute alert gets none (allow_skew instead)
+        # What extalerts sent: continuous scheduling, so a late run waits instead of being skipped.
+        assert (content["realtime_schedule"], content["allow_skew"]) == ("0", "50%")
         # Empty values arrive as None: splunklib reads an empty XML element that way.
         assert content["alert_condition"] is None
         # Shared with the app and no permissions of its own yet: what the search app's default.meta grants.

@@ -61,6 +61,7 @@ from extalerts.spec.models import (
     MeasureSignal,
     RatioSignal,
 )
+from extalerts.wording import plural
 
 MINUTE_MS = 60_000
 Semantics = Literal["datadog", "splunk"]
@@ -325,7 +326,7 @@ class Engine:
         self.rules = [r for r in spec.rules if rules is None or r.id in rules]
         unknown = set(rules or ()) - {r.id for r in self.rules}
         if unknown:
-            raise EngineError(f"unknown rule(s): {', '.join(sorted(unknown))}")
+            raise EngineError(f"{plural(len(unknown), 'unknown rule')}: {', '.join(sorted(unknown))}")
         # Insertion order is not needed (events are located by time), and keeping it costs memory.
         try:
             self.db = duckdb.connect(config={"memory_limit": memory_limit, "preserve_insertion_order": False})
@@ -654,7 +655,7 @@ class Engine:
             )
         if strict:
             # Should the line-by-line reading disagree with the scan, --strict still stops.
-            where = str(located[0]) if located else f"{file}: {bad:,} line(s) not read as Workers Trace Events"
+            where = str(located[0]) if located else f"{file}: {plural(bad, 'line')} not read as Workers Trace Events"
             raise EngineError(f"{where} (--strict stops at the first bad line; without it, bad lines are skipped)")
 
     # ----------------------------------------------------------------------------------- evaluation
@@ -1055,15 +1056,11 @@ def ceil_minute(ms: int) -> int:
     return -(-ms // MINUTE_MS) * MINUTE_MS
 
 
-def _splunk_cron_minutes(rule: ResolvedRule) -> int:
-    # Mirrors extalerts.render.splunk.SplunkRenderer.cron.
-    long_search = rule.rule.window > 900 or (isinstance(rule.rule.signal, AbsenceSignal) and bool(rule.rule.group_by))
-    return 5 if long_search else 1
-
-
 def schedule_minutes(rule: ResolvedRule, semantics: Semantics) -> int:
     """Minutes between two evaluations of ``rule``: 1 under Datadog's, the rendered cron's under Splunk's."""
-    return _splunk_cron_minutes(rule) if semantics == "splunk" else 1
+    from extalerts.render.splunk_schedule import schedule_period_minutes
+
+    return schedule_period_minutes(rule.rule.window) if semantics == "splunk" else 1
 
 
 def _salvage_gzip(file: str, target: str) -> tuple[int, str]:

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from extalerts.wording import plural
+
 
 @dataclass(frozen=True, order=True)
 class Location:
@@ -121,7 +123,9 @@ class StaleOutputError(ExtalertsError):
 
     def __init__(self, changed: Sequence[str]) -> None:
         self.changed = tuple(changed)
-        super().__init__(f"{len(self.changed)} rendered file(s) are stale")
+        super().__init__(
+            f"{plural(len(self.changed), 'rendered file')} {'is' if len(self.changed) == 1 else 'are'} stale"
+        )
 
 
 class ConfigError(ExtalertsError):

@@ -15,6 +15,7 @@ from typing import Any
 
 from extalerts.errors import ExtalertsError
 from extalerts.providers.base import Action, ApplyResult, Change, FieldChange, Plan, Provider, Resource
+from extalerts.wording import plural
 
 DEFAULT_MAX_DELETE_SHARE = 0.25
 DEFAULT_CONCURRENCY = 8
@@ -30,7 +31,9 @@ class ValidationFailedError(ExtalertsError):
     def __init__(self, problems: list[tuple[Change, str]]) -> None:
         self.problems = problems
         lines = [f"{change.kind} {change.key}: {problem}" for change, problem in problems]
-        super().__init__(f"{len(problems)} change(s) failed validation; nothing was written:\n" + "\n".join(lines))
+        super().__init__(
+            f"{plural(len(problems), 'change')} failed validation; nothing was written:\n" + "\n".join(lines)
+        )
 
 
 # --------------------------------------------------------------------------------------------- diff
@@ -137,7 +140,7 @@ def check_guards(plan: Plan, guards: Guards) -> None:
         found = plan.live_counts.get(kind, 0)
         if expected and found < expected:
             raise SafetyError(
-                f"{plan.provider} listed {found} managed {kind}(s) but the last push left {expected}; "
+                f"{plan.provider} listed {plural(found, 'managed ' + kind)} but the last push left {expected}; "
                 "refusing to apply, since creating or deleting on a short listing duplicates or loses alerts. "
                 "If they were removed on purpose, run again with --allow-mass-delete"
             )

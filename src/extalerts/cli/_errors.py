@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from extalerts.errors import ExtalertsError, SpecError, StaleOutputError, TestFileError
+from extalerts.wording import plural
 
 NEXT_STEPS: dict[type[ExtalertsError], str] = {
     SpecError: "fix the spec and run `extalerts validate` again",
@@ -31,7 +32,8 @@ def describe(error: ExtalertsError) -> list[str]:
     if isinstance(error, StaleOutputError):
         lines = [f"stale: {path}" for path in error.changed]
         lines.append(
-            f"error: {len(error.changed)} rendered file(s) differ from the spec; {NEXT_STEPS[StaleOutputError]}"
+            f"error: {plural(len(error.changed), 'rendered file')} "
+            f"{'differs' if len(error.changed) == 1 else 'differ'} from the spec; {NEXT_STEPS[StaleOutputError]}"
         )
         return lines
     return [f"error: {error}"]

@@ -184,7 +184,9 @@ def drill_command(
     known = {rule.id for rule in spec.rules}
     unknown = [r for r in rule_ids if r not in known]
     if unknown:
-        raise ConfigError(f"unknown rule(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise ConfigError(
+            f"{plural(len(unknown), 'unknown rule')}: {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
     chosen = [rule.id for rule in spec.rules] if all_rules else list(rule_ids)
     clock = Clock.from_env()
     sink_url = os.environ.get(DRILL_SINK_URL_ENV) or None

@@ -84,7 +84,7 @@ def test_command(
         tests = [t for t in tests if t.test.rule in rule_ids]
     if not tests:
         # As pytest does: a run that tests nothing must not pass for one that tested everything.
-        named = f" of rule(s) {', '.join(rule_ids)}" if rule_ids else ""
+        named = f" of {'rule' if len(rule_ids) == 1 else 'rules'} {', '.join(rule_ids)}" if rule_ids else ""
         places = ", ".join(str(p) for p in where)
         raise ExtalertsError(f"no rule tests{named} in {places}; write some (see README: Rule tests) or name the files")
     outcomes = [run_test(spec, t, semantics) for t in tests]  # type: ignore[arg-type]
@@ -165,7 +165,7 @@ def _check_rule_ids(wanted: tuple[str, ...], known: list[str]) -> None:
     if unknown:
         close = difflib.get_close_matches(unknown[0], known, n=1, cutoff=0.5)
         hint = f"did you mean `{close[0]}`?" if close else f"rules: {', '.join(known)}"
-        raise ExtalertsError(f"unknown rule(s) in --rule: {', '.join(unknown)} ({hint})")
+        raise ExtalertsError(f"{plural(len(unknown), 'unknown rule')} in --rule: {', '.join(unknown)} ({hint})")
 
 
 # --------------------------------------------------------------------------------------------- replay

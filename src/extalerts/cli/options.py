@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from extalerts.wording import plural as plural  # re-exported: the CLI modules take it from here
+
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar
 
@@ -54,11 +56,6 @@ def stderr_progress(length: int, label: str, *, show_percent: bool = False, show
         show_pos=show_pos,
         hidden=not sys.stderr.isatty(),
     )
-
-
-def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
-    """``1 rule``, ``2 rules``, ``1,024 events``: a count with its noun in the right number."""
-    return f"{count:,} {noun if count == 1 else plural_noun or noun + 's'}"
 
 
 def resolve_paths(paths: tuple[Path, ...]) -> list[Path]:

@@ -13,6 +13,7 @@ from extalerts.cli.options import output_option, plural, resolve_paths, spec_pat
 
 if TYPE_CHECKING:
     from extalerts.render import RenderedFile
+    from extalerts.render.splunk_schedule import ScanCost
     from extalerts.spec import Spec
 
 PROVIDER_CHOICES = ["datadog", "splunk", "all"]
@@ -67,20 +68,72 @@ def render_command(
     providers = list(RENDERERS) if provider == "all" else [provider]
     files = render(spec, providers, templates_dir)
     changed = write_files(files, out, providers, check=check)
+    costs = _splunk_scan_costs(spec, templates_dir) if "splunk" in providers else None
     if output == "json":
-        click.echo(
-            json.dumps(
-                {"out": str(out), "files": [f.path for f in files], "changed": changed, "checked": check},
-                indent=2,
-            )
-        )
+        document: dict[str, object] = {
+            "out": str(out),
+            "files": [f.path for f in files],
+            "changed": changed,
+            "checked": check,
+        }
+        if costs is not None:
+            document["splunk_scan"] = _scan_json(costs)
+        click.echo(json.dumps(document, indent=2))
         return
     if check:
         are = "is" if len(files) == 1 else "are"
         click.echo(f"ok: {plural(len(files), 'rendered file')} in {out} {are} up to date")
         return
     _print_summary(spec, files, providers)
+    if costs is not None:
+        _print_scan_costs(costs)
     click.echo(f"{plural(len(files), 'file')} rendered to {out}/ ({len(changed):,} changed)")
+
+
+def _splunk_scan_costs(spec: Spec, templates_dir: Path | None) -> list[ScanCost]:
+    from extalerts.render import Templates
+    from extalerts.render.splunk import SplunkRenderer
+
+    return SplunkRenderer(spec, Templates(templates_dir)).scan_costs()
+
+
+def _scan_total(costs: list[ScanCost]) -> float | None:
+    per_alert = [cost.minutes_per_hour for cost in costs]
+    return None if any(m is None for m in per_alert) else sum(m for m in per_alert if m is not None)
+
+
+def _scan_json(costs: list[ScanCost]) -> dict[str, object]:
+    return {
+        "alerts": [
+            {
+                "alert": cost.alert,
+                "rule": cost.rule_id,
+                "runs_per_hour": cost.runs_per_hour,
+                "minutes_per_run": cost.minutes_per_run,
+                "minutes_per_hour": cost.minutes_per_hour,
+            }
+            for cost in costs
+        ],
+        "minutes_per_hour": _scan_total(costs),
+    }
+
+
+def _print_scan_costs(costs: list[ScanCost]) -> None:
+    """What each Splunk alert reads: a reviewer sees the cost of a schedule or window change."""
+    from extalerts.render.splunk_schedule import format_minutes
+
+    rows = [("splunk alert", "runs/hour", "minutes/run", "event-minutes read/hour")]
+    for cost in costs:
+        rows.append(
+            (
+                cost.alert,
+                format_minutes(cost.runs_per_hour),
+                format_minutes(cost.minutes_per_run),
+                format_minutes(cost.minutes_per_hour),
+            )
+        )
+    rows.append(("total", "", "", format_minutes(_scan_total(costs))))
+    click.echo(text_table(rows))
 
 
 def _print_summary(spec: Spec, files: list[RenderedFile], providers: list[str]) -> None:

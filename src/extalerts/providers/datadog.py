@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from extalerts.errors import ApiError, ConfigError
+from extalerts.errors import ApiError, ConfigError, ProviderError
 from extalerts.providers.api import ClientApi
 from extalerts.providers.base import Action, Change, Resource
 from extalerts.redact import redact

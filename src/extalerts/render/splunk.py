@@ -22,9 +22,17 @@ from extalerts.errors import RenderError
 from extalerts.fields import Field
 from extalerts.filter import fields_of
 from extalerts.filter.splunk import spl_string, spl_value, to_splunk
+from extalerts.filter.splunk_terms import base_search_terms
 from extalerts.render.conf import ConfSyntaxError, parse_conf
 from extalerts.render.files import RenderedFile, canonical_json
 from extalerts.render.splunk_keys import key_problem, rest_payload, value_problem
+from extalerts.render.splunk_schedule import (
+    ScanCost,
+    cron_for,
+    scan_cost,
+    schedule_period_minutes,
+    scheduling_settings,
+)
 from extalerts.render.templates import Templates, conf_value
 from extalerts.spec.loader import ResolvedRule, Spec
 from extalerts.spec.models import (
@@ -42,6 +50,26 @@ from extalerts.spec.models import (
 NAME_PREFIX = "extalerts - "
 WARNING_SUFFIX = " - warning"
 STRUCTURED_LINE = "_extalerts_line"
+#: The structured line, as every provider and the engine read it: the first element of ``Logs`` whose
+#: ``Level`` is ``log``; its ``Message`` strings joined with ``,``; read as a JSON object when it is one.
+#: spath (Search Reference): a path is "one or more location steps, separated by periods ... an optional
+#: index surrounded by curly brackets"; ``{}`` takes every element, a multivalue field (here each ``Logs``
+#: element as its JSON text, then each ``Message`` string), and ``input=`` names the field to read.
+#: Multivalue eval functions (Search Reference, docs.splunk.com/Documentation/Splunk/latest/SearchReference/
+#: MultivalueEvalFunctions; paraphrased): mvfind gives the 0-based index of the first value matching a
+#: regex, null when none does; mvindex the value at a 0-based index (null for a null index); mvjoin the
+#: values joined with a delimiter. Only ``"Level":"log"`` outside a string can match the regex:
+#: quotes inside a JSON string are escaped (``\"``). The last step keeps only text that opens an object,
+#: so spath never reads a plain message (or XML, which it also parses).
+_LOG_LEVEL = spl_string('"Level"\\s*:\\s*"log"')
+_OPENS_OBJECT = spl_string("^\\s*[{]")
+STRUCTURED_LINE_STEPS = (
+    "spath output=_extalerts_logs path=Logs{}",
+    f"eval _extalerts_log=mvindex(_extalerts_logs, mvfind(_extalerts_logs, {_LOG_LEVEL}))",
+    "spath input=_extalerts_log output=_extalerts_message path=Message{}",
+    f'eval {STRUCTURED_LINE}=mvjoin(_extalerts_message, ",")',
+    f"eval {STRUCTURED_LINE}=if(match({STRUCTURED_LINE}, {_OPENS_OBJECT}), {STRUCTURED_LINE}, null())",
+)
 
 _STATS_FUNCTIONS = {
     Aggregation.AVG: "avg",
@@ -105,10 +133,7 @@ class SplunkRenderer:
             if not field.is_derived:
                 steps.extend(_spath_steps(field))
         if derived:
-            steps.append("spath output=_extalerts_messages path=Logs{}.Message{}")
-            steps.append(
-                f"eval {STRUCTURED_LINE}=mvindex(mvfilter(match(_extalerts_messages, {spl_string('^[{]')})), 0)"
-            )
+            steps.extend(STRUCTURED_LINE_STEPS)
             for field in derived:
                 steps.append(f"spath input={STRUCTURED_LINE} output={field.splunk_name} path={field.derived_key}")
         return steps
@@ -119,8 +144,11 @@ class SplunkRenderer:
         r = rule.rule
         signal = r.signal
         source = rule.source.splunk
+        # The rule's literal words go in the base search, so the index drops events before they are read
+        # and parsed; the exact filter still follows as `| where` (extalerts.filter.splunk_terms).
+        terms = base_search_terms(rule.filter, self.spec.catalog)
         context: dict[str, Any] = {
-            "base": f"index={source.index} sourcetype={spl_string(source.sourcetype)}",
+            "base": f"index={source.index} sourcetype={spl_string(source.sourcetype)}" + (f" {terms}" if terms else ""),
             "extract": self.extraction(rule),
             "where": to_splunk(rule.filter, self.spec.catalog) if rule.filter else None,
             "by": "".join(" " + self.spec.catalog[g].splunk_name for g in r.group_by),
@@ -157,12 +185,17 @@ class SplunkRenderer:
             span = max(span, _minutes(r.signal.lookback))
         return _relative(delay + span), _relative(delay)
 
-    def cron(self, rule: ResolvedRule) -> str:
-        # Datadog evaluates every minute over a sliding window; Splunk does the same for short
-        # windows and every five minutes for long ones, where a one-minute schedule costs too much.
-        r = rule.rule
-        long_search = r.window > 900 or (isinstance(r.signal, AbsenceSignal) and bool(r.group_by))
-        return "*/5 * * * *" if long_search else "* * * * *"
+    def schedule(self, rule: ResolvedRule) -> dict[str, str]:
+        """``cron_schedule`` (once per window, see extalerts.render.splunk_schedule) and the keys that make
+        a late run wait instead of being skipped."""
+        period = schedule_period_minutes(rule.rule.window)
+        return {"cron_schedule": cron_for(period), **scheduling_settings(period)}
+
+    def scan_costs(self) -> list[ScanCost]:
+        """What each alert reads per hour of scheduling, overrides included, in render order."""
+        return [
+            scan_cost(alert.name, rule.id, alert.settings) for rule in self.spec.rules for alert in self.alerts(rule)
+        ]
 
     def alerts(self, rule: ResolvedRule) -> list[Alert]:
         r = rule.rule
@@ -185,7 +218,7 @@ class SplunkRenderer:
             "description": self.description(rule, level),
             "search": search,
             "enableSched": "1",
-            "cron_schedule": self.cron(rule),
+            **self.schedule(rule),
             "dispatch.earliest_time": earliest,
             "dispatch.latest_time": latest,
             # savedsearches.conf.spec, quantity: "<counttype> <relation> <quantity> ... 'number of events
