@@ -20,6 +20,7 @@ read as numbers count as numbers in eval and stats, as Splunk's do.
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 import math
 import re
@@ -358,10 +359,25 @@ def parse_json_value(value: Value) -> Any:
     text = _first(value)
     if not isinstance(text, str):
         return None
+    return _loads(text)
+
+
+# Scheduled searches read the same events run after run (and search after search): an event's text is
+# the same string object each time, so these caches make a repeated spath a lookup. Nothing mutates
+# what they return.
+@functools.lru_cache(maxsize=50_000)
+def _loads(text: str) -> Any:
     try:
         return json.loads(text)
     except ValueError:
         return None
+
+
+@functools.lru_cache(maxsize=500_000)
+def spath_text(text: str, path: str) -> Value:
+    """``spath_values`` of the JSON ``text`` (None when it is not JSON)."""
+    document = _loads(text)
+    return spath_values(document, path) if isinstance(document, dict | list) else None
 
 
 # ============================================================================================ time
@@ -929,6 +945,7 @@ def _match(ctx: SearchContext, value: Value, pattern: Value) -> bool | None:
     return _regex(str(regex)).search(to_text(text) or "") is not None
 
 
+@functools.lru_cache(maxsize=4096)
 def _regex(pattern: str) -> re.Pattern[str]:
     # PCRE named groups (?<name>...) are Python's (?P<name>...).
     return re.compile(re.sub(r"\(\?<([A-Za-z_][A-Za-z0-9_]*)>", r"(?P<\1>", pattern))
@@ -1201,20 +1218,32 @@ def _unquote(text: str) -> str:
     return _unescape(text) if len(text) >= 2 and text[0] == text[-1] == '"' else text
 
 
+@functools.lru_cache(maxsize=4096)
 def _wildcard(pattern: str) -> re.Pattern[str]:
     return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.IGNORECASE | re.DOTALL)
 
 
+@functools.lru_cache(maxsize=500_000)
 def term_matches(term: str, raw: str) -> bool:
     """A keyword or quoted phrase against ``_raw``: Search Manual, "Use CASE() and TERM() to match
     phrases": "By default, searches are case-insensitive". Terms match whole segments: a term matches
     where it starts and ends at a breaker (any character that is not a letter or digit: Splunk's major
     and minor breakers, "Event segmentation and searching"), so ``error`` matches ``error_code`` and
     ``"error":`` but not ``errors``. ``*`` is a wildcard."""
+    return _term_regex(term).search(raw) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _term_regex(term: str) -> re.Pattern[str]:
     pattern = r"\S*?".join(re.escape(part) for part in term.split("*"))
     boundary_left = "" if term.startswith("*") else r"(?<![^\W_])"
     boundary_right = "" if term.endswith("*") else r"(?![^\W_])"
-    return re.search(boundary_left + pattern + boundary_right, raw, re.IGNORECASE) is not None
+    return re.compile(boundary_left + pattern + boundary_right, re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=500_000)
+def _value_matches(text: str, wanted: str) -> bool:
+    return _wildcard(wanted).fullmatch(text) is not None
 
 
 def field_matches(value: Value, operator: str, wanted: str) -> bool:
@@ -1231,8 +1260,10 @@ def field_matches(value: Value, operator: str, wanted: str) -> bool:
     if operator == "=":
         if wanted == "*":
             return bool(found)
-        regex = _wildcard(wanted)
-        return any(regex.fullmatch(to_text(item) or "") for item in found)
+        return any(
+            _value_matches(item, wanted) if isinstance(item, str) else _value_matches(to_text(item) or "", wanted)
+            for item in found
+        )
     return any(
         _compare_scalars(item, operator, _Text(wanted) if as_number(wanted) is None else wanted) for item in found
     )
@@ -1513,13 +1544,14 @@ class Spath(Command):
         out: list[Row] = []
         for row in rows:
             row = dict(row)
-            document = parse_json_value(row.get(self.input))
             if self.path is None:
+                document = parse_json_value(row.get(self.input))
                 if isinstance(document, dict | list):
                     row.update(flatten_json(document))
             else:
                 assert self.output is not None
-                value = spath_values(document, self.path) if isinstance(document, dict | list) else None
+                text = _first(row.get(self.input))
+                value = spath_text(text, self.path) if isinstance(text, str) else None
                 if value is None:
                     row.pop(self.output, None)
                 else:

@@ -26,6 +26,7 @@ import itertools
 import re
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -199,12 +200,24 @@ class SplunkScheduler:
         self._count = itertools.count(1)
         self._lock = threading.Lock()
 
-    def run_due(self, now: float) -> list[Run]:
-        """Run every scheduled time that is due (scheduled <= now - dispatch_lag), oldest first."""
+    def run_due(
+        self, now: float, *, first: Callable[[str], bool] | None = None, budget_seconds: float | None = None
+    ) -> list[Run]:
+        """Run every scheduled time that is due (scheduled <= now - dispatch_lag), oldest first per search.
+
+        Searches ``first`` names run first and always; the others, furthest behind first, only while
+        ``budget_seconds`` of real time last — the rest catch up on a later call, with their own times."""
         with self._lock:
             self.emulator.index_pending()
             runs: list[Run] = []
             searches = self.emulator.saved_searches()
+            deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
+
+            def order(item: tuple[str, str, dict[str, str]]) -> tuple[bool, float]:
+                state = self._states.get((item[0], item[1]))
+                return (not (first and first(item[1])), state.last_time if state else 0.0)
+
+            searches.sort(key=order)
             live = {(app, name) for app, name, _ in searches}
             for key in [k for k in self._states if k not in live]:
                 del self._states[key]  # deleted: a search created again under the name starts afresh
@@ -229,6 +242,8 @@ class SplunkScheduler:
                     continue
                 times = list(itertools.islice(cron.times(state.last_time, due_until), MAX_RUNS_PER_CALL))
                 for scheduled in times:
+                    if deadline is not None and not (first and first(name)) and time.monotonic() > deadline:
+                        break
                     runs.append(self._run(app, name, settings, state, scheduled))
                     state.last_time = scheduled
             return runs

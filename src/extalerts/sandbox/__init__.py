@@ -105,14 +105,16 @@ class Sandbox:
             raise
         self.datadog.add_webhook("extalerts-drill", self.drill_webhook_url)
         self._thread.start()
+        self.evaluator.splunk_runs.start(self.clock.now, self.tick_seconds)
         return self
 
     def _stop_evaluation(self) -> bool:
         """Stop the background evaluation; False when it is still busy after half a minute."""
         self._stop.set()
+        splunk_stopped = self.evaluator.splunk_runs.stop()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
-        return not self._thread.is_alive()
+        return not self._thread.is_alive() and splunk_stopped
 
     def finish_evaluation(self) -> None:
         """Stop the background evaluation and catch up to now, so ``alerts()`` is complete."""
@@ -120,6 +122,7 @@ class Sandbox:
             self.evaluator.report("evaluation did not stop in time; the list of alerts may be incomplete")
             return
         self.evaluator.drain()
+        self.evaluator.splunk_runs.drain(self.clock.now())
 
     def stop(self) -> None:
         self._stop_evaluation()

@@ -155,6 +155,7 @@ class Evaluator:
         self._datadog_offset = 0
         #: Every alert the sandbox raised: provider, monitor, group, state and provider time.
         self.history: list[dict[str, Any]] = []
+        #: Splunk's scheduler, run in its own thread by the sandbox.
         self.splunk_runs = SplunkRuns(splunk, sink.url, self._deliver, self.report, self.history)
 
     # ----------------------------------------------------------------------------------- resolving
@@ -269,7 +270,6 @@ class Evaluator:
         self._refresh("datadog", datadog_found)
         self._ingest()
         now_ms = self.clock.now_ms()
-        self.splunk_runs.tick(now_ms / 1000, catch_up=self.budget_seconds == float("inf"))
         # Drill copies first, then the monitors furthest behind; the rest wait for the next tick once
         # the budget is spent, so a backlog of production events never holds up a drill.
         ordered = sorted(self.watches.values(), key=lambda w: (not w.is_drill, w.evaluated_until))

@@ -6,6 +6,7 @@ alerts. Nothing here knows the spec: a saved search is run as it is stored, whoe
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,11 @@ from extalerts.spec.loader import Spec
 #: Splunk's scheduler may run late too ("the execution of the saved search might fall behind");
 #: the run's time range stays that of its scheduled time.
 DISPATCH_LAG_SECONDS = 90.0
+#: Real seconds a tick may spend on searches other than drill copies (those always run): a backlog of
+#: production searches over a large replay catches up over later ticks, never holding up a drill.
+BUDGET_SECONDS = 0.25
+#: Real seconds the sandbox spends catching up when it stops.
+DRAIN_SECONDS = 30.0
 #: How long indexed events stay searchable: the longest window (2 days), the longest baseline (1 day)
 #: and some.
 KEEP_INDEXED_SECONDS = 4 * 24 * 3600.0
@@ -37,6 +43,10 @@ def timestamp_rules(spec: Spec, templates: Templates | None = None) -> dict[str,
     renderer = SplunkRenderer(spec, templates or Templates())
     text = renderer.templates.render("splunk/props.conf.j2", sourcetypes=renderer.sourcetypes())
     return {stanza.name: TimestampRule.from_props(stanza.as_dict()) for stanza in parse_conf(text)}
+
+
+def _is_drill(search_name: str) -> bool:
+    return search_name.startswith(DRILL_SPLUNK_PREFIX)
 
 
 def rule_of(search_name: str) -> str:
@@ -68,17 +78,47 @@ class SplunkRuns:
         )
         #: The last error reported per saved search (reported once until it changes).
         self._errors: dict[tuple[str, str], str | None] = {}
+        self._failures: set[str] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def tick(self, now: float, *, catch_up: bool = False) -> list[Run]:
-        """Run what is due; ``catch_up`` runs up to ``now`` itself (the sandbox is done sending)."""
-        lag, self.scheduler.dispatch_lag = self.scheduler.dispatch_lag, 0.0 if catch_up else self.scheduler.dispatch_lag
-        try:
-            runs = self.scheduler.run_due(now)
-        finally:
-            self.scheduler.dispatch_lag = lag
+    def tick(self, now: float, *, budget_seconds: float | None = BUDGET_SECONDS) -> list[Run]:
+        """Run what is due: drill copies first and always, the other searches within the budget."""
+        runs = self.scheduler.run_due(now, first=_is_drill, budget_seconds=budget_seconds)
         with self.splunk.index_lock:
             self.splunk.index.drop_before(now - KEEP_INDEXED_SECONDS)
         return runs
+
+    def drain(self, now: float, limit_seconds: float = DRAIN_SECONDS) -> None:
+        """Catch up to ``now`` itself (the sandbox is done sending), for at most ``limit_seconds``."""
+        lag, self.scheduler.dispatch_lag = self.scheduler.dispatch_lag, 0.0
+        try:
+            self.tick(now, budget_seconds=limit_seconds)
+        finally:
+            self.scheduler.dispatch_lag = lag
+
+    def start(self, clock: Callable[[], float], tick_seconds: float) -> None:
+        """Run the scheduler in its own thread, as splunkd's runs beside everything else."""
+
+        def loop() -> None:
+            while not self._stop.wait(tick_seconds):
+                try:
+                    self.tick(clock())
+                except Exception as exc:  # keep scheduling; report each kind once
+                    problem = f"{type(exc).__name__}: {exc}"
+                    if problem not in self._failures:
+                        self._failures.add(problem)
+                        self.report(f"splunk scheduler failed: {problem}")
+
+        self._thread = threading.Thread(target=loop, name="sandbox-splunk-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> bool:
+        """Stop the scheduler's thread; False when it is still busy after half a minute."""
+        self._stop.set()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout=30)
+        return self._thread is None or not self._thread.is_alive()
 
     def _ran(self, run: Run) -> None:
         key = (run.app, run.name)
