@@ -248,3 +248,13 @@ def test_timestamps_follow_props() -> None:
     assert rule.extract('{"x": 1}') is None
     iso = TimestampRule('"ts":"', "%Y-%m-%dT%H:%M:%SZ")
     assert iso.extract('{"ts":"2026-01-01T00:00:00Z"}') == T0
+
+
+def test_spath_reads_the_json_value_that_starts_its_input() -> None:
+    # The structured line (Message strings joined with ",") may have plain messages after the object.
+    index = index_of({"Logs": [{"Level": "log", "Message": ['{"drill":"d1"}', "plain text"]}]})
+    spl = (
+        'index=cloudflare | spath output=m path=Logs{}.Message{} | eval line=mvjoin(m, ",") '
+        "| spath input=line output=drill path=drill | table drill"
+    )
+    assert run(spl, index) == [{"drill": "d1"}]

@@ -367,10 +367,16 @@ def parse_json_value(value: Value) -> Any:
 # what they return.
 @functools.lru_cache(maxsize=50_000)
 def _loads(text: str) -> Any:
+    """The JSON value at the start of ``text``; text after it is ignored (the reading the emulator takes
+    for spath on a structured log line followed by other messages: Search Reference, spath, does not say;
+    splunkd's JSON reader is known to be lenient). None when no JSON value starts it."""
     try:
-        return json.loads(text)
+        return _DECODER.raw_decode(text.lstrip())[0]
     except ValueError:
         return None
+
+
+_DECODER = json.JSONDecoder()
 
 
 @functools.lru_cache(maxsize=500_000)
