@@ -205,6 +205,22 @@ class DatadogDrillBackend:
         return isinstance(body, dict) and str(body.get("alert_id")) in ids and body.get("alert_status") in FIRING
 
 
+def _last_failure(service: Any, name: str) -> str | None:
+    """Why the saved search's latest scheduled run failed (its history's newest job), or None."""
+    try:
+        search = service.saved_searches[name]
+    except KeyError:
+        return None
+    body = json.loads(search.get("history", output_mode="json", count=1).body.read() or b"{}")
+    for entry in body.get("entry") or []:
+        content = entry.get("content") or {}
+        if str(content.get("isFailed")) in ("1", "true", "True"):
+            messages = content.get("messages") or {}
+            return "; ".join(str(m) for texts in messages.values() for m in texts) or "the run failed"
+        return None
+    return None
+
+
 class SplunkDrillBackend:
     provider = "splunk"
     tracks_recovery = False
@@ -248,6 +264,10 @@ class SplunkDrillBackend:
             return [float(alert.content.get("trigger_time", 0)) for alert in search.fired_alerts]
 
         times = [t for t in self.splunk.api.call("read fired alerts", fired) if t >= since]
+        if not times:
+            failure = self.splunk.api.call("read the search's runs", lambda: _last_failure(service, item.key))
+            if failure:
+                raise ExtalertsError(f"Splunk cannot run the saved search {item.key!r}: {failure}")
         return Observation(alerted_at=min(times) if times else None, status=f"{len(times)} fired")
 
     def delete(self, item: Created) -> None:

@@ -16,7 +16,9 @@ Emulated, as the real ``splunk-sdk`` (``splunklib``) drives it:
   ``action.<name> = 1``. Settings are stored under their ``.conf`` names (``conf_stanza``).
 - ``…/alerts/fired_alerts`` (one group per alerting search, plus the ``-`` group of all) and
   ``…/alerts/fired_alerts/{name}``; ``fire()`` records a trigger the way the scheduler would.
-- HEC ``POST /services/collector/raw`` (served on the same port): body lines kept per index and sourcetype.
+- HEC ``POST /services/collector/raw`` (served on the same port): body lines kept per index and sourcetype,
+  and indexed as events (``index``), timed by the source type's ``props`` (TIME_PREFIX/TIME_FORMAT), else
+  by when they arrived. :mod:`extalerts.emulators.splunk_scheduler` runs the saved searches over them.
 - Apps: a namespaced call into an app that is not installed is answered 404 ``Application does not exist:
   <app>`` (splunkd's exact text for it is not confirmed; see ``_check_app``). ``…/apps/local`` lists,
   reads and creates apps (``POST`` with ``name``, as Splunk Enterprise takes it); Splunk's own apps
@@ -45,9 +47,10 @@ import json
 import re
 import secrets
 import socket
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
@@ -58,6 +61,7 @@ from urllib.parse import parse_qs, quote, unquote_plus, urlsplit
 from xml.sax.saxutils import escape, quoteattr
 
 from extalerts.emulators.base import EmulatorServer, Faults
+from extalerts.emulators.spl import EventIndex, IndexedEvent, TimestampRule
 
 #: The splunkd version the emulator answers as (the spec it follows is 9.2's).
 VERSION = "9.2.0"
@@ -194,6 +198,8 @@ _CHOICES: dict[str, frozenset[str]] = {
 #: How a drawn fault is answered: the Datadog kind "429" becomes splunkd's 503 (HEC: "Server is busy").
 _SERVER_ERRORS = {"429": (503, "Service Unavailable"), "500": (500, "Internal Server Error")}
 _HEC_ERRORS = {"429": (503, "Server is busy", 9), "500": (500, "Internal server error", 8)}
+#: Scheduled runs kept per saved search (its history).
+HISTORY_KEPT = 50
 #: A list without ``count`` gets this many entries, as splunkd's ``itemsPerPage`` shows.
 DEFAULT_COUNT = 30
 _SEARCHES, _ALERTS = "saved/searches", "alerts/fired_alerts"
@@ -450,6 +456,7 @@ class SplunkEmulator(EmulatorServer):
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], float] = time.time,
+        props: Mapping[str, TimestampRule] | None = None,
     ) -> None:
         # ``requests`` holds each request's method, path (as sent, URL-encoded), parameters (form fields
         # of a POST, query of anything else; the raw body bytes for HEC) and the status answered.
@@ -474,6 +481,16 @@ class SplunkEmulator(EmulatorServer):
         }
         for name in alert_actions:
             self.add_alert_action(name)
+        #: How each source type's events are timed (props.conf), as the app installed on the indexer says.
+        self.props: dict[str, TimestampRule] = dict(props or {})
+        #: The indexed events the saved searches run over; searches hold ``index_lock`` while they read.
+        self.index = EventIndex()
+        self.index_lock = threading.Lock()
+        self._unindexed: list[tuple[str, str, str, float]] = []
+        self._unindexed_lock = threading.Lock()
+        #: Scheduled runs per sid (the scheduler records them), and each saved search's recent sids.
+        self.runs: dict[str, Any] = {}
+        self._history: dict[tuple[str, str], list[str]] = {}
         self._searches: dict[tuple[str, str], _SavedSearch] = {}
         self._sessions: dict[str, str] = {}
         self._fired_count = 0
@@ -549,6 +566,38 @@ class SplunkEmulator(EmulatorServer):
         with self._lock:
             self.alert_actions[name] = _alert_action_content(name) | {"disabled": "1" if disabled else "0"}
 
+    def index_lines(self, index: str, sourcetype: str, lines: list[str], received: float) -> None:
+        """Queue raw lines for indexing (cheap: HEC answers while a search may hold the index)."""
+        with self._unindexed_lock:
+            self._unindexed.extend((index, sourcetype, line, received) for line in lines)
+
+    def index_pending(self) -> None:
+        """Index what HEC received since the last call: ``_time`` from the source type's timestamp rule
+        (``props``), else when it arrived. Searches call this before they read the index."""
+        with self.index_lock:
+            with self._unindexed_lock:
+                pending, self._unindexed = self._unindexed, []
+            for index, sourcetype, line, received in pending:
+                rule = self.props.get(sourcetype)
+                at = rule.extract(line) if rule else None
+                event = IndexedEvent(line, received if at is None else at, index, sourcetype, index_time=received)
+                self.index.add(event)
+
+    def record_run(self, run: Any) -> None:
+        """Keep a scheduled run (a ``splunk_scheduler.Run``) for the saved search's history."""
+        with self._lock:
+            self.runs[run.sid] = run
+            sids = self._history.setdefault((run.app, run.name), [])
+            sids.append(run.sid)
+            for old in sids[:-HISTORY_KEPT]:
+                self.runs.pop(old, None)
+            del sids[:-HISTORY_KEPT]
+
+    def history(self, app: str, name: str) -> list[Any]:
+        """The saved search's recent runs, oldest first."""
+        with self._lock:
+            return [self.runs[sid] for sid in self._history.get((app, name), []) if sid in self.runs]
+
     def ingested(self, index: str, sourcetype: str) -> list[str]:
         """The raw lines HEC received for this index and sourcetype."""
         with self._lock:
@@ -578,6 +627,7 @@ class SplunkEmulator(EmulatorServer):
             r("POST", f"{searches}/{{name}}/acl", self._update_acl),
             r("POST", f"{searches}/{{name}}/enable", self._enable),
             r("POST", f"{searches}/{{name}}/disable", self._disable),
+            r("GET", f"{searches}/{{name}}/history", self._search_history),
             r("GET", alerts, self._list_alert_groups),
             r("GET", f"{alerts}/{{name}}", self._list_fired_alerts),
             *self._provisioning_routes(r),
@@ -951,6 +1001,31 @@ class SplunkEmulator(EmulatorServer):
         self._store(search)
         return self._render(call, _SEARCHES, [self._entry(search)])
 
+    def _search_history(self, call: _Call) -> _Answer:
+        """The search's recent scheduled runs (the scheduler's jobs), newest first, each with its state,
+        result count and, for a run that failed, the reason (``messages``)."""
+        found = [s for s in self._visible(call.namespace) if s.name == call.name]
+        if not found:
+            raise _error(404, f"Could not find object id={call.name}", json_mode=call.json)
+        search = found[0]
+        entries = []
+        for sid in reversed(self._history.get((search.app, search.name), [])):
+            run = self.runs.get(sid)
+            if run is None:
+                continue
+            content = {
+                "dispatchState": "FAILED" if run.error else "DONE",
+                "isDone": "1",
+                "isFailed": "1" if run.error else "0",
+                "resultCount": str(run.result_count),
+                "triggered_alert_count": str(len(run.triggers)),
+                "scheduled_time": str(int(run.scheduled_time)),
+                "messages": {"fatal": [run.error]} if run.error else {},
+            }
+            published = datetime.fromtimestamp(run.scheduled_time, UTC).isoformat(timespec="seconds")
+            entries.append(_Entry(sid, f"/services/search/jobs/{quote(sid, safe='')}", "nobody", content, published))
+        return self._render(call, _SEARCHES, entries, paged=True)
+
     # ----------------------------------------------------------------------------------- fired alerts
 
     def _alert_group(self, title: str, path: str, count: int) -> _Entry:
@@ -1024,6 +1099,7 @@ class SplunkEmulator(EmulatorServer):
             self.hec_log.extend((index, sourcetype, line) for line in lines)
             arrived = self.clock()
             self.hec_arrivals.extend((arrived, index, sourcetype) for _ in lines)
+        self.index_lines(index, sourcetype, lines, arrived)
         return _Answer(200, json.dumps({"text": "Success", "code": 0}).encode(), "application/json")
 
     # ------------------------------------------------------------------- apps, actions, inputs, one-shot

@@ -6,8 +6,9 @@ really evaluated, on a fast clock, and notifications delivered to a local webhoo
 
 The Datadog logs intake runs the pushed pipelines on what it receives and the Datadog emulator
 evaluates its stored monitors itself (with the facets the rendered ``facets.json`` lists); Splunk HEC
-stores what it receives. Every ``tick_seconds`` the evaluator (:mod:`extalerts.sandbox.evaluator`)
-drives both on the sandbox clock.
+indexes what it receives and the Splunk emulator's scheduler runs each stored saved search's SPL
+(:mod:`extalerts.sandbox.splunk_runs`). Both run on the sandbox clock, driven by the evaluator
+(:mod:`extalerts.sandbox.evaluator`): whatever a monitor or search says is what is evaluated.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Sandbox:
         from extalerts.sandbox.datadog_monitors import spec_facets
         from extalerts.sandbox.evaluator import Evaluator
         from extalerts.sandbox.sink import WebhookSink
+        from extalerts.sandbox.splunk_runs import timestamp_rules
 
         self.clock = Clock.scaled(speed)
         self.keys = {
@@ -80,6 +82,8 @@ class Sandbox:
             host=host,
             port=splunk_port,
             clock=now,
+            # The rendered app's props.conf, as installed where HEC events are parsed: _time from EventTimestampMs.
+            props=timestamp_rules(spec),
         )
         self.cloudflare = CloudflareEmulator(
             self.keys["CLOUDFLARE_API_TOKEN"], self.keys["CLOUDFLARE_ACCOUNT_ID"], host=host, port=cf_port, clock=now
@@ -119,14 +123,16 @@ class Sandbox:
             raise
         self.datadog.add_webhook("extalerts-drill", self.drill_webhook_url)
         self._thread.start()
+        self.evaluator.splunk_runs.start(self.clock.now, self.tick_seconds)
         return self
 
     def _stop_evaluation(self) -> bool:
         """Stop the background evaluation; False when it is still busy after half a minute."""
         self._stop.set()
+        splunk_stopped = self.evaluator.splunk_runs.stop()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
-        return not self._thread.is_alive()
+        return not self._thread.is_alive() and splunk_stopped
 
     def finish_evaluation(self) -> None:
         """Stop the background evaluation and catch up to now, so ``alerts()`` is complete."""
@@ -134,6 +140,7 @@ class Sandbox:
             self.evaluator.report("evaluation did not stop in time; the list of alerts may be incomplete")
             return
         self.evaluator.drain()
+        self.evaluator.splunk_runs.drain(self.clock.now())
 
     def stop(self) -> None:
         self._stop_evaluation()
