@@ -22,7 +22,7 @@ from extalerts.emulators.datadog import DatadogEmulator
 from extalerts.emulators.splunk import SplunkEmulator
 from extalerts.sandbox.datadog_monitors import DatadogMonitors
 from extalerts.sandbox.sink import WebhookSink, post_json
-from extalerts.sandbox.splunk_runs import SplunkRuns
+from extalerts.sandbox.splunk_runs import BUDGET_SECONDS, SplunkRuns
 from extalerts.spec.loader import Spec
 
 
@@ -44,7 +44,7 @@ class Evaluator:
         self.sink = sink
         self.report = report or (lambda line: print(f"sandbox: {line}", file=sys.stderr, flush=True))
         #: Real seconds a tick may spend on production monitors (drill copies are always evaluated).
-        self.budget_seconds = 0.25
+        self.budget_seconds = BUDGET_SECONDS
         #: Every alert the sandbox raised: provider, monitor, group, state and provider time.
         self.history: list[dict[str, Any]] = []
         self.datadog_monitors = DatadogMonitors(datadog, sink, self.report, self.history)
