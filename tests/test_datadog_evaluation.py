@@ -507,3 +507,63 @@ def test_the_official_client_reads_the_logs_aggregate_api() -> None:
     assert buckets["auth-worker"]["c0"] == 1
     assert buckets["conversation-api"]["c2"] == [{"time": "2023-11-14T22:14:00.000Z", "value": 2.0}]
     assert nothing["data"]["buckets"] == []
+
+
+# --------------------------------------------------------------------------------------------- logs search API
+
+
+def test_the_official_client_searches_logs_and_pages_with_the_cursor() -> None:
+    from datadog_api_client import ApiClient, Configuration
+    from datadog_api_client.v2.api.logs_api import LogsApi
+    from datadog_api_client.v2.model.logs_list_request import LogsListRequest
+
+    emulator, now = evaluation_emulator("@Event.Response.Status:integer")
+    with emulator:
+        # No pipeline: each log is stamped with its intake time, one a second.
+        for second in range(7):
+            now[0] = T0 / 1000 + 60 + second
+            send(emulator, at(1, WallTimeMs=second, Event={"Response": {"Status": 500 + second}}))
+        send(emulator, at(1, Outcome="ok"))
+        now[0] = T0 / 1000 + 300
+        config = Configuration(host=emulator.url)
+        config.api_key["apiKeyAuth"], config.api_key["appKeyAuth"] = API_KEY, APP_KEY
+        search = {"query": "@Outcome:exception @Event.Response.Status:>=501", "from": "now-15m", "to": "now"}
+        with ApiClient(config) as client:
+            logs = LogsApi(client)
+            first = logs.list_logs(body=LogsListRequest(filter=search, page={"limit": 4})).to_dict()
+            rest = logs.list_logs(
+                body=LogsListRequest(filter=search, page={"limit": 4, "cursor": first["meta"]["page"]["after"]})
+            ).to_dict()
+            oldest_first = [
+                log.to_dict()["attributes"]["attributes"]["WallTimeMs"]
+                for log in logs.list_logs_with_pagination(
+                    body=LogsListRequest(filter=search, sort="timestamp", page={"limit": 2})
+                )
+            ]
+            nothing = logs.list_logs(body=LogsListRequest(filter={"query": "@Outcome:nope"})).to_dict()
+    # Newest first by default; the numeric range reads the facet; the cursor continues where the page ended.
+    assert [log["attributes"]["attributes"]["WallTimeMs"] for log in first["data"]] == [6, 5, 4, 3]
+    assert [log["attributes"]["attributes"]["WallTimeMs"] for log in rest["data"]] == [2, 1]
+    assert "page" not in rest["meta"]  # the last page has no cursor
+    assert oldest_first == [1, 2, 3, 4, 5, 6]
+    (newest,) = first["data"][:1]
+    assert newest["type"] == "log"
+    assert newest["attributes"]["service"] == "conversation-api"
+    assert str(newest["attributes"]["timestamp"]) == "2023-11-14T22:14:06+00:00"  # parsed by the client
+    assert nothing["data"] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"page": {"limit": 1001}}, "less than or equal to `1000`"),
+        ({"page": {"cursor": "not-a-cursor"}}, "page.cursor is not a cursor this API returned"),
+        ({"filter": {"query": "@a:(b"}}, "filter.query: missing `)`"),
+        ({"sort": "newest"}, "sort: 'newest' is not a value LogsSort allows"),
+    ],
+)
+def test_a_logs_search_the_api_cannot_answer_is_refused_with_its_field(body: dict[str, Any], problem: str) -> None:
+    with DatadogEmulator(API_KEY, APP_KEY) as emulator:
+        status, answer = api(emulator, "POST", "/api/v2/logs/events/search", body)
+    assert status == 400
+    assert any(problem in error for error in answer["errors"]), answer
