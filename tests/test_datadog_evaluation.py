@@ -16,7 +16,7 @@ from extalerts.emulators.datadog.monitors import CompiledMonitor, MonitorStates,
 from extalerts.emulators.datadog.pipelines import compile_pipeline
 from extalerts.emulators.datadog.search import SearchError, compile_search
 from extalerts.errors import ConfigError
-from tests import datadog_structured_line
+from tests.conftest import REPO
 
 API_KEY, APP_KEY = "k" * 32, "a" * 40
 HTTP = urllib3.PoolManager()
@@ -43,6 +43,10 @@ def stored(attributes: dict[str, Any] | None = None, **reserved: Any) -> StoredL
 
 
 STATUS_FACET = FacetRegistry([parse_facet("@Event.Response.Status:integer")])
+#: The structured-line pipeline extalerts renders for monitors/ and pushes.
+RENDERED_PIPELINE = REPO / "rendered/datadog/pipelines/extalerts-structured-logs.json"
+#: The service the bundled Logpush destination stamps on every event (the pipeline's filter reads it).
+SHIPPED_SERVICE = "workers-trace-events"
 
 
 # --------------------------------------------------------------------------------------------- search syntax
@@ -225,19 +229,27 @@ def test_unsupported_processors_and_matchers_are_reported_not_run() -> None:
     assert "grok matcher 'ipv4' is not emulated" in compiled.unsupported[1]
 
 
-def test_the_design_pipeline_extracts_the_structured_line() -> None:
-    log = run(datadog_structured_line.pipeline()["processors"], {**EVENT, "EventTimestampMs": T0 - 5000})
+def rendered_pipeline() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(RENDERED_PIPELINE.read_text())
+    return document
+
+
+def test_the_rendered_pipeline_extracts_the_structured_line() -> None:
+    processors = rendered_pipeline()["processors"]
+    log = run(processors, {**EVENT, "EventTimestampMs": T0 - 5000})
     assert log.timestamp_ms == T0 - 5000
     assert log.attributes["extalerts"] == {"event": "do_op", "op": "store", "ok": False, "duration_ms": 1200}
     # Pointed at the array attribute instead (Logs.Message), grok has nothing to parse.
-    broken = run(datadog_structured_line.pipeline(grok_source="Logs.Message")["processors"])
+    (grok,) = [p for p in processors if p["type"] == "grok-parser"]
+    grok["source"] = "Logs.Message"
+    broken = run(processors)
     assert "extalerts" not in broken.attributes
 
 
 # --------------------------------------------------------------------------------------------- intake
 
 
-def send(emulator: DatadogEmulator, *events: dict[str, Any], service: str = "conversation-api") -> None:
+def send(emulator: DatadogEmulator, *events: dict[str, Any], service: str = SHIPPED_SERVICE) -> None:
     items = [{"message": json.dumps(e), "ddsource": "cloudflare", "service": service} for e in events]
     response = HTTP.request(
         "POST", f"{emulator.url}/api/v2/logs", body=json.dumps(items).encode(), headers={"DD-API-KEY": API_KEY}
@@ -253,6 +265,12 @@ def api(emulator: DatadogEmulator, method: str, path: str, body: Any = None) -> 
         headers={"DD-API-KEY": API_KEY, "DD-APPLICATION-KEY": APP_KEY, "Content-Type": "application/json"},
     )
     return response.status, json.loads(response.data or b"null")
+
+
+def push_rendered_pipeline(emulator: DatadogEmulator) -> None:
+    """Create the rendered pipeline through the API, as `push` does; it runs on every later log."""
+    status, created = api(emulator, "POST", "/api/v1/logs/config/pipelines", rendered_pipeline())
+    assert status == 200, created
 
 
 def test_pipelines_run_at_intake_in_order_and_later_changes_do_not_reprocess() -> None:
@@ -290,7 +308,7 @@ def test_pipelines_run_at_intake_in_order_and_later_changes_do_not_reprocess() -
         assert "outcome" not in new.attributes
         assert "kind" not in new.attributes
         # Logs older than 18 hours (after the date remapper) are dropped at intake.
-        datadog_structured_line.install(emulator, datadog_structured_line.pipeline(query="source:cloudflare"))
+        push_rendered_pipeline(emulator)
         send(emulator, {**EVENT, "EventTimestampMs": T0 - 19 * 3600 * 1000})
         assert len(emulator.store) == 2
 
@@ -330,7 +348,7 @@ def at(minute: int, **fields: Any) -> dict[str, Any]:
 def test_a_grouped_count_alerts_and_recovers_per_group() -> None:
     emulator, now = evaluation_emulator()
     with emulator:
-        datadog_structured_line.install(emulator, datadog_structured_line.pipeline(query="source:cloudflare"))
+        push_rendered_pipeline(emulator)
         query = (
             'logs("source:cloudflare @Outcome:exception").index("*").rollup("count").by("@ScriptName").last("1m") > 1'
         )
@@ -404,9 +422,7 @@ def test_formula_with_cutoff_min_and_absence_as_no_data() -> None:
     )
     emulator, now = evaluation_emulator()
     with emulator:
-        datadog_structured_line.install(
-            emulator, datadog_structured_line.pipeline(query="source:cloudflare")
-        )  # its date remapper times the logs
+        push_rendered_pipeline(emulator)  # its date remapper times the logs
         ratio_id = emulator.add_monitor(ratio)["id"]
         absence_id = emulator.add_monitor(absence)["id"]
         send(emulator, at(1), at(1))  # 2 of 2 failing, but under the cutoff of 3: no value
@@ -481,7 +497,7 @@ def test_the_official_client_reads_the_logs_aggregate_api() -> None:
 
     emulator, now = evaluation_emulator("@WallTimeMs:integer:measure")
     with emulator:
-        datadog_structured_line.install(emulator, datadog_structured_line.pipeline(query="source:cloudflare"))
+        push_rendered_pipeline(emulator)
         send(emulator, at(1), at(1, WallTimeMs=60), at(2, ScriptName="auth-worker"), at(2, Outcome="ok"))
         now[0] = T0 / 1000 + 300
         config = Configuration(host=emulator.url)
@@ -507,3 +523,63 @@ def test_the_official_client_reads_the_logs_aggregate_api() -> None:
     assert buckets["auth-worker"]["c0"] == 1
     assert buckets["conversation-api"]["c2"] == [{"time": "2023-11-14T22:14:00.000Z", "value": 2.0}]
     assert nothing["data"]["buckets"] == []
+
+
+# --------------------------------------------------------------------------------------------- logs search API
+
+
+def test_the_official_client_searches_logs_and_pages_with_the_cursor() -> None:
+    from datadog_api_client import ApiClient, Configuration
+    from datadog_api_client.v2.api.logs_api import LogsApi
+    from datadog_api_client.v2.model.logs_list_request import LogsListRequest
+
+    emulator, now = evaluation_emulator("@Event.Response.Status:integer")
+    with emulator:
+        # No pipeline: each log is stamped with its intake time, one a second.
+        for second in range(7):
+            now[0] = T0 / 1000 + 60 + second
+            send(emulator, at(1, WallTimeMs=second, Event={"Response": {"Status": 500 + second}}))
+        send(emulator, at(1, Outcome="ok"))
+        now[0] = T0 / 1000 + 300
+        config = Configuration(host=emulator.url)
+        config.api_key["apiKeyAuth"], config.api_key["appKeyAuth"] = API_KEY, APP_KEY
+        search = {"query": "@Outcome:exception @Event.Response.Status:>=501", "from": "now-15m", "to": "now"}
+        with ApiClient(config) as client:
+            logs = LogsApi(client)
+            first = logs.list_logs(body=LogsListRequest(filter=search, page={"limit": 4})).to_dict()
+            rest = logs.list_logs(
+                body=LogsListRequest(filter=search, page={"limit": 4, "cursor": first["meta"]["page"]["after"]})
+            ).to_dict()
+            oldest_first = [
+                log.to_dict()["attributes"]["attributes"]["WallTimeMs"]
+                for log in logs.list_logs_with_pagination(
+                    body=LogsListRequest(filter=search, sort="timestamp", page={"limit": 2})
+                )
+            ]
+            nothing = logs.list_logs(body=LogsListRequest(filter={"query": "@Outcome:nope"})).to_dict()
+    # Newest first by default; the numeric range reads the facet; the cursor continues where the page ended.
+    assert [log["attributes"]["attributes"]["WallTimeMs"] for log in first["data"]] == [6, 5, 4, 3]
+    assert [log["attributes"]["attributes"]["WallTimeMs"] for log in rest["data"]] == [2, 1]
+    assert "page" not in rest["meta"]  # the last page has no cursor
+    assert oldest_first == [1, 2, 3, 4, 5, 6]
+    (newest,) = first["data"][:1]
+    assert newest["type"] == "log"
+    assert newest["attributes"]["service"] == SHIPPED_SERVICE
+    assert str(newest["attributes"]["timestamp"]) == "2023-11-14T22:14:06+00:00"  # parsed by the client
+    assert nothing["data"] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"page": {"limit": 1001}}, "less than or equal to `1000`"),
+        ({"page": {"cursor": "not-a-cursor"}}, "page.cursor is not a cursor this API returned"),
+        ({"filter": {"query": "@a:(b"}}, "filter.query: missing `)`"),
+        ({"sort": "newest"}, "sort: 'newest' is not a value LogsSort allows"),
+    ],
+)
+def test_a_logs_search_the_api_cannot_answer_is_refused_with_its_field(body: dict[str, Any], problem: str) -> None:
+    with DatadogEmulator(API_KEY, APP_KEY) as emulator:
+        status, answer = api(emulator, "POST", "/api/v2/logs/events/search", body)
+    assert status == 400
+    assert any(problem in error for error in answer["errors"]), answer

@@ -1,29 +1,34 @@
-"""`extalerts doctor --provider datadog` against a small Datadog org (tests/datadog_fake.py): each
-broken piece the README's "Datadog setup" asks for is found and named with the rules it breaks."""
+"""`extalerts doctor --provider datadog` against the Datadog emulator set up as README "Datadog setup"
+says (the pipeline pushed, the facets of the rendered facets.json created, Logpush traffic through the
+logs intake): each broken piece is found and named with the rules it breaks."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import urllib3
 
 from extalerts.doctor import Finding
 from extalerts.doctor_datadog import datadog_doctor
+from extalerts.emulators.datadog import DatadogEmulator
+from extalerts.emulators.datadog.facets import Facet, facets_from_document
+from extalerts.intake import DatadogIntake
 from extalerts.providers.datadog import DatadogApi, DatadogProvider, DatadogSettings
 from extalerts.render import render
 from extalerts.retry import RetryPolicy
 from extalerts.spec import load_spec
 from tests.conftest import cli_run, push_all
-from tests.datadog_fake import DoctorDatadog, facets_from
 
 API_KEY = "doctor-api-key-51c2"
 APP_KEY = "doctor-app-key-8e07"
-SHIPPED = {"source": "cloudflare", "service": "workers-trace-events"}
+#: What the Logpush destination of monitors/logpush.yaml stamps on every event.
+SHIPPED = {"ddsource": "cloudflare", "service": "workers-trace-events"}
 
 
 def _events(now_ms: int) -> list[dict[str, Any]]:
@@ -61,24 +66,51 @@ def _events(now_ms: int) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def org(spec_dir: Path, *, break_it: Any = None) -> Iterator[tuple[DoctorDatadog, DatadogApi]]:
+def org(spec_dir: Path, *, break_it: Any = None) -> Iterator[tuple[DatadogEmulator, DatadogApi]]:
     """A set-up org (pushed, facets created as README "Datadog setup" says, a minute of traffic)
     after ``break_it(emulator)`` ran between the push and the traffic."""
-    with DoctorDatadog(API_KEY, APP_KEY) as emulator:
+    shift = [-30.0]  # the traffic arrives 30 s ago; the doctor reads now
+    with DatadogEmulator(API_KEY, APP_KEY, clock=lambda: time.time() + shift[0]) as emulator:
         api = DatadogApi(DatadogSettings(emulator.url, API_KEY, APP_KEY), RetryPolicy(max_attempts=1), seed=0)
         push_all(DatadogProvider(api), spec_dir)
         (facets,) = [f for f in render(load_spec([spec_dir]), ["datadog"]) if f.path == "datadog/facets.json"]
-        emulator.doctor_facets = facets_from(facets.content)
+        for facet in facets_from_document(json.loads(facets.content)):
+            emulator.add_facet(facet)
         if break_it is not None:
             break_it(emulator)
-        now_ms = int(time.time() * 1000)
-        emulator.ingest(_events(now_ms), received_ms=now_ms - 30_000, **SHIPPED)
+        # Events of 90 s ago, received 30 s ago: Logpush shipped them 60 s late.
+        DatadogIntake(emulator.url, API_KEY, SHIPPED).send(_events(int(time.time() * 1000)))
+        shift[0] = 0.0
         yield emulator, api
+
+
+def config_api(emulator: DatadogEmulator, method: str, path: str, body: Any = None) -> Any:
+    """A call to the emulator's configuration API, as an edit in the Datadog UI would make it."""
+    response = urllib3.request(
+        method,
+        f"{emulator.url}{path}",
+        body=None if body is None else json.dumps(body).encode(),
+        headers={"DD-API-KEY": API_KEY, "DD-APPLICATION-KEY": APP_KEY, "Content-Type": "application/json"},
+    )
+    assert response.status == 200, response.data
+    return json.loads(response.data or b"null")
 
 
 def problems(spec_dir: Path, break_it: Any = None) -> list[Finding]:
     with org(spec_dir, break_it=break_it) as (_, api):
         return [f for f in datadog_doctor(load_spec([spec_dir]), api) if not f.ok]
+
+
+def edit_pipeline(change: Callable[[dict[str, Any]], None]) -> Callable[[DatadogEmulator], None]:
+    """Edit the pushed pipeline through the API (read, change, write back)."""
+
+    def edit(emulator: DatadogEmulator) -> None:
+        (pipeline,) = config_api(emulator, "GET", "/api/v1/logs/config/pipelines")
+        change(pipeline)
+        body = {k: pipeline[k] for k in ("name", "is_enabled", "filter", "processors")}
+        config_api(emulator, "PUT", f"/api/v1/logs/config/pipelines/{pipeline['id']}", body)
+
+    return edit
 
 
 def test_a_set_up_org_has_no_problem(spec_dir: Path) -> None:
@@ -92,8 +124,9 @@ def test_a_set_up_org_has_no_problem(spec_dir: Path) -> None:
     assert any("stamped with their event time" in f.message for f in findings)
 
 
-def _delete_pipeline(emulator: DoctorDatadog) -> None:
-    emulator.state.pipelines.clear()
+def _delete_pipeline(emulator: DatadogEmulator) -> None:
+    (pipeline,) = config_api(emulator, "GET", "/api/v1/logs/config/pipelines")
+    config_api(emulator, "DELETE", f"/api/v1/logs/config/pipelines/{pipeline['id']}")
 
 
 def test_pipeline_missing_names_the_rules_reading_derived_fields(spec_dir: Path) -> None:
@@ -109,7 +142,7 @@ def test_pipeline_missing_names_the_rules_reading_derived_fields(spec_dir: Path)
 
 
 def test_facet_missing_names_the_rules_with_a_range_on_it(spec_dir: Path) -> None:
-    found = problems(spec_dir, lambda emulator: emulator.doctor_facets.pop("@Event.Response.Status"))
+    found = problems(spec_dir, lambda emulator: emulator.remove_facet("@Event.Response.Status"))
     (facet,) = found
     assert facet.subject == "Datadog facet @Event.Response.Status (integer)"
     assert "the facet is missing or not integer" in facet.message
@@ -118,8 +151,8 @@ def test_facet_missing_names_the_rules_with_a_range_on_it(spec_dir: Path) -> Non
 
 
 def test_wrong_facet_type_is_found(spec_dir: Path) -> None:
-    def as_string(emulator: DoctorDatadog) -> None:
-        emulator.doctor_facets["@Event.Response.Status"] = ("string", False)
+    def as_string(emulator: DatadogEmulator) -> None:
+        emulator.add_facet(Facet("@Event.Response.Status", "string"))
 
     (facet,) = problems(spec_dir, as_string)
     assert "not integer" in facet.message
@@ -127,17 +160,33 @@ def test_wrong_facet_type_is_found(spec_dir: Path) -> None:
 
 
 def test_a_dimension_where_a_measure_belongs_is_found(spec_dir: Path) -> None:
-    def dimension(emulator: DoctorDatadog) -> None:
-        emulator.doctor_facets["@extalerts.duration_ms"] = ("double", False)
+    def dimension(emulator: DatadogEmulator) -> None:
+        emulator.add_facet(Facet("@extalerts.duration_ms", "double", measure=False))
 
     (facet,) = problems(spec_dir, dimension)
     assert facet.subject == "Datadog facet @extalerts.duration_ms (double, measure)"
     assert "not a measure; breaks do-latency-p99" in facet.message
 
 
+def test_no_event_time_when_the_pipeline_is_disabled(spec_dir: Path) -> None:
+    def disable(pipeline: dict[str, Any]) -> None:
+        pipeline["is_enabled"] = False
+
+    found = problems(spec_dir, edit_pipeline(disable))
+    messages = [f"{f.subject}: {f.message}" for f in found]
+    assert any("is disabled" in m and "do-operation-errors" in m for m in messages)
+    timing = next(m for m in messages if "intake time" in m)
+    assert "4 of the 4 newest" in timing
+    assert "60 s after EventTimestampMs" in timing
+    assert "logs-stopped" in timing
+
+
 def test_no_event_time_when_the_pipeline_is_out_of_the_order(spec_dir: Path) -> None:
-    def out_of_order(emulator: DoctorDatadog) -> None:
-        emulator.doctor_order = []
+    def out_of_order(emulator: DatadogEmulator) -> None:
+        # No API takes a pipeline out of the order (PUT must list them all): the org's state is set as if.
+        with emulator._lock:
+            emulator.state.pipeline_order.clear()
+            emulator._pipelines_changed()
 
     found = problems(spec_dir, out_of_order)
     messages = [f"{f.subject}: {f.message}" for f in found]
@@ -149,29 +198,27 @@ def test_no_event_time_when_the_pipeline_is_out_of_the_order(spec_dir: Path) -> 
 
 
 def test_a_pipeline_edited_in_datadog_is_reported(spec_dir: Path) -> None:
-    def without_date_remapper(emulator: DoctorDatadog) -> None:
-        (pipeline,) = emulator.state.pipelines.values()
+    def without_date_remapper(pipeline: dict[str, Any]) -> None:
         pipeline["processors"] = pipeline["processors"][1:]
 
-    messages = [f"{f.subject}: {f.message}" for f in problems(spec_dir, without_date_remapper)]
+    messages = [f"{f.subject}: {f.message}" for f in problems(spec_dir, edit_pipeline(without_date_remapper))]
     assert any("differs from the rendered pipeline" in m for m in messages)
     assert any("intake time" in m for m in messages)
 
 
 def test_structured_lines_never_parsed_are_found(spec_dir: Path) -> None:
-    def string_builder_skips(emulator: DoctorDatadog) -> None:
+    def string_builder_skips(pipeline: dict[str, Any]) -> None:
         # As if Datadog's select wrote the Message array in a shape the string builder cannot use.
-        (pipeline,) = emulator.state.pipelines.values()
         pipeline["processors"][2]["template"] = "%{nothing}"
 
-    messages = [f"{f.subject}: {f.message}" for f in problems(spec_dir, string_builder_skips)]
+    messages = [f"{f.subject}: {f.message}" for f in problems(spec_dir, edit_pipeline(string_builder_skips))]
     line = next(m for m in messages if m.startswith("Datadog structured line"))
     assert "the string builder set @extalerts_line on none of them" in line
     assert "do-operation-errors" in line
 
 
 def test_without_a_logs_search_api_event_time_is_reported_unchecked(spec_dir: Path) -> None:
-    def no_search(emulator: DoctorDatadog) -> None:
+    def no_search(emulator: DatadogEmulator) -> None:
         emulator._routes = [route for route in emulator._routes if "events/search" not in route[1].pattern]
 
     with org(spec_dir, break_it=no_search) as (_, api):
@@ -183,7 +230,7 @@ def test_without_a_logs_search_api_event_time_is_reported_unchecked(spec_dir: Pa
 def test_cli_prints_one_line_per_problem_and_exits_1(spec_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DD_API_KEY", API_KEY)
     monkeypatch.setenv("DD_APP_KEY", APP_KEY)
-    with org(spec_dir, break_it=lambda emulator: emulator.doctor_facets.pop("@Event.Response.Status")) as (emulator, _):
+    with org(spec_dir, break_it=lambda emulator: emulator.remove_facet("@Event.Response.Status")) as (emulator, _):
         code, out, _ = cli_run("doctor", "--provider", "datadog", "--api-url", emulator.url, str(spec_dir))
         assert code == 1
         flagged = [line for line in out.splitlines() if line.startswith("PROBLEM")]

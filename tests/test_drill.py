@@ -28,9 +28,10 @@ from extalerts.drill.view import (
 from extalerts.engine import MINUTE_MS, Engine, State, schedule_minutes
 from extalerts.filter import parse
 from extalerts.filter.python import to_python
+from extalerts.plan import apply_plan, compute_plan
+from extalerts.providers.datadog import LOGS_PIPELINE, DatadogApi, DatadogProvider, DatadogSettings
 from extalerts.sandbox import Sandbox
 from extalerts.spec import load_spec
-from tests import datadog_structured_line
 from tests.conftest import MONITORS, REPO, cli_run, write
 
 RULES = """\
@@ -117,8 +118,17 @@ def sandbox_env(drill_spec: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[S
         for name, value in sandbox.env().items():
             monkeypatch.setenv(name, value)
         # Drill events reach Datadog monitors through the structured-line pipeline, as in a set-up org.
-        datadog_structured_line.install(sandbox.datadog)
+        push_the_pipeline(sandbox, drill_spec)
         yield sandbox
+
+
+def push_the_pipeline(sandbox: Sandbox, spec_dir: Path) -> None:
+    """Push only the spec's rendered log pipeline, as `push --provider datadog` pushes it (each test
+    pushes the monitors, or not, itself)."""
+    provider = DatadogProvider(DatadogApi(DatadogSettings.from_env(env=sandbox.env())))
+    (pipeline,) = [r for r in provider.desired(load_spec([spec_dir])) if r.kind == LOGS_PIPELINE]
+    result = apply_plan(compute_plan(provider, [pipeline], provider.fetch(), prune=False), provider, concurrency=1)
+    assert result.ok, result.failed
 
 
 def drill_objects(sandbox: Sandbox) -> list[str]:
@@ -141,7 +151,6 @@ def test_drill_all_fires_every_rule_in_time_and_cleans_up(
     # Production monitors are live too: drill events must not reach them.
     code, _, err = cli_run("push", str(drill_spec), "-p", provider, "--yes", "--state-file", "state.json")
     assert code == 0, err
-    datadog_structured_line.install(sandbox_env.datadog)
     code, out, err = cli_run("drill", str(drill_spec), "--provider", provider, "--all", "--output", "json")
     assert code == 0, err
     drills = {d["rule"]: d for d in json.loads(out)["drills"]}
@@ -320,7 +329,6 @@ def test_a_live_drill_fires_the_production_alert_and_deletes_nothing(
     assert "push it before a live drill" in err
     code, _, err = cli_run("push", str(drill_spec), "-p", provider, "--yes", "--state-file", "state.json")
     assert code == 0, err
-    datadog_structured_line.install(sandbox_env.datadog)
     before = sandbox_env.datadog.monitors() if provider == "datadog" else sandbox_env.splunk.saved_searches()
     code, out, err = cli_run(
         "drill", str(drill_spec), "-p", provider, "--rule", "exceptions", "--live", "--yes", "-o", "json"
@@ -582,7 +590,17 @@ def _delete_the_pipeline(sandbox: Sandbox) -> None:
 
 
 def _point_grok_at_the_array(sandbox: Sandbox) -> None:
-    datadog_structured_line.install(sandbox.datadog, datadog_structured_line.pipeline(grok_source="Logs.Message"))
+    import urllib3
+
+    env = sandbox.env()
+    headers = {"DD-API-KEY": env["DD_API_KEY"], "DD-APPLICATION-KEY": env["DD_APP_KEY"]}
+    url = f"{sandbox.datadog.url}/api/v1/logs/config/pipelines"
+    (pipeline,) = json.loads(urllib3.request("GET", url, headers=headers).data)
+    (grok,) = [p for p in pipeline["processors"] if p["type"] == "grok-parser"]
+    grok["source"] = "Logs.Message"  # the array itself: grok reads strings only
+    body = {k: pipeline[k] for k in ("name", "is_enabled", "filter", "processors")}
+    response = urllib3.request("PUT", f"{url}/{pipeline['id']}", body=json.dumps(body).encode(), headers=headers)
+    assert response.status == 200
 
 
 @pytest.mark.parametrize(
@@ -601,7 +619,6 @@ def test_a_broken_pushed_artifact_fails_the_drill_of_its_rule(
     # The emulator evaluates what is pushed: a drill passes only when every artifact works together.
     code, _, err = cli_run("push", str(drill_spec), "-p", "datadog", "--yes", "--state-file", "state.json")
     assert code == 0, err
-    datadog_structured_line.install(sandbox_env.datadog)
     breaks(sandbox_env)
     extra = ["--live", "--yes"] if live else []
     code, out, err = cli_run("drill", str(drill_spec), "-p", "datadog", "--rule", rule, *extra, "-o", "json")

@@ -110,8 +110,10 @@ def _valid_monitor() -> dict[str, Any]:
 
 
 def test_pipeline_remaps_the_date_and_reads_the_structured_line_as_the_engine_does(rendered: dict[str, str]) -> None:
+    from extalerts.emulators.datadog.facets import FacetRegistry
+    from extalerts.emulators.datadog.logs import StoredLog
+    from extalerts.emulators.datadog.pipelines import compile_pipeline
     from extalerts.filter.python import structured_line
-    from tests.datadog_fake import apply_documented_pipeline
     from tests.test_engine import STRUCTURED_LINE_SHAPES
 
     pipeline = json.loads(rendered["datadog/pipelines/extalerts-structured-logs.json"])
@@ -121,11 +123,16 @@ def test_pipeline_remaps_the_date_and_reads_the_structured_line_as_the_engine_do
         "string-builder-processor",
         "grok-parser",
     ]
+    # Run as the Datadog emulator runs it, each processor as its doc page describes it.
+    compiled = compile_pipeline(pipeline, FacetRegistry())
+    assert compiled.unsupported == []
+    shipped = {"source": "cloudflare", "service": "workers-trace-events"}
     for logs in STRUCTURED_LINE_SHAPES:
         event = {"EventTimestampMs": 1_767_225_600_123, "Logs": logs}
-        processed = apply_documented_pipeline(pipeline, event)
-        assert processed["timestamp"] == event["EventTimestampMs"]
-        assert processed.get("extalerts") == structured_line(event), logs
+        processed = StoredLog(1, 0, 0, json.loads(json.dumps(event)), [], shipped)
+        compiled.run(processed)
+        assert processed.timestamp_ms == event["EventTimestampMs"]
+        assert processed.attributes.get("extalerts") == structured_line(event), logs
 
 
 def test_facets_list_every_range_aggregation_and_group_by(rendered: dict[str, str]) -> None:

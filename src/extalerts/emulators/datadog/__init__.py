@@ -6,7 +6,8 @@ every rule of behaviour citing the documentation sentence it follows:
 * :mod:`.pipelines` — log processing at intake (date remapper, array, string builder, grok, …);
 * :mod:`.search` — the log search syntax, with :mod:`.facets` deciding numeric ranges and measures;
 * :mod:`.monitors` — the monitor query grammars and their evaluation (log alerts, formulas,
-  metric change alerts on log-based metrics), with group states.
+  metric change alerts on log-based metrics), with group states;
+* :mod:`.aggregate` and :mod:`.events` — the Logs Aggregate and Logs Search APIs over the stored logs.
 """
 
 from extalerts.emulators.datadog.api import (

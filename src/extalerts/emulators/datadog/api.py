@@ -12,7 +12,8 @@ Endpoints: ``/api/v1/monitor`` (create, list, get, update, delete, validate; ``g
 is answered ``400 {"error": {"code": "InvalidArgument", "message": "Non existing pipeline"}}``, as
 Datadog does, not 404), ``/api/v1/logs/config/pipeline-order``, the logs intake ``POST /api/v2/logs``
 (API key only, as the intake checks; 202, at most 1,000 logs and 5 MB a request), the Logs Aggregate
-API ``POST /api/v2/logs/analytics/aggregate`` and webhook integration entries.
+API ``POST /api/v2/logs/analytics/aggregate``, the Logs Search API ``POST /api/v2/logs/events/search``
+(:mod:`.events`) and webhook integration entries.
 
 What it stores it also runs: the intake keeps each raw log in ``logs`` and its processed form (the
 stored pipelines applied, in pipeline order, at intake: :mod:`.pipelines`) in ``store``;
@@ -262,6 +263,7 @@ class DatadogEmulator(EmulatorServer):
             r("GET", "/api/v1/logs/config/pipeline-order", self._get_pipeline_order),
             r("PUT", "/api/v1/logs/config/pipeline-order", self._put_pipeline_order),
             r("POST", "/api/v2/logs/analytics/aggregate", self._aggregate),
+            r("POST", "/api/v2/logs/events/search", self._list_logs),
             r("POST", "/api/v2/logs", self._intake),
             r("POST", "/api/v1/integration/webhooks/configuration/webhooks", self._post_webhook),
             r("GET", "/api/v1/integration/webhooks/configuration/webhooks/([^/]+)", self._get_webhook),
@@ -803,6 +805,25 @@ class DatadogEmulator(EmulatorServer):
         except AggregateError as exc:
             raise _errors(400, str(exc)) from None
         return {"meta": {"status": "done", "request_id": f"emulator-{self._sequence}", "elapsed": 0}, "data": data}
+
+    # ----------------------------------------------------------------------------------- logs search
+
+    def _list_logs(self, *, query: dict[str, str], body: Any) -> dict[str, Any]:
+        from datadog_api_client.v2.model.logs_list_request import LogsListRequest
+
+        from extalerts.emulators.datadog.events import ListError, list_logs
+
+        problems = _model_problems(LogsListRequest, body) if isinstance(body, dict) else []
+        if problems:
+            raise _errors(400, *problems)
+        try:
+            data, after = list_logs(body, self.store, self.facets, self.clock())
+        except ListError as exc:
+            raise _errors(400, str(exc)) from None
+        meta: dict[str, Any] = {"status": "done", "request_id": f"emulator-{self._sequence}", "elapsed": 0}
+        if after is not None:
+            meta["page"] = {"after": after}
+        return {"data": data, "meta": meta}
 
 
 def _epoch_ms(timestamp: str) -> int:
