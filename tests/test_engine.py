@@ -595,11 +595,20 @@ def _quantile_cont(values: list[float], fraction: float) -> float:
     return low + (high - low) * (position - math.floor(position))
 
 
+def _nearest_rank(values: list[float], fraction: float) -> float:
+    """limits.conf's nearest-rank: the value of 0-based rank floor(fraction * count), written out."""
+    ordered = sorted(values)
+    return ordered[min(math.floor(round(fraction * 100) * len(ordered) / 100), len(ordered) - 1)]
+
+
+@pytest.mark.parametrize("semantics", ["datadog", "splunk"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_windowed_signals_match_a_direct_computation(tmp_path: Path, seed: int) -> None:
+def test_windowed_signals_match_a_direct_computation(tmp_path: Path, seed: int, semantics: Semantics) -> None:
     """Percentiles and distinct counts per window, against sorting and counting each window's events
-    directly: random values, gaps, events without the value, two input files sharing buckets."""
+    directly: random values, gaps, events without the value or the group, two input files sharing
+    buckets."""
     spec = spec_with(tmp_path, WINDOWED)
+    percentile = _quantile_cont if semantics == "datadog" else _nearest_rank
     rng = random.Random(seed)
     events = []
     for _ in range(600):
@@ -611,11 +620,13 @@ def test_windowed_signals_match_a_direct_computation(tmp_path: Path, seed: int) 
         if rng.random() < 0.1:
             del fields["WallTimeMs"]
         events.append(event(minute, **fields))
+        if rng.random() < 0.05:
+            del events[-1]["ScriptName"]
     half = len(events) // 2
     first, second = tmp_path / "a.ndjson", tmp_path / "b.ndjson"
     write_events(events[:half], first)
     write_events(events[half:], second)
-    engine = Engine(spec)
+    engine = Engine(spec, semantics=semantics)
     engine.load([str(first), str(second)])
     result = engine.evaluate()
     delay, checked = 90_000, 0
@@ -623,13 +634,16 @@ def test_windowed_signals_match_a_direct_computation(tmp_path: Path, seed: int) 
         ("latency", 4, lambda e: e.get("WallTimeMs")),
         ("visitors", 3, lambda e: e.get("Event", {}).get("Request", {}).get("URL")),
     ):
+        groups = {dict(group)["ScriptName"] for group in result.rules[rule_id].series}
+        # Events without ScriptName: a group of their own for Datadog, in no group for Splunk.
+        assert ("N/A" in groups) is (semantics == "datadog")
         for group, series in result.rules[rule_id].series.items():
             script = dict(group)["ScriptName"]
             for at_ms, value in series:
                 inside = [
                     e
                     for e in events
-                    if e["ScriptName"] == script
+                    if e.get("ScriptName", "N/A") == script
                     and e["EventType"] == "fetch"
                     and at_ms - delay - window * 60_000 <= e["EventTimestampMs"] < at_ms - delay
                 ]
@@ -637,13 +651,13 @@ def test_windowed_signals_match_a_direct_computation(tmp_path: Path, seed: int) 
                 if rule_id == "visitors":
                     expected: float | None = float(len(set(present)))
                 else:
-                    expected = _quantile_cont([float(v) for v in present], 0.95) if present else None
+                    expected = percentile([float(v) for v in present], 0.95) if present else None
                 if expected is None:
                     assert value is None, (rule_id, script, at_ms)
                 else:
                     assert value == pytest.approx(expected, rel=1e-12), (rule_id, script, at_ms)
                 checked += 1
-    assert checked > 100
+    assert checked > (100 if semantics == "datadog" else 25)  # Splunk runs once per window
 
 
 EVERY_FIELD = "".join(
@@ -850,3 +864,103 @@ def test_splunk_counts_the_warning_search_notifications_apart(tmp_path: Path) ->
     # throttle: api's warning at 7m is 6m after the one at 1m; the critical run at 4m notifies at once.
     assert minutes["splunk"] == {"alert": [(1, "web"), (4, "api")], "warning": [(1, "api"), (7, "api")]}
     assert minutes["datadog"] == {"alert": [(1, "web"), (4, "api")], "warning": []}
+
+
+PERCENTILES = """\
+  - id: p90
+    title: p90 latency
+    severity: high
+    signal: {kind: measure, field: WallTimeMs, aggregation: p90}
+    window: 1m
+    evaluation_delay: 0s
+    thresholds: {critical: 5000}
+  - id: median
+    title: median latency
+    severity: high
+    signal: {kind: measure, field: WallTimeMs, aggregation: median}
+    window: 1m
+    evaluation_delay: 0s
+    thresholds: {critical: 5000}
+"""
+
+
+@pytest.mark.parametrize(
+    ("semantics", "expected"),
+    [
+        # Interpolated between the nearest ranks (0-based position (n - 1) * p):
+        # minute 0, 100..1000: p90 at 8.1 -> 900 + 0.1 * 100 = 910; median at 4.5 -> 550;
+        # minute 1, 100..400: p90 at 2.7 -> 300 + 0.7 * 100 = 370; median at 1.5 -> 250.
+        ("datadog", {"p90": [910.0, 370.0], "median": [550.0, 250.0]}),
+        # limits.conf nearest-rank: the value of 0-based rank floor(p * n):
+        # minute 0: p90 rank 9 -> 1000, median rank 5 -> 600; minute 1: p90 rank 3 -> 400, median rank 2 -> 300.
+        ("splunk", {"p90": [1000.0, 400.0], "median": [600.0, 300.0]}),
+    ],
+)
+def test_percentiles_interpolate_for_datadog_and_take_the_nearest_rank_for_splunk(
+    tmp_path: Path, semantics: Semantics, expected: dict[str, list[float]]
+) -> None:
+    spec = spec_with(tmp_path, PERCENTILES)
+    events = [event(k / 10, WallTimeMs=100 * (k + 1)) for k in range(10)]
+    events += [event(1 + k / 10, WallTimeMs=100 * (4 - k)) for k in range(4)]  # unsorted on purpose
+    engine = Engine(spec, threads=1, semantics=semantics)
+    engine.load_events(events)
+    result = engine.evaluate(start_ms=at(1), end_ms=at(2))
+    assert {rule_id: [v for _, v in outcome.series[()]] for rule_id, outcome in result.rules.items()} == expected
+
+
+GROUPED_BY_A_MISSING_FIELD = """\
+  - id: errors
+    title: Errors
+    severity: high
+    filter: 'Outcome != "ok"'
+    signal: {kind: count}
+    window: 1m
+    evaluation_delay: 0s
+    group_by: [ScriptName]
+    thresholds: {critical: 2}
+  - id: slow
+    title: Slow
+    severity: high
+    signal: {kind: measure, field: WallTimeMs, aggregation: p99}
+    window: 1m
+    evaluation_delay: 0s
+    group_by: [ScriptName]
+    thresholds: {critical: 500}
+"""
+
+
+@pytest.mark.parametrize(
+    ("semantics", "expected"),
+    [
+        # Datadog semantics (unchanged): the events without ScriptName make a group of their own.
+        ("datadog", {"errors": [(1, "N/A"), (1, "api")], "slow": [(1, "N/A")]}),
+        # Splunk's `stats … BY ScriptName` returns a row per value: events without one are in no group.
+        ("splunk", {"errors": [(1, "api")], "slow": []}),
+    ],
+)
+def test_events_without_the_group_by_field_form_a_group_only_under_datadog(
+    tmp_path: Path, semantics: Semantics, expected: dict[str, list[tuple[int, str]]]
+) -> None:
+    spec = spec_with(tmp_path, GROUPED_BY_A_MISSING_FIELD)
+    # Minute 0: api fails 3 times (fast); 3 failing, slow events carry no ScriptName (one a JSON null).
+    events = [event(k / 10, Outcome="exception") for k in range(3)]
+    nameless = [event(0.5 + k / 10, Outcome="exception", WallTimeMs=900) for k in range(3)]
+    for index, nameless_event in enumerate(nameless):
+        if index:
+            del nameless_event["ScriptName"]
+        else:
+            nameless_event["ScriptName"] = None
+    engine = Engine(spec, threads=1, semantics=semantics)
+    engine.load_events(events + nameless + [event(1.5)])
+    result = engine.evaluate(start_ms=at(1), end_ms=at(2))
+    fired = {
+        rule_id: sorted(
+            ((t.at_ms - T0) // 60_000, dict(t.group)["ScriptName"])
+            for t in outcome.transitions
+            if t.after is State.ALERT
+        )
+        for rule_id, outcome in result.rules.items()
+    }
+    assert fired == expected
+    if semantics == "splunk":
+        assert all(("ScriptName", "N/A") not in outcome.series for outcome in result.rules.values())

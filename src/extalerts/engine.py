@@ -6,10 +6,14 @@ was seen counts 0 events in a window where it sent none, and a rule without grou
 input's first full window, before its own first event; count-like signals treat an empty window as
 0, other signals as "no data", which keeps the current state. Alert and warning recover when the value
 is back on the quiet side of their recovery threshold (or of the threshold itself without one).
+Percentiles interpolate between the two nearest ranks; events lacking a group-by field form the
+group ``N/A``.
 ``semantics="splunk"`` follows the rendered Splunk alerts instead: they run on their cron schedule,
 are stateless (no recovery thresholds: each run alerts or not), and warnings are a separate alert
 whose search leaves the critical range to the alert search: each run puts a group in one state, so
-it notifies once, as critical or as warning, each search throttled on its own.
+it notifies once, as critical or as warning, each search throttled on its own. Percentiles take
+the nearest rank (limits.conf's ``perc_method``), and events lacking a group-by field are in no
+group, as ``stats … BY`` leaves them out.
 
 Data path: one parallel DuckDB scan per input file (plain or gzip, local or through fsspec) reads
 only the fields the rules use, typed to the shapes Logpush writes, and aggregates them straight away:
@@ -68,6 +72,8 @@ MINUTE_MS = 60_000
 Semantics = Literal["datadog", "splunk"]
 #: A group: (field, value) pairs in group_by order; () for a rule without group_by.
 Group = tuple[tuple[str, str], ...]
+#: The group of events lacking a group-by field, under Datadog semantics; under Splunk's they are
+#: in no group, as `stats … BY f` returns one row per value of f.
 MISSING_GROUP_VALUE = "N/A"
 MAX_REPORTED_BAD_LINES = 20
 #: The longest line read as an event; a longer one is a bad line (Logpush caps an event far below).
@@ -309,6 +315,11 @@ class _Keys:
     groups: tuple[str, ...]
     values: str | None = None
 
+    @property
+    def grouped(self) -> str:
+        """The condition for a row in a bucket and in a group (a null group value is in none)."""
+        return " AND ".join(f"{column} IS NOT NULL" for column in (self.bucket, *self.groups))
+
 
 @dataclass
 class _RuleAggregates:
@@ -442,9 +453,10 @@ class Engine:
             for name in rule.rule.group_by:
                 if name not in groups:
                     groups[name] = f"_g{len(groups)}"
-                    derived.append(
-                        f"coalesce(CAST({self.columns(name)} AS VARCHAR), '{MISSING_GROUP_VALUE}') AS {groups[name]}"
-                    )
+                    group_value = f"CAST({self.columns(name)} AS VARCHAR)"
+                    if self.semantics == "datadog":
+                        group_value = f"coalesce({group_value}, '{MISSING_GROUP_VALUE}')"
+                    derived.append(f"{group_value} AS {groups[name]}")
             matches = condition(self._where(rule))
             signal = rule.rule.signal
             names = [aggregate(f"count(*) FILTER (WHERE {matches})")]
@@ -952,7 +964,7 @@ class Engine:
         columns = ", ".join((keys.bucket, *keys.groups))
         combined = ", ".join(f"{self._combine[name]}({name})" for name in aggregates.names)
         query = (
-            f"SELECT {columns}, {combined} FROM partials WHERE {keys.bucket} IS NOT NULL "
+            f"SELECT {columns}, {combined} FROM partials WHERE {keys.grouped} "
             f"GROUP BY {columns} HAVING sum({aggregates.names[0]}) > 0"
         )
         found: dict[Group, dict[int, Any]] = {}
@@ -1025,7 +1037,7 @@ class Engine:
         if isinstance(signal, CardinalitySignal):
             steps = self._distinct_changes(rule, window_buckets)
         else:
-            quantiles = self._window_quantiles(rule, window_buckets, (signal.aggregation.percentile or 50) / 100)
+            quantiles = self._window_quantiles(rule, window_buckets, signal.aggregation.percentile or 50)
         out: dict[Group, list[tuple[int, float | None]]] = {}
         for group, by_bucket in buckets.items():
             events = _Buckets(by_bucket)
@@ -1050,13 +1062,22 @@ class Engine:
         return out
 
     def _window_quantiles(
-        self, rule: ResolvedRule, window_buckets: int, fraction: float
+        self, rule: ResolvedRule, window_buckets: int, percentile: int
     ) -> dict[tuple[Group, int], float]:
-        """The percentile of each window (by group and window end, in buckets) holding a value, as
-        DuckDB's ``quantile_cont``: linear interpolation between the two nearest ranks. Each bucket's
-        values are counted once, copied to the windows they fall in, and ranked there in DuckDB."""
+        """The percentile of each window (by group and window end, in buckets) holding a value. Datadog
+        semantics: DuckDB's ``quantile_cont``, linear interpolation between the two nearest ranks.
+        Splunk semantics: limits.conf's default ``perc_method = nearest-rank``, "the number with
+        0-based rank R = floor((percentile/100)*count)" (clamped to the last). Both providers only
+        approximate these exact values (DDSketch; Splunk's default ``perc_digest_type = tdigest``).
+        Each bucket's values are counted once, copied to the windows they fall in, and ranked there."""
         keys = self._rule_aggregates[rule.id].keys
         by = "".join(f"{group}, " for group in keys.groups)
+        fraction = percentile / 100
+        nearest_rank = self.semantics == "splunk"
+        if nearest_rank:  # integer arithmetic: 0.29 * 100 is not 29 in floating point
+            low_rank = high_rank = f"least(n * {percentile} // 100, n - 1)"
+        else:
+            low_rank, high_rank = f"floor((n - 1) * {fraction!r})", f"ceil((n - 1) * {fraction!r})"
         query = (
             f"WITH bucket_values AS (SELECT {by}b, value, count(*) AS c FROM ({self._bucket_values(keys)}) "
             "GROUP BY ALL), "
@@ -1064,8 +1085,8 @@ class Engine:
             f"CROSS JOIN range(1, {window_buckets + 1}) AS steps(k) GROUP BY ALL), "
             f"ranked AS (SELECT {by}e, value, sum(c) OVER (PARTITION BY {by}e ORDER BY value "
             f"ROWS UNBOUNDED PRECEDING) AS upto, sum(c) OVER (PARTITION BY {by}e) AS n FROM windows) "
-            f"SELECT {by}e, any_value(n), min(value) FILTER (WHERE upto > floor((n - 1) * {fraction!r})), "
-            f"min(value) FILTER (WHERE upto > ceil((n - 1) * {fraction!r})) FROM ranked GROUP BY ALL"
+            f"SELECT {by}e, any_value(n), min(value) FILTER (WHERE upto > {low_rank}), "
+            f"min(value) FILTER (WHERE upto > {high_rank}) FROM ranked GROUP BY ALL"
         )
         width = len(keys.groups)
         found: dict[tuple[Group, int], float] = {}
@@ -1073,17 +1094,15 @@ class Engine:
             group = _group(rule, row[:width])
             events, low, high = int(row[width + 1]), float(row[width + 2]), float(row[width + 3])
             position = (events - 1) * fraction
-            found[group, int(row[width])] = low + (high - low) * (position - math.floor(position))
+            weight = 0.0 if nearest_rank else position - math.floor(position)
+            found[group, int(row[width])] = low + (high - low) * weight
         return found
 
     @staticmethod
     def _bucket_values(keys: _Keys) -> str:
         """Every value a rule listed, one row each with its groups and bucket ``b``, across inputs."""
         by = "".join(f"{group}, " for group in keys.groups)
-        return (
-            f"SELECT {by}{keys.bucket} AS b, unnest({keys.values}) AS value "
-            f"FROM partials WHERE {keys.bucket} IS NOT NULL"
-        )
+        return f"SELECT {by}{keys.bucket} AS b, unnest({keys.values}) AS value FROM partials WHERE {keys.grouped}"
 
     def _distinct_changes(self, rule: ResolvedRule, window_buckets: int) -> dict[Group, list[tuple[int, int]]]:
         """How the distinct count changes, per group, from one window end (in buckets) to the next.
