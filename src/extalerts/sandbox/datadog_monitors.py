@@ -19,8 +19,9 @@ from extalerts.drill.view import DRILL_MANAGED_TAG
 from extalerts.emulators.datadog import DatadogEmulator
 from extalerts.emulators.datadog.facets import Facet, facets_from_document
 from extalerts.emulators.datadog.monitors import ALERT, NO_DATA, OK, WARN, Change
+from extalerts.errors import ExtalertsError
 from extalerts.render.datadog import RULE_TAG_PREFIX
-from extalerts.sandbox.sink import WebhookSink, post_json
+from extalerts.sandbox.sink import Deliver, WebhookSink, post_json
 from extalerts.spec.loader import Spec
 
 _HANDLE = re.compile(r"(?:^|\s)@(\S+)")
@@ -37,37 +38,7 @@ def spec_facets(spec: Spec) -> list[Facet]:
     for rendered in render(spec, ["datadog"]):
         if rendered.path == FACETS_FILE:
             return facets_from_document(json.loads(rendered.content), FACETS_FILE)
-    return derived_facets(spec)
-
-
-def derived_facets(spec: Spec) -> list[Facet]:
-    """Until the renderer writes ``facets.json``: the numeric facets the rendered monitors need — a facet
-    for each attribute searched with a numeric range or comparison, a measure for each numeric aggregation —
-    typed from the field catalog (integer or double)."""
-    from extalerts.render.datadog import DatadogRenderer, facet
-    from extalerts.render.templates import Templates
-    from extalerts.spec.models import Aggregation, MeasureSignal
-
-    renderer = DatadogRenderer(spec, Templates())
-    by_path = {facet(field): field for field in spec.catalog.values()}
-    found: dict[str, Facet] = {}
-
-    def typed(path: str) -> str:
-        field = by_path.get(path)
-        return "integer" if field is not None and field.type.value == "integer" else "double"
-
-    for rule in spec.rules:
-        searches = [renderer.search(rule)]
-        if rule.ratio_match is not None:
-            searches.append(renderer.search(rule, rule.ratio_match))
-        for search in searches:
-            for path in re.findall(r"(@[\w.]+):(?:[<>]=?|\[)", search):
-                found.setdefault(path, Facet(path, typed(path)))
-        signal = rule.rule.signal
-        if isinstance(signal, MeasureSignal) and signal.aggregation in Aggregation:
-            path = facet(spec.catalog[signal.field])
-            found[path] = Facet(path, typed(path), measure=True)
-    return sorted(found.values(), key=lambda f: f.path)
+    raise ExtalertsError(f"the Datadog rendering has no {FACETS_FILE}: the sandbox cannot create the facets")
 
 
 class DatadogMonitors:
@@ -77,11 +48,13 @@ class DatadogMonitors:
         self,
         datadog: DatadogEmulator,
         sink: WebhookSink,
+        deliver: Deliver,
         report: Callable[[str], None],
         history: list[dict[str, Any]],
     ) -> None:
         self.datadog = datadog
         self.sink = sink
+        self.deliver = deliver
         self.report = report
         self.history = history
 
@@ -131,22 +104,10 @@ class DatadogMonitors:
                 if url is None:
                     self.report(f"datadog {monitor['id']}: @{handle} is not a configured webhook; not delivered")
                     continue
-                self.sink_or_webhook(url, {**payload, "handle": handle})
+                self.deliver(url, {**payload, "handle": handle}, "/datadog/webhook")
             else:
                 kind = handle.split("-", 1)[0] if "-" in handle and "@" not in handle else "email"
                 post_json(f"{self.sink.url}/datadog/{kind}", {**payload, "handle": handle})
-
-    def sink_or_webhook(self, url: str, payload: dict[str, Any]) -> None:
-        """POST to a loopback webhook; any other URL goes to the sink instead (with its URL): the sandbox
-        never calls out."""
-        from urllib.parse import urlsplit
-
-        host = (urlsplit(url).hostname or "").lower()
-        if host in ("127.0.0.1", "localhost", "::1"):
-            if not post_json(url, payload):
-                self.report(f"webhook {url} did not answer; notification lost")
-        else:
-            post_json(f"{self.sink.url}/datadog/webhook", {**payload, "url": url})
 
 
 def _is_drill(monitor: dict[str, Any]) -> bool:

@@ -47,7 +47,7 @@ class Evaluator:
         self.budget_seconds = BUDGET_SECONDS
         #: Every alert the sandbox raised: provider, monitor, group, state and provider time.
         self.history: list[dict[str, Any]] = []
-        self.datadog_monitors = DatadogMonitors(datadog, sink, self.report, self.history)
+        self.datadog_monitors = DatadogMonitors(datadog, sink, self._deliver, self.report, self.history)
         #: Splunk's scheduler, run in its own thread by the sandbox.
         self.splunk_runs = SplunkRuns(splunk, sink.url, self._deliver, self.report, self.history)
 

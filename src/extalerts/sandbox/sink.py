@@ -16,6 +16,9 @@ from typing import Any
 
 from extalerts.emulators.base import LoopbackServer
 
+#: Delivers a notification to a webhook URL, or to the sink under a path when the URL is not loopback.
+Deliver = Callable[[str, dict[str, Any], str], None]
+
 
 class WebhookSink(LoopbackServer):
     thread_name = "webhook-sink"

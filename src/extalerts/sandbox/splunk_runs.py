@@ -17,7 +17,7 @@ from extalerts.emulators.splunk_scheduler import Run, SplunkScheduler, Trigger
 from extalerts.render.conf import parse_conf
 from extalerts.render.splunk import NAME_PREFIX, WARNING_SUFFIX, SplunkRenderer
 from extalerts.render.templates import Templates
-from extalerts.sandbox.sink import post_json
+from extalerts.sandbox.sink import Deliver, post_json
 from extalerts.spec.loader import Spec
 
 #: Provider seconds a scheduled run waits past its time before it runs: the sandbox's own delivery of
@@ -35,8 +35,6 @@ DRAIN_SECONDS = 30.0
 #: How long indexed events stay searchable: the longest window (2 days), the longest baseline (1 day)
 #: and some.
 KEEP_INDEXED_SECONDS = 4 * 24 * 3600.0
-
-Deliver = Callable[[str, dict[str, Any], str], None]
 
 
 def timestamp_rules(spec: Spec, templates: Templates | None = None) -> dict[str, TimestampRule]:
