@@ -406,3 +406,10 @@ def test_doctor_counts_only_the_lookback(monkeypatch: pytest.MonkeyPatch, spec_d
         assert "4 event(s) in the last 30m" in out
     finally:
         emulator.stop()
+
+
+def test_a_concurrent_push_reads_the_current_user_once(ready: SplunkEmulator, spec_dir: Path) -> None:
+    """Creates run on several threads; each needs the user, and one answer serves them all."""
+    code, _, err = push("--concurrency", "8")
+    assert code == 0, err
+    assert ready.calls["GET /servicesNS/{owner}/{app}/authentication/current-context"] == 1, ready.calls

@@ -239,6 +239,8 @@ class SplunkProvider:
         self._app_missing = False
         self._app_lock = threading.Lock()
         self._username: str | None = None
+        # Creates run on several threads: the first reads the user, the others wait for its answer.
+        self._username_lock = threading.Lock()
 
     @property
     def target(self) -> str:
@@ -324,17 +326,18 @@ class SplunkProvider:
     def username(self) -> str:
         """The user the credentials log in as (``authentication/current-context``): a new search is
         created private to it, then shared."""
-        if self._username is None:
-            service = self.api.service()
+        with self._username_lock:
+            if self._username is None:
+                service = self.api.service()
 
-            def read() -> str:
-                response = service.get(
-                    "authentication/current-context", owner="nobody", app="system", output_mode="json"
-                )
-                return str(json.loads(response.body.read())["entry"][0]["content"]["username"])
+                def read() -> str:
+                    response = service.get(
+                        "authentication/current-context", owner="nobody", app="system", output_mode="json"
+                    )
+                    return str(json.loads(response.body.read())["entry"][0]["content"]["username"])
 
-            self._username = self.api.call("read the current Splunk user", read)
-        return self._username
+                self._username = self.api.call("read the current Splunk user", read)
+            return self._username
 
     def list_saved_searches(self, prefix: str) -> list[Any]:
         """Saved searches whose name starts with ``prefix`` (the server's filter), page by page:
