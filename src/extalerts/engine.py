@@ -65,6 +65,7 @@ from extalerts.spec.models import (
     CountSignal,
     MeasureSignal,
     RatioSignal,
+    breaches,
 )
 from extalerts.wording import plural
 
@@ -1570,12 +1571,7 @@ class _StateMachine:
             self.critical_recovery = self.warning_recovery = None
 
     def breaches(self, value: float, threshold: float) -> bool:
-        return {
-            ">": value > threshold,
-            ">=": value >= threshold,
-            "<": value < threshold,
-            "<=": value <= threshold,
-        }[self.operator]
+        return breaches(self.operator, value, threshold)
 
     def next(self, state: State, value: float | None) -> State:
         if value is None:

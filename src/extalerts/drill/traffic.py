@@ -41,6 +41,7 @@ from extalerts.spec.models import (
     CountSignal,
     MeasureSignal,
     RatioSignal,
+    breaches,
 )
 
 #: More events than this in one minute is not a drill any more.
@@ -286,12 +287,6 @@ def warmup_minutes(rule: ResolvedRule) -> int:
     return math.ceil((rule.evaluation_delay + r.window + baseline) / 60) + 1
 
 
-def _breaches(operator: str, value: float, threshold: float) -> bool:
-    return {">": value > threshold, ">=": value >= threshold, "<": value < threshold, "<=": value <= threshold}[
-        operator
-    ]
-
-
 def minutes_to_breach(
     window_value: Callable[[int], float | None], window_minutes: int, operator: str, critical: float
 ) -> int:
@@ -299,7 +294,7 @@ def minutes_to_breach(
     ``critical``; ``window_value(k)`` is the window's value holding ``k`` incident minutes."""
     for minutes in range(1, window_minutes + 1):
         value = window_value(minutes)
-        if value is not None and _breaches(operator, value, critical):
+        if value is not None and breaches(operator, value, critical):
             return minutes
     raise DrillPlanError(
         f"the drill's incident traffic does not take the rule's value {operator} {critical:g} within a "

@@ -375,6 +375,13 @@ Signal = Annotated[
 ]
 
 
+def breaches(operator: str, value: float, threshold: float) -> bool:
+    """Whether ``value`` is past ``threshold`` by a rule's ``thresholds.operator``."""
+    return {">": value > threshold, ">=": value >= threshold, "<": value < threshold, "<=": value <= threshold}[
+        operator
+    ]
+
+
 class Thresholds(Model):
     """When the signal's value alerts. Recovery values add hysteresis."""
 
