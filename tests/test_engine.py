@@ -476,6 +476,11 @@ STRUCTURED_LINE_SHAPES: list[list[Any]] = [
     [{"Level": "log", "Message": ['{"ok":false,"pad":"' + "x" * 235 + '"}']}],  # 256 characters: read
     [{"Level": "log", "Message": ['{"ok":false,"pad":"' + "x" * 236 + '"}']}],  # 257: not read
     [{"Level": "log", "Message": ['{"ok":false,"pad":"' + "é" * 235 + '"}']}],  # 256 characters, more bytes
+    [{"Level": "log", "Message": ['{"ok":false,"pad":"\\u00e9\\n\\\\ é"}']}],  # escapes in the text and its JSON
+    [{"Level": "log", "Message": ['{"ok":false', '"x":"a\\"b"}']}],  # joined: one part escaped, one not
+    [{"Level": "log", "Message": []}],  # an empty array: an empty text, no object
+    [{"Level": "log", "Message": ["5"]}, {"Level": "log", "Message": [_LINE]}],  # text "5", not the number
+    [{"Level": "warn", "Message": [5, None, {"a": 1}]}, {"Level": "log", "Message": [_LINE]}],  # others' shapes
 ]
 
 
@@ -498,7 +503,17 @@ def test_the_structured_line_is_read_as_the_reference_reads_it(tmp_path: Path, e
     for e in events:
         hit, variant = read[e["EventTimestampMs"]]
         assert variant or hit == predicate(e), e["Logs"]
-    assert [minute for minute, e in enumerate(events) if predicate(e)] == [0, 1, 4, 8, 12, 13, 15]
+    assert [minute for minute, e in enumerate(events) if predicate(e)] == [0, 1, 4, 8, 12, 13, 15, 16, 17, 20]
+
+
+def test_the_typed_reading_parses_each_structured_line_once() -> None:
+    """The messages are parsed by the read itself; the structured line once more, into every derived
+    field at once (json_transform fails exactly where json_valid does, so no separate check)."""
+    engine = Engine(load_spec([MONITORS]), rules=["do-operation-errors", "invalid-url-flood"])
+    sql = engine.fields_query("events.ndjson")
+    assert "json_structure" not in sql
+    assert "json_valid" not in sql
+    assert sql.count("json_transform(") == 1
 
 
 def _variant_shapes(event_at: Callable[..., dict[str, Any]]) -> list[dict[str, Any]]:

@@ -63,25 +63,35 @@ _FIRST_LOG_MESSAGE = (
 )
 
 
-def structured_line(message: str) -> str:
-    """SQL of the structured line (README, "Structured log line"), given the SQL of the first ``log``
-    entry's ``Message`` as JSON. The one definition both readings use, and the same as
-    :func:`extalerts.filter.python.structured_line`: strings only, joined with ``,``, at most
-    :data:`~extalerts.fields.STRUCTURED_LINE_MAX_CHARS` characters, a JSON object."""
+def structured_line_text(message: str) -> str:
+    """SQL of the structured line's text (README, "Structured log line") for the exact reading, given
+    the SQL of the first ``log`` entry's ``Message`` as JSON: its strings joined with ``,``, or the
+    single string; NULL when it holds anything else. :func:`line_values` then keeps a JSON object of
+    at most :data:`~extalerts.fields.STRUCTURED_LINE_MAX_CHARS` characters, as
+    :func:`extalerts.filter.python.structured_line` does."""
     # json_structure is ["VARCHAR"] for an array of strings and nulls; nulls are told apart after.
     strings = f"json_transform({message}, '[\"VARCHAR\"]')"
     joined = f"array_to_string(ps, {sql_string(STRUCTURED_LINE_SEPARATOR)})"
-    text = (
+    return (
         f"CASE json_structure({message}) "
         f"WHEN '[\"VARCHAR\"]' THEN list_transform([{strings}], "
         f"lambda ps: CASE WHEN list_count(ps) = len(ps) THEN {joined} END)[1] "
         f"WHEN '\"VARCHAR\"' THEN json_extract_string({message}, '$') END"
     )
-    # JSON allows these four before a value; the text is named once through a one-element list.
+
+
+def line_values(text: str, derived: Sequence[Field]) -> str:
+    """The derived keys of the structured line, each as its JSON text, in one parse of the line's
+    ``text``; NULL unless the text is a JSON object of at most
+    :data:`~extalerts.fields.STRUCTURED_LINE_MAX_CHARS` characters. The one definition both readings
+    use. A text that is not JSON fails the transform (TRY makes it NULL): json_transform accepts
+    exactly what json_valid does, so the line is parsed once."""
+    # JSON allows these four before a value.
     blanks = sql_string(" \t\n\r")
+    structure = json.dumps(dict.fromkeys((field.derived_key or "" for field in derived), "JSON"))
     return (
-        f"list_transform([{text}], lambda t: CASE WHEN length(t) <= {STRUCTURED_LINE_MAX_CHARS} "
-        f"AND json_valid(t) AND starts_with(ltrim(t, {blanks}), '{{') THEN t END)[1]"
+        f"CASE WHEN length({text}) <= {STRUCTURED_LINE_MAX_CHARS} AND starts_with(ltrim({text}, {blanks}), '{{') "
+        f"THEN TRY(json_transform({text}, {sql_string(structure)})) END"
     )
 
 
@@ -113,8 +123,8 @@ def select_fields(fields: Sequence[tuple[Field, str]], scan: str, carry: Sequenc
         scan = f"(SELECT *, {MESSAGES} AS _messages FROM {scan})"
     if derived:
         scan = f"(SELECT *, {_FIRST_LOG_MESSAGE} AS _message FROM {scan})"
-        scan = f"(SELECT *, {structured_line('_message')} AS _line FROM {scan})"
-        scan = f"(SELECT *, {_line_values(derived)} AS _values FROM {scan})"
+        scan = f"(SELECT *, {structured_line_text('_message')} AS _line FROM {scan})"
+        scan = f"(SELECT *, {line_values('_line', derived)} AS _values FROM {scan})"
     computed = []
     for field, column in fields:
         if field.is_derived:
@@ -130,12 +140,6 @@ def select_fields(fields: Sequence[tuple[Field, str]], scan: str, carry: Sequenc
 def _carried(columns: Sequence[str]) -> str:
     """Columns of the scan passed through unchanged (the engine's input file number)."""
     return "".join(f", {column}" for column in columns)
-
-
-def _line_values(derived: Sequence[Field]) -> str:
-    """The derived keys of the structured line ``_line``, each as its JSON text, in one parse."""
-    structure = json.dumps(dict.fromkeys((field.derived_key or "" for field in derived), "JSON"))
-    return f"TRY(json_transform(_line, {sql_string(structure)}))"
 
 
 def _derived_value(field: Field) -> str:
@@ -170,9 +174,9 @@ def typed_columns(fields: Sequence[Field]) -> dict[str, str] | None:
     columns: dict[str, str] = {"EventTimestampMs": SCALAR_COLUMNS["EventTimestampMs"]}
     objects: dict[str, dict[str, Any]] = {}
     lists: dict[str, dict[str, str]] = {}
-    # The structured line needs to tell a string from an object among the messages: then the
-    # messages are read as JSON, decoded afterwards.
-    message_type = "JSON" if any(field.is_derived for field in fields) else "VARCHAR[]"
+    # The structured line needs to tell a string from an object among the messages: then each
+    # message is read as its JSON text, decoded afterwards.
+    message_type = "JSON[]" if any(field.is_derived for field in fields) else "VARCHAR[]"
     for field in fields:
         if field.is_derived:
             lists.setdefault("Logs", {}).update({"Level": "VARCHAR", "Message": message_type})
@@ -224,10 +228,10 @@ def select_typed_fields(fields: Sequence[tuple[Field, str]], scan: str, carry: S
             name, _, key = field.paths[0]
             entries[name, key] = f"_e_{name}_{key}"
     if entries:
-        # Messages read as JSON (for the structured line) are decoded to text as the exact reading
-        # has them: strings as themselves, anything else as its JSON text; a Message that is not an
-        # array gives NULL, so the event is read again the exact way.
-        decoded = {("Logs", "Message"): 'json_transform(x."Message", \'["VARCHAR"]\')'} if derived else {}
+        # Messages read as JSON texts (for the structured line) are decoded as the exact reading has
+        # them: strings as themselves, anything else as its JSON text. A Message that is not an
+        # array is NULL, so the event is read again the exact way.
+        decoded = {("Logs", "Message"): f'list_transform(x."Message", lambda m: {_as_text("m")})'} if derived else {}
         lists = ", ".join(
             f"{_entries(name, key, decoded.get((name, key)))} AS {column}" for (name, key), column in entries.items()
         )
@@ -240,10 +244,15 @@ def select_typed_fields(fields: Sequence[tuple[Field, str]], scan: str, carry: S
     if any(field.name == "Logs.Message" for field, _ in fields):
         scan = f"(SELECT *, flatten(_e_Logs_Message) AS _messages FROM {scan})"
     if derived:
-        first_log = f'list_filter("Logs", lambda e: e."Level" = \'{STRUCTURED_LINE_LEVEL}\')[1]."Message"'
-        scan = f"(SELECT *, {first_log} AS _message FROM {scan})"
-        scan = f"(SELECT *, {structured_line('_message')} AS _line FROM {scan})"
-        scan = f"(SELECT *, {_line_values(derived)} AS _values FROM {scan})"
+        # The structured line from the messages decoded above: the Logs JSON is parsed once, by the read.
+        first_log = f'list_position(list_transform("Logs", lambda e: e."Level"), \'{STRUCTURED_LINE_LEVEL}\')'
+        scan = f"(SELECT *, {first_log} AS _first_log FROM {scan})"
+        message = '"Logs"[_first_log]."Message"'
+        # Strings only: each element's JSON text opens with a quote (a null element is NULL, left out).
+        strings_only = f"len(list_filter({message}, lambda m: starts_with(m, '\"'))) = len({message})"
+        joined = f"array_to_string(_e_Logs_Message[_first_log], {sql_string(STRUCTURED_LINE_SEPARATOR)})"
+        scan = f"(SELECT *, CASE WHEN {strings_only} THEN {joined} END AS _line FROM {scan})"
+        scan = f"(SELECT *, {line_values('_line', derived)} AS _values FROM {scan})"
     computed = []
     for field, column in fields:
         path = field.paths[0]
@@ -261,6 +270,17 @@ def select_typed_fields(fields: Sequence[tuple[Field, str]], scan: str, carry: S
         computed.append(f", {expression} AS {column}")
     variant = " OR ".join(variants) or "false"
     return f'SELECT "EventTimestampMs" AS ts{"".join(computed)}, {variant} AS _variant{_carried(carry)} FROM {scan}'
+
+
+def _as_text(element: str) -> str:
+    """An element read as JSON text, as text: a string as itself (only one with escapes needs
+    decoding), anything else as its JSON text. (VARCHAR throughout: text cast back to JSON would be
+    parsed.)"""
+    text = f"CAST({element} AS VARCHAR)"
+    return (
+        f"CASE WHEN NOT starts_with({text}, '\"') THEN {text} "
+        f"WHEN contains({text}, '\\') THEN json_extract_string({element}, '$') ELSE {text}[2:-2] END"
+    )
 
 
 def _entries(name: str, key: str, value: str | None = None) -> str:
