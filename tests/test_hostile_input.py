@@ -385,3 +385,85 @@ def test_values_of_the_wrong_type_are_counted_per_field_with_the_first_line(tmp_
     assert f"`Outcome`: 1 value not text, first at {tmp_path}/x.ndjson:11 {fate}" in warnings
     assert f"`ScriptName`: 1 value not text, first at {tmp_path}/x.ndjson:12 {fate}" in warnings
     assert f"`Event.Response.Status`: 1 value not numbers, first at {tmp_path}/x.ndjson:14 {fate}" in warnings
+
+
+def _wrong_types(tmp_path: Path, *, variant: bool) -> Path:
+    """The wrong types above, and others (JSON nulls, which are no value; a status as an object),
+    in a file the typed reading holds or, with one lowercase Logs entry, one read the exact way."""
+    from tests.test_engine import event
+
+    events = [event(n / 10) for n in range(60)]
+    wrong = {10: {"Outcome": 42}, 11: {"ScriptName": {}}, 12: {"CPUTimeMs": "fast"}, 13: {"CPUTimeMs": True}}
+    wrong |= {20: {"Outcome": None, "ScriptName": None, "CPUTimeMs": None}, 21: {"Entrypoint": ["DO"]}}
+    for index, fields in wrong.items():
+        events[index] |= fields
+    events[14]["Event"] = {"Response": {"Status": "500"}}
+    events[15]["Event"] = {"Response": {"Status": {"code": 500}}}
+    events[16]["Event"] = {"Response": {"Status": None}}
+    if variant:
+        events[30]["Logs"] = [{"level": "log", "message": ["ERROR_CODE_INVALID_URL"]}]
+    path = tmp_path / "x.ndjson"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    return path
+
+
+@pytest.mark.parametrize("variant", [False, True], ids=["typed", "exact"])
+def test_both_readings_count_the_wrong_types_as_they_read(tmp_path: Path, variant: bool) -> None:
+    from extalerts.engine import Engine
+
+    engine = Engine(load_spec([MONITORS]))
+    engine.load([str(_wrong_types(tmp_path, variant=variant))])
+    assert engine.exact_reads == int(variant)
+    fate = "(converted where they can be, else read as missing)"
+    assert sorted(engine.evaluate().warnings) == [
+        f"`CPUTimeMs`: 2 values not numbers, first at {tmp_path}/x.ndjson:13 {fate}",
+        f"`Entrypoint`: 1 value not text, first at {tmp_path}/x.ndjson:22 {fate}",
+        f"`Event.Response.Status`: 2 values not numbers, first at {tmp_path}/x.ndjson:15 {fate}",
+        f"`Outcome`: 1 value not text, first at {tmp_path}/x.ndjson:11 {fate}",
+        f"`ScriptName`: 1 value not text, first at {tmp_path}/x.ndjson:12 {fate}",
+    ]
+
+
+def test_the_wrong_types_are_counted_in_the_one_scan_of_each_file(tmp_path: Path) -> None:
+    """The type check costs no second read of the input: the scan that aggregates counts them."""
+    from extalerts.engine import Engine
+
+    engine = Engine(load_spec([MONITORS]))
+    db = engine.db
+    scans: list[str] = []
+
+    class Recorder:
+        """The connection, recording every query that reads a file."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(db, name)
+
+        def execute(self, query: str, *args: Any) -> Any:
+            if "read_json(" in query:
+                scans.append(query)
+            return db.execute(query, *args)
+
+    engine.db = Recorder()  # type: ignore[assignment]
+    engine.load([str(_wrong_types(tmp_path, variant=False))])
+    assert len(engine.evaluate().warnings) == 5
+    assert len(scans) == 1
+
+
+def test_the_event_time_of_another_type_is_counted_apart(tmp_path: Path) -> None:
+    """A rule reading EventTimestampMs: the scan reads it as the event time, so a scan of the JSON
+    apart checks its type (text where a number belongs)."""
+    from extalerts.engine import Engine
+    from tests.test_engine import event
+
+    rule = "  - {id: r, title: R, severity: low, filter: 'EventTimestampMs > 0', signal: {kind: count},"
+    rule += " window: 5m, thresholds: {critical: 1000}}\n"
+    spec = load_spec([write(tmp_path / "spec.yaml", "version: 1\nrules:\n" + rule)])
+    events = [event(n / 10) for n in range(20)]
+    events[5]["EventTimestampMs"] = str(events[5]["EventTimestampMs"])
+    (tmp_path / "x.ndjson").write_text("".join(json.dumps(e) + "\n" for e in events))
+    engine = Engine(spec)
+    engine.load([str(tmp_path / "x.ndjson")])
+    fate = "(converted where they can be, else read as missing)"
+    assert engine.evaluate().warnings == [
+        f"`EventTimestampMs`: 1 value not numbers, first at {tmp_path}/x.ndjson:6 {fate}"
+    ]

@@ -9,17 +9,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from extalerts.fields import ARRAY, Field, FieldType
+from extalerts.fields import Field, FieldType
 from extalerts.filter import fields_of
 from extalerts.filter.ast import Expr
 from extalerts.filter.duckdb import (
-    JSON_COLUMNS,
-    SCALAR_COLUMNS,
+    checked_in_scan,
+    exact_columns,
     quote_identifier,
     select_fields,
     select_typed_fields,
     sql_string,
     to_duckdb,
+    type_checked,
     typed_columns,
 )
 from extalerts.spec.loader import ResolvedRule, Spec
@@ -146,6 +147,11 @@ class Staging:
             if catalog_field.logpush and len(catalog_field.paths) == 1 and len(catalog_field.paths[0]) == 1:
                 self._seen_columns[name] = f"_seen_{column}"
                 totals[f"_seen_{column}"] = (f"count({column})", "sum")
+        # Values of another JSON type than their field's, per field the scan checks (see _check_types).
+        for name, _, _ in self._type_checks():
+            if checked_in_scan(self.field(name)):
+                column = self.columns(name)
+                totals[f"_types_{column}"] = (f"count(*) FILTER (WHERE _t_{column})", "sum")
         for name, (sql, combine) in totals.items():
             aggregates[sql] = name
             self._combine[name] = combine
@@ -199,8 +205,7 @@ class Staging:
             f"FROM (SELECT *{derived} FROM ({fields_sql})) GROUP BY {keys}"
         )
 
-    def _read_json(self, files: str | Sequence[str], columns: Mapping[str, str] | None = None) -> str:
-        columns = columns or {**SCALAR_COLUMNS, **dict.fromkeys(JSON_COLUMNS, "JSON")}
+    def _read_json(self, files: str | Sequence[str], columns: Mapping[str, str]) -> str:
         spec = ", ".join(f"{quote_identifier(k)}: '{v}'" for k, v in columns.items())
         names = [files] if isinstance(files, str) else list(files)
         listed = "[" + ", ".join("'" + name.replace("'", "''") + "'" for name in names) + "]"
@@ -218,7 +223,7 @@ class Staging:
         (by default the file's position in ``files``)."""
         fields = [(self.field(name), column) for name, column in self.columns.names.items()]
         typed = None if exact else self.typed_columns()
-        scan = self._read_json(files, typed)
+        scan = self._read_json(files, typed or exact_columns([field for field, _ in fields]))
         scan = f"(SELECT *, {file_number} AS _file FROM {scan})"
         if typed is None:
             return select_fields(fields, scan, carry=("_file",))
@@ -229,22 +234,29 @@ class Staging:
         checks = []
         for name in self.columns.names:
             catalog_field = self.field(name)
-            path = catalog_field.paths[0]
-            if catalog_field.is_derived or len(catalog_field.paths) > 1 or ARRAY in path:
-                continue
-            if path[0] not in SCALAR_COLUMNS and path[0] not in JSON_COLUMNS:
-                continue
-            checks.append((name, path, _JSON_TYPES[catalog_field.type]))
+            if type_checked(catalog_field):
+                checks.append((name, catalog_field.paths[0], _JSON_TYPES[catalog_field.type]))
         return checks
 
     def _check_types(self, files: Sequence[str]) -> None:
         """Count, per field the rules read, the values of another JSON type than the field's (text
         where a number belongs, an object for a name): the reading coerces or drops them, so they
-        are reported, the first with its file and line. A scan of the files' JSON, apart from the
-        aggregation, whose typed columns no longer tell a number from its text."""
+        are reported, the first with its file and line. The scan counts them as it reads (the
+        ``_types_`` aggregates of ``staged``); only the event time, which the scan reads as its
+        timestamp, takes a scan of the files' JSON apart."""
         checks = self._type_checks()
-        if not checks:
-            return
+        in_scan = [check for check in checks if checked_in_scan(self.field(check[0]))]
+        apart = [check for check in checks if not checked_in_scan(self.field(check[0]))]
+        rows: list[tuple[Any, ...]] = []
+        if in_scan:
+            sums = ", ".join(f"sum(_types_{self.columns(name)})" for name, _, _ in in_scan)
+            rows = self.db.execute(f"SELECT _file, {sums} FROM staged GROUP BY _file").fetchall()
+        self._count_type_mismatches(files, in_scan, rows)
+        if apart:
+            self._count_type_mismatches(files, apart, self._type_scan(files, apart))
+
+    def _type_scan(self, files: Sequence[str], checks: Sequence[tuple[str, tuple[str, ...], str]]) -> list[Any]:
+        """Per file, the values of each check's field of another JSON type, read from the files' JSON."""
         columns = dict.fromkeys(dict.fromkeys(path[0] for _, path, _ in checks), "JSON")
         counts = []
         for index, (_, path, allowed) in enumerate(checks):
@@ -254,9 +266,13 @@ class Staging:
             counts.append(f"count(*) FILTER (WHERE json_type({value}) NOT IN ({allowed})) AS _t{index}")
         query = f"SELECT file_index, {', '.join(counts)} FROM {self._read_json(files, columns)} GROUP BY ALL"
         try:
-            rows = self.db.execute(query).fetchall()
+            return self.db.execute(query).fetchall()
         except Exception:
-            return
+            return []
+
+    def _count_type_mismatches(
+        self, files: Sequence[str], checks: Sequence[tuple[str, tuple[str, ...], str]], rows: Sequence[Any]
+    ) -> None:
         for row in sorted(rows):
             file = files[int(row[0])]
             for (name, path, allowed), found in zip(checks, row[1:], strict=True):

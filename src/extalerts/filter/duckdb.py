@@ -38,6 +38,35 @@ SCALAR_COLUMNS = {
     "ScriptName": "VARCHAR",
 }
 JSON_COLUMNS = ("Event", "Logs", "Exceptions", "ScriptTags", "ScriptVersion")
+#: The event time: the scan's timestamp, read as a number, so its JSON type is checked apart.
+TIMESTAMP_COLUMN = "EventTimestampMs"
+
+
+def type_checked(field: Field) -> bool:
+    """Whether the engine counts ``field``'s values of another JSON type than its own: a field at one
+    fixed place of the event, outside lists and the structured line."""
+    path = field.paths[0]
+    return (
+        not field.is_derived
+        and len(field.paths) == 1
+        and ARRAY not in path
+        and (path[0] in SCALAR_COLUMNS or path[0] in JSON_COLUMNS)
+    )
+
+
+def checked_in_scan(field: Field) -> bool:
+    """Whether both readings flag ``field``'s values of another JSON type as they read them, in the
+    column ``_t_<its column>``: every :func:`type_checked` field but the event time."""
+    return type_checked(field) and field.paths[0] != (TIMESTAMP_COLUMN,)
+
+
+def exact_columns(fields: Sequence[Field]) -> dict[str, str]:
+    """The ``read_json`` columns of the exact reading: :data:`SCALAR_COLUMNS` typed, but as JSON those
+    whose type the scan checks, and :data:`JSON_COLUMNS` as JSON."""
+    checked = {field.paths[0][0] for field in fields if checked_in_scan(field)}
+    scalars = {name: "JSON" if name in checked else kind for name, kind in SCALAR_COLUMNS.items()}
+    return {**scalars, **dict.fromkeys(JSON_COLUMNS, "JSON")}
+
 
 #: The messages of an event, as a list of text: array entries (objects as their JSON text), and
 #: entries whose Message is a single string rather than an array. Logpush writes `Message`; the other
@@ -131,10 +160,13 @@ def select_fields(fields: Sequence[tuple[Field, str]], scan: str, carry: Sequenc
             expression = _derived_value(field)
         elif field.name == "Logs.Message":
             expression = "_messages"
+        elif checked_in_scan(field) and len(field.paths[0]) == 1:
+            expression = _scalar_from_json(quote_identifier(field.paths[0][0]), field.type)
         else:
             expression = _event_field(field)
         computed.append(f", {expression} AS {column}")
-    return f'SELECT "EventTimestampMs" AS ts{"".join(computed)}, false AS _variant{_carried(carry)} FROM {scan}'
+    flags = _type_flags(fields, exact=True)
+    return f'SELECT "EventTimestampMs" AS ts{"".join(computed)}, false AS _variant{flags}{_carried(carry)} FROM {scan}'
 
 
 def _carried(columns: Sequence[str]) -> str:
@@ -186,7 +218,8 @@ def typed_columns(fields: Sequence[Field]) -> dict[str, str] | None:
             continue
         path = field.paths[0]
         if len(path) == 1 and path[0] in SCALAR_COLUMNS:
-            columns[path[0]] = SCALAR_COLUMNS[path[0]]
+            # JSON when the scan checks the type: converted afterwards as the typed column would have it.
+            columns[path[0]] = "JSON" if checked_in_scan(field) else SCALAR_COLUMNS[path[0]]
         elif path == ("ScriptTags", ARRAY):
             columns["ScriptTags"] = "VARCHAR[]"
         elif len(path) == 3 and path[1] == ARRAY and path[2] in _STRUCT_LISTS.get(path[0], ()):
@@ -195,10 +228,10 @@ def typed_columns(fields: Sequence[Field]) -> dict[str, str] | None:
             node = objects.setdefault(path[0], {})
             for step in path[1:-1]:
                 node = node.setdefault(step, {})
-            # Numbers as DOUBLE (numeric text converts too, as the reference reads numbers; as for the
-            # top-level numbers of both readings, a boolean reads as 1 or 0). Text fields as JSON,
-            # which tells a string from a number.
-            node[path[-1]] = "DOUBLE" if field.type.is_numeric else "JSON"
+            # As JSON, which tells a string from a number: text fields keep only strings; numbers
+            # convert as a DOUBLE column would (numeric text converts too, as the reference reads
+            # numbers; as for the top-level numbers of both readings, a boolean reads as 1 or 0).
+            node[path[-1]] = "JSON"
         else:
             return None
     for name, tree in objects.items():
@@ -264,12 +297,60 @@ def select_typed_fields(fields: Sequence[tuple[Field, str]], scan: str, carry: S
             expression = entries[path[0], path[2]]
         elif path[0] in _OBJECTS:
             value = ".".join(quote_identifier(step) for step in path)
-            expression = value if field.type.is_numeric else _from_json_text(value, field.type)
+            expression = (
+                _scalar_from_json(value, field.type) if field.type.is_numeric else _from_json_text(value, field.type)
+            )
+        elif checked_in_scan(field):
+            expression = _scalar_from_json(quote_identifier(path[0]), field.type)
         else:
             expression = quote_identifier(path[0])
         computed.append(f", {expression} AS {column}")
     variant = " OR ".join(variants) or "false"
-    return f'SELECT "EventTimestampMs" AS ts{"".join(computed)}, {variant} AS _variant{_carried(carry)} FROM {scan}'
+    flags = _type_flags(fields, exact=False)
+    return (
+        f'SELECT "EventTimestampMs" AS ts{"".join(computed)}, {variant} AS _variant{flags}{_carried(carry)} FROM {scan}'
+    )
+
+
+def _scalar_from_json(json_sql: str, field_type: FieldType) -> str:
+    """A value read as JSON text, converted as a ``read_json`` column of the field's type converts it:
+    text keeps a string as itself and anything else as its JSON text; a number also reads numeric
+    text, and a boolean as 1 or 0."""
+    if not field_type.is_numeric:
+        return _as_text(json_sql)
+    text = f"CAST({json_sql} AS VARCHAR)"
+    return f"CASE {text} WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0 ELSE TRY_CAST({_as_text(json_sql)} AS DOUBLE) END"
+
+
+def type_mismatch(json_sql: str, field_type: FieldType) -> str:
+    """SQL true when the JSON text ``json_sql`` is a value of another JSON type than the field's (a
+    JSON null, SQL NULL or ``null``, is no value). The first character tells the type."""
+    text = f"CAST({json_sql} AS VARCHAR)"
+    if field_type.is_numeric:
+        return f"coalesce(left({text}, 1) IN ('\"', 't', 'f', '{{', '['), false)"
+    if field_type is FieldType.BOOLEAN:
+        return f"coalesce({text} NOT IN ('true', 'false', 'null'), false)"
+    if field_type is FieldType.STRING_LIST:
+        return f"coalesce(NOT starts_with({text}, '[') AND {text} <> 'null', false)"
+    return f"coalesce(NOT starts_with({text}, '\"') AND {text} <> 'null', false)"
+
+
+def _type_flags(fields: Sequence[tuple[Field, str]], *, exact: bool) -> str:
+    """``, <mismatch> AS _t_<column>`` for each field whose type the scan checks (:func:`checked_in_scan`),
+    from the JSON text each reading has of it."""
+    flags = []
+    for field, column in fields:
+        if not checked_in_scan(field):
+            continue
+        path = field.paths[0]
+        if len(path) == 1:
+            value = quote_identifier(path[0])
+        elif exact or path[0] not in _OBJECTS:
+            value = f"json_extract({quote_identifier(path[0])}, {sql_string(_json_path(path[1:]))})"
+        else:
+            value = ".".join(quote_identifier(step) for step in path)
+        flags.append(f", {type_mismatch(value, field.type)} AS _t_{column}")
+    return "".join(flags)
 
 
 def _as_text(element: str) -> str:
