@@ -58,8 +58,44 @@ _GZIP_OUTPUT = 1 << 20
 def gzip_damage(file: str) -> GzipDamage | None:
     """Check a gzip file as ``gzip -t`` does, member after member: the compressed data, each
     member's CRC-32 and length, and that the stream neither stops inside a member nor is followed
-    by bytes that start no member. None when sound. Memory stays bounded: the output is dropped."""
+    by bytes that start no member. None when sound. Memory stays bounded: the output is dropped.
+    A sound file is told by ISA-L, about four times faster than zlib; on any doubt zlib checks it
+    again, byte by byte where it fails, to say what is wrong and where."""
+    if _sound_by_isal(file):
+        return None
     return _inflate_members(file, lambda _: None)
+
+
+def _sound_by_isal(file: str) -> bool:
+    """Whether ``file`` is sound gzip, as :func:`_inflate_members` judges it, inflated with ISA-L
+    (``isal``; False without it, and at the first doubt)."""
+    try:
+        from isal import isal_zlib
+    except ImportError:
+        return False
+    data, in_member, members = b"", False, 0
+    inflater = isal_zlib.decompressobj(16 + isal_zlib.MAX_WBITS)
+    with _raw_source(file) as raw:
+        while True:
+            if len(data) < len(GZIP_MAGIC):
+                more = raw.read(_GZIP_READ)
+                if not more and not data:
+                    break
+                data += more
+            if not in_member:
+                if not data.startswith(GZIP_MAGIC):
+                    return False
+                in_member, members = True, members + 1
+            try:
+                _inflate(inflater, data)
+            except Exception:  # isal_zlib.error, or anything else: zlib checks the file again and says what
+                return False
+            if inflater.eof:
+                data = inflater.unused_data
+                inflater, in_member = isal_zlib.decompressobj(16 + isal_zlib.MAX_WBITS), False
+            else:
+                data = b""
+    return members > 0 and not in_member
 
 
 def _inflate_members(file: str, output: Callable[[bytes], None]) -> GzipDamage | None:
