@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import gzip_read
 import push
 import replay
 from extalerts.render import RenderedFile, render
@@ -242,6 +243,17 @@ def bench_render(rules: int) -> RenderBench:
         render=rendered,
         baseline=baseline,
     )
+
+
+# --------------------------------------------------------------------------------------------- gzip
+
+
+def bench_gzip(settings: Settings) -> gzip_read.GzipBench:
+    """The gzip readings over the replay's file of events (generated again, the same events)."""
+    with tempfile.TemporaryDirectory(prefix="extalerts-bench-gzip-") as tmp:
+        plain = Path(tmp) / "events.ndjson"
+        replay.generate(replay.synth_config(settings.replay_events), plain)
+        return gzip_read.bench(plain, replay.engine_columns(), repeats=settings.replay_repeats)
 
 
 # --------------------------------------------------------------------------------------------- report
@@ -465,19 +477,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(push_section(pushed))
     replayed = replay.bench(settings.replay_events, repeats=settings.replay_repeats)
     print(replay.section(replayed))
+    gzipped = bench_gzip(settings)
+    print(gzip_read.section(gzipped))
     goals = {
         f"start-up under {STARTUP_GOAL_S} s": startup.goal_met,
         "no heavy SDK at start-up": imports.goal_met,
         f"render under {RENDER_GOAL_MS_PER_RULE:g} ms per rule": rendered.goal_met,
         **{f"{p.provider} push: ideal calls and the speed-up": p.goal_met for p in pushed},
-        f"replay at most {replay.SCAN_RATIO_GOAL:g}× the bare scan": replayed.scan_goal_met,
+        f"replay at most {replayed.scan_ratio_goal:g}× the bare scan": replayed.scan_goal_met,
         f"replay over {replay.JQ_SPEEDUP_GOAL:g}× faster than jq": replayed.jq_goal_met,
-        "replay peak under 2 GiB at 10M events": replayed.memory_goal_met,
+        f"replay peak under {replay.MEMORY_GOAL_BYTES / 1024**3:g} GiB at 10M events": replayed.memory_goal_met,
+        "gzip check faster with ISA-L": gzip_read.gain_of(gzipped.large) > 1 and gzip_read.gain_of(gzipped.small) > 1,
     }
     print(summary(goals))
     RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
     results = results_json(settings, startup, imports, rendered)
     results["replay"] = replay.as_json(replayed)
+    results["gzip"] = gzip_read.as_json(gzipped)
     results["push"] = [dataclasses.asdict(p) | {"speedup": p.speedup, "goal_met": p.goal_met} for p in pushed]
     RESULTS_FILE.write_text(json.dumps(results, indent=2) + "\n")
     print(f"Results written to {RESULTS_FILE}")
