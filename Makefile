@@ -18,7 +18,7 @@ help:
 	@echo "make render        render monitors/ into $(OUT)/ (committed, reviewed in PRs)"
 	@echo "make render-check  fail when $(OUT)/ or schema/ is stale"
 	@echo "make golden        regenerate tests/golden/ (review the diff!)"
-	@echo "make bench         start-up, render, push and replay benchmarks against baselines (BENCH_ARGS=--ten-million)"
+	@echo "make bench         start-up, render, push, replay, gzip and parallel replay benchmarks against baselines (BENCH_ARGS=--ten-million)"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "extalerts needs Python 3.11 or newer")'

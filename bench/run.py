@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 import gzip_read
 import push
 import replay
+import workers
 from extalerts.render import RenderedFile, render
 from extalerts.render.conf import parse_conf
 from extalerts.spec.loader import load_spec
@@ -248,12 +249,15 @@ def bench_render(rules: int) -> RenderBench:
 # --------------------------------------------------------------------------------------------- gzip
 
 
-def bench_gzip(settings: Settings) -> gzip_read.GzipBench:
-    """The gzip readings over the replay's file of events (generated again, the same events)."""
-    with tempfile.TemporaryDirectory(prefix="extalerts-bench-gzip-") as tmp:
+def bench_archives(settings: Settings) -> tuple[gzip_read.GzipBench, workers.WorkersBench]:
+    """The gzip readings and the parallel replay, over the replay's file of events (generated again,
+    the same events)."""
+    with tempfile.TemporaryDirectory(prefix="extalerts-bench-archives-") as tmp:
         plain = Path(tmp) / "events.ndjson"
         replay.generate(replay.synth_config(settings.replay_events), plain)
-        return gzip_read.bench(plain, replay.engine_columns(), repeats=settings.replay_repeats)
+        gzipped = gzip_read.bench(plain, replay.engine_columns(), repeats=settings.replay_repeats)
+        parallel = workers.bench(plain, repeats=settings.replay_repeats)
+    return gzipped, parallel
 
 
 # --------------------------------------------------------------------------------------------- report
@@ -477,8 +481,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(push_section(pushed))
     replayed = replay.bench(settings.replay_events, repeats=settings.replay_repeats)
     print(replay.section(replayed))
-    gzipped = bench_gzip(settings)
+    gzipped, parallel = bench_archives(settings)
     print(gzip_read.section(gzipped))
+    print(workers.section(parallel))
     goals = {
         f"start-up under {STARTUP_GOAL_S} s": startup.goal_met,
         "no heavy SDK at start-up": imports.goal_met,
@@ -488,12 +493,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"replay over {replay.JQ_SPEEDUP_GOAL:g}× faster than jq": replayed.jq_goal_met,
         f"replay peak under {replay.MEMORY_GOAL_BYTES / 1024**3:g} GiB at 10M events": replayed.memory_goal_met,
         "gzip check faster with ISA-L": gzip_read.gain_of(gzipped.large) > 1 and gzip_read.gain_of(gzipped.small) > 1,
+        f"2 workers {workers.WORKERS_SPEEDUP_GOAL:g}× faster than 1": parallel.speedup_goal_met,
+        f"Dask within {workers.DASK_RATIO_GOAL:g}× of --workers 2": parallel.dask_goal_met,
     }
     print(summary(goals))
     RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
     results = results_json(settings, startup, imports, rendered)
     results["replay"] = replay.as_json(replayed)
     results["gzip"] = gzip_read.as_json(gzipped)
+    results["workers"] = workers.as_json(parallel)
     results["push"] = [dataclasses.asdict(p) | {"speedup": p.speedup, "goal_met": p.goal_met} for p in pushed]
     RESULTS_FILE.write_text(json.dumps(results, indent=2) + "\n")
     print(f"Results written to {RESULTS_FILE}")
