@@ -204,6 +204,15 @@ def test_cardinality_of_a_derived_field(tmp_path: Path) -> None:
     assert timeline(spec, events, start_ms=at(1), end_ms=at(3)) == [(2.0, {}, "ok", "alert"), (3.0, {}, "alert", "ok")]
 
 
+def test_distinct_counts_are_aggregated_in_the_one_grouping_of_the_scan(tmp_path: Path) -> None:
+    """No DISTINCT aggregate: DuckDB would run it as a second grouping of every event read."""
+    spec = spec_with(tmp_path, CARDINALITY, fields="  conversation: {key: conversation_id, type: string}\n")
+    engine = Engine(spec)
+    sql = engine._aggregation(engine.fields_query("events.ndjson"))
+    assert "list_distinct(list(" in sql
+    assert "DISTINCT " not in sql
+
+
 def test_distinct_counts_keep_each_value_once_per_minute(tmp_path: Path) -> None:
     """What a distinct count keeps grows with the values seen each minute, not with the events: 600
     events over 4 conversations in 2 minutes keep 8 values (a percentile keeps every event's value)."""

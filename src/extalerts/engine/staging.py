@@ -185,12 +185,15 @@ class Staging:
                 # Each bucket's values: exact percentiles and distinct counts compose over any window
                 # from them. (A list: DuckDB runs histogram() as a second grouping over a copy of the input.)
                 # A distinct count needs each value once per bucket, which bounds the list by the values
-                # seen in a minute, not by the events that carried them.
+                # seen in a minute, not by the events that carried them. (list_distinct of the list, not
+                # list(DISTINCT): DuckDB runs a DISTINCT aggregate as a second grouping of the input.)
                 value = self.columns(signal.field)
-                listed = "DISTINCT "
                 if isinstance(signal, MeasureSignal):
-                    value, listed = f"CAST({value} AS DOUBLE)", ""
-                values = aggregate(f"list({listed}{value}) FILTER (WHERE {matches} AND {value} IS NOT NULL)", "list")
+                    value = f"CAST({value} AS DOUBLE)"
+                listed = f"list({value}) FILTER (WHERE {matches} AND {value} IS NOT NULL)"
+                if isinstance(signal, CardinalitySignal):
+                    listed = f"list_distinct({listed})"
+                values = aggregate(listed, "list")
             keys = _Keys(buckets[offset_ms], tuple(groups[name] for name in rule.rule.group_by), values)
             self._rule_aggregates[rule.id] = _RuleAggregates(keys, names)
         self._key_columns = [*buckets.values(), *groups.values()]
