@@ -233,3 +233,14 @@ def test_plan_prints_the_notes_and_json_carries_them(
     as_json = CliRunner().invoke(cli, [*args, "--output", "json"])
     (note,) = json.loads(as_json.output)["notes"]
     assert note.startswith("the account's alert catalogue")
+
+
+def test_a_catalogue_given_to_the_provider_stands_for_the_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline callers (rendering everything a push would send) pass the catalogue instead of reading it."""
+    carried_by_observability_alerts(monkeypatch, "worker-exception")
+    unreachable = CloudflareApi(CloudflareSettings(ACCOUNT, TOKEN, "http://127.0.0.1:9/client/v4"))
+    entry = {"type": WORKERS_OBSERVABILITY_ALERT, "filter_options": []}
+    offline = NotificationsProvider(unreachable, available_alerts={WORKERS_OBSERVABILITY_ALERT: entry})
+    policies = {r.key: r.body for r in offline.desired(load_spec([MONITORS])) if r.kind == "notification_policy"}
+    assert policies["worker-exception"]["filters"] == {}
+    assert policies["worker-exception"]["alert_type"] == WORKERS_OBSERVABILITY_ALERT
