@@ -4,6 +4,15 @@ carry at least in part (see :mod:`extalerts.coverage`), and the webhook destinat
 Ownership: policies whose description starts with ``managed-by=extalerts``, webhook destinations
 named ``extalerts-<target>``. Email targets need no destination; PagerDuty targets must already be
 connected to the account (that happens in a browser), and are found by service name.
+
+Rules carried by a Workers Observability alert (beta): the alert itself is made in the dashboard
+(cloudflare-docs ``workers/observability/alerts.mdx`` publishes no API for it), but "Deleting an alert also
+removes its associated notification policy" and the webhook payload schema names the policy type
+``workers_observability_alert``, so extalerts routes it with a policy of that type, when and as the account's
+catalogue allows: ``GET …/alerting/v3/available_alerts`` "Gets a list of all alert types for which an account
+is eligible" (the SDK's docstring), with the filters each type takes (``filter_options``). The plan says in
+one line when the type is not offered (nothing is created for it) and when its policies cannot be filtered
+per alert (each then routes every Workers Observability alert of the account).
 """
 
 from __future__ import annotations
@@ -21,6 +30,21 @@ POLICY = "notification_policy"
 WEBHOOK = "webhook_destination"
 MARKER = "managed-by=extalerts"
 WEBHOOK_PREFIX = "extalerts-"
+WORKERS_OBSERVABILITY_ALERT = "workers_observability_alert"
+#: The filter holding the alert states a policy notifies on. Third parties report it required (17103) with
+#: ``FIRING_FAILED`` and ``NORMAL`` (SH11235/rshogi PR #707); both are sent, as the docs' "Notify when fired" and
+#: "Notify when resolved" and the rule's Datadog and Splunk twins notify on both.
+STATUS_FILTER = "status"
+NOTIFY_STATUSES = ("FIRING_FAILED", "NORMAL")
+#: The filter that would pick the alerts a policy routes, by name. No page documents one for this type: it is
+#: used only when the account's catalogue lists it (the SDK's ``PolicyFilter.selectors``: "Usage depends on
+#: specific alert type").
+ALERT_FILTER = "selectors"
+
+
+def observability_alert_name(rule: ResolvedRule) -> str:
+    """The name the rule's Workers Observability alert has in the dashboard (its recipe names it so)."""
+    return f"extalerts: {rule.id}"
 
 
 def _plain(model: Any) -> dict[str, Any]:
@@ -31,11 +55,16 @@ def _plain(model: Any) -> dict[str, Any]:
 class NotificationsProvider:
     name: ClassVar[str] = "cloudflare"
 
-    def __init__(self, api: CloudflareApi) -> None:
+    def __init__(self, api: CloudflareApi, available_alerts: dict[str, dict[str, Any]] | None = None) -> None:
+        """``available_alerts`` (alert type → catalogue entry) stands for the account's catalogue, which is
+        otherwise read once, when a rule needs it."""
         self.api = api
         #: Live webhook destination ids by name, and names by id (filled by fetch and by creates).
         self._webhook_ids: dict[str, str] = {}
         self._pagerduty: dict[str, str] | None = None
+        self._available_alerts = available_alerts
+        #: What the last ``desired`` could not do as asked, one line each, for the plan.
+        self.notes: list[str] = []
 
     @property
     def target(self) -> str:
@@ -48,21 +77,104 @@ class NotificationsProvider:
         from extalerts.coverage import OptionA, option_a
 
         resources: dict[tuple[str, str], Resource] = {}
+        self.notes = []
+        observability: list[ResolvedRule] = []
         for rule in spec.rules:
             verdict = option_a(rule)
             if verdict.option_a is OptionA.NO or verdict.alert_type is None:
                 continue
-            mechanisms = self._mechanisms(rule, resources)
-            body = {
-                "name": f"extalerts: {rule.id}",
-                "description": f"{MARKER}; rule={rule.id}; {verdict.reason}",
-                "alert_type": verdict.alert_type,
-                "enabled": True,
-                "filters": {},
-                "mechanisms": mechanisms,
-            }
-            resources[(POLICY, rule.id)] = Resource(POLICY, rule.id, body, phase=1)
+            if verdict.alert_type == WORKERS_OBSERVABILITY_ALERT:
+                observability.append(rule)
+                continue
+            self._add_policy(rule, verdict.alert_type, verdict.reason, {}, resources)
+        if observability:
+            self._route_observability_alerts(observability, resources)
         return list(resources.values())
+
+    def _add_policy(
+        self,
+        rule: ResolvedRule,
+        alert_type: str,
+        reason: str,
+        filters: dict[str, list[str]],
+        resources: dict[tuple[str, str], Resource],
+    ) -> None:
+        mechanisms = self._mechanisms(rule, resources)
+        if not mechanisms:
+            # The API refuses a policy without a mechanism (17102): say so rather than fail the push.
+            kinds = ", ".join(f"{name} ({target.kind})" for name, target in rule.targets) or "none"
+            self.notes.append(
+                f"rule {rule.id}: Cloudflare can notify none of its targets ({kinds}; it sends email, webhooks and "
+                "PagerDuty): no notification policy; route its alert in the dashboard or give it such a target"
+            )
+            return
+        body = {
+            "name": f"extalerts: {rule.id}",
+            "description": f"{MARKER}; rule={rule.id}; {reason}",
+            "alert_type": alert_type,
+            "enabled": True,
+            "filters": filters,
+            "mechanisms": mechanisms,
+        }
+        resources[(POLICY, rule.id)] = Resource(POLICY, rule.id, body, phase=1)
+
+    def _route_observability_alerts(
+        self, rules: list[ResolvedRule], resources: dict[tuple[str, str], Resource]
+    ) -> None:
+        """One policy per rule, routing its Workers Observability alert to the rule's targets, filtered as the
+        catalogue allows; a note (and no policy) when the account is not offered the type."""
+        ids = ", ".join(rule.id for rule in rules)
+        entry = self.available_alerts().get(WORKERS_OBSERVABILITY_ALERT)
+        if entry is None:
+            self.notes.append(
+                f"the account's alert catalogue (available_alerts) does not offer {WORKERS_OBSERVABILITY_ALERT}: "
+                f"no notification policy for {ids}; route their alerts in the dashboard"
+            )
+            return
+        options = {str(option.get("Key")): option for option in entry.get("filter_options") or []}
+        unknown = [
+            key
+            for key, option in options.items()
+            if str(option.get("Range", "")).startswith("1") and key not in (STATUS_FILTER, ALERT_FILTER)
+        ]
+        if unknown:
+            self.notes.append(
+                f"{WORKERS_OBSERVABILITY_ALERT} requires filter {', '.join(sorted(unknown))}, which extalerts "
+                f"cannot fill: no notification policy for {ids}"
+            )
+            return
+        filters: dict[str, list[str]] = {}
+        if STATUS_FILTER in options:
+            offered = {str(value.get("ID")) for value in options[STATUS_FILTER].get("AvailableValues") or []}
+            filters[STATUS_FILTER] = [status for status in NOTIFY_STATUSES if not offered or status in offered]
+        for rule in rules:
+            per_alert = {ALERT_FILTER: [observability_alert_name(rule)]} if ALERT_FILTER in options else {}
+            reason = f"routes the Workers Observability alert {observability_alert_name(rule)!r}"
+            if not per_alert:
+                reason = "routes every Workers Observability alert of the account"
+            self._add_policy(rule, WORKERS_OBSERVABILITY_ALERT, reason, {**filters, **per_alert}, resources)
+        routed = [rule.id for rule in rules if (POLICY, rule.id) in resources]
+        if routed and ALERT_FILTER not in options:
+            self.notes.append(
+                f"{WORKERS_OBSERVABILITY_ALERT} policies cannot be filtered per alert (the catalogue offers no "
+                f"per-alert filter): the policy of {', '.join(routed)} routes every Workers Observability alert "
+                "of the account"
+            )
+
+    def available_alerts(self) -> dict[str, dict[str, Any]]:
+        """The account's alert catalogue, alert type → entry (``filter_options`` as plain dicts); read once."""
+        if self._available_alerts is None:
+            account = self.api.account_id
+            grouped = self.api.call(
+                "list available alert types", lambda c: c.alerting.available_alerts.list(account_id=account)
+            )
+            self._available_alerts = {
+                str(item["type"]): item
+                for items in (grouped or {}).values()
+                for item in map(_plain, items)
+                if item.get("type")
+            }
+        return self._available_alerts
 
     def _mechanisms(self, rule: ResolvedRule, resources: dict[tuple[str, str], Resource]) -> dict[str, list[str]]:
         """Email addresses, webhook destination names and PagerDuty service names; ids are looked up when applying."""
