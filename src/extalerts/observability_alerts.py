@@ -466,8 +466,15 @@ def assess(rule: ResolvedRule, catalog: FieldCatalog) -> Assessment:
         # An alert has one Firing state (alerts.mdx, "Alert states"): the warning level is an alert of its own.
         levels.append((Level.WARNING, thresholds.warning))
         confirm.append(
-            f"the warning alert fires past {format_number(thresholds.warning)} whether or not the critical one "
-            "fires too, where a monitor is in one state at a time"
+            f"the warning alert fires whenever the value is {thresholds.operator} {format_number(thresholds.warning)}, "
+            "whether or not the critical one fires too, where a monitor is in one state at a time"
+        )
+    if thresholds.operator in ("<", "<="):
+        # The quietest window has no events at all; the page says nothing of a check over none.
+        confirm.append(
+            f"a {thresholds.operator} condition: the page does not say what a check over no events gives, so try "
+            '"Check Now" on a quiet Worker'
+            + (" (and Group By has no group for a value with no events)" if rule.rule.group_by else "")
         )
 
     group_keys = [keys[name] for name in rule.rule.group_by]
