@@ -101,3 +101,16 @@ def test_a_template_that_breaks_json_names_the_file(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert "cloudflare/observability-alerts/" in result.stderr
     assert "invalid JSON" in result.stderr
+
+
+def test_the_readme_option_a_table_says_what_coverage_says() -> None:
+    readme = (MONITORS.parent / "README.md").read_text()
+    section = readme.split("## Option A: Cloudflare's own alerts")[1].split("\n## ")[0]
+    stated: dict[str, str] = {}
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            cells = [cell.strip() for cell in line.strip("|").split(" | ")]
+            for rule_id in cells[0].replace("`", "").split(", "):
+                stated[rule_id] = cells[1].split()[0]
+    verdicts = {row.rule.id: row.verdict.option_a.value for row in coverage(load_spec([MONITORS]))}
+    assert stated == verdicts
