@@ -352,11 +352,11 @@ def test_lines_the_scan_refuses_for_their_encoding_are_located_too(tmp_path: Pat
 
 def test_lines_skipped_are_never_an_empty_listing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Should the line-by-line reading miss what the scan skipped, the listing says so instead of nothing."""
-    import extalerts.engine
+    import extalerts.engine.scan
 
     spec = load_spec([MONITORS])
     path = write(tmp_path / "logs.ndjson", "\n".join([json.dumps(event(1)), "not json", "[]"]) + "\n")
-    monkeypatch.setattr(extalerts.engine, "_bad_line_numbers", lambda file, wanted: [2])
+    monkeypatch.setattr(extalerts.engine.scan, "_bad_line_numbers", lambda file, wanted: [2])
     engine = Engine(spec, rules=["worker-exception"])
     engine.load([str(path)])
     assert engine.bad_line_count == 2
@@ -545,9 +545,9 @@ def test_the_engine_never_draws_a_progress_bar(tmp_path: Path) -> None:
 def test_load_reports_the_share_of_bytes_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_files: int
 ) -> None:
-    import extalerts.engine
+    import extalerts.engine.scan
 
-    monkeypatch.setattr(extalerts.engine, "BATCH_FILES", batch_files)
+    monkeypatch.setattr(extalerts.engine.scan, "BATCH_FILES", batch_files)
     small, large = tmp_path / "a.ndjson", tmp_path / "b.ndjson"
     write_events([event(m / 10) for m in range(100)], small)
     write_events([event(10 + m / 10) for m in range(300)], large)
@@ -752,7 +752,7 @@ def _outcome(engine: Engine) -> tuple[Any, ...]:
 def test_a_batch_of_files_reads_as_each_file_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One query over several files: bad lines are placed in their own file, a file in shapes the typed
     columns cannot hold is read again the exact way alone, and the outcome is that of file by file."""
-    import extalerts.engine
+    import extalerts.engine.scan
 
     spec = load_spec([MONITORS])
     rng = random.Random(5)
@@ -774,7 +774,7 @@ def test_a_batch_of_files_reads_as_each_file_alone(tmp_path: Path, monkeypatch: 
     ]
     assert together.evaluate().rules["invalid-url-flood"].intervals()
 
-    monkeypatch.setattr(extalerts.engine, "BATCH_FILES", 1)
+    monkeypatch.setattr(extalerts.engine.scan, "BATCH_FILES", 1)
     alone = Engine(spec)
     alone.load(files)
     assert _outcome(together) == _outcome(alone)

@@ -1,0 +1,355 @@
+"""How events are read into columns and aggregated per minute bucket and group: the plan every input goes
+through, the ``read_json`` scan (typed, or exact through JSON), the staging query, and the type checks."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from extalerts.fields import ARRAY, Field, FieldType
+from extalerts.filter import fields_of
+from extalerts.filter.ast import Expr
+from extalerts.filter.duckdb import (
+    JSON_COLUMNS,
+    SCALAR_COLUMNS,
+    quote_identifier,
+    select_fields,
+    select_typed_fields,
+    sql_string,
+    to_duckdb,
+    typed_columns,
+)
+from extalerts.spec.loader import ResolvedRule, Spec
+from extalerts.spec.models import (
+    CardinalitySignal,
+    MeasureSignal,
+    RatioSignal,
+)
+
+if TYPE_CHECKING:
+    import duckdb
+from extalerts.engine.results import MINUTE_MS, MISSING_GROUP_VALUE, BadLine, EngineError, Semantics
+from extalerts.engine.sources import MAX_LINE_BYTES, open_source
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """The computed column of each field the rules read."""
+
+    names: dict[str, str]
+
+    def __call__(self, field_name: str) -> str:
+        return self.names[field_name]
+
+
+@dataclass(frozen=True)
+class _Keys:
+    """What one rule's aggregates are keyed by: the minute bucket (aligned to its evaluation delay)
+    and its groups; for percentiles and distinct counts, also the column listing the values."""
+
+    bucket: str
+    groups: tuple[str, ...]
+    values: str | None = None
+
+    @property
+    def grouped(self) -> str:
+        """The condition for a row in a bucket and in a group (a null group value is in none)."""
+        return " AND ".join(f"{column} IS NOT NULL" for column in (self.bucket, *self.groups))
+
+
+@dataclass
+class _RuleAggregates:
+    keys: _Keys
+    #: Aggregate columns, the count of events the filter matches first.
+    names: list[str]
+
+
+class Staging:
+    """The engine's reading of events into the ``staged`` aggregates of a batch of files."""
+
+    spec: Spec
+    shipped: Expr | None
+    semantics: Semantics
+    rules: list[ResolvedRule]
+    db: duckdb.DuckDBPyConnection
+    columns: _Columns
+    events: int
+    bad_line_count: int
+    bad_lines: list[BadLine]
+    warnings: list[str]
+    exact_reads: int
+    _file_spans: dict[str, tuple[int, int]]
+    time_outlier_count: int
+    type_mismatches: dict[str, tuple[int, tuple[str, int] | None]]
+    _loaded: bool
+
+    def _column_names(self) -> dict[str, str]:
+        used: list[str] = fields_of(self.shipped)
+        for rule in self.rules:
+            used += self.fields_read(rule)
+        return {name: f"f{index}" for index, name in enumerate(dict.fromkeys(used))}
+
+    @staticmethod
+    def fields_read(rule: ResolvedRule) -> list[str]:
+        """The fields a rule reads: its filters, its groups, and its signal's field."""
+        used = fields_of(rule.filter) + fields_of(rule.ratio_match) + list(rule.rule.group_by)
+        signal_field = getattr(rule.rule.signal, "field", None)
+        return [*used, signal_field] if signal_field else used
+
+    def field(self, name: str) -> Field:
+        return self.spec.catalog[name]
+
+    # ----------------------------------------------------------------------------------- the plan
+
+    def _plan(self) -> None:
+        """The one aggregation every input goes through: per minute bucket and per group, what each
+        rule needs. One GROUP BY over every key any rule uses: the rules then add up the rows of
+        their own keys (DuckDB would run grouping sets through a materialised copy of the input).
+        Rules that share a filter share its column and their aggregates."""
+        buckets: dict[int, str] = {}
+        groups: dict[str, str] = {}
+        conditions: dict[str, str] = {}  # filter SQL -> its column
+        derived: list[str] = []  # per-row expressions, computed before aggregating
+        aggregates: dict[str, str] = {}  # aggregate SQL -> its column
+        #: How partial aggregates of the same key combine: sum, min or max.
+        self._combine: dict[str, str] = {}
+
+        def condition(sql: str) -> str:
+            if sql not in conditions:
+                conditions[sql] = f"_m{len(conditions)}"
+                derived.append(f"{sql} AS {conditions[sql]}")
+            return conditions[sql]
+
+        def aggregate(sql: str, combine: str = "sum") -> str:
+            if sql not in aggregates:
+                aggregates[sql] = f"_a{len(aggregates)}"
+                self._combine[aggregates[sql]] = combine
+            return aggregates[sql]
+
+        totals = {
+            "_rows": ("count(*)", "sum"),
+            "_events": ("count(ts)", "sum"),
+            "_first": ("min(ts)", "min"),
+            "_last": ("max(ts)", "max"),
+            "_variants": ("count(*) FILTER (WHERE _variant)", "sum"),
+        }
+        if self.shipped is not None:
+            totals["_shipped"] = (f"count(ts) FILTER (WHERE {self._shipped_sql()})", "sum")
+        # Top-level fields Logpush writes in every event: one no event holds points at the input's
+        # casing (`outcome` for `Outcome`), which would otherwise read as every value missing.
+        self._seen_columns: dict[str, str] = {}
+        for name, column in self.columns.names.items():
+            catalog_field = self.field(name)
+            if catalog_field.logpush and len(catalog_field.paths) == 1 and len(catalog_field.paths[0]) == 1:
+                self._seen_columns[name] = f"_seen_{column}"
+                totals[f"_seen_{column}"] = (f"count({column})", "sum")
+        for name, (sql, combine) in totals.items():
+            aggregates[sql] = name
+            self._combine[name] = combine
+        self._rule_aggregates: dict[str, _RuleAggregates] = {}
+        for rule in self.rules:
+            offset_ms = (rule.evaluation_delay * 1000) % MINUTE_MS  # buckets aligned so every window is whole buckets
+            if offset_ms not in buckets:
+                buckets[offset_ms] = f"_b{len(buckets)}"
+                derived.append(f"floor((ts - {offset_ms}) / {MINUTE_MS})::BIGINT AS {buckets[offset_ms]}")
+            for name in rule.rule.group_by:
+                if name not in groups:
+                    groups[name] = f"_g{len(groups)}"
+                    group_value = f"CAST({self.columns(name)} AS VARCHAR)"
+                    if self.semantics == "datadog":
+                        group_value = f"coalesce({group_value}, '{MISSING_GROUP_VALUE}')"
+                    derived.append(f"{group_value} AS {groups[name]}")
+            matches = condition(self._where(rule))
+            signal = rule.rule.signal
+            names = [aggregate(f"count(*) FILTER (WHERE {matches})")]
+            values = None
+            if isinstance(signal, RatioSignal):
+                assert rule.ratio_match is not None
+                matching = condition(f"{matches} AND {to_duckdb(rule.ratio_match, self.field, self.columns)}")
+                names.append(aggregate(f"count(*) FILTER (WHERE {matching})"))
+            elif isinstance(signal, MeasureSignal) and signal.aggregation.percentile is None:
+                value = f"CAST({self.columns(signal.field)} AS DOUBLE)"
+                for function in ("count", "sum", "min", "max"):
+                    combine = function if function in ("min", "max") else "sum"
+                    names.append(aggregate(f"{function}({value}) FILTER (WHERE {matches})", combine))
+            elif isinstance(signal, MeasureSignal | CardinalitySignal):
+                # Each bucket's values: exact percentiles and distinct counts compose over any window
+                # from them. (A list: DuckDB runs histogram() as a second grouping over a copy of the input.)
+                # A distinct count needs each value once per bucket, which bounds the list by the values
+                # seen in a minute, not by the events that carried them.
+                value = self.columns(signal.field)
+                listed = "DISTINCT "
+                if isinstance(signal, MeasureSignal):
+                    value, listed = f"CAST({value} AS DOUBLE)", ""
+                values = aggregate(f"list({listed}{value}) FILTER (WHERE {matches} AND {value} IS NOT NULL)", "list")
+            keys = _Keys(buckets[offset_ms], tuple(groups[name] for name in rule.rule.group_by), values)
+            self._rule_aggregates[rule.id] = _RuleAggregates(keys, names)
+        self._key_columns = [*buckets.values(), *groups.values()]
+        self._derived_sql = derived
+        self._aggregates_sql = [f"{sql} AS {name}" for sql, name in aggregates.items()]
+
+    def _aggregation(self, fields_sql: str) -> str:
+        keys = ", ".join(["_file", *self._key_columns])
+        derived = "".join(f", {sql}" for sql in self._derived_sql)
+        return (
+            f"SELECT {keys}, {', '.join(self._aggregates_sql)} "
+            f"FROM (SELECT *{derived} FROM ({fields_sql})) GROUP BY {keys}"
+        )
+
+    def _read_json(self, files: str | Sequence[str], columns: Mapping[str, str] | None = None) -> str:
+        columns = columns or {**SCALAR_COLUMNS, **dict.fromkeys(JSON_COLUMNS, "JSON")}
+        spec = ", ".join(f"{quote_identifier(k)}: '{v}'" for k, v in columns.items())
+        names = [files] if isinstance(files, str) else list(files)
+        listed = "[" + ", ".join("'" + name.replace("'", "''") + "'" for name in names) + "]"
+        return (
+            f"read_json({listed}, format='newline_delimited', ignore_errors=true, "
+            f"maximum_object_size={MAX_LINE_BYTES}, columns={{{spec}}})"
+        )
+
+    def typed_columns(self) -> dict[str, str] | None:
+        """The ``read_json`` columns of the fast reading (None: the rules need the exact one)."""
+        return typed_columns([self.field(name) for name in self.columns.names])
+
+    def fields_query(self, files: str | Sequence[str], *, exact: bool = False, file_number: str = "file_index") -> str:
+        """The events of ``files`` as rows of ``ts``, each field's column, ``_variant``, and ``_file``
+        (by default the file's position in ``files``)."""
+        fields = [(self.field(name), column) for name, column in self.columns.names.items()]
+        typed = None if exact else self.typed_columns()
+        scan = self._read_json(files, typed)
+        scan = f"(SELECT *, {file_number} AS _file FROM {scan})"
+        if typed is None:
+            return select_fields(fields, scan, carry=("_file",))
+        return select_typed_fields(fields, scan, carry=("_file",))
+
+    def _type_checks(self) -> list[tuple[str, tuple[str, ...], str]]:
+        """The fields the rules read at a fixed place of the event: (name, path, JSON types allowed)."""
+        checks = []
+        for name in self.columns.names:
+            catalog_field = self.field(name)
+            path = catalog_field.paths[0]
+            if catalog_field.is_derived or len(catalog_field.paths) > 1 or ARRAY in path:
+                continue
+            if path[0] not in SCALAR_COLUMNS and path[0] not in JSON_COLUMNS:
+                continue
+            checks.append((name, path, _JSON_TYPES[catalog_field.type]))
+        return checks
+
+    def _check_types(self, files: Sequence[str]) -> None:
+        """Count, per field the rules read, the values of another JSON type than the field's (text
+        where a number belongs, an object for a name): the reading coerces or drops them, so they
+        are reported, the first with its file and line. A scan of the files' JSON, apart from the
+        aggregation, whose typed columns no longer tell a number from its text."""
+        checks = self._type_checks()
+        if not checks:
+            return
+        columns = dict.fromkeys(dict.fromkeys(path[0] for _, path, _ in checks), "JSON")
+        counts = []
+        for index, (_, path, allowed) in enumerate(checks):
+            value = quote_identifier(path[0])
+            if len(path) > 1:
+                value = f"json_extract({value}, {sql_string('$.' + '.'.join(path[1:]))})"
+            counts.append(f"count(*) FILTER (WHERE json_type({value}) NOT IN ({allowed})) AS _t{index}")
+        query = f"SELECT file_index, {', '.join(counts)} FROM {self._read_json(files, columns)} GROUP BY ALL"
+        try:
+            rows = self.db.execute(query).fetchall()
+        except Exception:
+            return
+        for row in sorted(rows):
+            file = files[int(row[0])]
+            for (name, path, allowed), found in zip(checks, row[1:], strict=True):
+                if not found:
+                    continue
+                count, first = self.type_mismatches.get(name, (0, None))
+                if first is None:
+                    line = _first_mismatch(file, path, allowed)
+                    first = (file, line) if line else None
+                self.type_mismatches[name] = (count + int(found), first)
+
+    def type_warnings(self) -> list[str]:
+        """One line per field with values of another type: '`CPUTimeMs`: 3 values not numbers, first at f:12'."""
+        lines = []
+        for name, (count, first) in sorted(self.type_mismatches.items()):
+            kind = _TYPE_WORDS[self.field(name).type]
+            where = f", first at {first[0]}:{first[1]}" if first else ""
+            values = "value" if count == 1 else "values"
+            lines.append(
+                f"`{name}`: {count:,} {values} not {kind}{where} (converted where they can be, else read as missing)"
+            )
+        return lines
+
+    def _stage(self, fields_sql: str, files: Sequence[str], *, into_staged: bool = False) -> None:
+        statement = "INSERT INTO staged" if into_staged else "CREATE OR REPLACE TEMP TABLE staged AS"
+        try:
+            self.db.execute(f"{statement} {self._aggregation(fields_sql)}")
+        except Exception as exc:  # duckdb raises its own exception types for I/O, decoding and memory
+            where = files[0] if len(files) == 1 else f"{files[0]} (and {len(files) - 1} more)"
+            message = str(exc).splitlines()[0]
+            if "Out of Memory" in message:
+                message += "; raise --memory-limit (DuckDB spills to disk beyond it)"
+            raise EngineError(f"{where}: cannot read: {message}") from None
+
+    def _staged_totals(self) -> dict[int, tuple[int, int, int]]:
+        """Per input file of the batch: rows read, events among them, rows the typed columns cannot hold."""
+        rows = self.db.execute(
+            "SELECT _file, sum(_rows), sum(_events), sum(_variants) FROM staged GROUP BY _file"
+        ).fetchall()
+        return {int(row[0]): (int(row[1]), int(row[2]), int(row[3])) for row in rows}
+
+    def _where(self, rule: ResolvedRule) -> str:
+        where = "true" if rule.filter is None else to_duckdb(rule.filter, self.field, self.columns)
+        if self.shipped is None:
+            return where
+        return f"({self._shipped_sql()}) AND ({where})"
+
+    def _shipped_sql(self) -> str:
+        return "true" if self.shipped is None else to_duckdb(self.shipped, self.field, self.columns)
+
+
+#: The JSON types (as DuckDB's json_type names them) a field's values may have; JSON null is no value.
+_JSON_TYPES = {
+    FieldType.STRING: "'VARCHAR', 'NULL'",
+    FieldType.INTEGER: "'BIGINT', 'UBIGINT', 'DOUBLE', 'NULL'",
+    FieldType.NUMBER: "'BIGINT', 'UBIGINT', 'DOUBLE', 'NULL'",
+    FieldType.BOOLEAN: "'BOOLEAN', 'NULL'",
+    FieldType.STRING_LIST: "'ARRAY', 'NULL'",
+}
+_TYPE_WORDS = {
+    FieldType.STRING: "text",
+    FieldType.INTEGER: "numbers",
+    FieldType.NUMBER: "numbers",
+    FieldType.BOOLEAN: "true or false",
+    FieldType.STRING_LIST: "lists",
+}
+_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
+    "VARCHAR": (str,),
+    "BIGINT": (int,),
+    "DOUBLE": (float,),
+    "BOOLEAN": (bool,),
+    "ARRAY": (list,),
+}
+
+
+def _first_mismatch(file: str, path: Sequence[str], allowed: str) -> int | None:
+    """The number of the first line of ``file`` whose value at ``path`` has none of the ``allowed`` types."""
+    import zlib
+
+    types = tuple(t for name, kinds in _PYTHON_TYPES.items() if f"'{name}'" in allowed for t in kinds)
+    with contextlib.suppress(OSError, EOFError, zlib.error), open_source(file) as handle:
+        for number, line in enumerate(handle, start=1):
+            if len(line) > MAX_LINE_BYTES:
+                continue
+            try:
+                value: Any = json.loads(line)
+            except (ValueError, RecursionError):
+                continue
+            for step in path:
+                value = value.get(step) if isinstance(value, dict) else None
+            if value is None:
+                continue
+            is_bool = isinstance(value, bool)
+            if (is_bool and bool not in types) or not isinstance(value, types):
+                return number
+    return None
