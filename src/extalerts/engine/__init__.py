@@ -14,6 +14,9 @@ whose search leaves the critical range to the alert search: each run puts a grou
 it notifies once, as critical or as warning, each search throttled on its own. Percentiles take
 the nearest rank (limits.conf's ``perc_method``), and events lacking a group-by field are in no
 group, as ``stats … BY`` leaves them out.
+``semantics="cloudflare"`` runs the rules Option A carries as Workers Observability alerts: checks
+every "Check alert every" minutes over their lookback, no evaluation delay, and the alert's states
+(:mod:`.observability`); otherwise as Datadog's.
 
 Data path: one parallel DuckDB scan per input file (plain or gzip, local or through fsspec) reads
 only the fields the rules use, typed to the shapes Logpush writes, and aggregates them straight away:
@@ -48,7 +51,7 @@ from extalerts.engine.results import (
 )
 from extalerts.engine.salvage import GzipDamage, gzip_damage
 from extalerts.engine.sources import EVENT_FILE_SUFFIXES, MAX_LINE_BYTES, expand_sources, open_source, write_events
-from extalerts.engine.windows import ceil_minute, schedule_minutes
+from extalerts.engine.windows import ceil_minute, evaluation_window_ms, schedule_minutes
 
 __all__ = [
     "EVENT_FILE_SUFFIXES",
@@ -67,6 +70,7 @@ __all__ = [
     "State",
     "Transition",
     "ceil_minute",
+    "evaluation_window_ms",
     "expand_sources",
     "gzip_damage",
     "open_source",

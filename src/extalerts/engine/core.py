@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from extalerts import observability_timings
+from extalerts.engine import observability
 from extalerts.engine.notifications import notifications
 from extalerts.engine.results import (
     BadLine,
@@ -47,6 +49,14 @@ class Engine(Scan, Windows):
         unknown = set(rules or ()) - {r.id for r in self.rules}
         if unknown:
             raise EngineError(f"{plural(len(unknown), 'unknown rule')}: {', '.join(sorted(unknown))}")
+        #: Under Cloudflare's semantics, the rules Option A does not carry, and why: never evaluated.
+        self.not_carried: dict[str, str] = {}
+        if semantics == "cloudflare":
+            for rule in self.rules:
+                reason = observability.not_carried_by_option_a(rule, spec)
+                if reason is not None:
+                    self.not_carried[rule.id] = reason
+            self.rules = [r for r in self.rules if r.id not in self.not_carried]
         # Insertion order is not needed (events are located by time), and keeping it costs memory.
         try:
             self.db = duckdb.connect(config={"memory_limit": memory_limit, "preserve_insertion_order": False})
@@ -84,8 +94,19 @@ class Engine(Scan, Windows):
         for rule in self.rules:
             results[rule.id] = self._evaluate_rule(rule, first, last, start_ms, end_ms)
         warnings = [*self.warnings, *self.type_warnings()]
+        cloudflare = self.semantics == "cloudflare"
+        timings = {r.id: observability_timings.timings_for(r) for r in self.rules} if cloudflare else {}
         return EngineResult(
-            results, self.events, self.bad_lines, self.bad_line_count, first, last, self.semantics, warnings
+            results,
+            self.events,
+            self.bad_lines,
+            self.bad_line_count,
+            first,
+            last,
+            self.semantics,
+            warnings,
+            dict(self.not_carried),
+            timings,
         )
 
     def _evaluate_rule(
@@ -96,6 +117,9 @@ class Engine(Scan, Windows):
         if not times:
             return result
         values = self._values(rule, times)
+        if self.semantics == "cloudflare":
+            observability.run_alert(rule, result, values)
+            return result
         machine = _StateMachine(rule, self.semantics)
         for group in sorted(values):
             series = values[group]

@@ -109,6 +109,8 @@ class Staging:
         rule needs. One GROUP BY over every key any rule uses: the rules then add up the rows of
         their own keys (DuckDB would run grouping sets through a materialised copy of the input).
         Rules that share a filter share its column and their aggregates."""
+        from extalerts.engine.windows import evaluation_window_ms  # windows builds on this module
+
         buckets: dict[int, str] = {}
         groups: dict[str, str] = {}
         conditions: dict[str, str] = {}  # filter SQL -> its column
@@ -151,7 +153,8 @@ class Staging:
             self._combine[name] = combine
         self._rule_aggregates: dict[str, _RuleAggregates] = {}
         for rule in self.rules:
-            offset_ms = (rule.evaluation_delay * 1000) % MINUTE_MS  # buckets aligned so every window is whole buckets
+            # Buckets aligned so every window is whole buckets.
+            offset_ms = evaluation_window_ms(rule, self.semantics)[1] % MINUTE_MS
             if offset_ms not in buckets:
                 buckets[offset_ms] = f"_b{len(buckets)}"
                 derived.append(f"floor((ts - {offset_ms}) / {MINUTE_MS})::BIGINT AS {buckets[offset_ms]}")
@@ -159,7 +162,7 @@ class Staging:
                 if name not in groups:
                     groups[name] = f"_g{len(groups)}"
                     group_value = f"CAST({self.columns(name)} AS VARCHAR)"
-                    if self.semantics == "datadog":
+                    if self.semantics != "splunk":
                         group_value = f"coalesce({group_value}, '{MISSING_GROUP_VALUE}')"
                     derived.append(f"{group_value} AS {groups[name]}")
             matches = condition(self._where(rule))
