@@ -32,7 +32,7 @@ again line by line by :mod:`.lines`), :mod:`.merge` (the partials combined per r
 :mod:`.notifications`, and :mod:`.core`, the :class:`Engine` that runs them in turn.
 """
 
-from extalerts.engine.core import Engine
+from extalerts.engine.core import Engine, replay
 from extalerts.engine.results import (
     MINUTE_MS,
     MISSING_GROUP_VALUE,
@@ -70,6 +70,7 @@ __all__ = [
     "expand_sources",
     "gzip_damage",
     "open_source",
+    "replay",
     "schedule_minutes",
     "write_events",
 ]

@@ -14,6 +14,7 @@ from extalerts.engine.results import (
     EngineError,
     EngineResult,
     RuleResult,
+    Semantics,
     State,
     Transition,
 )
@@ -22,7 +23,8 @@ from extalerts.engine.sources import _size, expand_sources, write_events
 from extalerts.engine.states import _StateMachine
 from extalerts.engine.windows import Windows
 from extalerts.errors import Location
-from extalerts.spec.loader import ResolvedRule
+from extalerts.filter.ast import Expr
+from extalerts.spec.loader import ResolvedRule, Spec
 
 
 class Engine(Scan, Windows):
@@ -172,6 +174,27 @@ class Engine(Scan, Windows):
         if self.semantics == "splunk":
             result.warning_notifications = notifications(rule, result, self.semantics, State.WARN)
         return result
+
+
+def replay(
+    spec: Spec,
+    sources: Sequence[str],
+    *,
+    rules: Sequence[str] | None = None,
+    semantics: Semantics = "datadog",
+    strict: bool = False,
+    memory_limit: str = "1GB",
+    shipped: Expr | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+) -> EngineResult:
+    """What ``extalerts replay`` evaluates, for scripts: the same options (``workers`` local
+    processes, or the Dask ``scheduler`` address), the same answer."""
+    engine = Engine(spec, rules=rules, semantics=semantics, memory_limit=memory_limit, shipped=shipped)
+    engine.load(sources, strict=strict, workers=workers, scheduler=scheduler)
+    return engine.evaluate(start_ms=start_ms, end_ms=end_ms)
 
 
 def _located_where_loaded() -> Location:
