@@ -70,6 +70,26 @@ class _RuleAggregates:
     names: list[str]
 
 
+def connect(memory_limit: str, threads: int | None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB for the engine, within ``memory_limit`` (it spills to disk beyond), on ``threads``
+    threads (None: every core)."""
+    import duckdb
+
+    # Insertion order is not needed (events are located by time), and keeping it costs memory.
+    try:
+        db = duckdb.connect(config={"memory_limit": memory_limit, "preserve_insertion_order": False})
+    except duckdb.Error as exc:
+        message = str(exc).splitlines()[0]
+        raise EngineError(f"memory limit {memory_limit!r}: {message}; write it like 512MB or 4GB") from None
+    # DuckDB tracks a query's progress (read by `load`'s on_progress) but must never draw its bar:
+    # it would land on stdout, into `--output json`.
+    db.execute("SET enable_progress_bar = true")
+    db.execute("SET enable_progress_bar_print = false")
+    if threads:
+        db.execute(f"SET threads = {int(threads)}")
+    return db
+
+
 class Staging:
     """The engine's reading of events into the ``staged`` aggregates of a batch of files."""
 
@@ -100,11 +120,11 @@ class Staging:
         memory_limit: str = "1GB",
         threads: int | None = None,
         shipped: Expr | None = None,
+        db: duckdb.DuckDBPyConnection | None = None,
     ) -> None:
         """``shipped``: the filter of the Logpush job feeding the provider; rules then see only the
-        events it ships, as the provider would (None: every event)."""
-        import duckdb
-
+        events it ships, as the provider would (None: every event). ``db``: a DuckDB from
+        :func:`connect` to use (by default a new one)."""
         self.spec = spec
         self.shipped = shipped
         self.semantics = semantics
@@ -112,18 +132,7 @@ class Staging:
         unknown = set(rules or ()) - {r.id for r in self.rules}
         if unknown:
             raise EngineError(f"{plural(len(unknown), 'unknown rule')}: {', '.join(sorted(unknown))}")
-        # Insertion order is not needed (events are located by time), and keeping it costs memory.
-        try:
-            self.db = duckdb.connect(config={"memory_limit": memory_limit, "preserve_insertion_order": False})
-        except duckdb.Error as exc:
-            message = str(exc).splitlines()[0]
-            raise EngineError(f"memory limit {memory_limit!r}: {message}; write it like 512MB or 4GB") from None
-        # DuckDB tracks a query's progress (read by `load`'s on_progress) but must never draw its bar:
-        # it would land on stdout, into `--output json`.
-        self.db.execute("SET enable_progress_bar = true")
-        self.db.execute("SET enable_progress_bar_print = false")
-        if threads:
-            self.db.execute(f"SET threads = {int(threads)}")
+        self.db = db if db is not None else connect(memory_limit, threads)
         self.memory_limit, self.threads = memory_limit, threads
         self.columns = _Columns(self._column_names())
         self.events = 0
