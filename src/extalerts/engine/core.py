@@ -191,7 +191,8 @@ def replay(
     end_ms: int | None = None,
 ) -> EngineResult:
     """What ``extalerts replay`` evaluates, for scripts: the same options (``workers`` local
-    processes, or the Dask ``scheduler`` address), the same answer."""
+    processes, or the Dask ``scheduler`` address), the same answer. Local workers are spawned
+    processes, which import the script again: call this under ``if __name__ == "__main__":``."""
     engine = Engine(spec, rules=rules, semantics=semantics, memory_limit=memory_limit, shipped=shipped)
     engine.load(sources, strict=strict, workers=workers, scheduler=scheduler)
     return engine.evaluate(start_ms=start_ms, end_ms=end_ms)

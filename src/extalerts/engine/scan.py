@@ -1,5 +1,5 @@
-"""The scan: input files, in batches, through the staging query into the ``partials`` aggregates; bad
-lines located, damaged archives salvaged, time outliers set aside."""
+"""The scan, the map step: a batch of input files through the staging query into its partial
+aggregates, with nothing shared with any other batch; bad lines located, damaged archives salvaged."""
 
 from __future__ import annotations
 

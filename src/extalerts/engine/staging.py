@@ -243,7 +243,8 @@ class Staging:
                     names.append(aggregate(f"{function}({value}) FILTER (WHERE {matches})", combine))
             elif isinstance(signal, MeasureSignal | CardinalitySignal):
                 # Each bucket's values: exact percentiles and distinct counts compose over any window
-                # from them. (A list: DuckDB runs histogram() as a second grouping over a copy of the input.)
+                # from them. (A list while scanning: DuckDB runs histogram() as a second grouping over
+                # a copy of the input; the map step hands it over as a histogram, or a set.)
                 # A distinct count needs each value once per bucket, which bounds the list by the values
                 # seen in a minute, not by the events that carried them.
                 value = self.columns(signal.field)
