@@ -131,6 +131,16 @@ def test_one_file_eight_files_two_workers_and_dask_agree_for_every_rule(
     assert outcome(replay(spec, eight_files, scheduler=local_cluster)) == alone
 
 
+def test_progress_counts_files_and_bytes_across_workers(spec: Spec, eight_files: list[str], local_cluster: str) -> None:
+    done: list[str] = []
+    shares: list[float] = []
+    Engine(spec).load(eight_files, scheduler=local_cluster, on_file=done.append, on_progress=shares.append)
+    assert sorted(done) == sorted(eight_files)
+    assert shares == sorted(shares)
+    assert shares[-1] == 1.0
+    assert len(shares) >= 4, "each batch done moves the share of bytes read"
+
+
 def test_splunk_semantics_agree_over_splits_too(spec: Spec, one_file: list[str], eight_files: list[str]) -> None:
     alone = outcome(replay(spec, one_file, semantics="splunk"))
     assert any(r[4] for r in alone["rules"].values()), "a warning search should notify"
