@@ -203,6 +203,18 @@ def _check_rule_ids(wanted: tuple[str, ...], known: list[str]) -> None:
 )
 @click.option("--since", metavar="TIME", help="First evaluation, ISO 8601 (UTC unless it names a zone).")
 @click.option("--until", "until", metavar="TIME", help="Last evaluation, ISO 8601 (UTC unless it names a zone).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Read the files in N local processes (default: this one); the answer is the same.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Read the files on the Dask cluster whose scheduler is at ADDRESS, e.g. tcp://host:8786 (pip install "
+    "'extalerts[dask]'); each worker reads its s3:// files from the bucket.",
+)
 @output_option
 def replay_command(
     sources: tuple[str, ...],
@@ -215,6 +227,8 @@ def replay_command(
     job_name: str,
     since: str | None,
     until: str | None,
+    workers: int | None,
+    scheduler: str | None,
     output: str,
 ) -> None:
     """Replay Logpush files: how often, when and for how long each rule would have fired.
@@ -230,12 +244,18 @@ def replay_command(
       extalerts replay s3://logpush-archive/workers/20261101/ --report november.html
       extalerts replay incident.ndjson --rule worker-exception -o json
       extalerts replay archive/ --since 2026-11-01T00:00Z --until 2026-11-08T00:00Z
+      extalerts replay archive/ --workers 4
+      extalerts replay s3://logpush-archive/workers/202611 --scheduler tcp://scheduler:8786
     """
     from extalerts.engine import Engine
     from extalerts.errors import ExtalertsError
     from extalerts.filter import fields_of
     from extalerts.spec import load_spec
 
+    if workers is not None and scheduler is not None:
+        raise click.BadParameter(
+            "choose --workers (local processes) or --scheduler (a Dask cluster)", param_hint="--workers"
+        )
     start_ms, end_ms = _time_option(since, "--since"), _time_option(until, "--until")
     if start_ms is not None and end_ms is not None and end_ms < start_ms:
         raise click.BadParameter("comes before --since", param_hint="--until")
@@ -249,7 +269,7 @@ def replay_command(
         memory_limit=memory_limit,
         shipped=shipped,
     )
-    files = _load_with_progress(engine, list(sources), strict)
+    files = _load_with_progress(engine, list(sources), strict, workers=workers, scheduler=scheduler)
     result = engine.evaluate(start_ms=start_ms, end_ms=end_ms)
     warnings = list(result.warnings)
     for name in engine.absent_fields():
@@ -329,22 +349,33 @@ def _time_option(text: str | None, option: str) -> int | None:
     return at_ms
 
 
-def _load_with_progress(engine: Any, sources: list[str], strict: bool) -> list[str]:
-    """Read the sources into the engine, with a bar on a terminal for large inputs; the files read."""
+def _load_with_progress(
+    engine: Any, sources: list[str], strict: bool, *, workers: int | None = None, scheduler: str | None = None
+) -> list[str]:
+    """Read the sources into the engine, with a bar on a terminal for large inputs; the files read.
+    The bar counts the bytes read (files for s3://) and the files done, across workers."""
     from extalerts.engine import expand_sources
 
     files = expand_sources(sources)
     local = [f for f in files if not f.startswith("s3://")]
     small = sum(Path(f).stat().st_size for f in local) < PROGRESS_MIN_BYTES and len(local) == len(files)
+    spread = {"workers": workers, "scheduler": scheduler}
     if not sys.stderr.isatty() or (small and len(files) < PROGRESS_MIN_FILES):
-        engine.load_files(files, strict=strict)
+        engine.load_files(files, strict=strict, **spread)
         return files
-    with stderr_progress(PROGRESS_STEPS, f"reading {plural(len(files), 'file')}", show_percent=True) as bar:
+    label = f"reading {plural(len(files), 'file')}"
+    with stderr_progress(PROGRESS_STEPS, label, show_percent=True) as bar:
+        done = 0
 
         def advance(share: float) -> None:
             bar.update(round(share * PROGRESS_STEPS) - bar.pos)
 
-        engine.load_files(files, strict=strict, on_progress=advance)
+        def file_done(_: str) -> None:
+            nonlocal done
+            done += 1
+            bar.label = f"{label} ({done:,} done)"
+
+        engine.load_files(files, strict=strict, on_progress=advance, on_file=file_done, **spread)
     return files
 
 

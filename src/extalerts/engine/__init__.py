@@ -29,13 +29,15 @@ windows, the thresholds and the state machines then run in Python over the small
 The package follows that path: :mod:`.sources` (files, folders, globs, ``s3://``; opened plain or
 gzip), :mod:`.salvage` (what is sound of a damaged archive or of a file with over-long lines),
 :mod:`.staging` (the plan: how events are read into columns and aggregated per file),
-:mod:`.scan` (files in batches into the partial aggregates; bad lines and time outliers, located
-again line by line by :mod:`.lines`), :mod:`.merge` (the partials combined per rule and group),
+:mod:`.scan` (a batch of files into its partial aggregates; bad lines located again line by line
+by :mod:`.lines`), :mod:`.merge` (the partials combined per rule and group; time outliers set aside),
 :mod:`.windows` (values per evaluation window), :mod:`.states` (the state machines),
-:mod:`.notifications`, and :mod:`.core`, the :class:`Engine` that runs them in turn.
+:mod:`.notifications`, and :mod:`.core`, the :class:`Engine` that runs them in turn. Each batch
+of files is a map step of its own (:func:`.scan.scan_batch`), run here, in local processes or on a
+Dask cluster by :mod:`.parallel`; the merge gives the same answer for any split of the input.
 """
 
-from extalerts.engine.core import Engine
+from extalerts.engine.core import Engine, replay
 from extalerts.engine.results import (
     MINUTE_MS,
     MISSING_GROUP_VALUE,
@@ -74,6 +76,7 @@ __all__ = [
     "expand_sources",
     "gzip_damage",
     "open_source",
+    "replay",
     "schedule_minutes",
     "write_events",
 ]

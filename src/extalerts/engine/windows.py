@@ -153,7 +153,7 @@ class Windows(Merged):
         else:
             low_rank, high_rank = f"floor((n - 1) * {fraction!r})", f"ceil((n - 1) * {fraction!r})"
         query = (
-            f"WITH bucket_values AS (SELECT {by}b, value, count(*) AS c FROM ({self._bucket_values(keys)}) "
+            f"WITH bucket_values AS (SELECT {by}b, value, sum(c) AS c FROM ({self._bucket_values(keys)}) "
             "GROUP BY ALL), "
             f"windows AS (SELECT {by}b + k AS e, value, sum(c) AS c FROM bucket_values "
             f"CROSS JOIN range(1, {window_buckets + 1}) AS steps(k) GROUP BY ALL), "
