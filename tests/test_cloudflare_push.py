@@ -277,6 +277,25 @@ def test_a_warning_alert_is_routed_to_the_warning_targets_only(
     assert not compute_plan(again, again.desired(spec), again.fetch(), prune=True).has_changes
 
 
+def test_the_slack_webhook_a_recipe_asks_to_make_by_hand_is_never_pruned(
+    emulator: CloudflareEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recipe of invalid-url-flood says to create extalerts-platform-slack with the channel's secret URL."""
+    carried_by_observability_alerts(monkeypatch, *OBSERVED)
+    live = provider(emulator)
+    live.api.call(
+        "create",
+        lambda c: c.alerting.destinations.webhooks.create(
+            account_id=ACCOUNT, name="extalerts-platform-slack", url="https://hooks.example.com/services/T0/B0/secret"
+        ),
+    )
+    spec = load_spec([MONITORS])
+    plan = compute_plan(live, live.desired(spec), live.fetch(), prune=True)
+    assert [(c.action.value, c.key) for c in plan.changes] == [("create", "logs-stopped")]
+    assert apply_plan(plan, live).ok
+    assert [hook["name"] for hook in emulator.webhooks()] == ["extalerts-platform-slack"]
+
+
 def test_a_required_filter_extalerts_cannot_fill_creates_nothing_and_says_which(
     emulator: CloudflareEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,8 +2,9 @@
 carry at least in part (see :mod:`extalerts.coverage`), and the webhook destinations they notify.
 
 Ownership: policies whose description starts with ``managed-by=extalerts``, webhook destinations
-named ``extalerts-<target>``. Email targets need no destination; PagerDuty targets must already be
-connected to the account (that happens in a browser), and are found by service name.
+named ``extalerts-<target>`` (but not those the recipes ask a person to make for a Slack target). Email
+targets need no destination; PagerDuty targets must already be connected to the account (that happens in
+a browser), and are found by service name.
 
 Rules carried by a Workers Observability alert (beta): the alert itself is made in the dashboard
 (cloudflare-docs ``workers/observability/alerts.mdx`` publishes no API for it), but "Deleting an alert also
@@ -58,6 +59,10 @@ def _reachable_targets(rule: ResolvedRule, level: Level) -> list[str]:
     ]
 
 
+def _is_slack_target(rule: ResolvedRule, target_name: str) -> bool:
+    return any(name == target_name and target.slack is not None for name, target in rule.targets)
+
+
 def _target_kinds(rule: ResolvedRule, level: Level) -> str:
     return ", ".join(f"{name} ({target.kind})" for name, target in rule.targets if level in target.levels) or "none"
 
@@ -90,6 +95,9 @@ class NotificationsProvider:
         self._available_alerts = available_alerts
         #: What the last ``desired`` could not do as asked, one line each, for the plan.
         self.notes: list[str] = []
+        #: Webhook destinations the recipes ask a person to make (a Slack target's incoming-webhook URL is a
+        #: secret the spec does not hold): named like ours, never ours to prune. Filled by ``desired``.
+        self._hand_made_webhooks: set[str] = set()
 
     @property
     def target(self) -> str:
@@ -103,6 +111,7 @@ class NotificationsProvider:
 
         resources: dict[tuple[str, str], Resource] = {}
         self.notes = []
+        self._hand_made_webhooks = set()
         recipes: list[tuple[ResolvedRule, AlertRecipe]] = []
         for rule in spec.rules:
             verdict = option_a(rule, spec.catalog)
@@ -112,6 +121,12 @@ class NotificationsProvider:
                 self._add_policy(rule, verdict.alert_type, verdict.reason, resources)
             elif verdict.observability is not None:
                 recipes.extend((rule, alert) for alert in verdict.observability.alerts)
+                self._hand_made_webhooks.update(
+                    channel.value
+                    for alert in verdict.observability.alerts
+                    for channel in alert.channels
+                    if channel.type == "Webhooks" and _is_slack_target(rule, channel.target)
+                )
         if recipes:
             self._route_observability_alerts(recipes, resources)
         return list(resources.values())
@@ -285,7 +300,8 @@ class NotificationsProvider:
         self._webhook_ids = {}
         for hook in map(_plain, webhooks):
             self._webhook_ids[hook["name"]] = hook["id"]
-            if str(hook.get("name", "")).startswith(WEBHOOK_PREFIX):
+            name = str(hook.get("name", ""))
+            if name.startswith(WEBHOOK_PREFIX) and name not in self._hand_made_webhooks:
                 body = {"name": hook["name"], "url": hook.get("url")}
                 found.append(Resource(WEBHOOK, hook["name"], body, live_id=hook["id"]))
         policies = self.api.call(
