@@ -9,15 +9,21 @@ Per Worker named by such a rule (its ``ScriptName`` filter, else the spec's ``lo
   settings (``workers.scripts.settings.get``, the SDK's ``ScriptSetting.observability``).
 - Its sampling. ``workers-logs.mdx``: "Head-based sampling allows you to log a percentage of incoming
   requests"; "If head_sampling_rate is unspecified, it is configured to a default value of 1 (100%)". A rule
-  that counts events then counts a sample: a problem for it.
+  that counts events then counts a sample.
+
+  The recipes scale count thresholds to the spec's ``sources.<name>.cloudflare.head_sampling_rate``; a live
+  rate that differs is a problem naming the recipe thresholds it makes wrong (the recipes re-computed at the
+  live rate), or the alerts it leaves uncountable.
 
 Then, when the account answers ``GET /accounts/{id}/workers/observability/alerts`` (UNDOCUMENTED: third-party
-reports only), the configured alerts are compared with what the recipes say (:func:`alert_drift`); a 404,
-405 or unrouted answer there means "not available", never a failure. Nothing is ever written to it.
+reports only), each configured alert is compared, by name, with its recipe (:mod:`extalerts.observability_alerts`,
+the same values ``render --provider cloudflare`` writes; :func:`alert_drift`); a 404, 405 or unrouted answer
+there means "not available", never a failure. Nothing is ever written to it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -26,10 +32,9 @@ from extalerts.doctor import Finding
 from extalerts.errors import ApiError
 from extalerts.filter import And, Op, Predicate, to_nnf
 from extalerts.numbers import format_number
-from extalerts.providers.cloudflare import WORKERS_OBSERVABILITY_ALERT, observability_alert_name
+from extalerts.observability_alerts import AlertFilter, AlertRecipe, Condition, assess
 from extalerts.providers.cloudflare_api import CloudflareApi
 from extalerts.spec.loader import ResolvedRule, Spec, logpush_field_of
-from extalerts.spec.models import CountSignal, MeasureSignal
 
 UNDOCUMENTED = "relies on an endpoint the API reference does not document"
 ALERTS_PATH = "/accounts/{account}/workers/observability/alerts"
@@ -42,26 +47,22 @@ WORKERS_LOGS_FIX = (
 #: path it does not route).
 _NOT_SERVED_STATUSES = frozenset({404, 405})
 _NO_ROUTE_CODES = ("(7003)", "(7000)")
-#: Workers Logs keys of the Logpush fields the recipes use; alerts.mdx shows ``$workers.outcome`` and
-#: ``$workers.cpuTimeMs``; ``$workers.scriptName`` is what third-party telemetry queries send.
-WORKERS_LOGS_KEYS = {
-    "Outcome": "$workers.outcome",
-    "ScriptName": "$workers.scriptName",
-    "CPUTimeMs": "$workers.cpuTimeMs",
-    "WallTimeMs": "$workers.wallTimeMs",
-    "EventType": "$workers.eventType",
-}
 
 
 def _breaks(rules: Iterable[ResolvedRule]) -> str:
     return f"; breaks {', '.join(sorted({rule.id for rule in rules}))}"
 
 
-def observability_rules(spec: Spec) -> list[ResolvedRule]:
-    """The rules coverage gives to a Workers Observability alert."""
-    from extalerts.coverage import option_a
+def observability_recipes(spec: Spec) -> list[tuple[ResolvedRule, tuple[AlertRecipe, ...]]]:
+    """The rules coverage gives to Workers Observability alerts, with the recipes' alerts of each."""
+    from extalerts.coverage import OptionA, option_a
 
-    return [rule for rule in spec.rules if option_a(rule).alert_type == WORKERS_OBSERVABILITY_ALERT]
+    carried = []
+    for rule in spec.rules:
+        verdict = option_a(rule, spec.catalog)
+        if verdict.option_a is not OptionA.NO and verdict.observability is not None and verdict.observability.alerts:
+            carried.append((rule, verdict.observability.alerts))
+    return carried
 
 
 def _logpush_field(spec: Spec, name: str) -> str:
@@ -104,6 +105,72 @@ def _sampling_rate(observability: dict[str, Any]) -> float:
     return float(1 if request_rate is None else request_rate) * float(1 if logs_rate is None else logs_rate)
 
 
+def _condition_text(condition: Condition) -> str:
+    measured = f"{condition.function}({condition.key})" if condition.key else condition.function
+    return f"{measured} {condition.operator} {format_number(condition.threshold)}"
+
+
+def _at_rate(rule: ResolvedRule, rate: float) -> ResolvedRule:
+    """The rule as if its source's Workers were sampled at ``rate``."""
+    cloudflare = rule.source.cloudflare.model_copy(update={"head_sampling_rate": rate})
+    return dataclasses.replace(rule, source=rule.source.model_copy(update={"cloudflare": cloudflare}))
+
+
+def _recipes_wrong_at(rate: float, rules: list[ResolvedRule], spec: Spec) -> tuple[list[str], list[str]]:
+    """What the recipes, written for the spec's head_sampling_rate, get wrong at the live ``rate``: the thresholds
+    that then read differently, and the alerts whose condition sampling at ``rate`` cannot scale at all."""
+    wrong: list[str] = []
+    unscalable: list[str] = []
+    for rule in rules:
+        written = assess(rule, spec.catalog)
+        live = assess(_at_rate(rule, rate), spec.catalog)
+        live_conditions = {alert.name: alert.condition for alert in live.alerts}
+        newly_lost = set(live.lost) - set(written.lost)
+        for alert in written.alerts:
+            now = live_conditions.get(alert.name)
+            if now is not None and now.threshold != alert.condition.threshold:
+                wrong.append(
+                    f"{alert.name} {_condition_text(alert.condition)} (at {format_number(rate)}: "
+                    f"{now.operator} {format_number(now.threshold)})"
+                )
+            elif newly_lost:
+                unscalable.append(f"{alert.name} {_condition_text(alert.condition)}")
+    return wrong, unscalable
+
+
+def _sampling_finding(worker: str, rate: float, rules: list[ResolvedRule], spec: Spec) -> Finding:
+    """The live rate against the spec's ``sources.<name>.cloudflare.head_sampling_rate``, which the recipes'
+    thresholds were scaled for."""
+    subject = f"Worker {worker}"
+    shown = f"head_sampling_rate {format_number(rate)}"
+    differing = [rule for rule in rules if rule.source.cloudflare.head_sampling_rate != rate]
+    if not differing:
+        return Finding(True, subject, f"has Workers Logs on, {shown}" + (", as the spec says" if rate < 1 else ""))
+    # One setting per source the differing rules read (usually one).
+    settings = {
+        f"sources.{rule.source_name}.cloudflare.head_sampling_rate": rule.source.cloudflare.head_sampling_rate
+        for rule in differing
+    }
+    spec_says = ", ".join(f"{name} {format_number(value)}" for name, value in sorted(settings.items()))
+    said = f"keeps the logs of {format_number(rate * 100)}% of requests ({shown}) where the spec says {spec_says}"
+    wrong, unscalable = _recipes_wrong_at(rate, differing, spec)
+    if not wrong and not unscalable:
+        return Finding(True, subject, f"has Workers Logs on; {said}, which changes no recipe")
+    parts = []
+    if wrong:
+        parts.append(f"recipe thresholds now wrong: {', '.join(wrong)}")
+    if unscalable:
+        parts.append(f"sampling at {format_number(rate)} leaves these alerts uncountable: {', '.join(unscalable)}")
+    wanted = ", ".join(sorted({format_number(value) for value in settings.values()}))
+    fix = f"set head_sampling_rate = {wanted} in its wrangler config and deploy it"
+    if not unscalable:
+        fix += (
+            f", or set {', '.join(sorted(settings))}: {format_number(rate)}, re-render the recipes "
+            "(`extalerts render --provider cloudflare`) and enter the new thresholds"
+        )
+    return Finding(False, subject, f"{said}: " + "; ".join(parts) + _breaks(differing), fix)
+
+
 def _worker_findings(worker: str, rules: list[ResolvedRule], spec: Spec, settings: Any) -> Finding:
     subject = f"Worker {worker}"
     observability = getattr(settings, "observability", None)
@@ -124,17 +191,7 @@ def _worker_findings(worker: str, rules: list[ResolvedRule], spec: Spec, setting
             "has invocation logs off: no event carries $workers.outcome or the request" + _breaks(invocation),
             WORKERS_LOGS_FIX,
         )
-    rate = _sampling_rate(plain)
-    counting = [rule for rule in rules if isinstance(rule.rule.signal, CountSignal)]
-    if rate < 1 and counting:
-        return Finding(
-            False,
-            subject,
-            f"keeps the logs of {format_number(rate * 100)}% of requests (head_sampling_rate "
-            f"{format_number(rate)}): the native alerts count a sample and fire late or never" + _breaks(counting),
-            "set head_sampling_rate = 1 in its wrangler config and deploy it, or scale the recipes' thresholds",
-        )
-    return Finding(True, subject, f"has Workers Logs on, head_sampling_rate {format_number(rate)}")
+    return _sampling_finding(worker, _sampling_rate(plain), rules, spec)
 
 
 # ----------------------------------------------------------------------------------------------- drift
@@ -142,60 +199,53 @@ def _worker_findings(worker: str, rules: list[ResolvedRule], spec: Spec, setting
 
 @dataclass(frozen=True)
 class ExpectedAlert:
-    """What a rule's Workers Observability alert should say, normalised for comparison."""
+    """A Workers Observability alert normalised for comparison: the recipe's, or the configured one."""
 
     name: str
     conditions: tuple[str, ...]
     group_by: tuple[str, ...]
-    #: ``key operator value`` lines; None when the rule's filter has no one-to-one form (not compared).
-    filters: tuple[str, ...] | None
+    #: ``key operator value`` lines.
+    filters: tuple[str, ...]
 
 
-def expected_alert(rule: ResolvedRule, spec: Spec) -> ExpectedAlert:
-    """A minimal expectation of the rule's alert, until the recipes of ``render --provider cloudflare``
-    replace it: name, conditions, group by and (when they map one to one) filters."""
-    signal, thresholds = rule.rule.signal, rule.rule.thresholds
-    comparison = f"{thresholds.operator} {format_number(thresholds.critical)}" if thresholds else "(no threshold)"
-    if isinstance(signal, MeasureSignal):
-        key = WORKERS_LOGS_KEYS.get(_logpush_field(spec, signal.field), signal.field)
-        conditions: tuple[str, ...] = (f"{signal.aggregation}({key}) {comparison}",)
-    else:
-        conditions = (f"count {comparison}",)
-    group_by = tuple(WORKERS_LOGS_KEYS.get(_logpush_field(spec, name), name) for name in rule.rule.group_by)
-    return ExpectedAlert(observability_alert_name(rule), conditions, group_by, _expected_filters(rule, spec))
+def _filter_line(key: Any, operator: Any, value: Any) -> str:
+    """One filter as ``key operator value``, operator lowercased (the read's spelling is not documented)."""
+    shown = "" if value is None else " " + (",".join(map(str, value)) if isinstance(value, list) else str(value))
+    return f"{key} {str(operator).lower()}{shown}"
 
 
-def _expected_filters(rule: ResolvedRule, spec: Spec) -> tuple[str, ...] | None:
-    if rule.filter is None:
-        return ()
-    top = to_nnf(rule.filter)
-    lines = []
-    for item in top.items if isinstance(top, And) else (top,):
-        if not isinstance(item, Predicate) or item.negated or item.op not in (Op.EQ, Op.IN):
-            return None
-        key = WORKERS_LOGS_KEYS.get(_logpush_field(spec, item.field))
-        if key is None:
-            return None
-        values = item.value if isinstance(item.value, tuple) else (item.value,)
-        lines.append(f"{key} {'equals' if item.op is Op.EQ else 'in'} {','.join(map(str, values))}")
-    return tuple(sorted(lines))
+def _condition_line(function: str, key: Any, operator: Any, threshold: Any) -> str:
+    value = format_number(threshold) if isinstance(threshold, int | float) else str(threshold)
+    return f"{function.lower()}({key}) {operator} {value}" if key else f"{function.lower()} {operator} {value}"
+
+
+def expected_alert(recipe: AlertRecipe) -> ExpectedAlert:
+    """What the recipe says the alert is (``render --provider cloudflare`` writes the same values)."""
+    condition = recipe.condition
+    filters: tuple[AlertFilter, ...] = recipe.filters
+    return ExpectedAlert(
+        recipe.name,
+        (_condition_line(condition.function, condition.key, condition.operator, condition.threshold),),
+        recipe.group_by,
+        tuple(sorted(_filter_line(row.key, row.operator, row.value) for row in filters)),
+    )
 
 
 def _live_form(alert: dict[str, Any]) -> ExpectedAlert:
     """The configured alert in the same form (the read is undocumented: keys are read leniently)."""
-    conditions = []
-    for condition in alert.get("conditions") or []:
-        function = str(condition.get("function") or condition.get("type") or "count").lower()
-        key = condition.get("key") or condition.get("field")
-        operator = condition.get("operator") or condition.get("comparison")
-        threshold = condition.get("threshold", condition.get("value"))
-        value = format_number(threshold) if isinstance(threshold, int | float) else str(threshold)
-        conditions.append(f"{function}({key}) {operator} {value}" if key else f"{function} {operator} {value}")
-    filters = []
-    for item in alert.get("filters") or []:
-        value = item.get("value")
-        shown = ",".join(map(str, value)) if isinstance(value, list) else str(value)
-        filters.append(f"{item.get('key')} {item.get('operation') or item.get('operator')} {shown}")
+    conditions = [
+        _condition_line(
+            str(condition.get("function") or condition.get("type") or "count"),
+            condition.get("key") or condition.get("field"),
+            condition.get("operator") or condition.get("comparison"),
+            condition.get("threshold", condition.get("value")),
+        )
+        for condition in alert.get("conditions") or []
+    ]
+    filters = [
+        _filter_line(item.get("key"), item.get("operation") or item.get("operator"), item.get("value"))
+        for item in alert.get("filters") or []
+    ]
     group_by = alert.get("groupBy") or alert.get("group_by") or []
     return ExpectedAlert(
         str(alert.get("name", "")), tuple(conditions), tuple(map(str, group_by)), tuple(sorted(filters))
@@ -205,15 +255,15 @@ def _live_form(alert: dict[str, Any]) -> ExpectedAlert:
 def alert_drift(expected: ExpectedAlert, live: dict[str, Any]) -> list[str]:
     """Where a configured alert differs from its recipe, one phrase each (empty: it matches)."""
     found = _live_form(live)
-    compared: list[tuple[str, tuple[str, ...] | None, tuple[str, ...] | None]] = [
+    compared: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
         ("conditions", expected.conditions, found.conditions),
         ("group by", expected.group_by, found.group_by),
         ("filters", expected.filters, found.filters),
     ]
     drift = []
     for label, want, have in compared:
-        if want is not None and sorted(want) != sorted(have or ()):
-            drift.append(f"{label} {'; '.join(have or ()) or 'none'} (recipe: {'; '.join(want) or 'none'})")
+        if sorted(want) != sorted(have):
+            drift.append(f"{label} {'; '.join(have) or 'none'} (recipe: {'; '.join(want) or 'none'})")
     return drift
 
 
@@ -233,7 +283,7 @@ def _configured_alerts(api: CloudflareApi) -> list[dict[str, Any]] | None:
     return [alert for alert in result or [] if isinstance(alert, dict)]
 
 
-def _drift_findings(rules: list[ResolvedRule], spec: Spec, api: CloudflareApi) -> list[Finding]:
+def _drift_findings(carried: list[tuple[ResolvedRule, tuple[AlertRecipe, ...]]], api: CloudflareApi) -> list[Finding]:
     configured = _configured_alerts(api)
     if configured is None:
         return [
@@ -245,44 +295,41 @@ def _drift_findings(rules: list[ResolvedRule], spec: Spec, api: CloudflareApi) -
         ]
     by_name = {str(alert.get("name")): alert for alert in configured}
     findings = []
-    for rule in rules:
-        expected = expected_alert(rule, spec)
-        subject = f"Workers Observability alert {expected.name!r}"
-        live = by_name.get(expected.name)
-        if live is None:
-            findings.append(
-                Finding(
-                    False,
-                    subject,
-                    f"is not configured ({UNDOCUMENTED})" + _breaks([rule]),
-                    "create it in the dashboard from its recipe (`extalerts render --provider cloudflare`)",
-                )
-            )
-            continue
-        drift = alert_drift(expected, live)
-        if drift:
-            findings.append(
-                Finding(
-                    False,
-                    subject,
-                    f"differs from its recipe ({UNDOCUMENTED}): {'; '.join(drift)}" + _breaks([rule]),
-                    "edit it in the dashboard to match the recipe",
-                )
-            )
-        else:
-            findings.append(Finding(True, subject, f"matches its recipe ({UNDOCUMENTED})"))
+    for rule, recipes in carried:
+        for recipe in recipes:
+            findings.append(_drift_finding(rule, expected_alert(recipe), by_name.get(recipe.name)))
     return findings
+
+
+def _drift_finding(rule: ResolvedRule, expected: ExpectedAlert, live: dict[str, Any] | None) -> Finding:
+    subject = f"Workers Observability alert {expected.name!r}"
+    if live is None:
+        return Finding(
+            False,
+            subject,
+            f"is not configured ({UNDOCUMENTED})" + _breaks([rule]),
+            "create it in the dashboard from its recipe (`extalerts render --provider cloudflare`)",
+        )
+    drift = alert_drift(expected, live)
+    if drift:
+        return Finding(
+            False,
+            subject,
+            f"differs from its recipe ({UNDOCUMENTED}): {'; '.join(drift)}" + _breaks([rule]),
+            "edit it in the dashboard to match the recipe",
+        )
+    return Finding(True, subject, f"matches its recipe ({UNDOCUMENTED})")
 
 
 # ----------------------------------------------------------------------------------------------- entry point
 
 
 def cloudflare_doctor(spec: Spec, api: CloudflareApi) -> list[Finding]:
-    rules = observability_rules(spec)
-    if not rules:
+    carried = observability_recipes(spec)
+    if not carried:
         return [Finding(True, "Workers Observability alerts", "carry no rule of this spec: nothing to check")]
     watched: dict[str, list[ResolvedRule]] = {}
-    for rule in rules:
+    for rule, _ in carried:
         for worker in workers_of(rule, spec):
             watched.setdefault(worker, []).append(rule)
     account = api.account_id
@@ -307,4 +354,4 @@ def cloudflare_doctor(spec: Spec, api: CloudflareApi) -> list[Finding]:
             )
             continue
         findings.append(_worker_findings(worker, worker_rules, spec, settings))
-    return findings + _drift_findings(rules, spec, api)
+    return findings + _drift_findings(carried, api)

@@ -210,6 +210,11 @@ class AlertRecipe:
     notify_when_resolved: bool
     head_sampling_rate: float
 
+    @property
+    def spec_level(self) -> Level:
+        """The spec's level this alert stands for (targets take levels by these names)."""
+        return next(level for level, name in _LEVEL_NAMES.items() if name == self.level)
+
 
 @dataclass(frozen=True)
 class Assessment:

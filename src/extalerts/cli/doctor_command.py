@@ -57,9 +57,10 @@ def doctor_command(
     enabled; events of the last --lookback minutes reach the index and sourcetype the searches read
     (a one-shot search); and, when readable, the HEC token's default index is that index.
     --provider cloudflare: every Worker a Workers Observability alert watches for a rule has Workers
-    Logs on, and keeps every request's logs when the rule counts events (head_sampling_rate); and,
-    when the account answers the undocumented read of its observability alerts, they match the
-    recipes (a 404 there is "not available", not a problem; nothing is written).
+    Logs on, with the head_sampling_rate the spec states (else it names the recipe thresholds that
+    are now wrong); and, when the account answers the undocumented read of its observability
+    alerts, each matches its recipe (a 404 there is "not available", not a problem; nothing is
+    written).
 
     \b
     Examples:
