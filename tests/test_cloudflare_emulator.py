@@ -700,6 +700,82 @@ def test_an_unknown_script_is_404_with_code_10007(cf: Cloudflare) -> None:
         cf.workers.scripts.script_and_version_settings.get("missing", account_id=ACCOUNT)
 
 
+def test_script_settings_carry_workers_logs_as_the_sdk_reads_them(emulator: CloudflareEmulator, cf: Cloudflare) -> None:
+    logs = {"enabled": True, "invocation_logs": True, "head_sampling_rate": 0.1}
+    emulator.add_script("api-worker", observability={"enabled": True, "logs": logs})
+    emulator.add_script("chat-worker")
+    settings = cf.workers.scripts.settings.get("api-worker", account_id=ACCOUNT)
+    assert settings.observability is not None
+    assert settings.observability.enabled is True
+    assert settings.observability.logs is not None
+    assert settings.observability.logs.head_sampling_rate == 0.1
+    assert cf.workers.scripts.settings.get("chat-worker", account_id=ACCOUNT).observability is None
+    # "The valid range is from 0 to 1" (workers-logs.mdx); logs need both flags (the SDK's ObservabilityLogs).
+    for bad in ({"enabled": True, "head_sampling_rate": 1.5}, {"enabled": True, "logs": {"enabled": True}}):
+        status, raw = send(
+            emulator,
+            "PATCH",
+            f"/accounts/{ACCOUNT}/workers/scripts/chat-worker/script-settings",
+            {"observability": bad},
+        )
+        assert (status, raw["errors"][0]["code"]) == (400, 10021)
+    with pytest.raises(ValueError, match="head_sampling_rate must be a number from 0 to 1"):
+        emulator.add_script("bad-worker", observability={"enabled": True, "head_sampling_rate": -0.5})
+
+
+def test_workers_observability_alert_policies_follow_the_catalogue(
+    emulator: CloudflareEmulator, cf: Cloudflare
+) -> None:
+    def create(**body: Any) -> Any:
+        return cf.alerting.policies.create(
+            account_id=ACCOUNT,
+            name="obs",
+            enabled=True,
+            alert_type="workers_observability_alert",  # type: ignore[arg-type]
+            mechanisms={"email": [{"id": "oncall@example.com"}]},
+            **body,
+        )
+
+    with pytest.raises(cloudflare.BadRequestError) as excinfo:
+        create(filters={"status": ["FIRING_FAILED"]})
+    assert error_of(excinfo)[0] == 17004  # not offered to this account
+    emulator.offer_workers_observability_alert()
+    catalogue = cf.alerting.available_alerts.list(account_id=ACCOUNT)
+    assert catalogue is not None
+    assert [item.type for item in catalogue["Workers Observability"]] == ["workers_observability_alert"]
+    with pytest.raises(cloudflare.BadRequestError) as excinfo:
+        create()
+    assert error_of(excinfo) == (17103, "filters.status is required for workers_observability_alert")
+    with pytest.raises(cloudflare.BadRequestError) as excinfo:
+        create(filters={"status": ["FIRING"]})
+    assert "does not take" in error_of(excinfo)[1]
+    with pytest.raises(cloudflare.BadRequestError) as excinfo:
+        create(filters={"status": ["FIRING_FAILED"], "selectors": ["extalerts: worker-exception"]})
+    assert error_of(excinfo)[1] == 'filter "selectors" is not available for workers_observability_alert'
+    with pytest.raises(cloudflare.BadRequestError) as excinfo:
+        create(filters={"status": ["FIRING_FAILED"]}, alert_interval="30m")
+    assert error_of(excinfo)[0] == 17009
+    assert create(filters={"status": ["FIRING_FAILED", "NORMAL"]}) is not None
+
+    emulator.reset()
+    emulator.offer_workers_observability_alert(alert_filter=True)
+    created = create(filters={"status": ["NORMAL"], "selectors": ["extalerts: worker-exception"]})
+    assert created is not None
+    assert emulator.policies()[0]["filters"]["selectors"] == ["extalerts: worker-exception"]
+
+
+def test_the_undocumented_observability_alerts_read_is_switchable(emulator: CloudflareEmulator) -> None:
+    path = f"/accounts/{ACCOUNT}/workers/observability/alerts"
+    status, raw = send(emulator, "GET", path)
+    assert (status, [e["code"] for e in raw["errors"]]) == (400, [7003, 7000])
+    emulator.set_observability_alerts(None, absent_status=404)
+    assert send(emulator, "GET", path)[0] == 404
+    emulator.set_observability_alerts([{"id": "a1", "name": "extalerts: worker-exception"}])
+    status, raw = send(emulator, "GET", path)
+    assert (status, raw["result"]) == (200, [{"id": "a1", "name": "extalerts: worker-exception"}])
+    assert send(emulator, "POST", path, {"name": "x"})[0] == 400  # never writable
+
+
 # --------------------------------------------------------------------------------------- faults and bookkeeping
 
 

@@ -215,7 +215,7 @@ def test_distinct_counts_are_aggregated_in_the_one_grouping_of_the_scan(tmp_path
 
 def test_distinct_counts_keep_each_value_once_per_minute(tmp_path: Path) -> None:
     """What a distinct count keeps grows with the values seen each minute, not with the events: 600
-    events over 4 conversations in 2 minutes keep 8 values (a percentile keeps every event's value)."""
+    events over 4 conversations in 2 minutes keep 8 values (a percentile, each value with its count)."""
     spec = spec_with(tmp_path, CARDINALITY, fields="  conversation: {key: conversation_id, type: string}\n")
     line = lambda k: json.dumps({"conversation_id": f"c{k % 4}"})  # noqa: E731
     events = [event(k / 300, Logs=[{"Level": "log", "Message": [line(k)], "TimestampMs": 0}]) for k in range(600)]

@@ -155,7 +155,7 @@ def test_fuzz_spec_loader(tmp_path_factory: pytest.TempPathFactory, case: tuple[
         except SpecError as error:
             _assert_located(error, folder)
             return
-        render(spec, PROVIDERS)  # accepted means renderable: no "fails at render" after validate
+        render(spec, [*PROVIDERS, "cloudflare"])  # accepted means renderable: no "fails at render" after validate
 
 
 @BUDGET

@@ -1,4 +1,4 @@
-"""Golden files: the exact rendered output of tests/golden/spec/, for both providers.
+"""Golden files: the exact rendered output of tests/golden/spec/, for every renderer.
 
 Regenerate with `make golden` after a deliberate template change, then review the diff.
 """
@@ -11,7 +11,7 @@ import pytest
 
 from extalerts.render import render
 from extalerts.spec import load_spec
-from tests.conftest import GOLDEN, update_golden
+from tests.conftest import GOLDEN, REPO, update_golden
 
 OUTPUT = GOLDEN / "output"
 SIGNAL_KINDS = ("count", "ratio", "measure", "cardinality", "change", "absence")
@@ -19,7 +19,7 @@ SIGNAL_KINDS = ("count", "ratio", "measure", "cardinality", "change", "absence")
 
 def _rendered() -> dict[str, str]:
     spec = load_spec([GOLDEN / "spec"])
-    return {f.path: f.content for f in render(spec, ["datadog", "splunk"])}
+    return {f.path: f.content for f in render(spec, ["datadog", "splunk", "cloudflare"])}
 
 
 def test_golden_files_match() -> None:
@@ -51,6 +51,24 @@ def test_every_signal_kind_has_golden_output_in_both_providers(kind: str) -> Non
         assert f"extalerts-rule:{rule_id}" in monitor["tags"]
         assert f"[extalerts - {rule_id}]" in conf
         assert (OUTPUT / "splunk" / "rest" / f"{rule_id}.json").is_file()
+
+
+def test_every_cloudflare_template_has_golden_output() -> None:
+    """Both recipe templates, with an OR split into alerts, a warning alert, a scaled and an unscalable
+    threshold, and a rule no alert carries (so it has no recipe)."""
+    recipes = OUTPUT / "cloudflare" / "observability-alerts"
+    templates = sorted(p.name for p in (REPO / "templates" / "cloudflare").iterdir())
+    assert templates == ["observability-alert.json.j2", "observability-alert.md.j2"]
+    assert (recipes / "count-below.json").is_file()
+    assert (recipes / "count-below.md").is_file()
+    assert not (recipes / "ratio.json").exists()
+    below = json.loads((recipes / "count-below.json").read_text())
+    assert [a["conditions"][0]["scaled_from"] for a in below["alerts"]] == [
+        "5 x head_sampling_rate 0.5",
+        "20 x head_sampling_rate 0.5",
+    ]
+    steps = (recipes / "count-below.md").read_text()
+    assert "   - **Conditions**: one **Count** condition: `Count < 2.5` (scaled: 5 x head_sampling_rate 0.5)\n" in steps
 
 
 REPORT = GOLDEN / "report" / "replay.html"

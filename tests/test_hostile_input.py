@@ -455,26 +455,29 @@ def test_both_readings_count_the_wrong_types_as_they_read(tmp_path: Path, varian
     ]
 
 
-def test_the_wrong_types_are_counted_in_the_one_scan_of_each_file(tmp_path: Path) -> None:
+def test_the_wrong_types_are_counted_in_the_one_scan_of_each_file(tmp_path: Path, monkeypatch: Any) -> None:
     """The type check costs no second read of the input: the scan that aggregates counts them."""
-    from extalerts.engine import Engine
+    from extalerts.engine import Engine, scan
 
-    engine = Engine(load_spec([MONITORS]))
-    db = engine.db
     scans: list[str] = []
+    scanner_db = scan._scanner_db
 
     class Recorder:
-        """The connection, recording every query that reads a file."""
+        """A map step's connection, recording every query that reads a file."""
+
+        def __init__(self, db: Any) -> None:
+            self.db = db
 
         def __getattr__(self, name: str) -> Any:
-            return getattr(db, name)
+            return getattr(self.db, name)
 
         def execute(self, query: str, *args: Any) -> Any:
             if "read_json(" in query:
                 scans.append(query)
-            return db.execute(query, *args)
+            return self.db.execute(query, *args)
 
-    engine.db = Recorder()  # type: ignore[assignment]
+    monkeypatch.setattr(scan, "_scanner_db", lambda *args: Recorder(scanner_db(*args)))
+    engine = Engine(load_spec([MONITORS]))
     engine.load([str(_wrong_types(tmp_path, variant=False))])
     assert len(engine.evaluate().warnings) == 5
     assert len(scans) == 1

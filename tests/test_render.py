@@ -409,14 +409,16 @@ def test_long_windows_render_in_hours(tmp_path: Path, window: str, expected: str
 
 def _everything_rendered(spec_path: str) -> dict[str, str]:
     """What each provider renders or pushes from the spec at ``spec_path``, read from the working directory."""
-    from extalerts.providers.cloudflare import NotificationsProvider
+    from extalerts.providers.cloudflare import ALERT_FILTER, WORKERS_OBSERVABILITY_ALERT, NotificationsProvider
     from extalerts.providers.cloudflare_api import CloudflareApi, CloudflareSettings
     from extalerts.providers.logpush import LogpushProvider
 
     spec = load_spec([spec_path])
     found = {f.path: f.content for f in render(spec, ["datadog", "splunk"])}
     api = CloudflareApi(CloudflareSettings("0" * 32, "unused-token"))
-    for provider in (NotificationsProvider(api), LogpushProvider(api)):
+    # A catalogue with a per-alert filter stands for the account's, so every recipe alert's policy is rendered.
+    catalogue = {WORKERS_OBSERVABILITY_ALERT: {"filter_options": [{"Key": ALERT_FILTER, "Range": "0-n"}]}}
+    for provider in (NotificationsProvider(api, available_alerts=catalogue), LogpushProvider(api)):
         for resource in provider.desired(spec):
             found[f"{resource.kind}/{resource.key}"] = json.dumps(resource.body, sort_keys=True)
     return found

@@ -1,10 +1,11 @@
-"""Which system carries each rule: Cloudflare's own notifications (Option A) or Datadog/Splunk (Option B).
+"""Which system carries each rule: Cloudflare's own alerts (Option A) or Datadog/Splunk (Option B).
 
-Cloudflare Notifications have no alert type that reads Workers logs: nothing per script, nothing on
-exceptions, status codes, latency or log content, and the Workers Observability alerts have no
-public API. What they offer that touches these rules is the notice that a failing Logpush job was
-disabled, which partly covers "logs stopped arriving". Everything else is carried by the
-providers, and only as well as the Logpush jobs that feed them.
+Option A is two things. Cloudflare Notifications have no alert type that reads Workers logs, but the
+notice that a failing Logpush job was disabled partly covers "logs stopped arriving". Workers
+Observability alerts (beta) read Workers Logs, and are entered in the dashboard from the recipes
+`render --provider cloudflare` writes: :mod:`extalerts.observability_alerts` says what they carry of
+each rule and what they lose. Every rule is also carried by the providers, and only as well as the
+Logpush jobs that feed them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from extalerts.fields import FieldCatalog
 from extalerts.filter import fields_of
+from extalerts.observability_alerts import AlertVerdict, Assessment, assess
 from extalerts.spec.loader import ResolvedRule, Spec, logpush_field_of
 from extalerts.spec.models import AbsenceSignal, ChangeSignal
 
@@ -21,6 +24,7 @@ LOGPUSH_DISABLED_ALERT = "failing_logpush_job_disabled_alert"
 
 
 class OptionA(StrEnum):
+    YES = "yes"
     NO = "no"
     PARTLY = "partly"
 
@@ -28,8 +32,11 @@ class OptionA(StrEnum):
 @dataclass(frozen=True)
 class Verdict:
     option_a: OptionA
+    #: The Cloudflare Notifications alert type a policy of which carries the rule (push manages it).
     alert_type: str | None
     reason: str
+    #: What Workers Observability alerts carry of the rule (None without a field catalog to read it).
+    observability: Assessment | None = None
 
 
 @dataclass(frozen=True)
@@ -40,25 +47,36 @@ class Row:
     shipping: dict[str, str]
 
 
-def option_a(rule: ResolvedRule) -> Verdict:
-    """Whether a Cloudflare notification policy can carry the rule, and why."""
+def option_a(rule: ResolvedRule, catalog: FieldCatalog | None = None) -> Verdict:
+    """Whether Cloudflare's own alerts can carry the rule, and why.
+
+    Without ``catalog`` only the Notifications side is judged (``push --provider cloudflare`` reads
+    ``alert_type`` alone); with it, the Workers Observability alerts too.
+    """
     signal = rule.rule.signal
+    observability = assess(rule, catalog) if catalog is not None else None
     if isinstance(signal, AbsenceSignal):
-        return Verdict(
-            OptionA.PARTLY,
-            LOGPUSH_DISABLED_ALERT,
-            "Cloudflare notices a failing Logpush job that it disables (Enterprise), not a silent script",
-        )
-    if isinstance(signal, ChangeSignal):
-        return Verdict(
-            OptionA.NO,
-            None,
-            "traffic_anomalies_alert is per zone with a fixed z-score (Enterprise), not per Worker",
-        )
+        reason = "Cloudflare notices a failing Logpush job that it disables (Enterprise), not a silent script"
+        if observability is not None:
+            reason += f"; no Workers Observability alert either: {observability.reason}"
+        return Verdict(OptionA.PARTLY, LOGPUSH_DISABLED_ALERT, reason, observability)
+    if observability is None or observability.verdict is AlertVerdict.NO:
+        if isinstance(signal, ChangeSignal):
+            reason = "traffic_anomalies_alert is per zone with a fixed z-score (Enterprise), not per Worker"
+        else:
+            reason = "no Cloudflare notification reads Workers logs"
+        if observability is not None:
+            reason += f"; no Workers Observability alert: {observability.reason}"
+        return Verdict(OptionA.NO, None, reason, observability)
+    count = len(observability.alerts)
+    alerts = f"{count} Workers Observability alert{'s' if count != 1 else ''}"
+    if observability.verdict is AlertVerdict.YES:
+        return Verdict(OptionA.YES, None, f"{alerts} (render --provider cloudflare)", observability)
     return Verdict(
-        OptionA.NO,
+        OptionA.PARTLY,
         None,
-        "no Cloudflare notification reads Workers logs; Workers Observability alerts have no public API",
+        f"{alerts} (render --provider cloudflare), losing " + "; ".join(observability.lost),
+        observability,
     )
 
 
@@ -86,5 +104,5 @@ def coverage(spec: Spec) -> list[Row]:
             else:
                 shipped = set().union(*(set(job.shipped_fields) for job in jobs.values()))
                 shipping[provider] = "missing: " + ", ".join(sorted(needed - shipped))
-        rows.append(Row(rule, option_a(rule), shipping))
+        rows.append(Row(rule, option_a(rule, spec.catalog), shipping))
     return rows

@@ -333,5 +333,6 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
             for c in plan.changes
         ],
         "left_alone": list(plan.skipped),
+        "notes": list(plan.notes),
         "duplicates": duplicate_notes(plan),
     }

@@ -135,7 +135,8 @@ def write_report(spec: Spec, result: EngineResult, path: Path) -> None:
         thresholds: dict[str, float] = {}
         if rule.rule.thresholds is not None:
             thresholds["critical"] = rule.rule.thresholds.critical
-            if rule.rule.thresholds.warning is not None:
+            # A Workers Observability alert judges one threshold (the recipe's warning is another alert).
+            if rule.rule.thresholds.warning is not None and result.semantics != "cloudflare":
                 thresholds["warning"] = rule.rule.thresholds.warning
         else:
             thresholds["critical"] = 1.0

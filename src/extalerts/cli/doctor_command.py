@@ -17,10 +17,11 @@ from extalerts.cli.options import output_option, plural, resolve_paths, spec_pat
     "--provider",
     "-p",
     "provider_name",
-    type=click.Choice(["logpush", "datadog", "splunk"]),
+    type=click.Choice(["logpush", "datadog", "splunk", "cloudflare"]),
     default="logpush",
     show_default=True,
-    help="What to check: the Logpush jobs (Cloudflare API), how Datadog reads the logs, or the Splunk side.",
+    help="What to check: the Logpush jobs (Cloudflare API), how Datadog reads the logs, the Splunk side, or "
+    "what Cloudflare's Workers Observability alerts see (Option A).",
 )
 @click.option(
     "--api-url",
@@ -55,12 +56,18 @@ def doctor_command(
     --provider splunk: the spec's app exists; every alert action the alerts use is installed and
     enabled; events of the last --lookback minutes reach the index and sourcetype the searches read
     (a one-shot search); and, when readable, the HEC token's default index is that index.
+    --provider cloudflare: every Worker a Workers Observability alert watches for a rule has Workers
+    Logs on, with the head_sampling_rate the spec states (else it names the recipe thresholds that
+    are now wrong); and, when the account answers the undocumented read of its observability
+    alerts, each matches its recipe (a 404 there is "not available", not a problem; nothing is
+    written).
 
     \b
     Examples:
       CLOUDFLARE_API_TOKEN=… CLOUDFLARE_ACCOUNT_ID=… extalerts doctor
       DD_API_KEY=… DD_APP_KEY=… extalerts doctor --provider datadog
       SPLUNK_URL=https://splunk:8089 SPLUNK_TOKEN=… extalerts doctor --provider splunk
+      CLOUDFLARE_API_TOKEN=… CLOUDFLARE_ACCOUNT_ID=… extalerts doctor --provider cloudflare
     """
     from extalerts.spec import load_spec
 
@@ -78,6 +85,11 @@ def doctor_command(
             click.echo("warning: --insecure: the server's TLS certificate is not verified", err=True)
         settings = SplunkSettings.from_env(api_url, insecure=insecure)
         findings = splunk_doctor(spec, SplunkProvider(SplunkApi(settings)), lookback)
+    elif provider_name == "cloudflare":
+        from extalerts.doctor_cloudflare import cloudflare_doctor
+        from extalerts.providers.cloudflare_api import CloudflareApi, CloudflareSettings
+
+        findings = cloudflare_doctor(spec, CloudflareApi(CloudflareSettings.from_env(api_url)))
     else:
         from extalerts.doctor import doctor
         from extalerts.providers.cloudflare_api import CloudflareApi, CloudflareSettings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from extalerts.engine import EngineResult, Group, RuleResult
     from extalerts.rule_tests import TestOutcome
 
-SEMANTICS = click.Choice(["datadog", "splunk"])
+SEMANTICS = click.Choice(["datadog", "splunk", "cloudflare"])
 
 
 def _semantics_option(fn: Any) -> Any:
@@ -25,7 +26,9 @@ def _semantics_option(fn: Any) -> Any:
         type=SEMANTICS,
         default="datadog",
         show_default=True,
-        help="datadog: stateful, every minute, recovery thresholds; splunk: the rendered cron schedule, stateless.",
+        help="datadog: stateful, every minute, recovery thresholds; splunk: the rendered cron schedule, stateless; "
+        "cloudflare: a Workers Observability alert (check every, fire after, resolve after), for the rules "
+        "Option A carries.",
     )(fn)
 
 
@@ -95,12 +98,15 @@ def test_command(
         junit_xml.parent.mkdir(parents=True, exist_ok=True)
         junit_xml.write_text(to_junit(outcomes), encoding="utf-8")
     failed = [o for o in outcomes if not o.passed]
+    not_carried = [o for o in outcomes if o.not_carried is not None]
+    passed = len(outcomes) - len(failed) - len(not_carried)
     if output == "json":
         click.echo(
             json.dumps(
                 {
-                    "passed": len(outcomes) - len(failed),
+                    "passed": passed,
                     "failed": len(failed),
+                    "not_carried": len(not_carried),
                     "tests": [_outcome_json(o) for o in outcomes],
                     "coverage_gaps": [{"rule": r, "missing": why} for r, why in gaps],
                 },
@@ -111,7 +117,8 @@ def test_command(
         _print_outcomes(outcomes)
         if show_coverage or require_coverage:
             _print_coverage(gaps, len({r for r, _ in gaps}), len(considered))
-        click.echo(f"{len(outcomes) - len(failed):,} passed, {len(failed):,} failed")
+        unrun = f", {len(not_carried):,} not carried by Option A" if not_carried else ""
+        click.echo(f"{passed:,} passed, {len(failed):,} failed{unrun}")
     if failed or (require_coverage and gaps):
         raise click.exceptions.Exit(1)
 
@@ -121,7 +128,8 @@ def _outcome_json(outcome: TestOutcome) -> dict[str, Any]:
         "file": str(outcome.test.path),
         "rule": outcome.test.test.rule,
         "name": outcome.test.test.name,
-        "passed": outcome.passed,
+        "passed": outcome.passed and outcome.not_carried is None,
+        "not_carried": outcome.not_carried,
         "failures": list(outcome.failures),
         "timeline": [entry.as_json() for entry in outcome.timeline],
     }
@@ -135,7 +143,11 @@ def _print_outcomes(outcomes: list[TestOutcome]) -> None:
             current = outcome.test.path
             click.echo(str(current))
         mark = click.style("ok  ", fg="green") if outcome.passed else click.style("FAIL", fg="red", bold=True)
+        if outcome.not_carried is not None:
+            mark = click.style("n/a ", fg="yellow")
         click.echo(f"  {mark}  {outcome.test.test.rule:<{width}}  {outcome.test.test.name}")
+        if outcome.not_carried is not None:
+            click.echo(f"        not carried by Option A: {outcome.not_carried}")
         if not outcome.passed:
             for failure in outcome.failures:
                 click.echo(f"        {failure}")
@@ -191,6 +203,18 @@ def _check_rule_ids(wanted: tuple[str, ...], known: list[str]) -> None:
 )
 @click.option("--since", metavar="TIME", help="First evaluation, ISO 8601 (UTC unless it names a zone).")
 @click.option("--until", "until", metavar="TIME", help="Last evaluation, ISO 8601 (UTC unless it names a zone).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Read the files in N local processes (default: this one); the answer is the same.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Read the files on the Dask cluster whose scheduler is at ADDRESS, e.g. tcp://host:8786 (pip install "
+    "'extalerts[dask]'); each worker reads its s3:// files from the bucket.",
+)
 @output_option
 def replay_command(
     sources: tuple[str, ...],
@@ -203,6 +227,8 @@ def replay_command(
     job_name: str,
     since: str | None,
     until: str | None,
+    workers: int | None,
+    scheduler: str | None,
     output: str,
 ) -> None:
     """Replay Logpush files: how often, when and for how long each rule would have fired.
@@ -218,12 +244,18 @@ def replay_command(
       extalerts replay s3://logpush-archive/workers/20261101/ --report november.html
       extalerts replay incident.ndjson --rule worker-exception -o json
       extalerts replay archive/ --since 2026-11-01T00:00Z --until 2026-11-08T00:00Z
+      extalerts replay archive/ --workers 4
+      extalerts replay s3://logpush-archive/workers/202611 --scheduler tcp://scheduler:8786
     """
     from extalerts.engine import Engine
     from extalerts.errors import ExtalertsError
     from extalerts.filter import fields_of
     from extalerts.spec import load_spec
 
+    if workers is not None and scheduler is not None:
+        raise click.BadParameter(
+            "choose --workers (local processes) or --scheduler (a Dask cluster)", param_hint="--workers"
+        )
     start_ms, end_ms = _time_option(since, "--since"), _time_option(until, "--until")
     if start_ms is not None and end_ms is not None and end_ms < start_ms:
         raise click.BadParameter("comes before --since", param_hint="--until")
@@ -237,7 +269,7 @@ def replay_command(
         memory_limit=memory_limit,
         shipped=shipped,
     )
-    files = _load_with_progress(engine, list(sources), strict)
+    files = _load_with_progress(engine, list(sources), strict, workers=workers, scheduler=scheduler)
     result = engine.evaluate(start_ms=start_ms, end_ms=end_ms)
     warnings = list(result.warnings)
     for name in engine.absent_fields():
@@ -317,22 +349,33 @@ def _time_option(text: str | None, option: str) -> int | None:
     return at_ms
 
 
-def _load_with_progress(engine: Any, sources: list[str], strict: bool) -> list[str]:
-    """Read the sources into the engine, with a bar on a terminal for large inputs; the files read."""
+def _load_with_progress(
+    engine: Any, sources: list[str], strict: bool, *, workers: int | None = None, scheduler: str | None = None
+) -> list[str]:
+    """Read the sources into the engine, with a bar on a terminal for large inputs; the files read.
+    The bar counts the bytes read (files for s3://) and the files done, across workers."""
     from extalerts.engine import expand_sources
 
     files = expand_sources(sources)
     local = [f for f in files if not f.startswith("s3://")]
     small = sum(Path(f).stat().st_size for f in local) < PROGRESS_MIN_BYTES and len(local) == len(files)
+    spread = {"workers": workers, "scheduler": scheduler}
     if not sys.stderr.isatty() or (small and len(files) < PROGRESS_MIN_FILES):
-        engine.load_files(files, strict=strict)
+        engine.load_files(files, strict=strict, **spread)
         return files
-    with stderr_progress(PROGRESS_STEPS, f"reading {plural(len(files), 'file')}", show_percent=True) as bar:
+    label = f"reading {plural(len(files), 'file')}"
+    with stderr_progress(PROGRESS_STEPS, label, show_percent=True) as bar:
+        done = 0
 
         def advance(share: float) -> None:
             bar.update(round(share * PROGRESS_STEPS) - bar.pos)
 
-        engine.load_files(files, strict=strict, on_progress=advance)
+        def file_done(_: str) -> None:
+            nonlocal done
+            done += 1
+            bar.label = f"{label} ({done:,} done)"
+
+        engine.load_files(files, strict=strict, on_progress=advance, on_file=file_done, **spread)
     return files
 
 
@@ -395,6 +438,8 @@ def replay_json(result: EngineResult) -> dict[str, Any]:
                 for t in outcome.transitions
             ],
         }
+        if rule_id in result.timings:
+            rules[rule_id]["timings"] = dataclasses.asdict(result.timings[rule_id])
     return {
         "events": result.events,
         "bad_lines": result.bad_line_count,
@@ -405,6 +450,7 @@ def replay_json(result: EngineResult) -> dict[str, Any]:
         "notifications_include": notified_levels(result),
         "warnings": list(result.warnings),
         "rules": rules,
+        "not_carried": dict(sorted(result.not_carried.items())),
     }
 
 
@@ -428,6 +474,17 @@ def print_replay(result: EngineResult, shipping: dict[str, Any] | None = None) -
             "notified: the alert and the warning searches' notifications, each search throttled per group "
             "by its own alert.suppress.period"
         )
+    if result.semantics == "cloudflare":
+        click.echo(
+            "as Workers Observability alerts: fired = entered Firing (Pending Fire is not firing yet; Pending "
+            "Resolve still is, and its return to Firing notifies nothing); notified = Notify when fired"
+        )
+        for rule_id, timings in sorted(result.timings.items()):
+            click.echo(
+                f"  {rule_id}: check every {timings.check_every_minutes}m over the last "
+                f"{timings.lookback_minutes}m, fire after failing for {timings.fire_after_minutes}m, "
+                f"resolve after passing for {timings.resolve_after_minutes}m"
+            )
     rows = [("rule", "fired", "notified", "firing (all groups)", "first", "last")]
     for rule_id, outcome in sorted(result.rules.items()):
         alerts = outcome.intervals()
@@ -446,8 +503,11 @@ def print_replay(result: EngineResult, shipping: dict[str, Any] | None = None) -
                 _when(alerts[-1].start_ms) if alerts else "-",
             )
         )
-    click.echo(text_table(rows))
+    if result.rules or not result.not_carried:
+        click.echo(text_table(rows))
     for rule_id, outcome in sorted(result.rules.items()):
         for alert in outcome.intervals():
             end = _when(alert.end_ms) if alert.end_ms else "still firing"
             click.echo(f"  {rule_id}: {_group(alert.group)} alert {_when(alert.start_ms)} → {end}")
+    for rule_id, reason in sorted(result.not_carried.items()):
+        click.echo(f"  {rule_id}: not carried by Option A ({reason})")

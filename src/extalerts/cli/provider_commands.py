@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,7 +91,9 @@ def _build(
         warning = facet_warning(spec)
         if warning:
             click.echo(f"warning: {warning}", err=True)
-    return provider, compute_plan(provider, desired, live, prune=prune)
+    plan = compute_plan(provider, desired, live, prune=prune)
+    # Providers that could not do all the spec asks say so in ``notes`` (read after ``desired``).
+    return provider, dataclasses.replace(plan, notes=tuple(getattr(provider, "notes", ())))
 
 
 def print_plan(plan: Plan, *, show_unchanged: bool = False) -> None:
@@ -114,6 +117,8 @@ def print_plan(plan: Plan, *, show_unchanged: bool = False) -> None:
                 click.echo(click.style(line, fg=fg))
     for note in plan.skipped:
         click.echo(f"left alone: {note}")
+    for note in plan.notes:
+        click.echo(f"note: {note}")
     for note in duplicate_notes(plan):
         click.echo(f"drift: {note}")
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from extalerts.render.splunk_schedule import ScanCost
     from extalerts.spec import Spec
 
-PROVIDER_CHOICES = ["datadog", "splunk", "all"]
+PROVIDER_CHOICES = ["datadog", "splunk", "cloudflare", "all"]
 
 
 @click.command("render")
@@ -35,7 +35,7 @@ PROVIDER_CHOICES = ["datadog", "splunk", "all"]
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("rendered"),
     show_default=True,
-    help="Output directory; extalerts owns its datadog/ and splunk/ subdirectories.",
+    help="Output directory; extalerts owns its datadog/, splunk/ and cloudflare/ subdirectories.",
 )
 @click.option(
     "--templates",
@@ -49,7 +49,8 @@ PROVIDER_CHOICES = ["datadog", "splunk", "all"]
 def render_command(
     paths: tuple[Path, ...], provider: str, out: Path, templates_dir: Path | None, check: bool, output: str
 ) -> None:
-    """Render the spec into Datadog monitor JSON and a Splunk app.
+    """Render the spec into Datadog monitor JSON, a Splunk app, and Cloudflare Workers Observability
+    alert recipes (JSON and dashboard steps, for the rules Option A can carry).
 
     Output is deterministic: rendering twice gives byte-identical files, so the result can be
     committed and reviewed in a pull request. Files extalerts no longer renders are removed from
@@ -151,6 +152,8 @@ def _print_summary(spec: Spec, files: list[RenderedFile], providers: list[str]) 
         for name in providers:
             if name == "datadog":
                 cells.append("monitor" + (" + metric" if counts[name] > 1 else ""))
+            elif name == "cloudflare":
+                cells.append("recipe" if counts[name] else "-")
             else:
                 cells.append(plural(counts[name], "alert"))
         r = rule.rule

@@ -21,18 +21,27 @@ else. Emulated (one account; zone-scoped routes are not served):
   ``add_alert_type`` extends it; policies of other types are refused), ``…/destinations/webhooks`` (CRUD; the
   secret is never returned), ``…/destinations/pagerduty`` (``GET``: the connected services, ``{id, name}``;
   connecting one is a browser flow, so ``add_pagerduty``/``connect_pagerduty`` stand for it). Policies name
-  webhooks that exist and connected PagerDuty services.
+  webhooks that exist and connected PagerDuty services; their filter keys must be ones the catalogue lists for
+  the alert type, with values among its ``AvailableValues`` when it lists any. ``workers_observability_alert``
+  (Workers Observability Alerts, beta) is off the catalogue unless ``offer_workers_observability_alert`` puts it
+  there: with a required ``status`` filter (``FIRING_FAILED``/``NORMAL``), without ``alert_interval``, and, when
+  asked, a per-alert ``selectors`` filter.
 - Workers script settings, as the SDK reads them: ``GET``/``PATCH`` ``/accounts/{id}/workers/scripts/{name}/
   script-settings`` (``workers.scripts.settings``) and ``GET …/{name}/settings``
-  (``workers.scripts.script_and_version_settings``), with the ``logpush`` flag; ``add_script`` creates a
-  script; an unknown one answers 404 ``{"code": 10007, "message": "workers.api.error.script_not_found"}``.
+  (``workers.scripts.script_and_version_settings``), with the ``logpush`` flag and ``observability`` (Workers
+  Logs: ``enabled``, ``head_sampling_rate``, ``logs{enabled, invocation_logs, head_sampling_rate}``, the SDK's
+  ``ScriptSetting``); ``add_script`` creates a script; an unknown one answers 404 ``{"code": 10007, "message":
+  "workers.api.error.script_not_found"}``.
+- UNDOCUMENTED, off by default: ``GET /accounts/{id}/workers/observability/alerts``, the Workers Observability
+  alerts configured in the dashboard (``set_observability_alerts``); while off it answers as an unrouted path
+  (or 404/405 when asked). Nothing writes to it.
 
 Faults (``extalerts.emulators.base.Faults``): ``"429"`` (with ``retry-after``), ``"500"``, ``"slow"`` and
 ``"lost"`` (the write is committed, the answer never arrives). Calls are counted per route in ``calls`` (keys
 like ``GET /accounts/{account}/logpush/jobs/{job}``) and every answered request is logged in ``requests``.
 Helpers for tests: ``reset``, ``set_faults``, ``add_job``, ``add_script``, ``add_pagerduty``, ``connect_pagerduty``,
-``add_alert_type``, ``set_job_error``, ``set_job_complete``, ``jobs``, ``policies``, ``webhooks``, ``webhook_secret``,
-``script``.
+``add_alert_type``, ``offer_workers_observability_alert``, ``set_observability_alerts``, ``set_job_error``,
+``set_job_complete``, ``jobs``, ``policies``, ``webhooks``, ``webhook_secret``, ``script``.
 
 Sourced (../shared/reference/cloudflare.md, the SDK's generated models, public reports): the endpoints and
 bodies, the envelope, the job fields and their ranges, create-disabled, dataset create-only, wholesale
@@ -47,7 +56,14 @@ defaults, reference §1.2), the Datadog intake hosts and paths and the Splunk ra
 (auth), 10007 (script), 7003/7000 (no route), 971 ``Please wait and consider throttling your request speed``
 (the API's 429 in many public logs), 17004 (invalid alert type), 17102 (mechanism required), 17103 (filters
 required) and the messages ``Policy not found``, ``Webhook not found``, ``invalid Webhook ID``, ``Webhook
-test failed`` (the distilled SDK's error matchers, which record them with code 0).
+test failed`` (the distilled SDK's error matchers, which record them with code 0). Workers Observability Alerts
+(cloudflare-docs ``workers/observability/alerts.mdx``): "Alerts query the Workers Observability dataset, which
+requires Workers Logs to be enabled", and its wrangler snippet ``observability.enabled``,
+``observability.logs.invocation_logs``, ``observability.logs.head_sampling_rate`` ("optional. default = 1");
+``workers-logs.mdx``: "The valid range is from 0 to 1" for ``head_sampling_rate``. Third-party reports
+(SH11235/rshogi PRs #704/#707, 2026-05; unverified by Cloudflare's docs): ``available_alerts`` offers
+``workers_observability_alert`` under "Workers Observability", a policy of that type needs ``filters.status``
+(17103) with ``FIRING_FAILED``/``NORMAL``, and ``alert_interval`` is refused with code 17009.
 
 Inferred: that the server fills omitted ``output_options`` keys (Terraform provider #5578's perpetual diff;
 ``sample_rate`` 1, empty ``record_delimiter`` and the csv framing are guesses), that unknown body keys are
@@ -60,8 +76,13 @@ Invented (no public source found): the wording of every other validation message
 on update (``updating job <id> is not allowed: …``), 404 with code 1003 ``job not found`` for an unknown job,
 6007 ``Malformed JSON in request body`` (recalled from other v4 APIs), 10002 for the injected 500, 17000 and
 10021 for other alerting and script-settings refusals, status 400/404 on the alerting errors, PagerDuty ids
-checked against ``add_pagerduty``, unknown policy filter keys refused, which filters the catalogue requires,
-the catalogue's texts (modelled on the API reference's example), the webhook ``type`` derived from the URL,
+checked against ``add_pagerduty``, unknown policy filter keys refused, filter keys and values outside the
+type's catalogue entry refused (inferred from the catalogue being how the API tells which filters a type
+takes; terraform-provider-cloudflare PR #2535), which filters the catalogue requires, the 17009 message, the
+``selectors`` key as the per-alert filter of ``workers_observability_alert`` (the SDK's
+``PolicyFilter.selectors``, "Usage depends on specific alert type"; no page documents one), the whole shape of
+the undocumented alerts read, the catalogue's texts (modelled on the API reference's example), the webhook
+``type`` derived from the URL,
 the "test message" failing for ``*.invalid`` hosts, the empty ``message`` of a valid destination, and the
 settings reported for a script beyond ``logpush``, ``tags`` and ``tail_consumers``.
 """
@@ -106,6 +127,8 @@ JOB_NOT_FOUND = 1003
 MALFORMED_JSON = 6007
 UNKNOWN_ERROR = 10002
 INVALID_ALERTING_REQUEST = 17000
+#: Observed by a third party for ``alert_interval`` on ``workers_observability_alert`` (see the module docstring).
+ALERT_INTERVAL_NOT_SUPPORTED = 17009
 INVALID_SCRIPT_SETTINGS = 10021
 
 # ----------------------------------------------------------------------------------------------- Logpush
@@ -238,6 +261,14 @@ _POLICY_FILTER_NAMES = (
     "tunnel_name type where zones"
 )
 POLICY_FILTER_KEYS = frozenset(_POLICY_FILTER_NAMES.split())
+WORKERS_OBSERVABILITY_ALERT = "workers_observability_alert"
+#: The states a ``workers_observability_alert`` policy filters on (third-party reports; see the module docstring).
+WORKERS_OBSERVABILITY_STATUSES = (
+    ("FIRING_FAILED", "The alert fired: its conditions failed for the fire-after duration"),
+    ("NORMAL", "The alert resolved: its conditions passed for the resolve-after duration"),
+)
+#: Alert types whose policies take no ``alert_interval``.
+_NO_ALERT_INTERVAL = frozenset({WORKERS_OBSERVABILITY_ALERT})
 _ALERT_INTERVAL = re.compile(r"^(?=\d)(\d+h)?(\d+m)?(\d+s)?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -372,6 +403,32 @@ class _State:
     pagerduty: dict[str, str] = field(default_factory=dict)
     scripts: dict[str, dict[str, Any]] = field(default_factory=dict)
     next_job_id: int = 1001
+
+
+def _no_route_errors(path: str) -> list[dict[str, Any]]:
+    """What the API answers (400) for a path it does not serve."""
+    return [
+        {"code": NO_ROUTE, "message": f"Could not route to {path}, perhaps your object identifier is invalid?"},
+        {"code": NO_ROUTE_FOR_URI, "message": "No route for that URI"},
+    ]
+
+
+def _observability_problem(observability: Any) -> str:
+    """Why ``observability`` is not a Worker's observability settings (the SDK's ``ScriptSetting.observability``),
+    or ``""``. ``head_sampling_rate``: "The valid range is from 0 to 1" (workers-logs.mdx)."""
+    if observability is None:
+        return ""
+    if not isinstance(observability, dict) or not isinstance(observability.get("enabled"), bool):
+        return "observability.enabled must be a boolean"
+    logs = observability.get("logs")
+    flags = ("enabled", "invocation_logs")
+    if logs is not None and (not isinstance(logs, dict) or not all(isinstance(logs.get(k), bool) for k in flags)):
+        return "observability.logs needs enabled and invocation_logs, both booleans"
+    for where, settings in (("observability", observability), ("observability.logs", logs or {})):
+        rate = settings.get("head_sampling_rate")
+        if rate is not None and not (isinstance(rate, int | float) and not isinstance(rate, bool) and 0 <= rate <= 1):
+            return f"{where}.head_sampling_rate must be a number from 0 to 1"
+    return ""
 
 
 def _go_quote(text: str) -> str:
@@ -610,6 +667,9 @@ class CloudflareEmulator(EmulatorServer):
         self.max_jobs = max_jobs
         self.state = _State()
         self.available_alerts: dict[str, list[dict[str, Any]]] = copy.deepcopy(DEFAULT_AVAILABLE_ALERTS)
+        #: What the undocumented alerts read answers (None: it is not served), and its status while not served.
+        self.observability_alerts: list[dict[str, Any]] | None = None
+        self.observability_alerts_absent_status = 400
         self._seed = seed
         self._ids = random.Random(seed)
         self._routes = self._route_table()
@@ -626,6 +686,8 @@ class CloudflareEmulator(EmulatorServer):
         with self._lock:
             self.state = _State()
             self.available_alerts = copy.deepcopy(DEFAULT_AVAILABLE_ALERTS)
+            self.observability_alerts = None
+            self.observability_alerts_absent_status = 400
             self.calls.clear()
             self.faults_injected.clear()
             self.requests.clear()
@@ -640,14 +702,19 @@ class CloudflareEmulator(EmulatorServer):
         tags: Iterable[str] = (),
         tail_consumers: Iterable[dict[str, str]] = (),
         compatibility_date: str = "2025-01-01",
+        observability: dict[str, Any] | None = None,
     ) -> None:
-        """Deploy a Worker script (as wrangler would), with its ``logpush`` flag."""
+        """Deploy a Worker script (as wrangler would), with its ``logpush`` flag and its ``observability``
+        settings (Workers Logs), e.g. ``{"enabled": True, "head_sampling_rate": 0.1}``."""
+        problem = _observability_problem(observability)
+        if problem:
+            raise ValueError(problem)
         with self._lock:
             self.state.scripts[name] = {
                 "logpush": logpush,
                 "tags": list(tags),
                 "tail_consumers": [dict(consumer) for consumer in tail_consumers],
-                "observability": None,
+                "observability": copy.deepcopy(observability),
                 "compatibility_date": compatibility_date,
             }
 
@@ -679,6 +746,26 @@ class CloudflareEmulator(EmulatorServer):
                 "filter_options": list(filter_options),
             }
             self.available_alerts.setdefault(group, []).append(entry)
+
+    def offer_workers_observability_alert(self, *, alert_filter: bool = False) -> None:
+        """Put ``workers_observability_alert`` in the catalogue as third parties report it (a required
+        ``status`` filter); ``alert_filter`` also offers ``selectors`` to pick the alerts a policy routes."""
+        options = [_filter_option("status", "==", "1-n", WORKERS_OBSERVABILITY_STATUSES)]
+        if alert_filter:
+            options.append(_filter_option("selectors", "==", "0-n"))
+        self.add_alert_type(
+            "Workers Observability",
+            WORKERS_OBSERVABILITY_ALERT,
+            display_name="Workers Observability Alert",
+            filter_options=options,
+        )
+
+    def set_observability_alerts(self, alerts: Iterable[dict[str, Any]] | None, *, absent_status: int = 400) -> None:
+        """Serve the undocumented alerts read with ``alerts`` (as configured in the dashboard), or stop serving
+        it (``None``): it then answers as an unrouted path (400, codes 7003/7000), or 404/405 with ``absent_status``."""
+        with self._lock:
+            self.observability_alerts = None if alerts is None else [copy.deepcopy(alert) for alert in alerts]
+            self.observability_alerts_absent_status = absent_status
 
     def add_job(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create a Logpush job directly (as if someone clicked it together in the dashboard)."""
@@ -757,6 +844,7 @@ class CloudflareEmulator(EmulatorServer):
             ("GET", f"{script}/script-settings", self._get_script_settings),
             ("PATCH", f"{script}/script-settings", self._patch_script_settings),
             ("GET", f"{script}/settings", self._get_script_and_version_settings),
+            ("GET", "/accounts/{account}/workers/observability/alerts", self._list_observability_alerts),
         ]
         return [_Route(method, template, handler) for method, template, handler in table]
 
@@ -787,12 +875,7 @@ class CloudflareEmulator(EmulatorServer):
             self._answer(request, url.path, body, 403, envelope(None, [self._auth_error()]))
             return
         if found is None:
-            where = f"Could not route to {url.path}, perhaps your object identifier is invalid?"
-            errors = [
-                {"code": NO_ROUTE, "message": where},
-                {"code": NO_ROUTE_FOR_URI, "message": "No route for that URI"},
-            ]
-            self._answer(request, url.path, body, 400, envelope(None, errors))
+            self._answer(request, url.path, body, 400, envelope(None, _no_route_errors(url.path)))
             return
         if fault in ("429", "500"):
             with self._lock:
@@ -1120,6 +1203,8 @@ class CloudflareEmulator(EmulatorServer):
                 policy[key] = body[key]
         if not policy["name"]:
             raise invalid("name must not be empty")
+        if "alert_interval" in body and policy["alert_type"] in _NO_ALERT_INTERVAL:
+            raise invalid(f"alert_interval is not supported for {policy['alert_type']}", ALERT_INTERVAL_NOT_SUPPORTED)
         if "alert_interval" in body:
             interval = body["alert_interval"]
             if not isinstance(interval, str) or not _ALERT_INTERVAL.fullmatch(interval):
@@ -1138,7 +1223,19 @@ class CloudflareEmulator(EmulatorServer):
                     raise invalid(f"filter {key} must be a list of strings")
             policy["filters"] = copy.deepcopy(filters)
         entry = self._alert_entry(policy["alert_type"])
-        for option in (entry or {}).get("filter_options", []):
+        options = {option["Key"]: option for option in (entry or {}).get("filter_options", [])}
+        for key, values in policy["filters"].items():
+            if key not in options and values:
+                raise invalid(f"filter {_go_quote(key)} is not available for {policy['alert_type']}")
+            allowed = (
+                {value["ID"] for value in (options[key].get("AvailableValues") or [])} if key in options else set()
+            )
+            unknown = [value for value in values if allowed and value not in allowed]
+            if unknown:
+                raise invalid(
+                    f"filter {key} does not take {_go_quote(unknown[0])}; it takes {', '.join(sorted(allowed))}"
+                )
+        for option in options.values():
             if str(option.get("Range", "")).startswith("1") and not policy["filters"].get(option["Key"]):
                 raise invalid(f"filters.{option['Key']} is required for {policy['alert_type']}", FILTERS_REQUIRED)
 
@@ -1257,14 +1354,28 @@ class CloudflareEmulator(EmulatorServer):
         for key in ("tags", "tail_consumers"):
             if key in body and body[key] is not None and not isinstance(body[key], list):
                 raise _error(400, INVALID_SCRIPT_SETTINGS, f"{key} must be a list")
-        if "observability" in body and body["observability"] is not None:
-            observability = body["observability"]
-            if not isinstance(observability, dict) or not isinstance(observability.get("enabled"), bool):
-                raise _error(400, INVALID_SCRIPT_SETTINGS, "observability.enabled must be a boolean")
+        if "observability" in body:
+            problem = _observability_problem(body["observability"])
+            if problem:
+                raise _error(400, INVALID_SCRIPT_SETTINGS, problem)
         for key in ("logpush", "tags", "tail_consumers", "observability"):
             if key in body:
                 script[key] = copy.deepcopy(body[key]) if body[key] is not None or key == "observability" else []
         return self._script_settings(script)
+
+    # ----------------------------------------------------------------------------------- observability alerts
+
+    def _list_observability_alerts(self, call: _Call) -> list[dict[str, Any]]:
+        """UNDOCUMENTED (third-party reports only): the dashboard's Workers Observability alerts. Read-only here."""
+        if self.observability_alerts is None:
+            status = self.observability_alerts_absent_status
+            if status == 400:
+                raise _Reply(
+                    400,
+                    _no_route_errors(API_PREFIX + f"/accounts/{call.groups['account']}/workers/observability/alerts"),
+                )
+            raise _error(status, NO_ROUTE_FOR_URI, "No route for that URI")
+        return copy.deepcopy(self.observability_alerts)
 
     def _get_script_and_version_settings(self, call: _Call) -> dict[str, Any]:
         script = self._script(call)

@@ -14,6 +14,9 @@ whose search leaves the critical range to the alert search: each run puts a grou
 it notifies once, as critical or as warning, each search throttled on its own. Percentiles take
 the nearest rank (limits.conf's ``perc_method``), and events lacking a group-by field are in no
 group, as ``stats … BY`` leaves them out.
+``semantics="cloudflare"`` runs the rules Option A carries as Workers Observability alerts: checks
+every "Check alert every" minutes over their lookback, no evaluation delay, and the alert's states
+(:mod:`.observability`); otherwise as Datadog's.
 
 Data path: one parallel DuckDB scan per input file (plain or gzip, local or through fsspec) reads
 only the fields the rules use, typed to the shapes Logpush writes, and aggregates them straight away:
@@ -26,13 +29,15 @@ windows, the thresholds and the state machines then run in Python over the small
 The package follows that path: :mod:`.sources` (files, folders, globs, ``s3://``; opened plain or
 gzip), :mod:`.salvage` (what is sound of a damaged archive or of a file with over-long lines),
 :mod:`.staging` (the plan: how events are read into columns and aggregated per file),
-:mod:`.scan` (files in batches into the partial aggregates; bad lines and time outliers, located
-again line by line by :mod:`.lines`), :mod:`.merge` (the partials combined per rule and group),
+:mod:`.scan` (a batch of files into its partial aggregates; bad lines located again line by line
+by :mod:`.lines`), :mod:`.merge` (the partials combined per rule and group; time outliers set aside),
 :mod:`.windows` (values per evaluation window), :mod:`.states` (the state machines),
-:mod:`.notifications`, and :mod:`.core`, the :class:`Engine` that runs them in turn.
+:mod:`.notifications`, and :mod:`.core`, the :class:`Engine` that runs them in turn. Each batch
+of files is a map step of its own (:func:`.scan.scan_batch`), run here, in local processes or on a
+Dask cluster by :mod:`.parallel`; the merge gives the same answer for any split of the input.
 """
 
-from extalerts.engine.core import Engine
+from extalerts.engine.core import Engine, replay
 from extalerts.engine.results import (
     MINUTE_MS,
     MISSING_GROUP_VALUE,
@@ -48,7 +53,7 @@ from extalerts.engine.results import (
 )
 from extalerts.engine.salvage import GzipDamage, gzip_damage
 from extalerts.engine.sources import EVENT_FILE_SUFFIXES, MAX_LINE_BYTES, expand_sources, open_source, write_events
-from extalerts.engine.windows import ceil_minute, schedule_minutes
+from extalerts.engine.windows import ceil_minute, evaluation_window_ms, schedule_minutes
 
 __all__ = [
     "EVENT_FILE_SUFFIXES",
@@ -67,9 +72,11 @@ __all__ = [
     "State",
     "Transition",
     "ceil_minute",
+    "evaluation_window_ms",
     "expand_sources",
     "gzip_damage",
     "open_source",
+    "replay",
     "schedule_minutes",
     "write_events",
 ]

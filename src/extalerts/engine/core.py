@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
+from extalerts import observability_timings
+from extalerts.engine import observability
 from extalerts.engine.notifications import notifications
+from extalerts.engine.parallel import Batch, run_map_steps
 from extalerts.engine.results import (
-    BadLine,
     EngineError,
     EngineResult,
     RuleResult,
@@ -14,67 +20,126 @@ from extalerts.engine.results import (
     State,
     Transition,
 )
-from extalerts.engine.scan import Scan
-from extalerts.engine.staging import _Columns
+from extalerts.engine.scan import Partial, Scan, ScanJob
+from extalerts.engine.sources import _size, expand_sources, write_events
 from extalerts.engine.states import _StateMachine
 from extalerts.engine.windows import Windows
+from extalerts.errors import Location
 from extalerts.filter.ast import Expr
 from extalerts.spec.loader import ResolvedRule, Spec
-from extalerts.wording import plural
 
 
 class Engine(Scan, Windows):
     """Load events once, then evaluate any rules of the spec over them."""
 
-    def __init__(
+    def load(
         self,
-        spec: Spec,
+        sources: Sequence[str],
         *,
-        rules: Sequence[str] | None = None,
-        semantics: Semantics = "datadog",
-        memory_limit: str = "1GB",
-        threads: int | None = None,
-        shipped: Expr | None = None,
+        strict: bool = False,
+        on_file: Callable[[str], None] | None = None,
+        on_progress: Callable[[float], None] | None = None,
+        workers: int | None = None,
+        scheduler: str | None = None,
     ) -> None:
-        """``shipped``: the filter of the Logpush job feeding the provider; rules then see only the
-        events it ships, as the provider would (None: every event)."""
-        import duckdb
+        """Read every source. Bad lines are counted and reported by file and line; with ``strict``
+        the first file holding one is an error. ``on_progress`` hears the share of the input read so
+        far (0 to 1; by bytes, or by files for ``s3://``), several times a second, within large files too.
 
-        self.spec = spec
-        self.shipped = shipped
-        self.semantics = semantics
-        self.rules = [r for r in spec.rules if rules is None or r.id in rules]
-        unknown = set(rules or ()) - {r.id for r in self.rules}
-        if unknown:
-            raise EngineError(f"{plural(len(unknown), 'unknown rule')}: {', '.join(sorted(unknown))}")
-        # Insertion order is not needed (events are located by time), and keeping it costs memory.
-        try:
-            self.db = duckdb.connect(config={"memory_limit": memory_limit, "preserve_insertion_order": False})
-        except duckdb.Error as exc:
-            message = str(exc).splitlines()[0]
-            raise EngineError(f"memory limit {memory_limit!r}: {message}; write it like 512MB or 4GB") from None
-        # DuckDB tracks a query's progress (read by `load`'s on_progress) but must never draw its bar:
-        # it would land on stdout, into `--output json`.
-        self.db.execute("SET enable_progress_bar = true")
-        self.db.execute("SET enable_progress_bar_print = false")
-        if threads:
-            self.db.execute(f"SET threads = {int(threads)}")
-        self.columns = _Columns(self._column_names())
-        self.events = 0
-        self.bad_line_count = 0
-        self.bad_lines: list[BadLine] = []
-        #: What the reading worked around and the user should know (a truncated archive).
-        self.warnings: list[str] = []
-        #: Inputs read the exact way because the typed columns could not hold them.
-        self.exact_reads = 0
-        #: Each input file's first and last event time, to find the files holding time outliers.
-        self._file_spans: dict[str, tuple[int, int]] = {}
-        #: Events left out of the evaluation because their times are far from all the others.
-        self.time_outlier_count = 0
-        #: Per field read with a value of another JSON type: how many, and the first (file, line).
-        self.type_mismatches: dict[str, tuple[int, tuple[str, int] | None]] = {}
-        self._loaded = False
-        self._plan()
+        Files are read in batches, one query each: DuckDB reads a batch's files in parallel, which
+        matters for Logpush archives of many small gzip files (each one is a single stream). Each
+        batch is a map step of its own (see :mod:`extalerts.engine.parallel`): in this process, over
+        ``workers`` local processes, or on the Dask cluster at ``scheduler`` (``tcp://host:8786``);
+        the partial aggregates merge to the same answer however the files were split."""
+        self.load_files(
+            expand_sources(sources),
+            strict=strict,
+            on_file=on_file,
+            on_progress=on_progress,
+            workers=workers,
+            scheduler=scheduler,
+        )
+
+    def load_files(
+        self,
+        files: Sequence[str],
+        *,
+        strict: bool = False,
+        on_file: Callable[[str], None] | None = None,
+        on_progress: Callable[[float], None] | None = None,
+        workers: int | None = None,
+        scheduler: str | None = None,
+    ) -> None:
+        """As :meth:`load`, for files already expanded by :func:`expand_sources` (listing an
+        ``s3://`` prefix again would cost a request per object)."""
+        local = not any(f.startswith("s3://") for f in files)
+        sizes = [_size(file) if local else 1 for file in files]
+        self._read(list(zip(files, sizes, strict=True)), strict, on_file, on_progress, workers, scheduler)
+        self._set_aside_time_outliers()
+
+    def load_events(self, events: Iterable[Mapping[str, Any]], *, strict: bool = True) -> None:
+        """Evaluate over events given as dicts (written to a temporary NDJSON file and read like any other)."""
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory) / "events.ndjson"
+            write_events(events, path)
+            self._read([(str(path), 1)], strict)
+
+    def _read(
+        self,
+        files: list[tuple[str, int]],
+        strict: bool,
+        on_file: Callable[[str], None] | None = None,
+        on_progress: Callable[[float], None] | None = None,
+        workers: int | None = None,
+        scheduler: str | None = None,
+    ) -> None:
+        """The map step over every batch of ``files`` (with their sizes), each partial merged as it comes."""
+        import threading
+
+        total, done, reported = max(sum(size for _, size in files), 1), 0, 0.0
+        lock = threading.Lock()  # heard from the watching thread and from this one
+
+        def report(share: float) -> None:
+            nonlocal reported
+            with lock:
+                if on_progress is not None and share > reported:  # a batch read again restarts its query
+                    reported = share
+                    on_progress(share)
+
+        def within(batch: Batch, query_share: float) -> None:
+            report((done + query_share * batch.size) / total)
+
+        partials: list[Partial] = []
+        steps = run_map_steps(
+            self._scan_job(strict),
+            files,
+            workers=workers,
+            scheduler=scheduler,
+            on_progress=within if on_progress is not None else None,
+        )
+        for batch, partial in steps:
+            self._merge_aggregates(partial)
+            partial.aggregates = None  # merged: only what reading found is kept, for the file order
+            partials.append(partial)
+            done += batch.size
+            report(done / total)
+            for file in batch.files:
+                if on_file is not None:
+                    on_file(file)
+        self._merge_reports(partials, [file for file, _ in files])
+
+    def _scan_job(self, strict: bool) -> ScanJob:
+        """What a map step needs, picklable: the rules without their source locations."""
+        rules = tuple(replace(rule, locate=_located_where_loaded) for rule in self.spec.rules)
+        return ScanJob(
+            spec=replace(self.spec, rules=rules),
+            rules=tuple(rule.id for rule in self.rules),
+            semantics=self.semantics,
+            shipped=self.shipped,
+            memory_limit=self.memory_limit,
+            threads=self.threads,
+            strict=strict,
+        )
 
     def evaluate(self, *, start_ms: int | None = None, end_ms: int | None = None) -> EngineResult:
         """Evaluate every rule. Without ``start_ms``/``end_ms`` the evaluations cover the input: from
@@ -84,8 +149,19 @@ class Engine(Scan, Windows):
         for rule in self.rules:
             results[rule.id] = self._evaluate_rule(rule, first, last, start_ms, end_ms)
         warnings = [*self.warnings, *self.type_warnings()]
+        cloudflare = self.semantics == "cloudflare"
+        timings = {r.id: observability_timings.timings_for(r) for r in self.rules} if cloudflare else {}
         return EngineResult(
-            results, self.events, self.bad_lines, self.bad_line_count, first, last, self.semantics, warnings
+            results,
+            self.events,
+            self.bad_lines,
+            self.bad_line_count,
+            first,
+            last,
+            self.semantics,
+            warnings,
+            dict(self.not_carried),
+            timings,
         )
 
     def _evaluate_rule(
@@ -96,6 +172,9 @@ class Engine(Scan, Windows):
         if not times:
             return result
         values = self._values(rule, times)
+        if self.semantics == "cloudflare":
+            observability.run_alert(rule, result, values)
+            return result
         machine = _StateMachine(rule, self.semantics)
         for group in sorted(values):
             series = values[group]
@@ -111,3 +190,30 @@ class Engine(Scan, Windows):
         if self.semantics == "splunk":
             result.warning_notifications = notifications(rule, result, self.semantics, State.WARN)
         return result
+
+
+def replay(
+    spec: Spec,
+    sources: Sequence[str],
+    *,
+    rules: Sequence[str] | None = None,
+    semantics: Semantics = "datadog",
+    strict: bool = False,
+    memory_limit: str = "1GB",
+    shipped: Expr | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+) -> EngineResult:
+    """What ``extalerts replay`` evaluates, for scripts: the same options (``workers`` local
+    processes, or the Dask ``scheduler`` address), the same answer. Local workers are spawned
+    processes, which import the script again: call this under ``if __name__ == "__main__":``."""
+    engine = Engine(spec, rules=rules, semantics=semantics, memory_limit=memory_limit, shipped=shipped)
+    engine.load(sources, strict=strict, workers=workers, scheduler=scheduler)
+    return engine.evaluate(start_ms=start_ms, end_ms=end_ms)
+
+
+def _located_where_loaded() -> Location:
+    """A map step's rules carry no source location (its lookup cannot travel to another process)."""
+    raise EngineError("a rule's location in the spec is known where the spec was loaded")

@@ -7,9 +7,10 @@ from enum import StrEnum
 from typing import Literal
 
 from extalerts.errors import ExtalertsError
+from extalerts.observability_timings import Timings
 
 MINUTE_MS = 60_000
-Semantics = Literal["datadog", "splunk"]
+Semantics = Literal["datadog", "splunk", "cloudflare"]
 #: A group: (field, value) pairs in group_by order; () for a rule without group_by.
 Group = tuple[tuple[str, str], ...]
 #: The group of events lacking a group-by field, under Datadog semantics; under Splunk's they are
@@ -99,3 +100,8 @@ class EngineResult:
     semantics: Semantics
     #: What the reading worked around, e.g. a truncated archive read up to its cut.
     warnings: list[str] = field(default_factory=list)
+    #: Under Cloudflare's semantics, the rules no Workers Observability alert carries (Option A), and
+    #: why: they are not evaluated.
+    not_carried: dict[str, str] = field(default_factory=dict)
+    #: Under Cloudflare's semantics, the alert timings each evaluated rule ran with.
+    timings: dict[str, Timings] = field(default_factory=dict)

@@ -1,121 +1,156 @@
-"""The scan: input files, in batches, through the staging query into the ``partials`` aggregates; bad
-lines located, damaged archives salvaged, time outliers set aside."""
+"""The scan, the map step: a batch of input files through the staging query into its partial
+aggregates, with nothing shared with any other batch; bad lines located, damaged archives salvaged."""
 
 from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from extalerts.engine.lines import LATEST_EVENT_MS, _bad_line_numbers, _lines_outside, _time_text
-from extalerts.engine.results import (
-    MINUTE_MS,
-    BadLine,
-    EngineError,
-)
+from extalerts.engine.lines import _bad_line_numbers
+from extalerts.engine.results import BadLine, EngineError, Semantics
 from extalerts.engine.salvage import GzipDamage, _copy_without_long_lines, _salvage_gzip, gzip_damage
 from extalerts.engine.sources import (
     MAX_LINE_BYTES,
     _s3_filesystem,
     _size,
-    expand_sources,
-    write_events,
 )
-from extalerts.engine.staging import Staging
+from extalerts.engine.staging import Staging, connect
+from extalerts.filter.ast import Expr
+from extalerts.filter.duckdb import sql_string
+from extalerts.spec.loader import Spec
 from extalerts.wording import plural
+
+if TYPE_CHECKING:
+    import duckdb
 
 MAX_REPORTED_BAD_LINES = 20
 
 
-#: Time outliers: events in a stretch of the input holding under this share of its events, apart
-#: from every larger stretch by more than :data:`OUTLIER_GAP_MS` without an event (an event
-#: stamped in seconds, a year early), are left out of the evaluation and reported.
-OUTLIER_SHARE = 0.01
-OUTLIER_GAP_MS = 86_400_000
-#: The longest stretch of time one replay evaluates (memory grows with it, not with the events);
-#: events beyond it, away from the bulk of the input, are time outliers too.
-MAX_SPAN_MS = 92 * 86_400_000
+@dataclass(frozen=True)
+class ScanJob:
+    """What a map step needs to read files in any process (picklable: the spec's rules travel
+    without their source locations)."""
+
+    spec: Spec
+    rules: tuple[str, ...]
+    semantics: Semantics
+    shipped: Expr | None
+    memory_limit: str
+    threads: int | None
+    strict: bool
 
 
-MAX_REPORTED_OUTLIERS = 5
+@dataclass
+class Partial:
+    """A map step's answer for a batch of files: its aggregates, one row per minute bucket and group
+    (Parquet), and what reading them found. Nothing in it depends on any other batch."""
+
+    files: list[str]
+    aggregates: bytes | None
+    events: int
+    bad_line_count: int
+    bad_lines: list[BadLine]
+    warnings: list[str]
+    exact_reads: int
+    file_spans: dict[str, tuple[int, int]]
+    type_mismatches: dict[str, tuple[int, tuple[str, int] | None]]
+    #: Input bytes read (0 for s3:// objects, whose sizes are not listed), for progress.
+    size: int = 0
+
+
+def scan_batch(job: ScanJob, files: Sequence[str], on_progress: Callable[[float], None] | None = None) -> Partial:
+    """The map step: read ``files`` into their partial aggregates, from no table of any other batch.
+    Runs in this process, a local worker process or on a Dask worker alike."""
+    db = _scanner_db(job.memory_limit, job.threads)
+    scanner = Scan(
+        job.spec,
+        rules=job.rules,
+        semantics=job.semantics,
+        memory_limit=job.memory_limit,
+        threads=job.threads,
+        shipped=job.shipped,
+        db=db,
+    )
+    try:
+        scanner._read_batch(files, job.strict, on_progress)
+        partial = scanner._partial(files)
+    finally:
+        db.execute("DROP TABLE IF EXISTS staged; DROP TABLE IF EXISTS partials")
+    partial.size = sum(_size(f) for f in files if not f.startswith("s3://"))
+    return partial
+
+
+_scanner_dbs = threading.local()
+
+
+def _scanner_db(memory_limit: str, threads: int | None) -> duckdb.DuckDBPyConnection:
+    """This thread's DuckDB for map steps, opened once (opening one takes tens of milliseconds,
+    which `extalerts test` would pay per test); each map step drops its tables when done."""
+    key = (memory_limit, threads)
+    cached = getattr(_scanner_dbs, "cached", None)
+    if cached is None or cached[0] != key:
+        if cached is not None:
+            cached[1].close()
+        _scanner_dbs.cached = (key, connect(memory_limit, threads))
+    db: duckdb.DuckDBPyConnection = _scanner_dbs.cached[1]
+    db.execute("DROP TABLE IF EXISTS staged; DROP TABLE IF EXISTS partials")  # after a step that failed
+    return db
 
 
 class Scan(Staging):
-    """Loading: every input file read into ``partials``."""
+    """The map step's reading: a batch of input files into this scanner's ``partials``."""
 
-    def load(
-        self,
-        sources: Sequence[str],
-        *,
-        strict: bool = False,
-        on_file: Callable[[str], None] | None = None,
-        on_progress: Callable[[float], None] | None = None,
+    def _read_batch(
+        self, files: Sequence[str], strict: bool, on_progress: Callable[[float], None] | None = None
     ) -> None:
-        """Read every source. Bad lines are counted and reported by file and line; with ``strict``
-        the first file holding one is an error. ``on_progress`` hears the share of the input read so
-        far (0 to 1; by bytes, or by files for ``s3://``), several times a second, within large files too.
-
-        Files are read in batches, one query each: DuckDB reads a batch's files in parallel, which
-        matters for Logpush archives of many small gzip files (each one is a single stream)."""
-        self.load_files(expand_sources(sources), strict=strict, on_file=on_file, on_progress=on_progress)
-
-    def load_files(
-        self,
-        files: Sequence[str],
-        *,
-        strict: bool = False,
-        on_file: Callable[[str], None] | None = None,
-        on_progress: Callable[[float], None] | None = None,
-    ) -> None:
-        """As :meth:`load`, for files already expanded by :func:`expand_sources` (listing an
-        ``s3://`` prefix again would cost a request per object)."""
+        """Read a batch of files into this scanner's ``partials`` (one query for the sound ones)."""
         if any(f.startswith("s3://") for f in files) and not self.db.filesystem_is_registered("s3"):
             self.db.register_filesystem(_s3_filesystem())
-        local = not any(f.startswith("s3://") for f in files)
-        sizes = [_size(file) if local else 1 for file in files]
-        batches = _batches(list(zip(files, sizes, strict=True)))
-        import threading
+        # A damaged gzip file is read apart (what is sound of it), so that it fails neither the
+        # batch nor, silently, itself: DuckDB checks neither the CRC nor the length of a member.
+        damaged = {file: damage for file in files if file.endswith(".gz") and (damage := gzip_damage(file))}
+        for file, damage in damaged.items():
+            self._load_damaged(file, damage, strict)
+        sound = [file for file in files if file not in damaged]
+        with _Progress(self.db, on_progress) if on_progress is not None else contextlib.nullcontext():
+            if sound:
+                self._load_batch(sound, strict)
 
-        total, done, reported = max(sum(sizes), 1), 0, 0.0
-        lock = threading.Lock()  # heard from the watching thread and from this one
-
-        def report(share: float) -> None:
-            nonlocal reported
-            with lock:
-                if on_progress is not None and share > reported:  # a batch read again restarts its query
-                    reported = share
-                    on_progress(share)
-
-        for batch in batches:
-            size = sum(size for _, size in batch)
-
-            def within(query_share: float, before: int = done, size: int = size) -> None:
-                report((before + query_share * size) / total)
-
-            # A damaged gzip file is read apart (what is sound of it), so that it fails neither the
-            # batch nor, silently, itself: DuckDB checks neither the CRC nor the length of a member.
-            damaged = {file: damage for file, _ in batch if file.endswith(".gz") and (damage := gzip_damage(file))}
-            for file, damage in damaged.items():
-                self._load_damaged(file, damage, strict)
-            sound = [file for file, _ in batch if file not in damaged]
-            with _Progress(self.db, within) if on_progress is not None else contextlib.nullcontext():
-                if sound:
-                    self._load_batch(sound, strict)
-            done += size
-            report(done / total)
-            for file, _ in batch:
-                if on_file is not None:
-                    on_file(file)
-        self._set_aside_time_outliers()
-
-    def load_events(self, events: Iterable[Mapping[str, Any]], *, strict: bool = True) -> None:
-        """Evaluate over events given as dicts (written to a temporary NDJSON file and read like any other)."""
-        with tempfile.TemporaryDirectory() as directory:
-            path = Path(directory) / "events.ndjson"
-            write_events(events, path)
-            self._load_batch([str(path)], strict=strict)
+    def _partial(self, files: Sequence[str]) -> Partial:
+        """What this scanner read, to hand to the merge: its aggregates combined to one row per key
+        (a percentile's values into a histogram, a distinct count's into a set), as Parquet."""
+        aggregates = None
+        if self._loaded:
+            types = dict(self.db.execute("SELECT column_name, column_type FROM (DESCRIBE partials)").fetchall())
+            combined = []
+            for name, combine in self._combine.items():
+                if combine == "histogram":
+                    combined.append(f"list_aggregate(flatten(list({name})), 'histogram') AS {name}")
+                elif combine == "set":
+                    combined.append(f"list_distinct(flatten(list({name}))) AS {name}")
+                else:  # a sum of BIGINT would widen to HUGEINT
+                    combined.append(f"CAST({combine}({name}) AS {types[name]}) AS {name}")
+            query = f"SELECT {', '.join([*self._key_columns, *combined])} FROM partials GROUP BY ALL"
+            with tempfile.TemporaryDirectory(prefix="extalerts-") as folder:
+                path = Path(folder) / "partial.parquet"
+                self.db.execute(f"COPY ({query}) TO {sql_string(str(path))} (FORMAT parquet)")
+                aggregates = path.read_bytes()
+        return Partial(
+            files=list(files),
+            aggregates=aggregates,
+            events=self.events,
+            bad_line_count=self.bad_line_count,
+            bad_lines=list(self.bad_lines),
+            warnings=list(self.warnings),
+            exact_reads=self.exact_reads,
+            file_spans=dict(self._file_spans),
+            type_mismatches=dict(self.type_mismatches),
+        )
 
     def _load_batch(self, files: Sequence[str], strict: bool) -> None:
         # One parallel scan of the batch, aggregated as it goes, per input file too; a line that is
@@ -209,46 +244,6 @@ class Scan(Staging):
             self.bad_lines.extend(located[:room])
             self._load_copy(file, copy)
 
-    def _set_aside_time_outliers(self) -> None:
-        """Leave out of the evaluation the events stamped far from all the others (see
-        :data:`OUTLIER_SHARE`), and those before 1970 or past year 9999, and warn with where they
-        are: evaluating from 1970 for one event stamped in seconds would take a minute per minute."""
-        if not self._loaded:
-            return
-        stretches = self.db.execute(
-            f"""WITH minutes AS (
-                SELECT _first // {MINUTE_MS} AS m, sum(_events) AS n FROM partials
-                WHERE _first BETWEEN 0 AND {LATEST_EVENT_MS} GROUP BY 1),
-            marked AS (SELECT m, n, CASE WHEN m - lag(m) OVER (ORDER BY m) > {OUTLIER_GAP_MS // MINUTE_MS}
-                THEN 1 ELSE 0 END AS starts FROM minutes),
-            numbered AS (SELECT m, n, sum(starts) OVER (ORDER BY m) AS stretch FROM marked)
-            SELECT min(m), max(m), sum(n) FROM numbered GROUP BY stretch ORDER BY 1"""
-        ).fetchall()
-        low_ms, high_ms = _bulk(
-            [(int(low) * MINUTE_MS, (int(high) + 1) * MINUTE_MS - 1, int(n)) for low, high, n in stretches]
-        )
-        outside = f"_last < {low_ms} OR _first > {high_ms}"
-        row = self.db.execute(f"SELECT coalesce(sum(_events), 0) FROM partials WHERE {outside}").fetchone()
-        count = int(row[0]) if row else 0
-        if not count:
-            return
-        self.db.execute(f"DELETE FROM partials WHERE {outside}")
-        self.time_outlier_count += count
-        self.events -= count
-        examples: list[str] = []
-        for file, (first, last) in self._file_spans.items():
-            if len(examples) < MAX_REPORTED_OUTLIERS and (first < low_ms or last > high_ms):
-                wanted = MAX_REPORTED_OUTLIERS - len(examples)
-                examples += [
-                    f"{file}:{n} ({_time_text(ms)})" for n, ms in _lines_outside(file, low_ms, high_ms, wanted)
-                ]
-        events = "event" if count == 1 else "events"
-        self.warnings.append(
-            f"{count:,} {events} stamped far from the rest of the input ({_time_text(low_ms)} to "
-            f"{_time_text(high_ms)}) left out of the evaluation (EventTimestampMs in seconds, or a clock "
-            f"off?): {', '.join(examples) or 'not found reading the files again'}"
-        )
-
     def _locate_bad_lines(self, file: str, bad: int, strict: bool) -> None:
         """Only when a file has bad lines: find them, reading it again line by line. (A DuckDB scan
         cannot: around a line that is not an object it drops the rows of the whole chunk.)"""
@@ -319,18 +314,3 @@ class _Progress:
             percent = self.db.query_progress()
             if percent >= 0:  # -1: no query running
                 self.report(min(percent, 100.0) / 100)
-
-
-def _bulk(stretches: Sequence[tuple[int, int, int]]) -> tuple[int, int]:
-    """The time range evaluated, from the input's stretches of events (first ms, last ms, events):
-    the stretch holding the most events (the latest of equals), widened to every stretch holding
-    at least :data:`OUTLIER_SHARE` of the events while the range spans at most :data:`MAX_SPAN_MS`.
-    (0, -1) when there is none."""
-    if not stretches:
-        return 0, -1
-    total = sum(n for _, _, n in stretches)
-    low, high, _ = max(stretches, key=lambda s: (s[2], s[0]))
-    for first, last, events in sorted(stretches, key=lambda s: -s[2]):
-        if events >= OUTLIER_SHARE * total and max(high, last) - min(low, first) <= MAX_SPAN_MS:
-            low, high = min(low, first), max(high, last)
-    return low, high

@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from extalerts.engine.results import MINUTE_MS, MISSING_GROUP_VALUE, BadLine, EngineError, Semantics
+from extalerts.engine.sources import MAX_LINE_BYTES, open_source
 from extalerts.fields import Field, FieldType
 from extalerts.filter import fields_of
 from extalerts.filter.ast import Expr
@@ -29,11 +31,10 @@ from extalerts.spec.models import (
     MeasureSignal,
     RatioSignal,
 )
+from extalerts.wording import plural
 
 if TYPE_CHECKING:
     import duckdb
-from extalerts.engine.results import MINUTE_MS, MISSING_GROUP_VALUE, BadLine, EngineError, Semantics
-from extalerts.engine.sources import MAX_LINE_BYTES, open_source
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class _Keys:
     bucket: str
     groups: tuple[str, ...]
     values: str | None = None
+    #: Whether ``values`` holds a histogram (value -> events, for percentiles) rather than a set.
+    counted: bool = False
 
     @property
     def grouped(self) -> str:
@@ -68,10 +71,32 @@ class _RuleAggregates:
     names: list[str]
 
 
+def connect(memory_limit: str, threads: int | None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB for the engine, within ``memory_limit`` (it spills to disk beyond), on ``threads``
+    threads (None: every core)."""
+    import duckdb
+
+    # Insertion order is not needed (events are located by time), and keeping it costs memory.
+    try:
+        db = duckdb.connect(config={"memory_limit": memory_limit, "preserve_insertion_order": False})
+    except duckdb.Error as exc:
+        message = str(exc).splitlines()[0]
+        raise EngineError(f"memory limit {memory_limit!r}: {message}; write it like 512MB or 4GB") from None
+    # DuckDB tracks a query's progress (read by `load`'s on_progress) but must never draw its bar:
+    # it would land on stdout, into `--output json`.
+    db.execute("SET enable_progress_bar = true")
+    db.execute("SET enable_progress_bar_print = false")
+    if threads:
+        db.execute(f"SET threads = {int(threads)}")
+    return db
+
+
 class Staging:
     """The engine's reading of events into the ``staged`` aggregates of a batch of files."""
 
     spec: Spec
+    memory_limit: str
+    threads: int | None
     shipped: Expr | None
     semantics: Semantics
     rules: list[ResolvedRule]
@@ -86,6 +111,56 @@ class Staging:
     time_outlier_count: int
     type_mismatches: dict[str, tuple[int, tuple[str, int] | None]]
     _loaded: bool
+
+    def __init__(
+        self,
+        spec: Spec,
+        *,
+        rules: Sequence[str] | None = None,
+        semantics: Semantics = "datadog",
+        memory_limit: str = "1GB",
+        threads: int | None = None,
+        shipped: Expr | None = None,
+        db: duckdb.DuckDBPyConnection | None = None,
+    ) -> None:
+        """``shipped``: the filter of the Logpush job feeding the provider; rules then see only the
+        events it ships, as the provider would (None: every event). ``db``: a DuckDB from
+        :func:`connect` to use (by default a new one)."""
+        self.spec = spec
+        self.shipped = shipped
+        self.semantics = semantics
+        self.rules = [r for r in spec.rules if rules is None or r.id in rules]
+        unknown = set(rules or ()) - {r.id for r in self.rules}
+        if unknown:
+            raise EngineError(f"{plural(len(unknown), 'unknown rule')}: {', '.join(sorted(unknown))}")
+        #: Under Cloudflare's semantics, the rules Option A does not carry, and why: never evaluated.
+        self.not_carried: dict[str, str] = {}
+        if semantics == "cloudflare":
+            from extalerts.engine import observability  # it reads coverage, which is not needed otherwise
+
+            for rule in self.rules:
+                reason = observability.not_carried_by_option_a(rule, spec)
+                if reason is not None:
+                    self.not_carried[rule.id] = reason
+            self.rules = [r for r in self.rules if r.id not in self.not_carried]
+        self.db = db if db is not None else connect(memory_limit, threads)
+        self.memory_limit, self.threads = memory_limit, threads
+        self.columns = _Columns(self._column_names())
+        self.events = 0
+        self.bad_line_count = 0
+        self.bad_lines: list[BadLine] = []
+        #: What the reading worked around and the user should know (a truncated archive).
+        self.warnings: list[str] = []
+        #: Inputs read the exact way because the typed columns could not hold them.
+        self.exact_reads = 0
+        #: Each input file's first and last event time, to find the files holding time outliers.
+        self._file_spans: dict[str, tuple[int, int]] = {}
+        #: Events left out of the evaluation because their times are far from all the others.
+        self.time_outlier_count = 0
+        #: Per field read with a value of another JSON type: how many, and the first (file, line).
+        self.type_mismatches: dict[str, tuple[int, tuple[str, int] | None]] = {}
+        self._loaded = False
+        self._plan()
 
     def _column_names(self) -> dict[str, str]:
         used: list[str] = fields_of(self.shipped)
@@ -110,12 +185,15 @@ class Staging:
         rule needs. One GROUP BY over every key any rule uses: the rules then add up the rows of
         their own keys (DuckDB would run grouping sets through a materialised copy of the input).
         Rules that share a filter share its column and their aggregates."""
+        from extalerts.engine.windows import evaluation_window_ms  # windows builds on this module
+
         buckets: dict[int, str] = {}
         groups: dict[str, str] = {}
         conditions: dict[str, str] = {}  # filter SQL -> its column
         derived: list[str] = []  # per-row expressions, computed before aggregating
         aggregates: dict[str, str] = {}  # aggregate SQL -> its column
-        #: How partial aggregates of the same key combine: sum, min or max.
+        #: How partial aggregates of the same key combine: sum, min or max; a percentile's values
+        #: into a histogram (value -> events), a distinct count's into a set.
         self._combine: dict[str, str] = {}
 
         def condition(sql: str) -> str:
@@ -157,7 +235,8 @@ class Staging:
             self._combine[name] = combine
         self._rule_aggregates: dict[str, _RuleAggregates] = {}
         for rule in self.rules:
-            offset_ms = (rule.evaluation_delay * 1000) % MINUTE_MS  # buckets aligned so every window is whole buckets
+            # Buckets aligned so every window is whole buckets.
+            offset_ms = evaluation_window_ms(rule, self.semantics)[1] % MINUTE_MS
             if offset_ms not in buckets:
                 buckets[offset_ms] = f"_b{len(buckets)}"
                 derived.append(f"floor((ts - {offset_ms}) / {MINUTE_MS})::BIGINT AS {buckets[offset_ms]}")
@@ -165,7 +244,7 @@ class Staging:
                 if name not in groups:
                     groups[name] = f"_g{len(groups)}"
                     group_value = f"CAST({self.columns(name)} AS VARCHAR)"
-                    if self.semantics == "datadog":
+                    if self.semantics != "splunk":
                         group_value = f"coalesce({group_value}, '{MISSING_GROUP_VALUE}')"
                     derived.append(f"{group_value} AS {groups[name]}")
             matches = condition(self._where(rule))
@@ -183,7 +262,8 @@ class Staging:
                     names.append(aggregate(f"{function}({value}) FILTER (WHERE {matches})", combine))
             elif isinstance(signal, MeasureSignal | CardinalitySignal):
                 # Each bucket's values: exact percentiles and distinct counts compose over any window
-                # from them. (A list: DuckDB runs histogram() as a second grouping over a copy of the input.)
+                # from them. (A list while scanning: DuckDB runs histogram() as a second grouping over
+                # a copy of the input; the map step hands it over as a histogram, or a set.)
                 # A distinct count needs each value once per bucket, which bounds the list by the values
                 # seen in a minute, not by the events that carried them. (list_distinct of the list, not
                 # list(DISTINCT): DuckDB runs a DISTINCT aggregate as a second grouping of the input.)
@@ -193,8 +273,10 @@ class Staging:
                 listed = f"list({value}) FILTER (WHERE {matches} AND {value} IS NOT NULL)"
                 if isinstance(signal, CardinalitySignal):
                     listed = f"list_distinct({listed})"
-                values = aggregate(listed, "list")
-            keys = _Keys(buckets[offset_ms], tuple(groups[name] for name in rule.rule.group_by), values)
+                combine = "histogram" if isinstance(signal, MeasureSignal) else "set"
+                values = aggregate(listed, combine)
+            group_columns = tuple(groups[name] for name in rule.rule.group_by)
+            keys = _Keys(buckets[offset_ms], group_columns, values, counted=isinstance(signal, MeasureSignal))
             self._rule_aggregates[rule.id] = _RuleAggregates(keys, names)
         self._key_columns = [*buckets.values(), *groups.values()]
         self._derived_sql = derived

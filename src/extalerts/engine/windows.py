@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from extalerts import observability_timings
 from extalerts.engine.merge import Merged, _group
 from extalerts.engine.results import (
     MINUTE_MS,
@@ -31,7 +32,7 @@ class Windows(Merged):
     def _evaluation_times(
         self, rule: ResolvedRule, first: int | None, last: int | None, start_ms: int | None, end_ms: int | None
     ) -> list[int]:
-        window_ms, delay_ms = rule.rule.window * 1000, rule.evaluation_delay * 1000
+        window_ms, delay_ms = evaluation_window_ms(rule, self.semantics)
         if start_ms is None:
             if first is None:
                 return []
@@ -54,7 +55,7 @@ class Windows(Merged):
     def _bucketed(self, rule: ResolvedRule, times: list[int]) -> dict[Group, list[tuple[int, float | None]]]:
         """Signals that compose across minute buckets: counts, ratios, change, absence, sum/avg/min/max."""
         signal = rule.rule.signal
-        delay_ms, window_ms = rule.evaluation_delay * 1000, rule.rule.window * 1000
+        window_ms, delay_ms = evaluation_window_ms(rule, self.semantics)
         offset_ms = delay_ms % MINUTE_MS
         buckets = self._rows(rule)
         first_seen = {group: min(by_bucket) for group, by_bucket in buckets.items()}
@@ -101,7 +102,7 @@ class Windows(Merged):
         """Percentiles and distinct counts, from each bucket's values, window by window."""
         signal = rule.rule.signal
         assert isinstance(signal, MeasureSignal | CardinalitySignal)
-        delay_ms, window_ms = rule.evaluation_delay * 1000, rule.rule.window * 1000
+        window_ms, delay_ms = evaluation_window_ms(rule, self.semantics)
         offset_ms = delay_ms % MINUTE_MS
         window_buckets = window_ms // MINUTE_MS
         buckets = self._rows(rule)
@@ -152,7 +153,7 @@ class Windows(Merged):
         else:
             low_rank, high_rank = f"floor((n - 1) * {fraction!r})", f"ceil((n - 1) * {fraction!r})"
         query = (
-            f"WITH bucket_values AS (SELECT {by}b, value, count(*) AS c FROM ({self._bucket_values(keys)}) "
+            f"WITH bucket_values AS (SELECT {by}b, value, sum(c) AS c FROM ({self._bucket_values(keys)}) "
             "GROUP BY ALL), "
             f"windows AS (SELECT {by}b + k AS e, value, sum(c) AS c FROM bucket_values "
             f"CROSS JOIN range(1, {window_buckets + 1}) AS steps(k) GROUP BY ALL), "
@@ -251,7 +252,19 @@ def ceil_minute(ms: int) -> int:
 
 
 def schedule_minutes(rule: ResolvedRule, semantics: Semantics) -> int:
-    """Minutes between two evaluations of ``rule``: 1 under Datadog's, the rendered cron's under Splunk's."""
+    """Minutes between two evaluations of ``rule``: 1 under Datadog's, the rendered cron's under Splunk's,
+    the alert's "Check alert every" under Cloudflare's."""
     from extalerts.render.splunk_schedule import schedule_period_minutes
 
+    if semantics == "cloudflare":
+        return observability_timings.timings_for(rule).check_every_minutes
     return schedule_period_minutes(rule.rule.window) if semantics == "splunk" else 1
+
+
+def evaluation_window_ms(rule: ResolvedRule, semantics: Semantics) -> tuple[int, int]:
+    """The window each evaluation of ``rule`` reads and how long before the evaluation it ends, in ms.
+    Under Cloudflare's semantics the window is the alert's "Include data from the last", and nothing
+    delays it: the alerts page documents no delay for Workers Logs."""
+    if semantics == "cloudflare":
+        return observability_timings.timings_for(rule).lookback_minutes * MINUTE_MS, 0
+    return rule.rule.window * 1000, rule.evaluation_delay * 1000

@@ -74,6 +74,8 @@ class Plan:
     live_counts: Mapping[str, int] = field(default_factory=dict)
     #: Live resources that carry our marker but were left alone, with the reason.
     skipped: tuple[str, ...] = ()
+    #: What the provider could not do as the spec asks, one line each (e.g. an alert type the account lacks).
+    notes: tuple[str, ...] = ()
 
     def of(self, *actions: Action) -> list[Change]:
         return [c for c in self.changes if c.action in actions]

@@ -2,8 +2,21 @@
 carry at least in part (see :mod:`extalerts.coverage`), and the webhook destinations they notify.
 
 Ownership: policies whose description starts with ``managed-by=extalerts``, webhook destinations
-named ``extalerts-<target>``. Email targets need no destination; PagerDuty targets must already be
-connected to the account (that happens in a browser), and are found by service name.
+named ``extalerts-<target>`` (but not those the recipes ask a person to make for a Slack target). Email
+targets need no destination; PagerDuty targets must already be connected to the account (that happens in
+a browser), and are found by service name.
+
+Rules carried by a Workers Observability alert (beta): the alert itself is made in the dashboard
+(cloudflare-docs ``workers/observability/alerts.mdx`` publishes no API for it), but "Deleting an alert also
+removes its associated notification policy" and the webhook payload schema names the policy type
+``workers_observability_alert``, so extalerts routes it with a policy of that type, when and as the account's
+catalogue allows: ``GET …/alerting/v3/available_alerts`` "Gets a list of all alert types for which an account
+is eligible" (the SDK's docstring), with the filters each type takes (``filter_options``). The alerts are the
+recipes' (:mod:`extalerts.observability_alerts`: ``<rule>``, ``<rule>-N``, ``<rule>-warning``), each routed to
+the targets of its level. With a per-alert filter, each alert gets a policy filtered to its name; without one,
+a policy routes every Workers Observability alert of the account, so there is one per distinct target set.
+The plan says in one line when the type is not offered (nothing is created for it) and when its policies
+cannot be filtered per alert.
 """
 
 from __future__ import annotations
@@ -12,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from extalerts.errors import ApiError
+from extalerts.observability_alerts import AlertRecipe
 from extalerts.providers.base import Action, Change, Resource
 from extalerts.providers.cloudflare_api import CloudflareApi
 from extalerts.spec.loader import ResolvedRule, Spec
@@ -21,6 +35,46 @@ POLICY = "notification_policy"
 WEBHOOK = "webhook_destination"
 MARKER = "managed-by=extalerts"
 WEBHOOK_PREFIX = "extalerts-"
+WORKERS_OBSERVABILITY_ALERT = "workers_observability_alert"
+#: The filter holding the alert states a policy notifies on. Third parties report it required (17103) with
+#: ``FIRING_FAILED`` and ``NORMAL`` (SH11235/rshogi PR #707); both are sent, as the docs' "Notify when fired" and
+#: "Notify when resolved" and the rule's Datadog and Splunk twins notify on both.
+STATUS_FILTER = "status"
+NOTIFY_STATUSES = ("FIRING_FAILED", "NORMAL")
+#: The filter that would pick the alerts a policy routes, by name. No page documents one for this type: it is
+#: used only when the account's catalogue lists it (the SDK's ``PolicyFilter.selectors``: "Usage depends on
+#: specific alert type").
+ALERT_FILTER = "selectors"
+#: The key of an account-wide routing policy (no per-alert filter), followed by its targets.
+ACCOUNT_WIDE_PREFIX = "workers-observability-alerts-to-"
+
+
+def _reachable_targets(rule: ResolvedRule, level: Level) -> list[str]:
+    """The rule's targets that take ``level`` and that Cloudflare can notify (email, webhook, PagerDuty)."""
+    return [
+        name
+        for name, target in rule.targets
+        if level in target.levels
+        and (target.email is not None or target.webhook is not None or target.pagerduty is not None)
+    ]
+
+
+def _is_slack_target(rule: ResolvedRule, target_name: str) -> bool:
+    return any(name == target_name and target.slack is not None for name, target in rule.targets)
+
+
+def _target_kinds(rule: ResolvedRule, level: Level) -> str:
+    return ", ".join(f"{name} ({target.kind})" for name, target in rule.targets if level in target.levels) or "none"
+
+
+def _owned_key(description: str) -> str:
+    """The key a managed policy's description carries: its alert, its account-wide route, or its rule."""
+    parts: dict[str, str] = {}
+    for part in description.split("; "):
+        name, marked, value = part.partition("=")
+        if marked and name in ("alert", "route", "rule"):
+            parts.setdefault(name, value)
+    return parts.get("alert") or parts.get("route") or parts.get("rule", "")
 
 
 def _plain(model: Any) -> dict[str, Any]:
@@ -31,11 +85,19 @@ def _plain(model: Any) -> dict[str, Any]:
 class NotificationsProvider:
     name: ClassVar[str] = "cloudflare"
 
-    def __init__(self, api: CloudflareApi) -> None:
+    def __init__(self, api: CloudflareApi, available_alerts: dict[str, dict[str, Any]] | None = None) -> None:
+        """``available_alerts`` (alert type → catalogue entry) stands for the account's catalogue, which is
+        otherwise read once, when a rule needs it."""
         self.api = api
         #: Live webhook destination ids by name, and names by id (filled by fetch and by creates).
         self._webhook_ids: dict[str, str] = {}
         self._pagerduty: dict[str, str] | None = None
+        self._available_alerts = available_alerts
+        #: What the last ``desired`` could not do as asked, one line each, for the plan.
+        self.notes: list[str] = []
+        #: Webhook destinations the recipes ask a person to make (a Slack target's incoming-webhook URL is a
+        #: secret the spec does not hold): named like ours, never ours to prune. Filled by ``desired``.
+        self._hand_made_webhooks: set[str] = set()
 
     @property
     def target(self) -> str:
@@ -48,27 +110,174 @@ class NotificationsProvider:
         from extalerts.coverage import OptionA, option_a
 
         resources: dict[tuple[str, str], Resource] = {}
+        self.notes = []
+        self._hand_made_webhooks = set()
+        recipes: list[tuple[ResolvedRule, AlertRecipe]] = []
         for rule in spec.rules:
-            verdict = option_a(rule)
-            if verdict.option_a is OptionA.NO or verdict.alert_type is None:
+            verdict = option_a(rule, spec.catalog)
+            if verdict.option_a is OptionA.NO:
                 continue
-            mechanisms = self._mechanisms(rule, resources)
-            body = {
-                "name": f"extalerts: {rule.id}",
-                "description": f"{MARKER}; rule={rule.id}; {verdict.reason}",
-                "alert_type": verdict.alert_type,
-                "enabled": True,
-                "filters": {},
-                "mechanisms": mechanisms,
-            }
-            resources[(POLICY, rule.id)] = Resource(POLICY, rule.id, body, phase=1)
+            if verdict.alert_type is not None:
+                self._add_policy(rule, verdict.alert_type, verdict.reason, resources)
+            elif verdict.observability is not None:
+                recipes.extend((rule, alert) for alert in verdict.observability.alerts)
+                self._hand_made_webhooks.update(
+                    channel.value
+                    for alert in verdict.observability.alerts
+                    for channel in alert.channels
+                    if channel.type == "Webhooks" and _is_slack_target(rule, channel.target)
+                )
+        if recipes:
+            self._route_observability_alerts(recipes, resources)
         return list(resources.values())
 
-    def _mechanisms(self, rule: ResolvedRule, resources: dict[tuple[str, str], Resource]) -> dict[str, list[str]]:
-        """Email addresses, webhook destination names and PagerDuty service names; ids are looked up when applying."""
+    def _add_policy(
+        self, rule: ResolvedRule, alert_type: str, reason: str, resources: dict[tuple[str, str], Resource]
+    ) -> None:
+        mechanisms = self._mechanisms(rule, Level.ALERT, resources)
+        if not mechanisms:
+            # The API refuses a policy without a mechanism (17102): say so rather than fail the push.
+            self.notes.append(
+                f"rule {rule.id}: Cloudflare can notify none of its targets ({_target_kinds(rule, Level.ALERT)}; "
+                "it sends email, webhooks and PagerDuty): no notification policy; route its alert in the dashboard "
+                "or give it such a target"
+            )
+            return
+        body = {
+            "name": f"extalerts: {rule.id}",
+            "description": f"{MARKER}; rule={rule.id}; {reason}",
+            "alert_type": alert_type,
+            "enabled": True,
+            "filters": {},
+            "mechanisms": mechanisms,
+        }
+        resources[(POLICY, rule.id)] = Resource(POLICY, rule.id, body, phase=1)
+
+    def _route_observability_alerts(
+        self, recipes: list[tuple[ResolvedRule, AlertRecipe]], resources: dict[tuple[str, str], Resource]
+    ) -> None:
+        """Route each recipe's alert to the targets of its level: one policy per alert, filtered to the alert's
+        name, when the catalogue offers a per-alert filter; otherwise one account-wide policy per target set.
+        A note (and no policy) when the account is not offered the type."""
+        names = ", ".join(alert.name for _, alert in recipes)
+        entry = self.available_alerts().get(WORKERS_OBSERVABILITY_ALERT)
+        if entry is None:
+            self.notes.append(
+                f"the account's alert catalogue (available_alerts) does not offer {WORKERS_OBSERVABILITY_ALERT}: "
+                f"no notification policy for the alerts {names}; route them in the dashboard"
+            )
+            return
+        options = {str(option.get("Key")): option for option in entry.get("filter_options") or []}
+        unknown = [
+            key
+            for key, option in options.items()
+            if str(option.get("Range", "")).startswith("1") and key not in (STATUS_FILTER, ALERT_FILTER)
+        ]
+        if unknown:
+            self.notes.append(
+                f"{WORKERS_OBSERVABILITY_ALERT} requires filter {', '.join(sorted(unknown))}, which extalerts "
+                f"cannot fill: no notification policy for the alerts {names}"
+            )
+            return
+        filters: dict[str, list[str]] = {}
+        if STATUS_FILTER in options:
+            offered = {str(value.get("ID")) for value in options[STATUS_FILTER].get("AvailableValues") or []}
+            filters[STATUS_FILTER] = [status for status in NOTIFY_STATUSES if not offered or status in offered]
+        if ALERT_FILTER in options:
+            self._route_each_alert(recipes, filters, resources)
+        else:
+            self._route_account_wide(recipes, filters, resources)
+
+    def _route_each_alert(
+        self,
+        recipes: list[tuple[ResolvedRule, AlertRecipe]],
+        filters: dict[str, list[str]],
+        resources: dict[tuple[str, str], Resource],
+    ) -> None:
+        """One policy per alert, filtered to the recipe's alert name: the name the dashboard shows and doctor reads."""
+        unreachable = []
+        for rule, alert in recipes:
+            level = alert.spec_level
+            mechanisms = self._mechanisms(rule, level, resources)
+            if not mechanisms:
+                unreachable.append(f"{alert.name} ({_target_kinds(rule, level)})")
+                continue
+            body = {
+                "name": f"extalerts: {alert.name}",
+                "description": f"{MARKER}; alert={alert.name}; rule={rule.id}; routes the Workers Observability "
+                f"alert {alert.name!r} to the targets of the {alert.level} level",
+                "alert_type": WORKERS_OBSERVABILITY_ALERT,
+                "enabled": True,
+                "filters": {**filters, ALERT_FILTER: [alert.name]},
+                "mechanisms": mechanisms,
+            }
+            resources[(POLICY, alert.name)] = Resource(POLICY, alert.name, body, phase=1)
+        if unreachable:
+            self.notes.append(
+                "Cloudflare can notify none of the targets of the Workers Observability alerts "
+                f"{', '.join(unreachable)} (it sends email, webhooks and PagerDuty): no notification policy for "
+                "them; their recipes route them in the dashboard"
+            )
+
+    def _route_account_wide(
+        self,
+        recipes: list[tuple[ResolvedRule, AlertRecipe]],
+        filters: dict[str, list[str]],
+        resources: dict[tuple[str, str], Resource],
+    ) -> None:
+        """Without a per-alert filter a policy routes every alert of the account: one per distinct target set."""
+        groups: dict[tuple[str, ...], tuple[dict[str, list[str]], list[str]]] = {}
+        for rule, alert in recipes:
+            mechanisms = self._mechanisms(rule, alert.spec_level, resources)
+            if not mechanisms:
+                continue
+            targets = tuple(_reachable_targets(rule, alert.spec_level))
+            groups.setdefault(targets, (mechanisms, []))[1].append(alert.name)
+        routes = []
+        for targets, (mechanisms, alerts) in sorted(groups.items()):
+            key = f"{ACCOUNT_WIDE_PREFIX}{'+'.join(targets)}"
+            body = {
+                "name": f"extalerts: Workers Observability alerts to {', '.join(targets)}",
+                "description": f"{MARKER}; route={key}; routes every Workers Observability alert of the account "
+                f"(no per-alert filter), for {', '.join(alerts)}",
+                "alert_type": WORKERS_OBSERVABILITY_ALERT,
+                "enabled": True,
+                "filters": dict(filters),
+                "mechanisms": mechanisms,
+            }
+            resources[(POLICY, key)] = Resource(POLICY, key, body, phase=1)
+            routes.append(f"to {', '.join(targets)} (for {', '.join(alerts)})")
+        if routes:
+            count = len(routes)
+            self.notes.append(
+                f"{WORKERS_OBSERVABILITY_ALERT} policies cannot be filtered per alert (the catalogue offers no "
+                f"per-alert filter): {count} account-wide polic{'y routes' if count == 1 else 'ies route'} every "
+                f"Workers Observability alert of the account, {'; '.join(routes)}"
+            )
+
+    def available_alerts(self) -> dict[str, dict[str, Any]]:
+        """The account's alert catalogue, alert type → entry (``filter_options`` as plain dicts); read once."""
+        if self._available_alerts is None:
+            account = self.api.account_id
+            grouped = self.api.call(
+                "list available alert types", lambda c: c.alerting.available_alerts.list(account_id=account)
+            )
+            self._available_alerts = {
+                str(item["type"]): item
+                for items in (grouped or {}).values()
+                for item in map(_plain, items)
+                if item.get("type")
+            }
+        return self._available_alerts
+
+    def _mechanisms(
+        self, rule: ResolvedRule, level: Level, resources: dict[tuple[str, str], Resource]
+    ) -> dict[str, list[str]]:
+        """Email addresses, webhook destination names and PagerDuty service names of the targets that take
+        ``level``; ids are looked up when applying."""
         mechanisms: dict[str, list[str]] = {}
         for name, target in rule.targets:
-            if Level.ALERT not in target.levels:
+            if level not in target.levels:
                 continue
             if target.email is not None:
                 mechanisms.setdefault("email", []).extend(target.email.to)
@@ -91,7 +300,8 @@ class NotificationsProvider:
         self._webhook_ids = {}
         for hook in map(_plain, webhooks):
             self._webhook_ids[hook["name"]] = hook["id"]
-            if str(hook.get("name", "")).startswith(WEBHOOK_PREFIX):
+            name = str(hook.get("name", ""))
+            if name.startswith(WEBHOOK_PREFIX) and name not in self._hand_made_webhooks:
                 body = {"name": hook["name"], "url": hook.get("url")}
                 found.append(Resource(WEBHOOK, hook["name"], body, live_id=hook["id"]))
         policies = self.api.call(
@@ -103,7 +313,7 @@ class NotificationsProvider:
             description = str(policy.get("description") or "")
             if not description.startswith(MARKER):
                 continue
-            rule_id = description.split("rule=", 1)[-1].split(";", 1)[0]
+            key = _owned_key(description)
             raw = policy.get("mechanisms") or {}
             mechanisms = {
                 kind: sorted(
@@ -121,7 +331,7 @@ class NotificationsProvider:
                 "filters": {k: v for k, v in (policy.get("filters") or {}).items() if v},
                 "mechanisms": mechanisms,
             }
-            found.append(Resource(POLICY, rule_id, body, live_id=policy["id"], phase=1))
+            found.append(Resource(POLICY, key, body, live_id=policy["id"], phase=1))
         return found
 
     def _pagerduty_ids(self) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Render a checked spec into provider documents (Datadog JSON, a Splunk app) as values."""
+"""Render a checked spec into provider documents (Datadog JSON, a Splunk app, Cloudflare Workers
+Observability alert recipes) as values."""
 
 from __future__ import annotations
 
@@ -22,10 +23,17 @@ def _splunk(spec: Spec, templates: Templates) -> list[RenderedFile]:
     return SplunkRenderer(spec, templates).render()
 
 
+def _cloudflare(spec: Spec, templates: Templates) -> list[RenderedFile]:
+    from extalerts.render.cloudflare import CloudflareRenderer
+
+    return CloudflareRenderer(spec, templates).render()
+
+
 #: Renderers by provider name; each owns one top-level directory of the output.
 RENDERERS: dict[str, Callable[[Spec, Templates], list[RenderedFile]]] = {
     "datadog": _datadog,
     "splunk": _splunk,
+    "cloudflare": _cloudflare,
 }
 
 

@@ -17,6 +17,7 @@ from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateNotF
 from jinja2.sandbox import SandboxedEnvironment
 
 from extalerts.errors import TemplateError
+from extalerts.numbers import format_number
 
 
 def builtin_templates_dir() -> Path:
@@ -62,6 +63,7 @@ def _environment(search_path: tuple[str, ...]) -> SandboxedEnvironment:
     )
     env.filters["tojson"] = tojson_sorted
     env.filters["conf_value"] = conf_value
+    env.filters["number"] = format_number
     env.globals["dd"] = datadog_variable
     return env
 

@@ -271,12 +271,26 @@ class SplunkSource(Model):
     sourcetype: Annotated[str, Field(pattern=r"^[A-Za-z0-9_:.-]+$")] = "cloudflare:workers"
 
 
+class CloudflareSource(Model):
+    """Workers Logs, the dataset Workers Observability alerts read (Option A recipes)."""
+
+    # cloudflare-docs workers/observability/logs/workers-logs.mdx ("Head-based sampling"): "The valid
+    # range is from 0 to 1 [...] If `head_sampling_rate` is unspecified, it is configured to a default
+    # value of 1 (100%)". Zero logs nothing, so no alert could read it.
+    head_sampling_rate: Annotated[float, Field(gt=0, le=1)] = Field(
+        1.0,
+        description="The Workers' observability head_sampling_rate (wrangler config); recipes scale count "
+        "thresholds by it, or say they cannot",
+    )
+
+
 class Source(Model):
     """Where Workers Trace Events are found in each provider."""
 
     description: str = ""
     datadog: DatadogSource = Field(default_factory=DatadogSource)
     splunk: SplunkSource = Field(default_factory=SplunkSource)
+    cloudflare: CloudflareSource = Field(default_factory=CloudflareSource)
 
 
 class DerivedField(Model):
