@@ -32,6 +32,7 @@ from typing import Any
 from layout import goal_line, ratio, table
 
 ARCHIVE_FILES = 16
+MONITORS = Path(__file__).resolve().parent.parent / "monitors"
 REPEATS = 3
 WORKERS_SPEEDUP_GOAL = 1.7
 DASK_RATIO_GOAL = 1.3
@@ -78,7 +79,7 @@ def _replay(archive: Path, options: Sequence[str], cwd: Path) -> tuple[float, di
     """One replay process: its wall time and its JSON report, or the reason it could not run."""
     started = time.perf_counter()
     completed = subprocess.run(
-        [_extalerts(), "replay", str(archive), *options, "--output", "json"],
+        [_extalerts(), "replay", str(archive), "--spec", str(MONITORS), *options, "--output", "json"],
         cwd=cwd,
         capture_output=True,
         text=True,
