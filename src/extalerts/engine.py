@@ -887,17 +887,8 @@ class Engine:
         if not times:
             return result
         values = self._values(rule, times)
-        machine = _StateMachine(rule, self.semantics)
-        for group in sorted(values):
-            series = values[group]
-            result.series[group] = series
-            state = State.OK
-            for at_ms, value in series:
-                new_state = machine.next(state, value)
-                if new_state is not state:
-                    result.transitions.append(Transition(at_ms, group, state, new_state, value))
-                    state = new_state
-        result.transitions.sort(key=lambda t: (t.at_ms, t.group))
+        result.series = {group: values[group] for group in sorted(values)}
+        result.transitions = transitions(rule, result.series, self.semantics)
         result.notifications = self._notifications(rule, result)
         if self.semantics == "splunk":
             result.warning_notifications = self._notifications(rule, result, State.WARN)
@@ -979,51 +970,17 @@ class Engine:
             return self._bucketed(rule, times)
         return self._windowed(rule, times)
 
+    def bucket_rows(self, rule_id: str) -> dict[Group, dict[int, tuple[Any, ...]]]:
+        """A rule's minute buckets per group, as :func:`bucketed_values` reads them: the bucket of
+        time ``t`` is ``(t - evaluation_delay % 1m) // 1m``; each row holds the count of events its
+        filter matches first, then the ratio's matching count or the measure's count, sum, min and max."""
+        rule = next(r for r in self.rules if r.id == rule_id)
+        return {group: {b: tuple(row) for b, row in rows.items()} for group, rows in self._rows(rule).items()}
+
     def _bucketed(self, rule: ResolvedRule, times: list[int]) -> dict[Group, list[tuple[int, float | None]]]:
         """Signals that compose across minute buckets: counts, ratios, change, absence, sum/avg/min/max."""
-        signal = rule.rule.signal
-        delay_ms, window_ms = rule.evaluation_delay * 1000, rule.rule.window * 1000
-        offset_ms = delay_ms % MINUTE_MS
-        buckets = self._rows(rule)
-        first_seen = {group: min(by_bucket) for group, by_bucket in buckets.items()}
-        # Expected groups are Splunk's alone: a Datadog monitor cannot know a group it never saw.
-        expected = signal.expected if isinstance(signal, AbsenceSignal) and self.semantics == "splunk" else []
-        if expected and len(rule.rule.group_by) == 1:
-            for value in expected:
-                expected_group: Group = ((rule.rule.group_by[0], value),)
-                buckets.setdefault(expected_group, {})
-                first_seen[expected_group] = -(2**62)
-        if not rule.rule.group_by:
-            # One state for all events, judged from the first full window of the data (the input's
-            # first event), not from the rule's first event: a rule firing on silence or on a low
-            # count must see the silence before its own events begin.
-            buckets.setdefault((), {})
-            first_seen[()] = -(2**62)
-        window_buckets = window_ms // MINUTE_MS
-        shift_buckets = signal.compare_to // 60 if isinstance(signal, ChangeSignal) else 0
         first_ms, _ = self.span()
-        # A baseline window that reaches back before the data began is unknown, not empty.
-        data_start = (first_ms - offset_ms) // MINUTE_MS if first_ms is not None else 0
-        out: dict[Group, list[tuple[int, float | None]]] = {}
-        for group, by_bucket in buckets.items():
-            window = _Buckets(by_bucket)
-            series: list[tuple[int, float | None]] = []
-            for at_ms in times:
-                end = (at_ms - delay_ms - offset_ms) // MINUTE_MS  # exclusive
-                start = end - window_buckets
-                if first_seen[group] >= end:
-                    continue  # the group has not appeared yet
-                if isinstance(signal, AbsenceSignal) and rule.rule.group_by:
-                    last_seen = window.last_before(end)
-                    if last_seen is not None and last_seen < end - signal.lookback // 60:
-                        continue  # silent for longer than the lookback: forgotten, as in Splunk
-                if shift_buckets and start - shift_buckets < data_start:
-                    series.append((at_ms, None))
-                    continue
-                series.append((at_ms, _bucket_value(rule, window, start, end, shift_buckets)))
-            if series:
-                out[group] = series
-        return out
+        return bucketed_values(rule, self._rows(rule), times, self.semantics, first_ms)
 
     def _windowed(self, rule: ResolvedRule, times: list[int]) -> dict[Group, list[tuple[int, float | None]]]:
         """Percentiles and distinct counts, from each bucket's values, window by window."""
@@ -1126,6 +1083,79 @@ class Engine:
             group = _group(rule, row[:width])
             found.setdefault(group, []).append((int(row[width]), int(row[width + 1])))
         return found
+
+
+def bucketed_values(
+    rule: ResolvedRule,
+    buckets: Mapping[Group, Mapping[int, Sequence[Any]]],
+    times: Sequence[int],
+    semantics: Semantics,
+    first_ms: int | None,
+) -> dict[Group, list[tuple[int, float | None]]]:
+    """The values of a rule whose signal composes across minute buckets (counts, ratios, change,
+    absence, sum/avg/min/max) at each evaluation time, per group, from its buckets (see
+    :meth:`Engine.bucket_rows`); ``first_ms``: when the data begins (a change's baseline reaching
+    back before it is unknown). Shared by the engine and ``extalerts verify``'s provider sides."""
+    signal = rule.rule.signal
+    delay_ms, window_ms = rule.evaluation_delay * 1000, rule.rule.window * 1000
+    offset_ms = delay_ms % MINUTE_MS
+    buckets = {group: dict(rows) for group, rows in buckets.items()}
+    first_seen = {group: min(by_bucket) for group, by_bucket in buckets.items()}
+    # Expected groups are Splunk's alone: a Datadog monitor cannot know a group it never saw.
+    expected = signal.expected if isinstance(signal, AbsenceSignal) and semantics == "splunk" else []
+    if expected and len(rule.rule.group_by) == 1:
+        for value in expected:
+            expected_group: Group = ((rule.rule.group_by[0], value),)
+            buckets.setdefault(expected_group, {})
+            first_seen[expected_group] = -(2**62)
+    if not rule.rule.group_by:
+        # One state for all events, judged from the first full window of the data (the input's
+        # first event), not from the rule's first event: a rule firing on silence or on a low
+        # count must see the silence before its own events begin.
+        buckets.setdefault((), {})
+        first_seen[()] = -(2**62)
+    window_buckets = window_ms // MINUTE_MS
+    shift_buckets = signal.compare_to // 60 if isinstance(signal, ChangeSignal) else 0
+    # A baseline window that reaches back before the data began is unknown, not empty.
+    data_start = (first_ms - offset_ms) // MINUTE_MS if first_ms is not None else 0
+    out: dict[Group, list[tuple[int, float | None]]] = {}
+    for group, by_bucket in buckets.items():
+        window = _Buckets(by_bucket)
+        series: list[tuple[int, float | None]] = []
+        for at_ms in times:
+            end = (at_ms - delay_ms - offset_ms) // MINUTE_MS  # exclusive
+            start = end - window_buckets
+            if first_seen[group] >= end:
+                continue  # the group has not appeared yet
+            if isinstance(signal, AbsenceSignal) and rule.rule.group_by:
+                last_seen = window.last_before(end)
+                if last_seen is not None and last_seen < end - signal.lookback // 60:
+                    continue  # silent for longer than the lookback: forgotten, as in Splunk
+            if shift_buckets and start - shift_buckets < data_start:
+                series.append((at_ms, None))
+                continue
+            series.append((at_ms, _bucket_value(rule, window, start, end, shift_buckets)))
+        if series:
+            out[group] = series
+    return out
+
+
+def transitions(
+    rule: ResolvedRule, series: Mapping[Group, Sequence[tuple[int, float | None]]], semantics: Semantics
+) -> list[Transition]:
+    """A series (value per evaluation time, per group) run through the rule's thresholds and state
+    machine: each group's changes of state, in time order. The engine's own evaluation, and the one
+    ``extalerts verify`` runs over a provider's values and the expected ones alike."""
+    machine = _StateMachine(rule, semantics)
+    found: list[Transition] = []
+    for group in sorted(series):
+        state = State.OK
+        for at_ms, value in series[group]:
+            new_state = machine.next(state, value)
+            if new_state is not state:
+                found.append(Transition(at_ms, group, state, new_state, value))
+                state = new_state
+    return sorted(found, key=lambda t: (t.at_ms, t.group))
 
 
 def _group(rule: ResolvedRule, values: Sequence[Any]) -> Group:
