@@ -90,7 +90,9 @@ def org(
         yield emulator
 
 
-def run_verify(emulator: DatadogEmulator, spec_dir: Path, archive: Path, *extra: str) -> tuple[int, dict[str, Any]]:
+def run_verify(
+    emulator: DatadogEmulator, spec_dir: Path, archive: Path | None, *extra: str
+) -> tuple[int, dict[str, Any]]:
     monkey = pytest.MonkeyPatch()
     monkey.setenv("DD_API_KEY", API_KEY)
     monkey.setenv("DD_APP_KEY", APP_KEY)
@@ -107,8 +109,7 @@ def run_verify(emulator: DatadogEmulator, spec_dir: Path, archive: Path, *extra:
             datetime.fromtimestamp(FROM / 1000, UTC).isoformat(),
             "--to",
             datetime.fromtimestamp(TO / 1000, UTC).isoformat(),
-            "--archive",
-            str(archive),
+            *(["--archive", str(archive)] if archive is not None else []),
             "--output",
             "json",
             *extra,
@@ -148,7 +149,8 @@ def test_a_removed_facet_names_the_rules_reading_it(spec_dir: Path, tmp_path: Pa
         code, document = run_verify(emulator, spec_dir, tmp_path / "a")
     found = causes(document)
     assert code == 3
-    for rule in ("http-5xx-rate", "http-4xx-rate"):
+    # The status is a range in the ratios' match and in worker-exception's filter.
+    for rule in ("http-5xx-rate", "http-4xx-rate", "worker-exception"):
         assert "facet-missing" in found[rule], found
     assert "worker-cpu-time" not in found
     rules = {r["rule"]: r for r in document["rules"]}
@@ -182,13 +184,17 @@ def _misspell(emulator: DatadogEmulator) -> None:
 
 def test_a_monitor_edited_to_a_misspelt_attribute_is_named(spec_dir: Path, tmp_path: Path) -> None:
     with org(spec_dir, tmp_path / "a", break_it=_misspell) as emulator:
-        code, document = run_verify(emulator, spec_dir, tmp_path / "a")
+        code, document = run_verify(emulator, spec_dir, tmp_path / "a", "--report", str(tmp_path / "v.html"))
     found = causes(document)
     assert code == 3
     assert found == {"worker-exception": {"query-edited"}}, found
     (cause,) = next(r["causes"] for r in document["rules"] if r["rule"] == "worker-exception")
     assert "@Outcme:" in cause["message"]
     assert "push" in cause["fix"]
+    html = (tmp_path / "v.html").read_text(encoding="utf-8")
+    assert "query-edited: the live monitor" in html
+    assert "Status:&gt;=500" in html  # the report escapes what it quotes
+    assert "Status:>=500" not in html
 
 
 def test_events_delivered_ten_minutes_late_are_named_with_the_lag(spec_dir: Path, tmp_path: Path) -> None:
@@ -206,6 +212,20 @@ def test_events_delivered_ten_minutes_late_are_named_with_the_lag(spec_dir: Path
     message = next(c["message"] for c in rules["worker-exception"]["causes"] if c["code"] == "late-delivery")
     assert "did not alert" in message
     assert "p99" in message
+
+
+def test_without_an_archive_the_sanity_checks_name_rules_matching_nothing(spec_dir: Path, tmp_path: Path) -> None:
+    with org(spec_dir, tmp_path / "a", break_it=lambda e: e.remove_facet("@Event.Response.Status")) as emulator:
+        code, document = run_verify(emulator, spec_dir, None)
+    assert document["mode"] == "sanity"
+    assert code == 3
+    rules = {r["rule"]: r for r in document["rules"]}
+    assert rules["worker-cpu-time"]["verdict"] == "agree"
+    assert rules["worker-cpu-time"]["events"] == {"provider": 1744, "expected": None}
+    assert "facet-missing" in {c["code"] for c in rules["worker-exception"]["causes"]}  # its filter reads the status
+    # No cleanup alarm ran in the window: its search matches nothing, which a sanity check cannot pass.
+    assert {c["code"] for c in rules["do-cleanup-failures"]["causes"]} == {"no-match"}
+    assert "facet-missing" in {c["code"] for c in rules["http-5xx-rate"]["causes"]}
 
 
 # --------------------------------------------------------------------------------------------- units

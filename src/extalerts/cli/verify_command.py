@@ -63,7 +63,7 @@ def _window(since: str | None, start: str | None, end: str | None, now_ms: int) 
 
 
 @click.command("verify")
-@click.argument("paths", nargs=-1, metavar="[PATH]...")
+@click.argument("paths", nargs=-1, metavar="[ARCHIVE]...")
 @click.option(
     "--provider",
     "-p",
