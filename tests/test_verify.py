@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from extalerts.emulators.base import Faults
 from extalerts.emulators.datadog import DatadogEmulator
 from extalerts.emulators.datadog.facets import facets_from_document
 from extalerts.engine import MINUTE_MS
@@ -266,3 +267,14 @@ def test_splunk_is_refused_until_wired_in() -> None:
     code, _, err = cli_run("verify", "--provider", "splunk", "--since", "1h")
     assert code == 1
     assert "--provider splunk is not available yet" in err
+
+
+def test_rate_limited_aggregate_calls_wait_and_go_on(spec_dir: Path, tmp_path: Path) -> None:
+    """A 429 from the Logs Aggregate API waits for X-RateLimit-Reset (the retry policy push uses)."""
+    with org(spec_dir, tmp_path / "a") as emulator:
+        emulator.faults = Faults(rate=0.5, kinds=("429",), only="POST /api/v2/logs/analytics/aggregate", limit=3)
+        code, document = run_verify(emulator, spec_dir, tmp_path / "a", "--rule", "worker-exception")
+        injected = emulator.faults_injected["429"]
+    assert injected == 3
+    assert code == 0
+    assert [r["verdict"] for r in document["rules"]] == ["agree"]
