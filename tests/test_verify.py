@@ -278,3 +278,12 @@ def test_rate_limited_aggregate_calls_wait_and_go_on(spec_dir: Path, tmp_path: P
     assert injected == 3
     assert code == 0
     assert [r["verdict"] for r in document["rules"]] == ["agree"]
+
+
+def test_a_group_by_cut_at_its_limit_is_named(spec_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("extalerts.verify.datadog.GROUP_LIMIT", 1)  # two scripts send logs
+    with org(spec_dir, tmp_path / "a") as emulator:
+        code, document = run_verify(emulator, spec_dir, tmp_path / "a", "--rule", "worker-cpu-time")
+    assert code == 3
+    # The busiest script alone was counted: fewer events than the archive, and the cut is named.
+    assert causes(document) == {"worker-cpu-time": {"group-limit", "fewer-events"}}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from extalerts.cli.engine_commands import _check_rule_ids, _spec_option, _time_option
+from extalerts.cli.engine_commands import _check_rule_ids, _shipping_jobs, _spec_option, _time_option
 from extalerts.cli.options import plural, resolve_paths, text_table
 
 if TYPE_CHECKING:
@@ -140,7 +140,9 @@ def verify_command(
         from extalerts.verify.lag import delivery_lag
 
         _say(f"replaying {plural(len(sources), 'archive source')} with the engine")
-        replayed = expected_series(spec, [r.id for r in rules], window, sources, semantics="datadog")
+        # The rules see what the provider's Logpush jobs ship of the archive, as in `replay`.
+        _, shipped = _shipping_jobs(spec, "auto", provider_name)
+        replayed = expected_series(spec, [r.id for r in rules], window, sources, semantics="datadog", shipped=shipped)
         expected, warnings = replayed.series, replayed.warnings
         lag = delivery_lag(replayed.files)
     side = factory(spec, api_url, lag)

@@ -277,6 +277,11 @@ class DatadogSide:
             late = self._did_not_fire(rule, body, window) or self._lag_exceeds_delay(rule)
             if late:
                 add([rule.id], late)
+        for rule_id in sorted(self.group_limit_reached & wanted):
+            message = (
+                f"an aggregate call returned {GROUP_LIMIT} groups, the most it asks for: the others were not compared"
+            )
+            add([rule_id], Cause("group-limit", message, "verify a shorter window, or narrow the rule with --rule"))
         return causes
 
     def _lag_exceeds_delay(self, rule: ResolvedRule) -> Cause | None:
@@ -328,7 +333,7 @@ class DatadogSide:
         if not expected:
             return None
         states = self._group_states(body)
-        facets = self.renderer.group_facets(rule)
+        facets = self.renderer.monitor_parts(rule).group_facets  # tags for a metric (change) monitor
         missed = []
         for transition in expected:
             name = ",".join(f"{f}:{v}" for f, (_, v) in zip(facets, transition.group, strict=True)) or "*"

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from extalerts.engine import MINUTE_MS, Engine, Semantics, expand_sources
+from extalerts.filter.ast import Expr
 from extalerts.spec.loader import Spec
 from extalerts.verify.compare import matched_in
 from extalerts.verify.model import SideSeries, Window
@@ -29,11 +30,13 @@ def expected_series(
     sources: Sequence[str],
     *,
     semantics: Semantics = "datadog",
+    shipped: Expr | None = None,
     on_progress: Callable[[float], None] | None = None,
 ) -> ExpectedSide:
-    """Replay ``sources`` (files, folders, globs, ``s3://`` prefixes) for the rules over ``window``."""
+    """Replay ``sources`` (files, folders, globs, ``s3://`` prefixes) for the rules over ``window``;
+    ``shipped``: the filter of the Logpush jobs feeding the provider (the rules see what they ship)."""
     files = expand_sources(sources)
-    engine = Engine(spec, rules=rule_ids, semantics=semantics)
+    engine = Engine(spec, rules=rule_ids, semantics=semantics, shipped=shipped)
     engine.load_files(files, on_progress=on_progress)
     result = engine.evaluate(start_ms=window.start_ms, end_ms=window.end_ms - MINUTE_MS)
     series: dict[str, SideSeries] = {}
