@@ -329,7 +329,9 @@ class DatadogSide:
         seen = self.seen.get(rule.id)
         if seen is None:
             return None
-        expected = alerts(side_transitions(rule, seen, "datadog"))
+        # An alert at the window's first minute may have begun before it, when the live monitor
+        # triggered earlier: only alerts the window saw begin are checked.
+        expected = [t for t in alerts(side_transitions(rule, seen, "datadog")) if t.at_ms > window.start_ms]
         if not expected:
             return None
         states = self._group_states(body)
