@@ -287,3 +287,13 @@ def test_a_group_by_cut_at_its_limit_is_named(spec_dir: Path, tmp_path: Path, mo
     assert code == 3
     # The busiest script alone was counted: fewer events than the archive, and the cut is named.
     assert causes(document) == {"worker-cpu-time": {"group-limit", "fewer-events"}}
+
+
+def test_missing_keys_fail_before_the_archive_is_read(
+    spec_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DD_API_KEY", raising=False)
+    archive = str(tmp_path / "no-such-archive")
+    code, _, err = cli_run("verify", "-p", "datadog", "--spec", str(spec_dir), "--since", "1h", archive)
+    assert code == 1
+    assert "DD_API_KEY is not set" in err

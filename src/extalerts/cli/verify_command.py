@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from extalerts.verify.model import ProviderSide
 
 
-def _datadog_side(spec: Spec, api_url: str | None, lag: Lag | None) -> ProviderSide:
+def _datadog_side(spec: Spec, api_url: str | None, lag: Callable[[], Lag | None]) -> ProviderSide:
     from extalerts.providers.datadog import DatadogApi, DatadogSettings
     from extalerts.verify.datadog import DatadogSide
 
@@ -29,8 +29,8 @@ def _datadog_side(spec: Spec, api_url: str | None, lag: Lag | None) -> ProviderS
 
 
 #: The provider sides verify can run: name -> what builds it from the spec, --api-url and the lag
-#: measured from the archive. None: named, not wired in yet.
-SIDES: dict[str, Callable[[Spec, str | None, Lag | None], ProviderSide] | None] = {
+#: measured from the archive (asked for once the archive is read). None: named, not wired in yet.
+SIDES: dict[str, Callable[[Spec, str | None, Callable[[], Lag | None]], ProviderSide] | None] = {
     "datadog": _datadog_side,
     "splunk": None,
 }
@@ -53,7 +53,7 @@ def _window(since: str | None, start: str | None, end: str | None, now_ms: int) 
         try:
             seconds = parse_duration(since or "24h")
         except ValueError as exc:
-            raise click.BadParameter(f"{exc}; write it like 30m, 6h or 1d", param_hint="--since") from None
+            raise click.BadParameter(str(exc), param_hint="--since") from None
         last = now_ms
         first = now_ms - seconds * 1000
     first, last = -(-first // MINUTE_MS) * MINUTE_MS, last // MINUTE_MS * MINUTE_MS
@@ -135,6 +135,8 @@ def verify_command(
     window = Window(first, last)
     sources = [*archives, *paths]
     expected, lag, warnings = None, None, []
+    # Built first: missing credentials fail before a long replay.
+    side = factory(spec, api_url, lambda: lag)
     if sources:
         from extalerts.verify.expected import expected_series
         from extalerts.verify.lag import delivery_lag
@@ -145,7 +147,6 @@ def verify_command(
         replayed = expected_series(spec, [r.id for r in rules], window, sources, semantics="datadog", shipped=shipped)
         expected, warnings = replayed.series, replayed.warnings
         lag = delivery_lag(replayed.files)
-    side = factory(spec, api_url, lag)
 
     def progress(what: str, done: int, total: int) -> None:
         if sys.stderr.isatty() or done == total:

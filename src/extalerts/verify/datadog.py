@@ -73,14 +73,20 @@ class DatadogSide:
     name = "datadog"
 
     def __init__(
-        self, spec: Spec, api: DatadogApi, templates: Templates | None = None, *, lag: Lag | None = None
+        self,
+        spec: Spec,
+        api: DatadogApi,
+        templates: Templates | None = None,
+        *,
+        lag: Callable[[], Lag | None] = lambda: None,
     ) -> None:
         self.spec = spec
         self.api = api
         self.doctor = DatadogDoctor(spec, api, templates)
         self.renderer = self.doctor.renderer
-        #: Delivery lag measured from the archive, when there is one.
-        self.lag = lag
+        #: Delivery lag measured from the archive, when there is one (asked for when explaining:
+        #: the side is built, and its credentials checked, before the archive is read).
+        self._lag = lag
         #: What ``series`` found per rule, for ``explain`` (the monitor-history check).
         self.seen: dict[str, SideSeries] = {}
         #: Rules whose group-by returned as many groups as asked: more may exist.
@@ -284,16 +290,21 @@ class DatadogSide:
             add([rule_id], Cause("group-limit", message, "verify a shorter window, or narrow the rule with --rule"))
         return causes
 
+    @property
+    def lag(self) -> Lag | None:
+        return self._lag()
+
     def _lag_exceeds_delay(self, rule: ResolvedRule) -> Cause | None:
         """Measured delivery lag beyond the rule's ``evaluation_delay``: the monitor judges windows
         before their logs arrive, whatever the values in them."""
-        if self.lag is None or self.lag.p99_ms <= rule.evaluation_delay * 1000:
+        lag = self.lag
+        if lag is None or lag.p99_ms <= rule.evaluation_delay * 1000:
             return None
         return Cause(
             "late-delivery",
-            f"{self.lag.describe()}, beyond evaluation_delay {rule.evaluation_delay} s: the monitor judges "
+            f"{lag.describe()}, beyond evaluation_delay {rule.evaluation_delay} s: the monitor judges "
             "windows before their logs arrive",
-            f"set evaluation_delay to at least {self.lag.suggested_delay_s} s",
+            f"set evaluation_delay to at least {lag.suggested_delay_s} s",
         )
 
     def _facet_causes(self, add: Callable[[Sequence[str], Cause], None]) -> None:
@@ -353,9 +364,10 @@ class DatadogSide:
             f"{delay} s)"
         )
         fix = "raise evaluation_delay above the delivery lag (defaults.evaluation_delay, or the rule's)"
-        if self.lag is not None:
-            message += f"; {self.lag.describe()}"
-            fix = f"set evaluation_delay to at least {self.lag.suggested_delay_s} s (now {delay} s)"
+        lag = self.lag
+        if lag is not None:
+            message += f"; {lag.describe()}"
+            fix = f"set evaluation_delay to at least {lag.suggested_delay_s} s (now {delay} s)"
         return Cause("late-delivery", message, fix)
 
     def _group_states(self, body: dict[str, Any]) -> dict[str, dict[str, Any]]:
