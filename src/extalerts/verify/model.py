@@ -66,5 +66,6 @@ class ProviderSide(Protocol):
     def series(self, rule: ResolvedRule, window: Window, progress: Progress) -> SideSeries: ...
 
     def explain(self, rules: Sequence[ResolvedRule], window: Window) -> dict[str, list[Cause]]:
-        """Checked causes per rule id, for rules whose series diverge (or match nothing)."""
+        """Checked causes per rule id. Called with every rule whose series were read: a live monitor
+        edited away from its rendering, or one that missed its alerts, shows where the values agree."""
         ...

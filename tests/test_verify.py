@@ -1,0 +1,299 @@
+"""`extalerts verify --provider datadog` against the Datadog emulator set up as README "Datadog setup"
+says (monitors and pipeline pushed, facets created), fed synthetic Workers traffic minute by minute
+while the emulator evaluates the monitors, with a Logpush archive of the same events beside it: a
+correct setup agrees on every bundled rule; each way of breaking it is named, with its rules."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from extalerts.emulators.base import Faults
+from extalerts.emulators.datadog import DatadogEmulator
+from extalerts.emulators.datadog.facets import facets_from_document
+from extalerts.engine import MINUTE_MS
+from extalerts.intake import DatadogIntake
+from extalerts.providers.datadog import DatadogApi, DatadogProvider, DatadogSettings
+from extalerts.render import render
+from extalerts.retry import RetryPolicy
+from extalerts.spec import load_spec
+from extalerts.synth import DEFAULT_START_MS, SynthConfig, events, parse_scenario
+from extalerts.verify.compare import RuleVerification, exit_code, verify_rule
+from extalerts.verify.lag import batch_end_ms, delivery_lag
+from extalerts.verify.model import SideSeries
+from tests.conftest import cli_run, push_all
+from tests.test_doctor_datadog import API_KEY, APP_KEY, SHIPPED, config_api
+
+T0 = DEFAULT_START_MS
+MINUTES = 30
+#: Incidents that make rules alert inside the verified window.
+SCENARIOS = ("exception-storm@14m+4m", "invalid-url-flood@16m+6m", "do-errors@18m+5m", "error-rate@20m+4m")
+#: The evaluation minutes verified: from when the 5-minute windows (5 minutes late) hold traffic to
+#: when the last minute of traffic has been judged.
+FROM, TO = T0 + 11 * MINUTE_MS, T0 + (MINUTES + 5) * MINUTE_MS
+
+
+def _stamp(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _traffic() -> list[dict[str, Any]]:
+    config = SynthConfig(
+        start_ms=T0,
+        minutes=MINUTES,
+        requests_per_minute=40,
+        seed=7,
+        scenarios=tuple(parse_scenario(s) for s in SCENARIOS),
+    )
+    return [json.loads(line) for line in events(config)]
+
+
+TRAFFIC = _traffic()
+
+
+@contextmanager
+def org(
+    spec_dir: Path, archive: Path, *, lag_minutes: int = 0, break_it: Callable[[DatadogEmulator], None] | None = None
+) -> Iterator[DatadogEmulator]:
+    """An org set up and pushed at T0 - 5 min, ``break_it`` applied, then the traffic delivered
+    minute by minute ``lag_minutes`` late (Logpush's batches, named as Logpush names them, written to
+    ``archive`` too) while the emulator evaluates its monitors every minute."""
+    clock = [T0 / 1000 - 300]
+    with DatadogEmulator(API_KEY, APP_KEY, clock=lambda: clock[0]) as emulator:
+        api = DatadogApi(DatadogSettings(emulator.url, API_KEY, APP_KEY), RetryPolicy(max_attempts=1), seed=0)
+        push_all(DatadogProvider(api), spec_dir)
+        (facets,) = [f for f in render(load_spec([spec_dir]), ["datadog"]) if f.path == "datadog/facets.json"]
+        for facet in facets_from_document(json.loads(facets.content)):
+            emulator.add_facet(facet)
+        if break_it is not None:
+            break_it(emulator)
+        intake = DatadogIntake(emulator.url, API_KEY, SHIPPED)
+        pending = sorted(TRAFFIC, key=lambda e: int(e["EventTimestampMs"]))
+        archive.mkdir(parents=True, exist_ok=True)
+        previous = T0
+        for minute in range(1, MINUTES + lag_minutes + 12):
+            now_ms = T0 + minute * MINUTE_MS
+            clock[0] = now_ms / 1000
+            due = [e for e in pending if int(e["EventTimestampMs"]) + lag_minutes * MINUTE_MS < now_ms]
+            if due:
+                pending = pending[len(due) :]
+                intake.send(due)
+                name = archive / f"{_stamp(previous)}_{_stamp(now_ms)}_{minute:04x}.log"
+                name.write_text("".join(json.dumps(e) + "\n" for e in due), encoding="utf-8")
+                previous = now_ms
+            emulator.evaluate_monitors(now_ms / 1000)
+        yield emulator
+
+
+def run_verify(
+    emulator: DatadogEmulator, spec_dir: Path, archive: Path | None, *extra: str
+) -> tuple[int, dict[str, Any]]:
+    monkey = pytest.MonkeyPatch()
+    monkey.setenv("DD_API_KEY", API_KEY)
+    monkey.setenv("DD_APP_KEY", APP_KEY)
+    try:
+        code, out, err = cli_run(
+            "verify",
+            "--provider",
+            "datadog",
+            "--spec",
+            str(spec_dir),
+            "--api-url",
+            emulator.url,
+            "--from",
+            datetime.fromtimestamp(FROM / 1000, UTC).isoformat(),
+            "--to",
+            datetime.fromtimestamp(TO / 1000, UTC).isoformat(),
+            *(["--archive", str(archive)] if archive is not None else []),
+            "--output",
+            "json",
+            *extra,
+        )
+    finally:
+        monkey.undo()
+    assert code in (0, 3), err
+    return code, json.loads(out)
+
+
+def causes(document: dict[str, Any]) -> dict[str, set[str]]:
+    return {r["rule"]: {c["code"] for c in r["causes"]} for r in document["rules"] if r["causes"]}
+
+
+def test_a_correct_setup_agrees_on_every_rule(spec_dir: Path, tmp_path: Path) -> None:
+    with org(spec_dir, tmp_path / "archive") as emulator:
+        code, document = run_verify(emulator, spec_dir, tmp_path / "archive", "--report", str(tmp_path / "v.html"))
+    verdicts = {r["rule"]: r["verdict"] for r in document["rules"]}
+    assert verdicts == dict.fromkeys(verdicts, "agree"), [r for r in document["rules"] if r["verdict"] != "agree"]
+    assert sorted(verdicts) == sorted(r.id for r in load_spec([spec_dir]).rules)
+    assert code == 0
+    assert document["exit_code"] == 0
+    rules = {r["rule"]: r for r in document["rules"]}
+    # The incidents are in the window: both sides alert, at the same minutes.
+    assert rules["worker-exception"]["alerts"]["provider"]
+    assert rules["worker-exception"]["alerts"]["provider"] == rules["worker-exception"]["alerts"]["expected"]
+    assert rules["invalid-url-flood"]["events"]["provider"] == rules["invalid-url-flood"]["events"]["expected"] > 0
+    assert document["lag"]["p99_s"] <= 60
+    html = (tmp_path / "v.html").read_text(encoding="utf-8")
+    assert html.count("<svg") == len(verdicts)
+    assert "side=provider" in html
+    assert "side=expected" in html
+
+
+def test_a_removed_facet_names_the_rules_reading_it(spec_dir: Path, tmp_path: Path) -> None:
+    with org(spec_dir, tmp_path / "a", break_it=lambda e: e.remove_facet("@Event.Response.Status")) as emulator:
+        code, document = run_verify(emulator, spec_dir, tmp_path / "a")
+    found = causes(document)
+    assert code == 3
+    # The status is a range in the ratios' match and in worker-exception's filter.
+    for rule in ("http-5xx-rate", "http-4xx-rate", "worker-exception"):
+        assert "facet-missing" in found[rule], found
+    assert "worker-cpu-time" not in found
+    rules = {r["rule"]: r for r in document["rules"]}
+    assert rules["http-5xx-rate"]["verdict"] == "diverge"
+    assert rules["http-5xx-rate"]["first_divergence"] is not None
+
+
+def _delete_pipeline(emulator: DatadogEmulator) -> None:
+    (pipeline,) = config_api(emulator, "GET", "/api/v1/logs/config/pipelines")
+    config_api(emulator, "DELETE", f"/api/v1/logs/config/pipelines/{pipeline['id']}")
+
+
+def test_a_deleted_pipeline_names_the_rules_reading_derived_fields(spec_dir: Path, tmp_path: Path) -> None:
+    with org(spec_dir, tmp_path / "a", break_it=_delete_pipeline) as emulator:
+        code, document = run_verify(emulator, spec_dir, tmp_path / "a")
+    found = causes(document)
+    assert code == 3
+    for rule in ("do-operation-errors", "do-latency-p99", "tool-mapping-failures", "conversation-surge"):
+        assert "derived-absent" in found[rule], found
+    assert "derived-absent" not in found.get("worker-exception", set())
+    rules = {r["rule"]: r for r in document["rules"]}
+    assert rules["do-operation-errors"]["events"]["provider"] == 0 < rules["do-operation-errors"]["events"]["expected"]
+    assert "no-match" in found["do-operation-errors"]
+
+
+def _misspell(emulator: DatadogEmulator) -> None:
+    (monitor,) = [m for m in emulator.monitors() if "extalerts-rule:worker-exception" in m["tags"]]
+    query = monitor["query"].replace("@Outcome:", "@Outcme:")
+    config_api(emulator, "PUT", f"/api/v1/monitor/{monitor['id']}", {"query": query})
+
+
+def test_a_monitor_edited_to_a_misspelt_attribute_is_named(spec_dir: Path, tmp_path: Path) -> None:
+    with org(spec_dir, tmp_path / "a", break_it=_misspell) as emulator:
+        code, document = run_verify(emulator, spec_dir, tmp_path / "a", "--report", str(tmp_path / "v.html"))
+    found = causes(document)
+    assert code == 3
+    assert found == {"worker-exception": {"query-edited"}}, found
+    (cause,) = next(r["causes"] for r in document["rules"] if r["rule"] == "worker-exception")
+    assert "@Outcme:" in cause["message"]
+    assert "push" in cause["fix"]
+    html = (tmp_path / "v.html").read_text(encoding="utf-8")
+    assert "query-edited: the live monitor" in html
+    assert "Status:&gt;=500" in html  # the report escapes what it quotes
+    assert "Status:>=500" not in html
+
+
+def test_events_delivered_ten_minutes_late_are_named_with_the_lag(spec_dir: Path, tmp_path: Path) -> None:
+    with org(spec_dir, tmp_path / "a", lag_minutes=10) as emulator:
+        code, document = run_verify(emulator, spec_dir, tmp_path / "a")
+    found = causes(document)
+    assert code == 3
+    assert document["lag"]["p99_s"] >= 600
+    assert document["lag"]["suggested_evaluation_delay_s"] >= 660
+    for rule in ("worker-exception", "invalid-url-flood", "do-operation-errors"):
+        assert "late-delivery" in found[rule], found
+    rules = {r["rule"]: r for r in document["rules"]}
+    # The values agree now that every log is in: only the monitors' history shows the lag.
+    assert rules["worker-exception"]["first_divergence"] is None
+    message = next(c["message"] for c in rules["worker-exception"]["causes"] if c["code"] == "late-delivery")
+    assert "did not alert" in message
+    assert "p99" in message
+
+
+def test_without_an_archive_the_sanity_checks_name_rules_matching_nothing(spec_dir: Path, tmp_path: Path) -> None:
+    with org(spec_dir, tmp_path / "a", break_it=lambda e: e.remove_facet("@Event.Response.Status")) as emulator:
+        code, document = run_verify(emulator, spec_dir, None)
+    assert document["mode"] == "sanity"
+    assert code == 3
+    rules = {r["rule"]: r for r in document["rules"]}
+    assert rules["worker-cpu-time"]["verdict"] == "agree"
+    assert rules["worker-cpu-time"]["events"] == {"provider": 1744, "expected": None}
+    assert "facet-missing" in {c["code"] for c in rules["worker-exception"]["causes"]}  # its filter reads the status
+    # No cleanup alarm ran in the window: its search matches nothing, which a sanity check cannot pass.
+    assert {c["code"] for c in rules["do-cleanup-failures"]["causes"]} == {"no-match"}
+    assert "facet-missing" in {c["code"] for c in rules["http-5xx-rate"]["causes"]}
+
+
+# --------------------------------------------------------------------------------------------- units
+
+
+def test_the_delivery_lag_reads_batch_times_from_logpush_object_names(tmp_path: Path) -> None:
+    start, end = T0, T0 + 90_000
+    batch = tmp_path / "20260101" / f"{_stamp(start)}_{_stamp(end)}_a1b2c3.log"
+    batch.parent.mkdir()
+    batch.write_text(
+        "".join(json.dumps({"EventTimestampMs": end - lag}) + "\n" for lag in (10_000, 20_000, 30_000, 600_000)),
+        encoding="utf-8",
+    )
+    (tmp_path / "other.log").write_text(json.dumps({"EventTimestampMs": 0}) + "\n", encoding="utf-8")
+    assert batch_end_ms(batch.name) == end
+    assert batch_end_ms("other.log") is None
+    lag = delivery_lag([str(batch), str(tmp_path / "other.log")])
+    assert lag is not None
+    assert (lag.events, lag.p50_ms, lag.p99_ms) == (4, 20_000, 600_000)
+    assert lag.suggested_delay_s == 600
+
+
+def test_values_differing_by_float_noise_agree_and_by_more_diverge(spec_dir: Path) -> None:
+    rule = next(r for r in load_spec([spec_dir]).rules if r.id == "worker-cpu-time")
+    group = (("ScriptName", "conversation-api"),)
+    expected = SideSeries({group: {FROM: 10.0, FROM + MINUTE_MS: 20.0}}, 5)
+    noisy = SideSeries({group: {FROM: 10.0 + 1e-12, FROM + MINUTE_MS: 20.0}}, 5)
+    other = SideSeries({group: {FROM: 10.0, FROM + MINUTE_MS: 21.0}}, 5)
+    assert verify_rule(rule, noisy, expected, "datadog").verdict == "agree"
+    outcome = verify_rule(rule, other, expected, "datadog")
+    assert outcome.verdict == "diverge"
+    assert outcome.first_divergence_ms == FROM + MINUTE_MS
+    assert exit_code([outcome]) == 3
+    assert exit_code([outcome, RuleVerification("x", "error")]) == 1
+
+
+def test_splunk_is_refused_until_wired_in() -> None:
+    code, _, err = cli_run("verify", "--provider", "splunk", "--since", "1h")
+    assert code == 1
+    assert "--provider splunk is not available yet" in err
+
+
+def test_rate_limited_aggregate_calls_wait_and_go_on(spec_dir: Path, tmp_path: Path) -> None:
+    """A 429 from the Logs Aggregate API waits for X-RateLimit-Reset (the retry policy push uses)."""
+    with org(spec_dir, tmp_path / "a") as emulator:
+        emulator.faults = Faults(rate=0.5, kinds=("429",), only="POST /api/v2/logs/analytics/aggregate", limit=3)
+        code, document = run_verify(emulator, spec_dir, tmp_path / "a", "--rule", "worker-exception")
+        injected = emulator.faults_injected["429"]
+    assert injected == 3
+    assert code == 0
+    assert [r["verdict"] for r in document["rules"]] == ["agree"]
+
+
+def test_a_group_by_cut_at_its_limit_is_named(spec_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("extalerts.verify.datadog.GROUP_LIMIT", 1)  # two scripts send logs
+    with org(spec_dir, tmp_path / "a") as emulator:
+        code, document = run_verify(emulator, spec_dir, tmp_path / "a", "--rule", "worker-cpu-time")
+    assert code == 3
+    # The busiest script alone was counted: fewer events than the archive, and the cut is named.
+    assert causes(document) == {"worker-cpu-time": {"group-limit", "fewer-events"}}
+
+
+def test_missing_keys_fail_before_the_archive_is_read(
+    spec_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DD_API_KEY", raising=False)
+    archive = str(tmp_path / "no-such-archive")
+    code, _, err = cli_run("verify", "-p", "datadog", "--spec", str(spec_dir), "--since", "1h", archive)
+    assert code == 1
+    assert "DD_API_KEY is not set" in err
