@@ -17,9 +17,9 @@ from extalerts.engine import Engine
 from extalerts.providers.splunk import SplunkApi, SplunkSettings
 from extalerts.retry import RetryPolicy
 from extalerts.spec import load_spec
-from extalerts.spec.loader import Spec
+from extalerts.spec.loader import ResolvedRule, Spec
 from extalerts.synth import SynthConfig, events, parse_scenario
-from extalerts.verify.model import Window
+from extalerts.verify.model import ProviderSide, Window
 from extalerts.verify.splunk import SplunkSide, run_minutes
 from tests.conftest import MONITORS, cli_run
 
@@ -94,7 +94,13 @@ def deliver(emulator: SplunkEmulator, lines: list[str], *, index: str = "cloudfl
 
 def side_for(emulator: SplunkEmulator, spec: Spec) -> SplunkSide:
     settings = SplunkSettings("http", "127.0.0.1", emulator.port, token=TOKEN, timeout=5.0)
-    return SplunkSide(SplunkApi(settings, FAST), spec)
+    side: ProviderSide = SplunkSide(SplunkApi(settings, FAST), spec)  # what the comparison takes
+    assert isinstance(side, SplunkSide)
+    return side
+
+
+def rule_of(spec: Spec, rule_id: str) -> ResolvedRule:
+    return next(rule for rule in spec.rules if rule.id == rule_id)
 
 
 def test_every_rule_agrees_with_the_engine_under_splunk_semantics(
@@ -191,6 +197,23 @@ def test_fewer_events_than_the_archive(emulator: SplunkEmulator, spec: Spec, lin
     causes = side.explain([rule], WINDOW)[rule.id]
     assert [cause.code for cause in causes] == ["fewer-events"]
     assert f"Splunk holds {held} events" in causes[0].message
+
+
+def test_nothing_anywhere_is_no_match(emulator: SplunkEmulator, spec: Spec) -> None:
+    emulator.clock.at = WINDOW.end_ms / 1000 + 3600  # type: ignore[attr-defined]
+    causes = side_for(emulator, spec).explain([rule_of(spec, "invalid-url-flood")], WINDOW)["invalid-url-flood"]
+    assert [cause.code for cause in causes] == ["no-match"]
+    assert "nor in any other index" in causes[0].message
+
+
+def test_a_structured_line_that_does_not_parse_leaves_the_derived_fields_absent(
+    emulator: SplunkEmulator, spec: Spec, lines: list[str]
+) -> None:
+    # The Worker logs its structured line at level "info": the searches read the first "log" line only.
+    deliver(emulator, [line.replace('"Level":"log"', '"Level":"info"') for line in lines])
+    causes = side_for(emulator, spec).explain([rule_of(spec, "do-latency-p99")], WINDOW)["do-latency-p99"]
+    assert [cause.code for cause in causes] == ["no-match", "derived-absent"], causes
+    assert "spath found no log_event, do_operation, op_duration_ms in any of" in causes[1].message
 
 
 def test_search_jobs_through_the_sdk(emulator: SplunkEmulator, spec: Spec, lines: list[str]) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 from extalerts.emulators.spl import split_pipeline
 from extalerts.engine import MINUTE_MS, schedule_minutes
 from extalerts.errors import ApiError, ProviderError
+from extalerts.filter import fields_of
 from extalerts.providers.splunk import SplunkApi
 from extalerts.render.splunk import SplunkRenderer, saved_search_name
 from extalerts.render.templates import Templates
@@ -258,7 +259,7 @@ class SplunkSide:
 
     def _derived_absent(self, rule: ResolvedRule, where: str, window: Window) -> list[Cause]:
         """A derived field (read from the structured log line) that spath never yields."""
-        derived = [field for name in self.renderer_fields(rule) if (field := self.spec.catalog[name]).is_derived]
+        derived = [field for name in _fields_read(rule) if (field := self.spec.catalog[name]).is_derived]
         if not derived:
             return []
         steps = "".join(f"\n| {step}" for step in self.renderer.extraction(rule))
@@ -270,27 +271,19 @@ class SplunkSide:
         )
         row = rows[0] if rows else {}
         events = int(float(row.get("events") or 0))
-        causes = []
-        for n, field in enumerate(derived):
-            if events and not int(float(row.get(f"present_{n}") or 0)):
-                causes.append(
-                    Cause(
-                        "derived-absent",
-                        f"spath found no {field.splunk_name} in any of the {events} events of {where}: the "
-                        "structured log line is missing or did not parse",
-                        f"log one JSON object per line with the key {field.derived_key!r} (the first log of the "
-                        "invocation); check the Worker's logging",
-                    )
-                )
-        return causes
-
-    def renderer_fields(self, rule: ResolvedRule) -> list[str]:
-        from extalerts.filter import fields_of
-
-        r = rule.rule
-        names = fields_of(rule.filter) + fields_of(rule.ratio_match) + list(r.group_by)
-        signal_field = getattr(r.signal, "field", None)
-        return list(dict.fromkeys([*names, *([signal_field] if signal_field else [])]))
+        absent = [field for n, field in enumerate(derived) if not int(float(row.get(f"present_{n}") or 0))]
+        if not events or not absent:
+            return []
+        names = ", ".join(field.splunk_name for field in absent)
+        keys = ", ".join(repr(field.derived_key) for field in absent)
+        return [
+            Cause(
+                "derived-absent",
+                f"spath found no {names} in any of the {events} events of {where}: the structured log line "
+                "is missing or did not parse",
+                f"log one JSON object per line, with {keys}, as the first console.log of the invocation",
+            )
+        ]
 
     def _late_delivery(self, live: LiveSearch, where: str, window: Window) -> Cause | None:
         """``_indextime - _time``: how long events take to be searchable, against the search's delay."""
@@ -324,6 +317,15 @@ def run_minutes(rule: ResolvedRule, window: Window) -> list[int]:
     step = schedule_minutes(rule, "splunk") * MINUTE_MS
     first = math.ceil(window.start_ms / step) * step
     return list(range(first, window.end_ms, step))
+
+
+def _fields_read(rule: ResolvedRule) -> list[str]:
+    """The fields the rule reads (filter, ratio match, group-by, measured field), as the renderer
+    extracts them."""
+    r = rule.rule
+    names = fields_of(rule.filter) + fields_of(rule.ratio_match) + list(r.group_by)
+    signal_field = getattr(r.signal, "field", None)
+    return list(dict.fromkeys([*names, *([signal_field] if signal_field else [])]))
 
 
 def _absolute(window: Window) -> dict[str, str]:
