@@ -145,6 +145,9 @@ class SplunkSide:
                 values = self._absence_counts(rule, live, names, times, set(values))
                 done += 1
                 progress(f"splunk {rule.id}", done, total)
+                # The stored search lists the groups it knows (seen within its lookback, or expected);
+                # one silent for longer is forgotten, as the engine forgets it.
+                seen = set()
             seen.update(values)
             for group in seen:
                 value = values.get(group, fill)
