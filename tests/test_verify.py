@@ -17,18 +17,22 @@ import pytest
 from extalerts.emulators.base import Faults
 from extalerts.emulators.datadog import DatadogEmulator
 from extalerts.emulators.datadog.facets import facets_from_document
+from extalerts.emulators.splunk import SplunkEmulator
 from extalerts.engine import MINUTE_MS
 from extalerts.intake import DatadogIntake
 from extalerts.providers.datadog import DatadogApi, DatadogProvider, DatadogSettings
+from extalerts.providers.splunk import SplunkApi, SplunkSettings
 from extalerts.render import render
 from extalerts.retry import RetryPolicy
 from extalerts.spec import load_spec
 from extalerts.synth import DEFAULT_START_MS, SynthConfig, events, parse_scenario
 from extalerts.verify.compare import RuleVerification, exit_code, verify_rule
 from extalerts.verify.lag import batch_end_ms, delivery_lag
-from extalerts.verify.model import SideSeries
+from extalerts.verify.model import EXACT, SideSeries
+from extalerts.verify.splunk import LiveSearch
 from tests.conftest import cli_run, push_all
 from tests.test_doctor_datadog import API_KEY, APP_KEY, SHIPPED, config_api
+from tests.test_verify_splunk import APP, FAST, PROPS, TOKEN, Clock
 
 T0 = DEFAULT_START_MS
 MINUTES = 30
@@ -263,10 +267,129 @@ def test_values_differing_by_float_noise_agree_and_by_more_diverge(spec_dir: Pat
     assert exit_code([outcome, RuleVerification("x", "error")]) == 1
 
 
-def test_splunk_is_refused_until_wired_in() -> None:
-    code, _, err = cli_run("verify", "--provider", "splunk", "--since", "1h")
-    assert code == 1
-    assert "--provider splunk is not available yet" in err
+@contextmanager
+def splunk_org(spec_dir: Path, monkeypatch: pytest.MonkeyPatch, *, index: str = "cloudflare") -> Iterator[str]:
+    """A Splunk emulator with ``spec_dir`` pushed at T0 - 1 min, then TRAFFIC indexed in ``index`` as
+    HEC receives it, 20 s after each minute ends; its URL, with SPLUNK_URL and SPLUNK_TOKEN set."""
+    clock = Clock(T0 / 1000 - 60)
+    splunk = SplunkEmulator(token=TOKEN, apps=[APP], hec_default_index="cloudflare", props=PROPS, clock=clock)
+    with splunk as emulator:
+        monkeypatch.setenv("SPLUNK_URL", emulator.url)
+        monkeypatch.setenv("SPLUNK_TOKEN", TOKEN)
+        monkeypatch.setenv("PD_KEY_CONVERSATION_API", "pd-key-verify")
+        monkeypatch.setattr("extalerts.retry.RetryPolicy", lambda: FAST)
+        code, _, err = cli_run("push", str(spec_dir), "--provider", "splunk", "--yes")
+        assert code == 0, err
+        by_minute: dict[int, list[str]] = {}
+        for event in TRAFFIC:
+            by_minute.setdefault(int(event["EventTimestampMs"]) // MINUTE_MS, []).append(json.dumps(event))
+        for minute, lines in sorted(by_minute.items()):
+            emulator.index_lines(index, "cloudflare:workers", lines, received=(minute + 1) * 60 + 20)
+        clock.at = TO / 1000 + 3600
+        yield emulator.url
+
+
+def run_verify_splunk(spec_dir: Path, archive: Path) -> tuple[int, dict[str, Any]]:
+    window = [datetime.fromtimestamp(ms / 1000, UTC).isoformat() for ms in (FROM, TO)]
+    code, out, err = cli_run(
+        "verify", "-p", "splunk", "--spec", str(spec_dir), "--from", window[0], "--to", window[1],
+        "--archive", str(archive), "-o", "json",
+    )  # fmt: skip
+    assert code in (0, 3), err
+    return code, json.loads(out)
+
+
+def test_both_providers_agree_on_the_same_push_and_events(
+    spec_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same spec pushed to both providers, the same events sent to both and archived once:
+    ``verify`` over the same window agrees on every rule, on Datadog's and Splunk's semantics."""
+    archive = tmp_path / "archive"
+    with org(spec_dir, archive) as datadog:
+        datadog_code, datadog_document = run_verify(datadog, spec_dir, archive)
+    with splunk_org(spec_dir, monkeypatch):
+        splunk_code, splunk_document = run_verify_splunk(spec_dir, archive)
+    rule_ids = sorted(r.id for r in load_spec([spec_dir]).rules)
+    for document in (datadog_document, splunk_document):
+        verdicts = {r["rule"]: r["verdict"] for r in document["rules"]}
+        assert sorted(verdicts) == rule_ids
+        apart = [(r["rule"], r["events"], r["causes"], r["diverging_minutes"]) for r in document["rules"]]
+        assert verdicts == dict.fromkeys(rule_ids, "agree"), (document["provider"], apart)
+    assert (datadog_code, splunk_code) == (0, 0)
+    splunk_rules = {r["rule"]: r for r in splunk_document["rules"]}
+    # Not agreement over nothing: Splunk's runs alert with the engine's, on events both sides hold.
+    assert splunk_rules["worker-exception"]["alerts"]["provider"]
+    assert (
+        splunk_rules["worker-exception"]["alerts"]["provider"] == splunk_rules["worker-exception"]["alerts"]["expected"]
+    )
+    assert (
+        splunk_rules["http-5xx-rate"]["events"]["provider"] == splunk_rules["http-5xx-rate"]["events"]["expected"] > 0
+    )
+
+
+def test_splunk_verify_prints_text_by_default_and_takes_o_text(
+    spec_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "events.log").write_text("".join(json.dumps(e) + "\n" for e in TRAFFIC), encoding="utf-8")
+    window = [datetime.fromtimestamp(ms / 1000, UTC).isoformat() for ms in (FROM, TO)]
+    args = ["verify", "-p", "splunk", "--spec", str(spec_dir), "--from", window[0], "--to", window[1], str(archive)]
+    with splunk_org(spec_dir, monkeypatch):
+        outputs = [cli_run(*args, *extra) for extra in ([], ["-o", "text"], ["--output", "text"])]
+    assert outputs[0] == outputs[1] == outputs[2]
+    code, out, _ = outputs[0]
+    assert code == 0
+    assert out.startswith("RULE ")
+    assert "13 rules verified, 0 not in agreement; compared with the archive" in out
+
+
+def test_splunk_ratio_values_agree_up_to_the_stored_rounding_only(spec_dir: Path) -> None:
+    """The stored SPL keeps 4 decimals of a ratio (``round(…, 4)``): Splunk's values agree with the
+    engine's within half a unit of the 4th decimal, not beyond it, and Datadog's exactly."""
+    from extalerts.verify.splunk import SplunkSide
+
+    spec = load_spec([spec_dir])
+    rule = next(r for r in spec.rules if r.id == "http-5xx-rate")
+    # No request: the side reads the rounding from the stored search its series read.
+    splunk = SplunkSide(SplunkApi(SplunkSettings("http", "127.0.0.1", 1, token=TOKEN), FAST), spec)
+    for stored in spec.rules:
+        splunk._live[stored.id] = LiveSearch(stored.id, stored_search(spec, stored), "", "", "")
+    group = (("ScriptName", "conversation-api"),)
+    expected = SideSeries({group: {FROM: 100 * 2 / 3}}, 3)
+    rounded = SideSeries({group: {FROM: 66.6667}}, 3)
+    off = SideSeries({group: {FROM: 66.6668}}, 3)
+    assert splunk.agreement(rule).absolute == pytest.approx(0.00005)
+    assert verify_rule(rule, rounded, expected, "splunk", agreement=splunk.agreement(rule)).verdict == "agree"
+    assert verify_rule(rule, off, expected, "splunk", agreement=splunk.agreement(rule)).verdict == "diverge"
+    assert verify_rule(rule, rounded, expected, "datadog").verdict == "diverge"
+    # Counts are not rounded: exact.
+    count_rule = next(r for r in spec.rules if r.id == "worker-exception")
+    assert splunk.agreement(count_rule) == EXACT
+
+
+def stored_search(spec: Any, rule: Any) -> str:
+    from extalerts.render.splunk import SplunkRenderer
+    from extalerts.render.templates import Templates
+
+    return SplunkRenderer(spec, Templates()).alerts(rule)[0].settings["search"]
+
+
+def test_splunk_events_in_another_index_diverge_naming_it(
+    spec_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "events.log").write_text("".join(json.dumps(e) + "\n" for e in TRAFFIC), encoding="utf-8")
+    with splunk_org(spec_dir, monkeypatch, index="other"):
+        code, document = run_verify_splunk(spec_dir, archive)
+    assert code == 3
+    assert document["exit_code"] == 3
+    found = causes(document)
+    assert sorted(found) == sorted(r.id for r in load_spec([spec_dir]).rules)
+    assert all("other-index" in codes for codes in found.values()), found
+    messages = [c["message"] for r in document["rules"] for c in r["causes"] if c["code"] == "other-index"]
+    assert all("index=other sourcetype=cloudflare:workers" in message for message in messages)
 
 
 def test_rate_limited_aggregate_calls_wait_and_go_on(spec_dir: Path, tmp_path: Path) -> None:

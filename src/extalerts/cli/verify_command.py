@@ -7,13 +7,14 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from extalerts.cli.engine_commands import _check_rule_ids, _shipping_jobs, _spec_option, _time_option
-from extalerts.cli.options import plural, resolve_paths, text_table
+from extalerts.cli.options import output_option, plural, resolve_paths, text_table
 
 if TYPE_CHECKING:
     from extalerts.spec.loader import Spec
@@ -21,18 +22,38 @@ if TYPE_CHECKING:
     from extalerts.verify.model import ProviderSide
 
 
-def _datadog_side(spec: Spec, api_url: str | None, lag: Callable[[], Lag | None]) -> ProviderSide:
+@dataclass
+class ArchiveFacts:
+    """What the archive tells a provider side, filled once it is read: the side is built before, so
+    that missing credentials fail at once, not after a long replay."""
+
+    #: Logpush's delivery lag, from the archive's object names (None: no archive, or no batch names).
+    lag: Lag | None = None
+    #: Events each rule's filter matched in the archive over the verified window, by rule id.
+    matched_events: dict[str, int] = field(default_factory=dict)
+
+
+def _datadog_side(spec: Spec, api_url: str | None, archive: ArchiveFacts) -> ProviderSide:
     from extalerts.providers.datadog import DatadogApi, DatadogSettings
     from extalerts.verify.datadog import DatadogSide
 
-    return DatadogSide(spec, DatadogApi(DatadogSettings.from_env(api_url)), lag=lag)
+    return DatadogSide(spec, DatadogApi(DatadogSettings.from_env(api_url)), lag=lambda: archive.lag)
 
 
-#: The provider sides verify can run: name -> what builds it from the spec, --api-url and the lag
-#: measured from the archive (asked for once the archive is read). None: named, not wired in yet.
-SIDES: dict[str, Callable[[Spec, str | None, Callable[[], Lag | None]], ProviderSide] | None] = {
+def _splunk_side(spec: Spec, api_url: str | None, archive: ArchiveFacts) -> ProviderSide:
+    from extalerts.providers.splunk import SplunkApi, SplunkSettings
+    from extalerts.verify.splunk import SplunkSide
+
+    side = SplunkSide(SplunkApi(SplunkSettings.from_env(api_url)), spec)
+    side.expected_events = archive.matched_events  # filled in place once the archive is read
+    return side
+
+
+#: The provider sides verify can run: name -> what builds it from the spec, --api-url and the facts
+#: the archive gives (filled once it is read).
+SIDES: dict[str, Callable[[Spec, str | None, ArchiveFacts], ProviderSide]] = {
     "datadog": _datadog_side,
-    "splunk": None,
+    "splunk": _splunk_side,
 }
 
 
@@ -81,15 +102,7 @@ def _window(since: str | None, start: str | None, end: str | None, now_ms: int) 
 )
 @click.option("--rule", "rule_ids", multiple=True, help="Only these rules.")
 @click.option("--api-url", default=None, metavar="URL", help="API base URL instead of the provider's variable.")
-@click.option(
-    "--output",
-    "-o",
-    "output",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="table for people, json for scripts.",
-)
+@output_option
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Also write an HTML report.")
 def verify_command(
     paths: tuple[str, ...],
@@ -119,13 +132,9 @@ def verify_command(
       extalerts verify -p datadog --from 2026-11-01T00:00Z --to 2026-11-01T06:00Z archive/ -o json
       extalerts verify -p datadog --since 1h --rule worker-exception --report verify.html
     """
-    from extalerts.errors import ConfigError
     from extalerts.spec import load_spec
     from extalerts.verify.run import Verification, verify
 
-    factory = SIDES[provider_name]
-    if factory is None:
-        raise ConfigError(f"verify --provider {provider_name} is not available yet; use --provider datadog")
     first, last = _window(since, start, end, int(time.time() * 1000))
     spec = load_spec(resolve_paths(spec_paths))
     _check_rule_ids(rule_ids, [r.id for r in spec.rules])
@@ -134,9 +143,9 @@ def verify_command(
 
     window = Window(first, last)
     sources = [*archives, *paths]
-    expected, lag, warnings = None, None, []
+    expected, warnings, archive = None, [], ArchiveFacts()
     # Built first: missing credentials fail before a long replay.
-    side = factory(spec, api_url, lambda: lag)
+    side = SIDES[provider_name](spec, api_url, archive)
     if sources:
         from extalerts.verify.expected import expected_series
         from extalerts.verify.lag import delivery_lag
@@ -144,16 +153,19 @@ def verify_command(
         _say(f"replaying {plural(len(sources), 'archive source')} with the engine")
         # The rules see what the provider's Logpush jobs ship of the archive, as in `replay`.
         _, shipped = _shipping_jobs(spec, "auto", provider_name)
-        replayed = expected_series(spec, [r.id for r in rules], window, sources, semantics="datadog", shipped=shipped)
+        replayed = expected_series(
+            spec, [r.id for r in rules], window, sources, semantics=side.semantics, shipped=shipped
+        )
         expected, warnings = replayed.series, replayed.warnings
-        lag = delivery_lag(replayed.files)
+        archive.lag = delivery_lag(replayed.files)
+        archive.matched_events.update({rule_id: found.matched_events for rule_id, found in expected.items()})
 
     def progress(what: str, done: int, total: int) -> None:
         if sys.stderr.isatty() or done == total:
             _say(f"{side.name}: {what}: {done}/{total} calls")
 
-    outcomes = verify(side, rules, window, expected, semantics="datadog", progress=progress)
-    result = Verification(provider_name, window, outcomes, expected is not None, lag, warnings)
+    outcomes = verify(side, rules, window, expected, progress=progress)
+    result = Verification(provider_name, window, outcomes, expected is not None, archive.lag, warnings)
     if report is not None:
         from extalerts.report import write_verify_report
 

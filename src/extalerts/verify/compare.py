@@ -12,7 +12,7 @@ from typing import Any, Literal
 from extalerts.engine import MINUTE_MS, Semantics, State, Transition, transitions
 from extalerts.spec.loader import ResolvedRule
 from extalerts.spec.models import AbsenceSignal, CountSignal
-from extalerts.verify.model import Cause, Group, SideSeries, Window
+from extalerts.verify.model import EXACT, Agreement, Cause, Group, SideSeries, Window
 
 Verdict = Literal["agree", "diverge", "error"]
 #: Float noise only: values computed in another order (a sum of per-minute sums) may differ in
@@ -53,15 +53,21 @@ def counts_events(rule: ResolvedRule) -> bool:
     )
 
 
-def same_value(a: float | None, b: float | None, *, none_is_zero: bool) -> bool:
+def same_value(a: float | None, b: float | None, *, none_is_zero: bool, agreement: Agreement = EXACT) -> bool:
+    """Whether two values are the same to the monitor: "no data" and no row at all are (the state
+    machine steps over both alike); otherwise equal up to float noise and the provider's rounding."""
     if none_is_zero:
         a, b = (0.0 if a is None else a), (0.0 if b is None else b)
     if a is None or b is None:
         return a is b
-    return math.isclose(a, b, rel_tol=RELATIVE_TOLERANCE, abs_tol=ABSOLUTE_TOLERANCE)
+    if math.isclose(a, b, rel_tol=RELATIVE_TOLERANCE, abs_tol=ABSOLUTE_TOLERANCE):
+        return True
+    return abs(a - b) <= agreement.absolute + ABSOLUTE_TOLERANCE
 
 
-def diverging_minutes(rule: ResolvedRule, provider: SideSeries, expected: SideSeries) -> dict[Group, list[int]]:
+def diverging_minutes(
+    rule: ResolvedRule, provider: SideSeries, expected: SideSeries, agreement: Agreement = EXACT
+) -> dict[Group, list[int]]:
     """Per group, the minutes whose values differ between the two sides."""
     none_is_zero = counts_events(rule)
     found: dict[Group, list[int]] = {}
@@ -70,7 +76,7 @@ def diverging_minutes(rule: ResolvedRule, provider: SideSeries, expected: SideSe
         minutes = [
             at
             for at in sorted(set(ours) | set(theirs))
-            if not same_value(ours.get(at), theirs.get(at), none_is_zero=none_is_zero)
+            if not same_value(ours.get(at), theirs.get(at), none_is_zero=none_is_zero, agreement=agreement)
         ]
         if minutes:
             found[group] = minutes
@@ -139,17 +145,19 @@ def verify_rule(
     expected: SideSeries | None,
     semantics: Semantics,
     causes: Iterable[Cause] = (),
+    agreement: Agreement = EXACT,
 ) -> RuleVerification:
     """The comparison of one rule. Checked ``causes`` from the provider's side make a rule diverge
     even where the values agree: a live monitor edited away from its rendering, or one that did not
-    fire where its values breach, will not page as the rule says."""
-    found: dict[str, Cause] = {}
-    for cause in [*generic_causes(provider, expected), *causes]:
-        found.setdefault(cause.code, cause)
+    fire where its values breach, will not page as the rule says. A provider's cause replaces the
+    shared one of the same code (its check and its fix are the provider's own)."""
+    found = {cause.code: cause for cause in generic_causes(provider, expected)}
+    for cause in causes:
+        found[cause.code] = cause
     outcome = RuleVerification(rule.id, "agree", provider, expected, causes=list(found.values()))
     outcome.provider_transitions = side_transitions(rule, provider, semantics)
     if expected is not None:
-        outcome.diverging = diverging_minutes(rule, provider, expected)
+        outcome.diverging = diverging_minutes(rule, provider, expected, agreement)
         outcome.expected_transitions = side_transitions(rule, expected, semantics)
         if outcome.diverging or provider.matched_events != expected.matched_events:
             outcome.verdict = "diverge"

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from extalerts.doctor_datadog import DatadogDoctor
-from extalerts.engine import MINUTE_MS, Group, bucketed_values
+from extalerts.engine import MINUTE_MS, Group, Semantics, bucketed_values
 from extalerts.filter.ast import Op, Predicate
 from extalerts.providers.datadog import DatadogApi
 from extalerts.render.datadog import MonitorParts, facet
@@ -30,7 +30,7 @@ from extalerts.spec.loader import ResolvedRule, Spec
 from extalerts.spec.models import Aggregation, CardinalitySignal, ChangeSignal, MeasureSignal, RatioSignal
 from extalerts.verify.compare import alerts, matched_in, read_buckets, side_transitions
 from extalerts.verify.lag import Lag
-from extalerts.verify.model import Cause, Progress, SideSeries, Window
+from extalerts.verify.model import EXACT, Agreement, Cause, Progress, SideSeries, Window
 
 #: Groups asked for per call, as the rendered monitors' variables ask (``limit: 100``).
 GROUP_LIMIT = 100
@@ -71,6 +71,7 @@ class DatadogSide:
     """Datadog's view of each rule, through the official client with the project's retry policy."""
 
     name = "datadog"
+    semantics: Semantics = "datadog"
 
     def __init__(
         self,
@@ -252,6 +253,11 @@ class DatadogSide:
         return SideSeries(values, matched, search)
 
     # ----------------------------------------------------------------------------------- explain
+
+    def agreement(self, rule: ResolvedRule) -> Agreement:
+        """Exact: the searches round nothing, and their per-minute counts, sums, minima and maxima
+        compose into the very values the engine computes."""
+        return EXACT
 
     def explain(self, rules: Sequence[ResolvedRule], window: Window) -> dict[str, list[Cause]]:
         causes: dict[str, list[Cause]] = {rule.id: [] for rule in rules}

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from extalerts.engine import Semantics
 from extalerts.errors import ExtalertsError
 from extalerts.spec.loader import ResolvedRule
 from extalerts.verify.compare import RuleVerification, exit_code, verify_rule
@@ -37,10 +36,10 @@ def verify(
     window: Window,
     expected: dict[str, SideSeries] | None,
     *,
-    semantics: Semantics,
     progress: Progress,
 ) -> list[RuleVerification]:
-    """Each rule's comparison. A rule whose provider calls fail is an ``error``, the others go on."""
+    """Each rule's comparison, through the state machines of the side's semantics. A rule whose
+    provider calls fail is an ``error``, the others go on."""
     outcomes: dict[str, RuleVerification] = {}
     provided: dict[str, SideSeries] = {}
     for rule in rules:
@@ -55,7 +54,8 @@ def verify(
         causes = {rule.id: [Cause("explain-failed", f"the checks could not run: {exc}")] for rule in checked}
     for rule in checked:
         ours = expected.get(rule.id) if expected is not None else None
-        outcomes[rule.id] = verify_rule(rule, provided[rule.id], ours, semantics, causes.get(rule.id, ()))
+        found = causes.get(rule.id, ())
+        outcomes[rule.id] = verify_rule(rule, provided[rule.id], ours, side.semantics, found, side.agreement(rule))
     return [outcomes[rule.id] for rule in rules]
 
 

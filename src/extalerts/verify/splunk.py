@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from extalerts.emulators.spl import split_pipeline
-from extalerts.engine import MINUTE_MS, schedule_minutes
+from extalerts.engine import MINUTE_MS, Semantics, schedule_minutes
 from extalerts.errors import ApiError, ProviderError
 from extalerts.filter import fields_of
 from extalerts.providers.splunk import SplunkApi
@@ -38,11 +38,13 @@ from extalerts.render.splunk import SplunkRenderer, saved_search_name
 from extalerts.render.templates import Templates
 from extalerts.spec.loader import ResolvedRule, Spec
 from extalerts.spec.models import AbsenceSignal, CardinalitySignal, CountSignal
-from extalerts.verify.model import Cause, Group, Progress, SideSeries, Window
+from extalerts.verify.compare import read_buckets
+from extalerts.verify.model import EXACT, Agreement, Cause, Group, Progress, SideSeries, Window
 
 #: How a push restores the stored search, for the fixes that need it.
 PUSH = "extalerts push --provider splunk"
 _SNAPPED_MINUTES = re.compile(r"^(?:-(\d+)m)?@m$")
+_ROUNDED_VALUE = re.compile(r"eval\s+value\s*=\s*round\(.*?(?:,\s*(\d+)\s*)?\)$", re.I | re.S)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class SplunkSide:
     """Read-only: search jobs and reads of saved searches in the spec's app, nothing written."""
 
     name = "splunk"
+    semantics: Semantics = "splunk"
 
     def __init__(self, api: SplunkApi, spec: Spec, templates: Templates | None = None) -> None:
         api.app = spec.splunk_app
@@ -70,6 +73,8 @@ class SplunkSide:
         #: what ``explain`` compares the provider's count with (``fewer-events``).
         self.expected_events: dict[str, int] = {}
         self._matched: dict[str, int] = {}
+        #: Each rule's stored search as ``series`` read it, for ``agreement``.
+        self._live: dict[str, LiveSearch] = {}
 
     # ----------------------------------------------------------------------------------- reads
 
@@ -116,10 +121,18 @@ class SplunkSide:
         rows = self.run(what, f"{query} | stats count", **_absolute(window))
         return int(float(rows[0].get("count") or 0)) if rows else 0
 
+    def matched(self, rule: ResolvedRule, live: LiveSearch, window: Window) -> int:
+        """Events the stored search's base search matches in the minutes the window's evaluations
+        read, the span the expected side counts its events over (:func:`read_buckets`)."""
+        read = read_buckets(rule, window)
+        offset_ms = rule.evaluation_delay * 1000 % MINUTE_MS
+        span = Window(read.start * MINUTE_MS + offset_ms, read.stop * MINUTE_MS + offset_ms)
+        return self.count(f"count matched events of {rule.id}", _base_search(live.search), span)
+
     # ----------------------------------------------------------------------------------- series
 
     def series(self, rule: ResolvedRule, window: Window, progress: Progress) -> SideSeries:
-        live = self.live_search(rule)
+        live = self._live[rule.id] = self.live_search(rule)
         runs = run_minutes(rule, window)
         value_search = _without_threshold(live.search)
         grouped_absence = isinstance(rule.rule.signal, AbsenceSignal) and bool(rule.rule.group_by)
@@ -152,7 +165,7 @@ class SplunkSide:
             for group in seen:
                 value = values.get(group, fill)
                 out.values.setdefault(group, {})[at_ms] = value
-        out.matched_events = self.count(f"count matched events of {rule.id}", _base_search(live.search), window)
+        out.matched_events = self.matched(rule, live, window)
         self._matched[rule.id] = out.matched_events
         progress(f"splunk {rule.id}", total, total)
         return out
@@ -179,6 +192,16 @@ class SplunkSide:
         rows = self.run(f"count events of {rule.id} per group", query, **counted)
         counts = _values(rule, names, rows)
         return {group: counts.get(group) or 0.0 for group in groups}
+
+    def agreement(self, rule: ResolvedRule) -> Agreement:
+        """Half a unit of the last decimal the stored search keeps: it ends ``eval value=round(…, N)``
+        for ratios (4) and changes (2), so the value the alert compares is the engine's, rounded. A
+        grouped absence search rounds seconds since the last event; the side counts events instead."""
+        if isinstance(rule.rule.signal, AbsenceSignal) and rule.rule.group_by:
+            return EXACT
+        live = self._live.get(rule.id) or self.live_search(rule)
+        decimals = _rounded_decimals(live.search)
+        return EXACT if decimals is None else Agreement(0.5 * 10.0**-decimals)
 
     # ----------------------------------------------------------------------------------- explain
 
@@ -207,8 +230,10 @@ class SplunkSide:
             return found
         matched = self._matched.get(rule.id)
         if matched is None:
-            matched = self.count(f"count matched events of {rule.id}", _base_search(live.search), window)
-        if matched == 0:
+            matched = self.matched(rule, live, window)
+        expected = self.expected_events.get(rule.id)
+        # Matching nothing is a cause only where the archive holds matching events (or is not read).
+        if matched == 0 and expected != 0:
             found.append(
                 Cause(
                     "no-match",
@@ -217,7 +242,6 @@ class SplunkSide:
                 )
             )
         found.extend(self._derived_absent(rule, where, window))
-        expected = self.expected_events.get(rule.id)
         if expected is not None and matched < expected:
             found.append(
                 Cause(
@@ -354,6 +378,16 @@ def _base_search(search: str) -> str:
             break
         kept.append(command)
     return "\n| ".join(kept)
+
+
+def _rounded_decimals(search: str) -> int | None:
+    """The decimals ``value`` keeps when the search rounds it (``eval value=round(X, N)``; ``round(X)``
+    keeps none); None when it is not rounded."""
+    for command in reversed(split_pipeline(search)):
+        found = _ROUNDED_VALUE.match(command.strip())
+        if found:
+            return int(found.group(1) or 0)
+    return None
 
 
 def _snapped_minutes(modifier: str) -> int | None:
