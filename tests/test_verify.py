@@ -30,7 +30,7 @@ from extalerts.verify.compare import RuleVerification, exit_code, verify_rule
 from extalerts.verify.lag import batch_end_ms, delivery_lag
 from extalerts.verify.model import EXACT, SideSeries
 from extalerts.verify.splunk import LiveSearch
-from tests.conftest import cli_run, push_all
+from tests.conftest import MONITORS, cli_run, push_all
 from tests.test_doctor_datadog import API_KEY, APP_KEY, SHIPPED, config_api
 from tests.test_verify_splunk import APP, FAST, PROPS, TOKEN, Clock
 
@@ -420,3 +420,72 @@ def test_missing_keys_fail_before_the_archive_is_read(
     code, _, err = cli_run("verify", "-p", "datadog", "--spec", str(spec_dir), "--since", "1h", archive)
     assert code == 1
     assert "DD_API_KEY is not set" in err
+
+
+def test_a_change_baseline_reaching_before_the_archive_counts_its_minutes_as_empty(
+    spec_dir: Path, tmp_path: Path
+) -> None:
+    """The archive stands for what the window reads: a baseline straddling its first event is the
+    partial count a provider holding the same events computes, not "unknown"."""
+    from extalerts.verify.expected import expected_series
+    from extalerts.verify.model import Window
+
+    archive = tmp_path / "events.log"
+    archive.write_text("".join(json.dumps(e) + "\n" for e in TRAFFIC), encoding="utf-8")
+    # request-spike: 5-minute window, 5 minutes late, against the hour before. At T0 + 67 min its
+    # baseline is [T0 - 3 min, T0 + 2 min): two minutes of traffic; its window, after the traffic: none.
+    at = T0 + 67 * MINUTE_MS
+    window = Window(T0 + 65 * MINUTE_MS, T0 + 75 * MINUTE_MS)
+    side = expected_series(load_spec([spec_dir]), ["request-spike"], window, [str(archive)])
+    assert side.series["request-spike"].values[()][at] == -100.0
+    # Earlier, the baseline holds none of the archive: no value, on either side.
+    assert side.series["request-spike"].values[()][T0 + 65 * MINUTE_MS] is None
+
+
+def test_send_records_the_events_as_sent_for_verify(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`send --record`: the archive of the traffic as the provider received it, shifted to now."""
+    import time
+
+    from extalerts.intake import DatadogIntake
+
+    received: list[dict[str, Any]] = []
+
+    def fake_send(self: DatadogIntake, events: Any) -> int:
+        received.extend(events)
+        return len(events)
+
+    monkeypatch.setattr(DatadogIntake, "send", fake_send)
+    monkeypatch.setenv("DD_API_KEY", API_KEY)
+    source, record = tmp_path / "incident.ndjson", tmp_path / "sent.ndjson"
+    source.write_text("".join(json.dumps(e) + "\n" for e in TRAFFIC[:500]), encoding="utf-8")
+    before = int(time.time() * 1000)
+    code, _, err = cli_run(
+        "send", str(source), "-p", "datadog", "--spec", str(MONITORS), "--pace", "now", "--yes", "--record", str(record)
+    )
+    assert code == 0, err
+    recorded = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
+    assert recorded == received
+    assert len(recorded) == 500
+    originals = sorted(TRAFFIC[:500], key=lambda e: int(e["EventTimestampMs"]))
+    shifts = {e["EventTimestampMs"] - o["EventTimestampMs"] for e, o in zip(recorded, originals, strict=True)}
+    assert len(shifts) == 1
+    assert before - 1000 <= max(e["EventTimestampMs"] for e in recorded) <= int(time.time() * 1000)
+
+
+def test_verify_since_counts_on_the_sandbox_clock(monkeypatch: pytest.MonkeyPatch, spec_dir: Path) -> None:
+    """In the sandbox (EXTALERTS_TIME_SCALE), --since ends at the sandbox's now, where the traffic is."""
+    import time
+
+    from extalerts.clock import Clock
+
+    origin = time.time() - 600
+    monkeypatch.setenv("EXTALERTS_TIME_SCALE", "100")
+    monkeypatch.setenv("EXTALERTS_TIME_ORIGIN", f"{origin:.3f}")
+    with splunk_org(spec_dir, monkeypatch):
+        _, out, err = cli_run("verify", "-p", "splunk", "--spec", str(spec_dir), "--since", "10m", "-o", "json")
+    sandbox_now = Clock.from_env().now_ms()
+    document = json.loads(out)
+    to_ms = int(datetime.fromisoformat(document["to"]).timestamp() * 1000)
+    assert sandbox_now - 2 * MINUTE_MS <= to_ms <= sandbox_now, err
+    assert to_ms - int(datetime.fromisoformat(document["from"]).timestamp() * 1000) <= 10 * MINUTE_MS
+    assert time.time() * 1000 + 10 * 60 * MINUTE_MS < to_ms  # hours ahead of the real clock

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,10 +131,12 @@ def verify_command(
       extalerts verify -p datadog --from 2026-11-01T00:00Z --to 2026-11-01T06:00Z archive/ -o json
       extalerts verify -p datadog --since 1h --rule worker-exception --report verify.html
     """
+    from extalerts.clock import Clock
     from extalerts.spec import load_spec
     from extalerts.verify.run import Verification, verify
 
-    first, last = _window(since, start, end, int(time.time() * 1000))
+    # The provider's clock: in the sandbox, its scaled time (--since counts sandbox minutes).
+    first, last = _window(since, start, end, Clock.from_env().now_ms())
     spec = load_spec(resolve_paths(spec_paths))
     _check_rule_ids(rule_ids, [r.id for r in spec.rules])
     rules = [r for r in spec.rules if not rule_ids or r.id in rule_ids]

@@ -29,6 +29,11 @@ from extalerts.spec.models import (
 class Windows(Merged):
     """Each rule's values, window by window."""
 
+    #: When the data is known to begin, if before the input's first event: a change's baseline from
+    #: then on counts what the input holds (empty minutes included), not "unknown". ``extalerts
+    #: verify`` sets it to the first minute it reads, as the provider's side counts from there.
+    data_start_ms: int | None = None
+
     def _evaluation_times(
         self, rule: ResolvedRule, first: int | None, last: int | None, start_ms: int | None, end_ms: int | None
     ) -> list[int]:
@@ -62,6 +67,8 @@ class Windows(Merged):
     def _bucketed(self, rule: ResolvedRule, times: list[int]) -> dict[Group, list[tuple[int, float | None]]]:
         """Signals that compose across minute buckets: counts, ratios, change, absence, sum/avg/min/max."""
         first_ms, _ = self.span()
+        if self.data_start_ms is not None and (first_ms is None or self.data_start_ms < first_ms):
+            first_ms = self.data_start_ms
         return bucketed_values(rule, self._rows(rule), times, self.semantics, first_ms)
 
     def _windowed(self, rule: ResolvedRule, times: list[int]) -> dict[Group, list[tuple[int, float | None]]]:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from extalerts.engine import MINUTE_MS, Semantics, State, Transition, transitions
 from extalerts.spec.loader import ResolvedRule
-from extalerts.spec.models import AbsenceSignal, CountSignal
+from extalerts.spec.models import AbsenceSignal, ChangeSignal, CountSignal
 from extalerts.verify.model import EXACT, Agreement, Cause, Group, SideSeries, Window
 
 Verdict = Literal["agree", "diverge", "error"]
@@ -97,6 +97,13 @@ def read_buckets(rule: ResolvedRule, window: Window) -> range:
     last_end = (window.end_ms - MINUTE_MS - delay_ms - offset_ms) // MINUTE_MS
     first_end = (window.start_ms - delay_ms - offset_ms) // MINUTE_MS
     return range(first_end - rule.rule.window // 60, last_end)
+
+
+def reads_from_ms(rule: ResolvedRule, window: Window) -> int:
+    """The earliest time the evaluations of ``window`` read for ``rule``, a change's baseline included."""
+    shift = rule.rule.signal.compare_to // 60 if isinstance(rule.rule.signal, ChangeSignal) else 0
+    offset_ms = rule.evaluation_delay * 1000 % MINUTE_MS
+    return (read_buckets(rule, window).start - shift) * MINUTE_MS + offset_ms
 
 
 def matched_in(rule: ResolvedRule, rows: Mapping[Group, Mapping[int, Sequence[Any]]], window: Window) -> int:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from extalerts.engine import MINUTE_MS, Engine, Semantics, expand_sources
 from extalerts.filter.ast import Expr
 from extalerts.spec.loader import Spec
-from extalerts.verify.compare import matched_in
+from extalerts.verify.compare import matched_in, reads_from_ms
 from extalerts.verify.model import SideSeries, Window
 
 
@@ -37,6 +37,9 @@ def expected_series(
     ``shipped``: the filter of the Logpush jobs feeding the provider (the rules see what they ship)."""
     files = expand_sources(sources)
     engine = Engine(spec, rules=rule_ids, semantics=semantics, shipped=shipped)
+    # The archive stands for everything the window reads: where it starts later, its missing minutes
+    # are empty, as they are on the provider's side, not unknown (a change's baseline).
+    engine.data_start_ms = min((reads_from_ms(rule, window) for rule in engine.rules), default=None)
     engine.load_files(files, on_progress=on_progress)
     result = engine.evaluate(start_ms=window.start_ms, end_ms=window.end_ms - MINUTE_MS)
     series: dict[str, SideSeries] = {}
