@@ -489,3 +489,32 @@ def test_verify_since_counts_on_the_sandbox_clock(monkeypatch: pytest.MonkeyPatc
     assert sandbox_now - 2 * MINUTE_MS <= to_ms <= sandbox_now, err
     assert to_ms - int(datetime.fromisoformat(document["from"]).timestamp() * 1000) <= 10 * MINUTE_MS
     assert time.time() * 1000 + 10 * 60 * MINUTE_MS < to_ms  # hours ahead of the real clock
+
+
+def test_a_silent_group_notified_as_no_data_is_the_absence_alert(
+    spec_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An absence rule's monitor (on_missing_data: show_and_notify_no_data) pages for a group gone
+    silent from its "No Data" state: that is the alert the monitor-history check looks for."""
+    from extalerts.verify.datadog import DatadogSide
+    from extalerts.verify.model import Window
+
+    spec = load_spec([spec_dir])
+    rule = next(r for r in spec.rules if r.id == "logs-stopped")
+    side = DatadogSide(spec, DatadogApi(DatadogSettings("http://127.0.0.1:1", API_KEY, APP_KEY)))
+    group = (("ScriptName", "conversation-api"),)
+    silent_at = FROM + 3 * MINUTE_MS
+    side.seen[rule.id] = SideSeries({group: {FROM + k * MINUTE_MS: 0.0 if k >= 3 else 5.0 for k in range(6)}}, 30)
+    window = Window(FROM, FROM + 6 * MINUTE_MS)
+    body = {"id": 7, "options": {"on_missing_data": "show_and_notify_no_data"}}
+    name = "@ScriptName:conversation-api"
+    states = {name: {"status": "No Data", "last_nodata_ts": silent_at // 1000 + 60, "last_triggered_ts": None}}
+    monkeypatch.setattr(side, "_group_states", lambda _: states)
+    assert side._did_not_fire(rule, body, window) is None
+    # Without no-data notifications, "No Data" is not an alert; nor is a "No Data" older than the silence.
+    assert side._did_not_fire(rule, {"id": 7, "options": {}}, window) is not None
+    states[name]["last_nodata_ts"] = silent_at // 1000 - 600
+    cause = side._did_not_fire(rule, body, window)
+    assert cause is not None
+    assert cause.code == "late-delivery"
+    assert name in cause.message
