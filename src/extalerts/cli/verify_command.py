@@ -130,6 +130,7 @@ def verify_command(
       DD_API_KEY=… DD_APP_KEY=… extalerts verify --provider datadog --since 6h --archive s3://logs/workers/
       extalerts verify -p datadog --from 2026-11-01T00:00Z --to 2026-11-01T06:00Z archive/ -o json
       extalerts verify -p datadog --since 1h --rule worker-exception --report verify.html
+      SPLUNK_URL=… SPLUNK_TOKEN=… extalerts verify -p splunk --since 6h --archive s3://logs/workers/
     """
     from extalerts.clock import Clock
     from extalerts.spec import load_spec
