@@ -44,16 +44,28 @@ demo: $(STAMP)
 	$(BIN)/extalerts sandbox --spec monitors/ --speed $(DEMO_SPEED) -- $(MAKE) --no-print-directory sandbox-story
 
 # The end-to-end story, run inside `extalerts sandbox` (which sets the environment): push the
-# monitors and Logpush jobs, send the incident through both intakes, then drill every rule.
+# monitors and Logpush jobs, send the incident through both intakes (each send records the events
+# as sent, shifted to the sandbox's clock: the archive of that traffic), verify every rule on both
+# providers against those archives (exit 3 if one disagrees), then drill every rule.
 SANDBOX_STATE := build/demo/sandbox-state.json
+# verify's window over a recorded send: from its first event to 10 minutes after its last (every
+# rule's delay then past), as --from and --to, once the sandbox's clock has got there.
+DEMO_WINDOW = $(BIN)/python -c 'import datetime as d, json, sys; from extalerts.clock import Clock; \
+	times = [json.loads(line)["EventTimestampMs"] for line in open(sys.argv[1])]; \
+	first, last = min(times), max(times) + 600_000; Clock.from_env().sleep_until(last / 1000); \
+	print(*(f"--{k}={d.datetime.fromtimestamp(ms / 1000, d.UTC).isoformat()}" for k, ms in (("from", first), ("to", last))))'
 sandbox-story: $(STAMP)
 	@test -n "$$EXTALERTS_TIME_SCALE" || (echo "run this inside: extalerts sandbox -- make sandbox-story" >&2; exit 1)
 	rm -f $(SANDBOX_STATE)
 	$(BIN)/extalerts push --provider datadog --yes --state-file $(SANDBOX_STATE) monitors/
 	$(BIN)/extalerts push --provider splunk --yes --state-file $(SANDBOX_STATE) monitors/
 	$(BIN)/extalerts push --provider logpush --yes --state-file $(SANDBOX_STATE) monitors/
-	$(BIN)/extalerts send build/demo/incident.ndjson --provider datadog --yes
-	$(BIN)/extalerts send build/demo/incident.ndjson --provider splunk --yes
+	$(BIN)/extalerts send build/demo/incident.ndjson --provider datadog --yes --record build/demo/sent-datadog.ndjson
+	$(BIN)/extalerts send build/demo/incident.ndjson --provider splunk --yes --record build/demo/sent-splunk.ndjson
+	$(BIN)/extalerts verify --provider datadog --archive build/demo/sent-datadog.ndjson \
+		$$($(DEMO_WINDOW) build/demo/sent-datadog.ndjson) --report build/demo/verify-datadog.html
+	$(BIN)/extalerts verify --provider splunk --archive build/demo/sent-splunk.ndjson \
+		$$($(DEMO_WINDOW) build/demo/sent-splunk.ndjson) --report build/demo/verify-splunk.html
 	$(BIN)/extalerts drill --provider datadog --all
 	$(BIN)/extalerts drill --provider splunk --all
 

@@ -71,6 +71,9 @@ class DatadogDoctor:
         self.api = api
         self.renderer = DatadogRenderer(spec, templates or Templates())
         self.provider = DatadogProvider(api, templates)
+        #: The stretch of time the checks read (``extalerts verify`` sets the window it verifies).
+        self.since: str | int = LOOKBACK
+        self.until: str | int = "now"
 
     # ----------------------------------------------------------------------------------- API
 
@@ -99,7 +102,7 @@ class DatadogDoctor:
                     **extra,
                 )
             ],
-            filter=LogsQueryFilter(query=query, _from=LOOKBACK, to="now", indexes=[index]),
+            filter=LogsQueryFilter(query=query, _from=str(self.since), to=str(self.until), indexes=[index]),
             **({"group_by": [LogsGroupBy(facet=group_by, limit=10)]} if group_by else {}),
         )
         response = self.api.call("aggregate logs", lambda client: LogsApi(client).aggregate_logs(body=body))
@@ -119,7 +122,7 @@ class DatadogDoctor:
         from datadog_api_client.v2.model.logs_sort import LogsSort
 
         body = LogsListRequest(
-            filter=LogsQueryFilter(query=query, _from=LOOKBACK, to="now", indexes=[index]),
+            filter=LogsQueryFilter(query=query, _from=str(self.since), to=str(self.until), indexes=[index]),
             sort=LogsSort("-timestamp"),
             page=LogsListRequestPage(limit=TIMESTAMP_SAMPLE),
         )
@@ -311,7 +314,7 @@ class DatadogDoctor:
             if not present:
                 findings.append(Finding(True, subject, "on no log of the last hour: cannot be checked"))
                 continue
-            problem = self._facet_problem(need, base, present)
+            problem = self.facet_problem(need, base, present)
             if problem is None:
                 findings.append(Finding(True, subject, f"works on {present} logs"))
             else:
@@ -320,7 +323,7 @@ class DatadogDoctor:
                 findings.append(Finding(False, subject, problem + _breaks(need["rules"]), fix))
         return findings
 
-    def _facet_problem(self, need: dict[str, Any], base: str, present: int) -> str | None:
+    def facet_problem(self, need: dict[str, Any], base: str, present: int) -> str | None:
         path, kind = need["path"], need["type"]
         if kind in ("integer", "double"):
             ranged = self.count(f"{base} ({path}:<0 OR {path}:>=0)")

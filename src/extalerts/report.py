@@ -6,14 +6,19 @@ stretches of time it was firing, shaded.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from extalerts.engine import EngineResult, Group, RuleResult, State
+from extalerts.engine import EngineResult, Group, RuleResult, Semantics, State
 from extalerts.numbers import format_number
 from extalerts.render.templates import Templates
-from extalerts.spec.loader import Spec
+from extalerts.spec.loader import ResolvedRule, Spec
+
+if TYPE_CHECKING:
+    from extalerts.verify.run import Verification
 
 WIDTH, HEIGHT = 960, 240
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 16, 28
@@ -55,10 +60,17 @@ def _time(ms: int) -> str:
 
 
 def _chart(
-    rule_id: str, title: str, signal: str, outcome: RuleResult, thresholds: dict[str, float], span: tuple[int, int]
+    rule_id: str,
+    title: str,
+    signal: str,
+    outcome: RuleResult,
+    thresholds: dict[str, float],
+    span: tuple[int, int],
+    shaded: Sequence[tuple[int, int, str]] | None = None,
 ) -> Rule:
     """One rule's chart. ``span``: the input's first and last event, the time axis of a rule that
-    never evaluated, so every chart of a report shows the same stretch of time."""
+    never evaluated, so every chart of a report shows the same stretch of time. ``shaded``: stretches
+    (start, end, label) shaded instead of the alert intervals (verify's diverging minutes)."""
     points = [(t, v) for series in outcome.series.values() for t, v in series]
     times = [t for t, _ in points] or list(span)
     values = [v for _, v in points if v is not None] + list(thresholds.values()) + [0.0]
@@ -99,6 +111,8 @@ def _chart(
         )
         for i in outcome.intervals(State.ALERT)
     ]
+    if shaded is not None:
+        bands = [Band(x(start), max(x(end) - x(start), 1.5), label) for start, end, label in shaded]
     marks = [
         (name, y(value), colour, format_number(value))
         for name, colour in (("critical", "#d62728"), ("warning", "#ff7f0e"))
@@ -125,6 +139,55 @@ def _label(group: Group) -> str:
     return ", ".join(f"{k}={v}" for k, v in group) or "all events"
 
 
+def _thresholds(rule: ResolvedRule, semantics: Semantics = "datadog") -> dict[str, float]:
+    thresholds: dict[str, float] = {}
+    if rule.rule.thresholds is not None:
+        thresholds["critical"] = rule.rule.thresholds.critical
+        # A Workers Observability alert judges one threshold (the recipe's warning is another alert).
+        if rule.rule.thresholds.warning is not None and semantics != "cloudflare":
+            thresholds["warning"] = rule.rule.thresholds.warning
+    else:
+        thresholds["critical"] = 1.0
+    return thresholds
+
+
+def write_verify_report(spec: Spec, result: Verification, path: Path) -> None:
+    """``extalerts verify --report``: per rule, the provider's and the expected series (each group
+    drawn once per side), the minutes where they differ shaded."""
+    charts = []
+    span = (result.window.start_ms, result.window.end_ms)
+    rules = {rule.id: rule for rule in spec.rules}
+    for outcome in result.rules:
+        rule = rules[outcome.rule_id]
+        series: dict[Group, list[tuple[int, float | None]]] = {}
+        for side, seen in (("provider", outcome.provider), ("expected", outcome.expected)):
+            for group, by_minute in (seen.values if seen is not None else {}).items():
+                series[(("side", side), *group)] = sorted(by_minute.items())
+        diverging = [
+            (at, at + 60_000, f"{_label(group)} {_time(at)}")
+            for group, minutes in outcome.diverging.items()
+            for at in minutes
+        ]
+        drawn = RuleResult(rule.id, series=series, until_ms=result.window.end_ms)
+        chart = _chart(rule.id, rule.rule.title, outcome.verdict, drawn, _thresholds(rule), span, diverging)
+        charts.append(chart)
+    html = Templates().render(
+        "report/verify.html.j2",
+        charts=charts,
+        result=result,
+        causes={o.rule_id: o.causes for o in result.rules},
+        first=_time(result.window.start_ms),
+        last=_time(result.window.end_ms),
+        width=WIDTH,
+        height=HEIGHT,
+        left=LEFT,
+        top=TOP,
+        bottom=BOTTOM,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html, encoding="utf-8")
+
+
 def write_report(spec: Spec, result: EngineResult, path: Path) -> None:
     charts = []
     span = (result.first_ms or 0, result.last_ms or 60_000)
@@ -132,14 +195,7 @@ def write_report(spec: Spec, result: EngineResult, path: Path) -> None:
         outcome = result.rules.get(rule.id)
         if outcome is None:
             continue
-        thresholds: dict[str, float] = {}
-        if rule.rule.thresholds is not None:
-            thresholds["critical"] = rule.rule.thresholds.critical
-            # A Workers Observability alert judges one threshold (the recipe's warning is another alert).
-            if rule.rule.thresholds.warning is not None and result.semantics != "cloudflare":
-                thresholds["warning"] = rule.rule.thresholds.warning
-        else:
-            thresholds["critical"] = 1.0
+        thresholds = _thresholds(rule, result.semantics)
         charts.append(_chart(rule.id, rule.rule.title, rule.rule.signal.kind, outcome, thresholds, span))
     html = Templates().render(
         "report/replay.html.j2",

@@ -22,6 +22,7 @@ from extalerts.cli.provider_commands import plan_command, push_command
 from extalerts.cli.render_command import render_command
 from extalerts.cli.spec_commands import schema_command, validate_command
 from extalerts.cli.synth_command import synth_command
+from extalerts.cli.verify_command import verify_command
 
 
 def _verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -85,6 +86,7 @@ cli.add_command(replay_command)
 cli.add_command(synth_command)
 cli.add_command(coverage_command)
 cli.add_command(doctor_command)
+cli.add_command(verify_command)
 cli.add_command(emulator_group)
 cli.add_command(sandbox_command)
 cli.add_command(send_command)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -277,10 +277,22 @@ def _spec_option(what: str) -> Callable[[F], F]:
     show_default=True,
     help="live: send each minute when the provider's clock reaches it; now: all at once, ending now.",
 )
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the events as sent (shifted in time, as the Logpush job ships them) to this NDJSON "
+    "file: the archive of this traffic, for `verify --archive`.",
+)
 @yes_option("sending the events")
 @output_option
 def send_command(
-    files: tuple[str, ...], provider: str, spec_dirs: tuple[Path, ...], pace: str, yes: bool, output: str
+    files: tuple[str, ...],
+    provider: str,
+    spec_dirs: tuple[Path, ...],
+    pace: str,
+    record: Path | None,
+    yes: bool,
+    output: str,
 ) -> None:
     """Send Workers Trace Events (NDJSON, e.g. from `extalerts synth`) through a provider's intake.
 
@@ -315,7 +327,7 @@ def send_command(
             f"Send {count} through the {provider} intake? Monitors reading these logs may fire and notify",
             yes=yes,
         )
-        sent, minutes = _send_paced(events, intake, Clock.from_env(), pace)
+        sent, minutes = _send_paced(events, intake, Clock.from_env(), pace, record)
     else:
         click.echo("nothing to send: no events (after the Logpush job's filter)", err=True)
     if output == "json":
@@ -328,8 +340,11 @@ def send_command(
         )
 
 
-def _send_paced(events: list[dict[str, Any]], intake: Any, clock: Any, pace: str) -> tuple[int, int]:
-    """Send minute by minute (at the provider's pace, or at once); a bar on a terminal shows how far."""
+def _send_paced(
+    events: list[dict[str, Any]], intake: Any, clock: Any, pace: str, record: Path | None = None
+) -> tuple[int, int]:
+    """Send minute by minute (at the provider's pace, or at once); a bar on a terminal shows how far.
+    ``record``: each minute, once sent, is written there as sent (a send cut short records what went)."""
     events.sort(key=lambda e: int(e["EventTimestampMs"]))
     first, last = int(events[0]["EventTimestampMs"]), int(events[-1]["EventTimestampMs"])
     start = clock.now_ms() if pace == "live" else clock.now_ms() - (last - first) - 1
@@ -340,11 +355,16 @@ def _send_paced(events: list[dict[str, Any]], intake: Any, clock: Any, pace: str
         by_minute.setdefault((at - start) // 60_000, []).append({**event, "EventTimestampMs": at})
     sent = 0
     label = f"sending {plural(len(by_minute), 'minute')} of traffic"
-    with stderr_progress(len(by_minute), label, show_pos=True) as bar:
+    with ExitStack() as stack:
+        recorded = stack.enter_context(record.open("w", encoding="utf-8")) if record is not None else None
+        bar = stack.enter_context(stderr_progress(len(by_minute), label, show_pos=True))
         for minute in sorted(by_minute):
             if pace == "live":
                 clock.sleep_until((start + (minute + 1) * 60_000) / 1000)
             sent += intake.send(by_minute[minute])
+            if recorded is not None:
+                recorded.writelines(json.dumps(event, separators=(",", ":")) + "\n" for event in by_minute[minute])
+                recorded.flush()
             bar.update(1)
     return sent, len(by_minute)
 

@@ -208,6 +208,11 @@ class SearchContext:
     #: Searched when the search names no index (authorize.conf.spec, srchIndexesDefault: "Default: main"
     #: for the admin and user roles).
     default_indexes: tuple[str, ...] = ("main",)
+    #: Index-time bounds of a search job (REST API Reference, search/jobs: ``index_earliest`` and
+    #: ``index_latest`` bound the search by the time events were indexed, ``_indextime``): what a
+    #: scheduled run had indexed by the time it ran. None: unbounded.
+    index_earliest: float | None = None
+    index_latest: float | None = None
 
 
 # ============================================================================================ values
@@ -1435,12 +1440,22 @@ class BaseSearch(Command):
         root: SearchNode = self.parser.root  # type: ignore[attr-defined]
         for index in indexes:
             for event in ctx.index.between(index, earliest, latest):
+                if not _indexed_within(event, ctx):
+                    continue
                 row = event.fields()
                 if root(row):
                     found.append((event.time, row))
         # Events come newest first, as a search returns them.
         found.sort(key=lambda item: -item[0])
         return [row for _, row in found]
+
+
+def _indexed_within(event: IndexedEvent, ctx: SearchContext) -> bool:
+    """Whether the event was indexed within the job's index-time bounds (earliest inclusive, latest
+    exclusive, as for ``_time``)."""
+    if ctx.index_earliest is not None and event.index_time < ctx.index_earliest:
+        return False
+    return ctx.index_latest is None or event.index_time < ctx.index_latest
 
 
 class SearchFilter(Command):

@@ -25,9 +25,12 @@ Emulated, as the real ``splunk-sdk`` (``splunklib``) drives it:
   (``search``, ``launcher``, ``system``, ``splunk_httpinput``) are always there, others by ``apps=``.
 - ``…/authentication/current-context`` (the caller's user name and roles), ``…/alerts/alert_actions`` (the
   built-in actions plus those installed by ``alert_actions=``), ``…/data/inputs/http`` (the HEC token with
-  its default ``index``), and a one-shot search job (``POST …/search/jobs``, ``exec_mode=oneshot``) that
-  runs exactly one query shape, ``search index=X sourcetype=Y | stats count`` over the time range: the
-  count of HEC lines that arrived in it (by arrival time). Anything else is refused with a 400 saying so.
+  its default ``index``), and ``server/info`` (the version, from which splunk-sdk picks its search endpoints).
+- Search jobs, ``…/search/jobs`` and ``…/search/v2/jobs``: create (``exec_mode`` normal, blocking or
+  oneshot), read, results (``output_mode=json``, ``count``/``offset``), control and delete. A job RUNS its
+  SPL with the SPL executor (:mod:`extalerts.emulators.spl`) over the indexed events in
+  ``[earliest_time, latest_time)`` by ``_time`` (and ``[index_earliest, index_latest)`` by ``_indextime``);
+  a search the executor cannot run is refused with splunkd's error envelope, never answered.
 
 Faults (``extalerts.emulators.base.Faults``): a drawn ``"429"`` becomes splunkd's 503, plus 500, slow
 answers and answers lost after the write was committed. Every call is counted per route and logged.
@@ -43,6 +46,7 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
+import itertools
 import json
 import re
 import secrets
@@ -61,7 +65,16 @@ from urllib.parse import parse_qs, quote, unquote_plus, urlsplit
 from xml.sax.saxutils import escape, quoteattr
 
 from extalerts.emulators.base import EmulatorServer, Faults
-from extalerts.emulators.spl import EventIndex, IndexedEvent, TimestampRule
+from extalerts.emulators.spl import (
+    EventIndex,
+    IndexedEvent,
+    SearchContext,
+    SplError,
+    TimestampRule,
+    compile_search,
+    relative_time,
+    result_text,
+)
 
 #: The splunkd version the emulator answers as (the spec it follows is 9.2's).
 VERSION = "9.2.0"
@@ -471,7 +484,7 @@ class SplunkEmulator(EmulatorServer):
         self.hec_events: dict[tuple[str, str], list[str]] = {}
         #: The same lines in arrival order, as (index, sourcetype, line), for the sandbox's evaluation.
         self.hec_log: list[tuple[str, str, str]] = []
-        #: When each HEC line arrived (emulator clock), with its index and sourcetype: what a one-shot count reads.
+        #: When each HEC line arrived (emulator clock), with its index and sourcetype.
         self.hec_arrivals: list[tuple[float, str, str]] = []
         #: Installed apps by name (their ``apps/local`` content), Splunk's own ones included.
         self.apps: dict[str, dict[str, str]] = {name: _app_content(name) for name in (*BUILTIN_APPS, *apps)}
@@ -493,6 +506,9 @@ class SplunkEmulator(EmulatorServer):
         self._history: dict[tuple[str, str], list[str]] = {}
         self._searches: dict[tuple[str, str], _SavedSearch] = {}
         self._sessions: dict[str, str] = {}
+        #: Search jobs by sid (``search/jobs``), kept until deleted or cancelled.
+        self.jobs: dict[str, _Job] = {}
+        self._job_numbers = itertools.count(1)
         self._fired_count = 0
         self._routes = self._route_table()
 
@@ -1102,7 +1118,7 @@ class SplunkEmulator(EmulatorServer):
         self.index_lines(index, sourcetype, lines, arrived)
         return _Answer(200, json.dumps({"text": "Success", "code": 0}).encode(), "application/json")
 
-    # ------------------------------------------------------------------- apps, actions, inputs, one-shot
+    # ------------------------------------------------------------------- apps, actions, inputs
 
     def _provisioning_routes(self, r: Callable[..., _Route]) -> list[_Route]:
         ns = "/servicesNS/{owner}/{app}"
@@ -1113,7 +1129,19 @@ class SplunkEmulator(EmulatorServer):
             r("GET", f"{ns}/authentication/current-context", self._current_context),
             r("GET", f"{ns}/alerts/alert_actions", self._list_alert_actions),
             r("GET", f"{ns}/data/inputs/http", self._list_http_inputs),
-            r("POST", f"{ns}/search/jobs", self._oneshot_count),
+            *(
+                route
+                for jobs in (f"{ns}/search/jobs", f"{ns}/search/v2/jobs")
+                for route in (
+                    r("POST", jobs, self._create_job),
+                    r("GET", f"{jobs}/{{name}}", self._get_job),
+                    r("DELETE", f"{jobs}/{{name}}", self._delete_job),
+                    r("GET", f"{jobs}/{{name}}/results", self._job_results),
+                    r("POST", f"{jobs}/{{name}}/results", self._job_results),
+                    r("POST", f"{jobs}/{{name}}/control", self._control_job),
+                )
+            ),
+            r("GET", f"{ns}/server/info", self._server_info),
         ]
 
     def _check_app(self, call: _Call) -> None:
@@ -1187,35 +1215,191 @@ class SplunkEmulator(EmulatorServer):
             entries.append(_Entry(name, path, "nobody", content, self._now()))
         return self._render(call, "data/inputs/http", entries, paged=True)
 
-    def _oneshot_count(self, call: _Call) -> _Answer:
-        """A one-shot job for ``search index=X sourcetype=Y [earliest=-Nm] | stats count`` only: the count of
-        HEC lines that arrived in the time range. The SPL executor lives elsewhere; this answers doctor."""
+    # ----------------------------------------------------------------------------------- search jobs
+
+    def _create_job(self, call: _Call) -> _Answer:
+        """``POST search/jobs`` (and ``search/v2/jobs``, which splunk-sdk uses on 9.x): run ``search`` over
+        the events with earliest <= _time < latest (REST API Reference, search/jobs: ``earliest_time``
+        "Specify a time string. Sets the earliest (inclusive), respectively, time bounds for the search",
+        ``latest_time`` likewise "the latest (exclusive)"), and, when given, indexed within
+        [``index_earliest``, ``index_latest``). ``exec_mode``: "normal" answers the sid at once and the job
+        runs asynchronously, "blocking" answers the sid "when the job is complete", "oneshot" answers the
+        results themselves. The emulator runs the search before it answers in every mode, so a normal job
+        is already DONE when first polled. A search it cannot parse or run is refused with a 400, before
+        any job exists, as splunkd refuses a search whose parsing fails."""
         query = call.form.get("search", "")
-        if call.form.get("exec_mode") != "oneshot" or not call.json:
-            raise _error(400, "the emulator runs only one-shot jobs with output_mode=json", json_mode=call.json)
-        match = _COUNT_QUERY.match(query)
-        if match is None:
-            message = 'the emulator runs only "search index=X sourcetype=Y [earliest=-Nm] | stats count" as a job'
-            raise _error(400, message, json_mode=True)
-        now = self.clock()
-        earliest = _relative_seconds(match.group("earliest") or call.form.get("earliest_time") or "", now, 0.0)
-        latest = _relative_seconds(call.form.get("latest_time") or "now", now, now)
-        if earliest is None or latest is None:
-            raise _error(400, "earliest and latest must be now or -N<s|m|h|d>", json_mode=True)
-        index, sourcetype = match.group("index"), match.group("sourcetype")
-        count = sum(
-            1
-            for arrived, got_index, got_sourcetype in self.hec_arrivals
-            if got_index == index and got_sourcetype == sourcetype and earliest <= arrived <= latest
+        mode = call.form.get("exec_mode", "normal")
+        if mode not in ("normal", "blocking", "oneshot"):
+            raise _error(400, f'Bad value "{mode}" for argument "exec_mode".', json_mode=call.json)
+        if not query.strip():
+            raise _error(400, 'Argument "search" is required.', json_mode=call.json)
+        job = self._run_job(call, query)
+        if mode == "oneshot":
+            return self._results_answer(call, job)
+        self.jobs[job.sid] = job
+        if call.json:
+            return _Answer(201, json.dumps({"sid": job.sid}).encode(), "application/json")
+        body = f'<?xml version="1.0" encoding="UTF-8"?>\n<response>\n  <sid>{_text(job.sid)}</sid>\n</response>\n'
+        return _Answer(201, body.encode())
+
+    def _run_job(self, call: _Call, query: str) -> _Job:
+        text = query.strip()
+        # A job's search is the full language: splunkd reads a first word that is not a command as the
+        # name of a command ("search" must be written out; a generating command starts with "|").
+        first = re.match(r"[A-Za-z_]\w*", text)
+        if not text.startswith("|") and (first is None or first.group(0).lower() != "search"):
+            word = text.split()[0].split("=")[0]
+            raise _error(400, f"Unknown search command '{word}'.", json_mode=call.json)
+        try:
+            # search/jobs ``now``: "Specify a time string to set the absolute time used for any relative
+            # time specifier in the search. Defaults to the current system time."
+            now = relative_time(self.clock(), call.form["now"]) if call.form.get("now") else self.clock()
+            bounds = {
+                key: relative_time(now, call.form[key]) if call.form.get(key, "").strip() else None
+                for key in ("earliest_time", "latest_time", "index_earliest", "index_latest")
+            }
+            pipeline = compile_search(text[len("search") :] if not text.startswith("|") else text)
+        except SplError as exc:
+            raise _error(400, f"Error in 'search' command: {exc}", json_mode=call.json) from None
+        sid = f"{now:.3f}_{next(self._job_numbers)}"
+        latest = bounds["latest_time"] if bounds["latest_time"] is not None else now
+        job = _Job(sid, text, call.user, call.namespace.app, bounds["earliest_time"], latest, now)
+        context = SearchContext(
+            self.index,
+            job.earliest,
+            job.latest,
+            now,
+            sid,
+            index_earliest=bounds["index_earliest"],
+            index_latest=bounds["index_latest"],
         )
+        self.index_pending()
+        try:
+            with self.index_lock:
+                rows = pipeline.run(context)
+        except SplError as exc:
+            job.error = str(exc)
+            return job
+        job.results = [result_text(row) for row in rows]
+        return job
+
+    def _job(self, call: _Call) -> _Job:
+        job = self.jobs.get(call.name)
+        if job is None:
+            # splunkd's answer for a sid it does not know (expired, deleted or never made).
+            raise _error(404, f"Unknown sid: {call.name}", json_mode=call.json)
+        return job
+
+    def _job_entry(self, job: _Job) -> _Entry:
+        content: dict[str, Any] = {
+            "sid": job.sid,
+            # REST API Reference, search/jobs/{search_id}: dispatchState is one of QUEUED, PARSING, RUNNING,
+            # FINALIZING, DONE, PAUSE, INTERNAL_CANCEL, USER_CANCEL, BAD_INPUT_CANCEL, QUIT, FAILED.
+            "dispatchState": "FAILED" if job.error else "DONE",
+            "isDone": "1",
+            "isFailed": "1" if job.error else "0",
+            "isFinalized": "0",
+            "resultCount": str(len(job.results)),
+            "eventSearch": job.search,
+            "search": job.search,
+            "earliestTime": _iso(job.earliest),
+            "latestTime": _iso(job.latest),
+            "searchEarliestTime": "" if job.earliest is None else f"{job.earliest:.3f}",
+            "searchLatestTime": f"{job.latest:.3f}",
+            "messages": {"fatal": [job.error]} if job.error else {},
+            # splunk-sdk addresses a job's results and controls in the namespace its ACL names.
+            "eai:acl": {"app": job.app, "owner": job.owner, "sharing": "global", "perms": {"read": [job.owner]}},
+        }
+        path = f"/services/search/jobs/{quote(job.sid, safe='')}"
+        published = datetime.fromtimestamp(job.dispatched, UTC).isoformat(timespec="seconds")
+        links = ("list", "remove", "results", "control")
+        return _Entry(job.sid, path, job.owner, content, published, links)
+
+    def _get_job(self, call: _Call) -> _Answer:
+        """``GET search/jobs/{sid}``: the job's properties, as one ``<entry>`` at the document's root
+        (splunk-sdk's Job reads it there)."""
+        entry = self._job_entry(self._job(call))
+        if call.json:
+            return self._render(call, "search/jobs", [entry])
+        body = self._xml_entry(entry).replace("<entry>", f"<entry {_ATOM_NAMESPACES}>", 1)
+        return _Answer(200, ('<?xml version="1.0" encoding="UTF-8"?>\n' + body).encode())
+
+    def _job_results(self, call: _Call) -> _Answer:
+        """``GET search/jobs/{sid}/results`` (``POST`` on ``search/v2/jobs``), ``count``/``offset`` paged."""
+        job = self._job(call)
+        if job.error:
+            raise _error(400, f"Search job {job.sid} failed: {job.error}", json_mode=call.json)
+        return self._results_answer(call, job)
+
+    def _results_answer(self, call: _Call, job: _Job) -> _Answer:
+        """Results in ``output_mode=json`` (the one form the emulator writes). REST API Reference,
+        search/jobs/{search_id}/results: ``count`` "The maximum number of results to return. If value is
+        set to 0, then all available results are returned. Default value is 100."; ``offset`` "The first
+        result (inclusive) from which to begin returning data"."""
+        if not call.json:
+            raise _error(400, "the emulator answers search results only with output_mode=json")
+        if job.error:
+            raise _error(400, f"Error in 'search' command: {job.error}", json_mode=True)
+        values = {**call.query, **{k: [v] for k, v in call.form.items()}}
+        try:
+            count = int(_last(values, "count") or 100)
+            offset = int(_last(values, "offset") or 0)
+        except ValueError:
+            raise _error(400, "count and offset must be integers", json_mode=True) from None
+        rows = job.results[offset:] if count <= 0 else job.results[offset : offset + count]
+        names = list(dict.fromkeys(name for row in job.results for name in row))
         document = {
             "preview": False,
-            "init_offset": 0,
+            "init_offset": offset,
             "messages": [],
-            "fields": [{"name": "count"}],
-            "results": [{"count": str(count)}],
+            "fields": [{"name": name} for name in names],
+            "results": rows,
         }
         return _Answer(200, json.dumps(document).encode(), "application/json")
+
+    def _control_job(self, call: _Call) -> _Answer:
+        """``POST search/jobs/{sid}/control``: ``action=cancel`` "Stops the current search and deletes the
+        result cache" (the others have nothing to do on a job that is already done)."""
+        job = self._job(call)
+        action = call.form.get("action", "")
+        if action not in ("cancel", "finalize", "pause", "unpause", "touch", "setttl", "setpriority"):
+            raise _error(400, f'Bad value "{action}" for argument "action".', json_mode=call.json)
+        if action == "cancel":
+            del self.jobs[job.sid]
+        return _Answer(200, b'<?xml version="1.0" encoding="UTF-8"?>\n<response><messages/></response>\n')
+
+    def _delete_job(self, call: _Call) -> _Answer:
+        """``DELETE search/jobs/{sid}``: "Delete the {search_id} job"."""
+        job = self._job(call)
+        del self.jobs[job.sid]
+        return _Answer(200, b'<?xml version="1.0" encoding="UTF-8"?>\n<response><messages/></response>\n')
+
+    def _server_info(self, call: _Call) -> _Answer:
+        """``GET server/info``: splunk-sdk reads ``version`` to choose the v2 search endpoints (9.0.2 on)."""
+        content = {"version": VERSION, "build": "emulator", "serverName": "emulator", "product_type": "enterprise"}
+        path = "/services/server/info/server-info"
+        return self._render(
+            call, "server/info", [_Entry("server-info", path, "system", content, self._now(), ("list",))]
+        )
+
+
+@dataclass
+class _Job:
+    """A search job: what it ran, over which time range, and its results as text."""
+
+    sid: str
+    search: str
+    owner: str
+    app: str
+    earliest: float | None
+    latest: float
+    dispatched: float
+    results: list[dict[str, str]] = field(default_factory=list)
+    error: str | None = None
+
+
+def _iso(at: float | None) -> str:
+    return "" if at is None else datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
 
 
 #: Apps every splunkd has (a fresh install): the namespaces extalerts' calls may name without installing anything.
@@ -1236,23 +1420,6 @@ APP_ALERT_ACTIONS: dict[str, tuple[str, str]] = {
     "pagerduty": ("PagerDuty", "pagerduty_incidents"),
     "slack": ("Slack", "slack_alerts"),
 }
-_COUNT_QUERY = re.compile(
-    r'^\s*search\s+index=(?P<index>[A-Za-z0-9_-]+)\s+sourcetype=(?P<quote>"?)(?P<sourcetype>[A-Za-z0-9_:.-]+)(?P=quote)'
-    r"(?:\s+earliest=(?P<earliest>\S+))?\s*\|\s*stats\s+count\s*$"
-)
-_RELATIVE = re.compile(r"^-(\d+)([smhd])$")
-
-
-def _relative_seconds(text: str, now: float, default: float) -> float | None:
-    """``-15m`` → now minus 15 minutes; ``now`` → now; empty → ``default``; anything else None."""
-    if not text:
-        return default
-    if text == "now":
-        return now
-    match = _RELATIVE.match(text)
-    if match is None:
-        return None
-    return now - int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
 
 
 def _app_content(name: str) -> dict[str, str]:

@@ -53,7 +53,8 @@ from extalerts.engine.results import (
 )
 from extalerts.engine.salvage import GzipDamage, gzip_damage
 from extalerts.engine.sources import EVENT_FILE_SUFFIXES, MAX_LINE_BYTES, expand_sources, open_source, write_events
-from extalerts.engine.windows import ceil_minute, evaluation_window_ms, schedule_minutes
+from extalerts.engine.states import transitions
+from extalerts.engine.windows import bucketed_values, ceil_minute, evaluation_window_ms, schedule_minutes
 
 __all__ = [
     "EVENT_FILE_SUFFIXES",
@@ -71,6 +72,7 @@ __all__ = [
     "Semantics",
     "State",
     "Transition",
+    "bucketed_values",
     "ceil_minute",
     "evaluation_window_ms",
     "expand_sources",
@@ -78,5 +80,6 @@ __all__ = [
     "open_source",
     "replay",
     "schedule_minutes",
+    "transitions",
     "write_events",
 ]

@@ -18,11 +18,10 @@ from extalerts.engine.results import (
     RuleResult,
     Semantics,
     State,
-    Transition,
 )
 from extalerts.engine.scan import Partial, Scan, ScanJob
 from extalerts.engine.sources import _size, expand_sources, write_events
-from extalerts.engine.states import _StateMachine
+from extalerts.engine.states import transitions
 from extalerts.engine.windows import Windows
 from extalerts.errors import Location
 from extalerts.filter.ast import Expr
@@ -175,17 +174,8 @@ class Engine(Scan, Windows):
         if self.semantics == "cloudflare":
             observability.run_alert(rule, result, values)
             return result
-        machine = _StateMachine(rule, self.semantics)
-        for group in sorted(values):
-            series = values[group]
-            result.series[group] = series
-            state = State.OK
-            for at_ms, value in series:
-                new_state = machine.next(state, value)
-                if new_state is not state:
-                    result.transitions.append(Transition(at_ms, group, state, new_state, value))
-                    state = new_state
-        result.transitions.sort(key=lambda t: (t.at_ms, t.group))
+        result.series = {group: values[group] for group in sorted(values)}
+        result.transitions = transitions(rule, result.series, self.semantics)
         result.notifications = notifications(rule, result, self.semantics)
         if self.semantics == "splunk":
             result.warning_notifications = notifications(rule, result, self.semantics, State.WARN)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from extalerts.engine.results import (
+    Group,
     Semantics,
     State,
+    Transition,
 )
 from extalerts.spec.loader import ResolvedRule
 from extalerts.spec.models import (
@@ -51,3 +55,22 @@ class _StateMachine:
             if self.breaches(value, recovery):
                 return State.WARN
         return State.OK
+
+
+def transitions(
+    rule: ResolvedRule, series: Mapping[Group, Sequence[tuple[int, float | None]]], semantics: Semantics
+) -> list[Transition]:
+    """A series (value per evaluation time, per group) run through the rule's thresholds and state
+    machine: each group's changes of state, in time order. The engine's own evaluation under Datadog's
+    and Splunk's semantics, and the one ``extalerts verify`` runs over a provider's values and the
+    expected ones alike (Cloudflare's alerts have their own machine: :mod:`.observability`)."""
+    machine = _StateMachine(rule, semantics)
+    found: list[Transition] = []
+    for group in sorted(series):
+        state = State.OK
+        for at_ms, value in series[group]:
+            new_state = machine.next(state, value)
+            if new_state is not state:
+                found.append(Transition(at_ms, group, state, new_state, value))
+                state = new_state
+    return sorted(found, key=lambda t: (t.at_ms, t.group))

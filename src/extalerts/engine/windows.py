@@ -29,6 +29,11 @@ from extalerts.spec.models import (
 class Windows(Merged):
     """Each rule's values, window by window."""
 
+    #: When the data is known to begin, if before the input's first event: a change's baseline from
+    #: then on counts what the input holds (empty minutes included), not "unknown". ``extalerts
+    #: verify`` sets it to the first minute it reads, as the provider's side counts from there.
+    data_start_ms: int | None = None
+
     def _evaluation_times(
         self, rule: ResolvedRule, first: int | None, last: int | None, start_ms: int | None, end_ms: int | None
     ) -> list[int]:
@@ -52,51 +57,19 @@ class Windows(Merged):
             return self._bucketed(rule, times)
         return self._windowed(rule, times)
 
+    def bucket_rows(self, rule_id: str) -> dict[Group, dict[int, tuple[Any, ...]]]:
+        """A rule's minute buckets per group, as :func:`bucketed_values` reads them: the bucket of
+        time ``t`` is ``(t - evaluation_delay % 1m) // 1m``; each row holds the count of events its
+        filter matches first, then the ratio's matching count or the measure's count, sum, min and max."""
+        rule = next(r for r in self.rules if r.id == rule_id)
+        return {group: {b: tuple(row) for b, row in rows.items()} for group, rows in self._rows(rule).items()}
+
     def _bucketed(self, rule: ResolvedRule, times: list[int]) -> dict[Group, list[tuple[int, float | None]]]:
         """Signals that compose across minute buckets: counts, ratios, change, absence, sum/avg/min/max."""
-        signal = rule.rule.signal
-        window_ms, delay_ms = evaluation_window_ms(rule, self.semantics)
-        offset_ms = delay_ms % MINUTE_MS
-        buckets = self._rows(rule)
-        first_seen = {group: min(by_bucket) for group, by_bucket in buckets.items()}
-        # Expected groups are Splunk's alone: a Datadog monitor cannot know a group it never saw.
-        expected = signal.expected if isinstance(signal, AbsenceSignal) and self.semantics == "splunk" else []
-        if expected and len(rule.rule.group_by) == 1:
-            for value in expected:
-                expected_group: Group = ((rule.rule.group_by[0], value),)
-                buckets.setdefault(expected_group, {})
-                first_seen[expected_group] = -(2**62)
-        if not rule.rule.group_by:
-            # One state for all events, judged from the first full window of the data (the input's
-            # first event), not from the rule's first event: a rule firing on silence or on a low
-            # count must see the silence before its own events begin.
-            buckets.setdefault((), {})
-            first_seen[()] = -(2**62)
-        window_buckets = window_ms // MINUTE_MS
-        shift_buckets = signal.compare_to // 60 if isinstance(signal, ChangeSignal) else 0
         first_ms, _ = self.span()
-        # A baseline window that reaches back before the data began is unknown, not empty.
-        data_start = (first_ms - offset_ms) // MINUTE_MS if first_ms is not None else 0
-        out: dict[Group, list[tuple[int, float | None]]] = {}
-        for group, by_bucket in buckets.items():
-            window = _Buckets(by_bucket)
-            series: list[tuple[int, float | None]] = []
-            for at_ms in times:
-                end = (at_ms - delay_ms - offset_ms) // MINUTE_MS  # exclusive
-                start = end - window_buckets
-                if first_seen[group] >= end:
-                    continue  # the group has not appeared yet
-                if isinstance(signal, AbsenceSignal) and rule.rule.group_by:
-                    last_seen = window.last_before(end)
-                    if last_seen is not None and last_seen < end - signal.lookback // 60:
-                        continue  # silent for longer than the lookback: forgotten, as in Splunk
-                if shift_buckets and start - shift_buckets < data_start:
-                    series.append((at_ms, None))
-                    continue
-                series.append((at_ms, _bucket_value(rule, window, start, end, shift_buckets)))
-            if series:
-                out[group] = series
-        return out
+        if self.data_start_ms is not None and (first_ms is None or self.data_start_ms < first_ms):
+            first_ms = self.data_start_ms
+        return bucketed_values(rule, self._rows(rule), times, self.semantics, first_ms)
 
     def _windowed(self, rule: ResolvedRule, times: list[int]) -> dict[Group, list[tuple[int, float | None]]]:
         """Percentiles and distinct counts, from each bucket's values, window by window."""
@@ -220,6 +193,62 @@ class _Buckets:
     def last_before(self, end: int) -> int | None:
         position = bisect.bisect_left(self.keys, end)
         return self.keys[position - 1] if position else None
+
+
+def bucketed_values(
+    rule: ResolvedRule,
+    buckets: Mapping[Group, Mapping[int, Sequence[Any]]],
+    times: Sequence[int],
+    semantics: Semantics,
+    first_ms: int | None,
+) -> dict[Group, list[tuple[int, float | None]]]:
+    """The values of a rule whose signal composes across minute buckets (counts, ratios, change,
+    absence, sum/avg/min/max) at each evaluation time, per group, from its buckets (see
+    :meth:`extalerts.engine.Engine.bucket_rows`); ``first_ms``: when the data begins (a change's
+    baseline reaching back before it is unknown). Shared by the engine and ``extalerts verify``'s
+    provider sides."""
+    signal = rule.rule.signal
+    window_ms, delay_ms = evaluation_window_ms(rule, semantics)
+    offset_ms = delay_ms % MINUTE_MS
+    buckets = {group: dict(rows) for group, rows in buckets.items()}
+    first_seen = {group: min(by_bucket) for group, by_bucket in buckets.items()}
+    # Expected groups are Splunk's alone: a Datadog monitor cannot know a group it never saw.
+    expected = signal.expected if isinstance(signal, AbsenceSignal) and semantics == "splunk" else []
+    if expected and len(rule.rule.group_by) == 1:
+        for value in expected:
+            expected_group: Group = ((rule.rule.group_by[0], value),)
+            buckets.setdefault(expected_group, {})
+            first_seen[expected_group] = -(2**62)
+    if not rule.rule.group_by:
+        # One state for all events, judged from the first full window of the data (the input's
+        # first event), not from the rule's first event: a rule firing on silence or on a low
+        # count must see the silence before its own events begin.
+        buckets.setdefault((), {})
+        first_seen[()] = -(2**62)
+    window_buckets = window_ms // MINUTE_MS
+    shift_buckets = signal.compare_to // 60 if isinstance(signal, ChangeSignal) else 0
+    # A baseline window that reaches back before the data began is unknown, not empty.
+    data_start = (first_ms - offset_ms) // MINUTE_MS if first_ms is not None else 0
+    out: dict[Group, list[tuple[int, float | None]]] = {}
+    for group, by_bucket in buckets.items():
+        window = _Buckets(by_bucket)
+        series: list[tuple[int, float | None]] = []
+        for at_ms in times:
+            end = (at_ms - delay_ms - offset_ms) // MINUTE_MS  # exclusive
+            start = end - window_buckets
+            if first_seen[group] >= end:
+                continue  # the group has not appeared yet
+            if isinstance(signal, AbsenceSignal) and rule.rule.group_by:
+                last_seen = window.last_before(end)
+                if last_seen is not None and last_seen < end - signal.lookback // 60:
+                    continue  # silent for longer than the lookback: forgotten, as in Splunk
+            if shift_buckets and start - shift_buckets < data_start:
+                series.append((at_ms, None))
+                continue
+            series.append((at_ms, _bucket_value(rule, window, start, end, shift_buckets)))
+        if series:
+            out[group] = series
+    return out
 
 
 def _bucket_value(rule: ResolvedRule, window: _Buckets, start: int, end: int, shift: int) -> float | None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from extalerts.engine import Semantics
 from extalerts.spec.loader import ResolvedRule
 
 #: A group as the engine names it: ``((field, value), ...)`` in the rule's ``group_by`` order; ``()``
@@ -53,6 +54,19 @@ class Cause:
     fix: str = ""
 
 
+@dataclass(frozen=True)
+class Agreement:
+    """How close a provider's value must be to the expected one to agree, for one rule: what the
+    provider itself does to the value it compares (rounding it in its query), never a loosening."""
+
+    #: The largest difference that is the provider's rounding (0: float noise only).
+    absolute: float = 0.0
+
+
+#: Values agree up to float noise: the provider compares what the engine computes.
+EXACT = Agreement()
+
+
 Progress = Callable[[str, int, int], None]
 """``progress(what, done, total)``: a side reports each API call it finishes."""
 
@@ -62,9 +76,16 @@ class ProviderSide(Protocol):
     checks that explain why it differs from the expected series."""
 
     name: str
+    #: The engine semantics its rules run by: the expected side replays the archive with it.
+    semantics: Semantics
 
     def series(self, rule: ResolvedRule, window: Window, progress: Progress) -> SideSeries: ...
 
     def explain(self, rules: Sequence[ResolvedRule], window: Window) -> dict[str, list[Cause]]:
-        """Checked causes per rule id, for rules whose series diverge (or match nothing)."""
+        """Checked causes per rule id. Called with every rule whose series were read: a live monitor
+        edited away from its rendering, or one that missed its alerts, shows where the values agree."""
+        ...
+
+    def agreement(self, rule: ResolvedRule) -> Agreement:
+        """How close the rule's values must be: :data:`EXACT` unless the provider rounds them."""
         ...
