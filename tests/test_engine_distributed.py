@@ -158,6 +158,32 @@ def test_replay_workers_prints_what_one_process_prints(one_file: list[str], eigh
     assert answers[0] == answers[1]
 
 
+def test_replay_threads_sets_each_processs_duckdb_threads(
+    spec: Spec, one_file: list[str], eight_files: list[str]
+) -> None:
+    """--threads N: each reading process's DuckDB runs on N threads (one worker a core, as on a Dask
+    worker with one thread), and the answer does not change."""
+    from extalerts.engine import scan
+
+    engine = Engine(spec, threads=1)
+    assert engine.db.execute("SELECT current_setting('threads')").fetchone() == (1,)
+    assert engine._scan_job(strict=False).threads == 1
+    assert scan._scanner_db("1GB", 1).execute("SELECT current_setting('threads')").fetchone() == (1,)
+    code, alone, errors = cli_run("replay", *one_file, "--spec", str(MONITORS), "-o", "json")
+    assert code == 0, errors
+    code, pinned, errors = cli_run(
+        "replay", *eight_files, "--spec", str(MONITORS), "--workers", "2", "--threads", "1", "-o", "json"
+    )
+    assert code == 0, errors
+    answers = [json.loads(pinned), json.loads(alone)]
+    for answer in answers:
+        answer.pop("bad_line_examples")  # file:line, of other files
+    assert answers[0] == answers[1]
+    code, _, errors = cli_run("replay", *one_file, "--threads", "0")
+    assert code != 0
+    assert "--threads" in errors
+
+
 @pytest.mark.parametrize("semantics", ["datadog", "splunk"])
 def test_any_random_split_merges_to_the_same_answer(
     spec: Spec,

@@ -215,6 +215,12 @@ def _check_rule_ids(wanted: tuple[str, ...], known: list[str]) -> None:
     help="Read the files on the Dask cluster whose scheduler is at ADDRESS, e.g. tcp://host:8786 (pip install "
     "'extalerts[dask]'); each worker reads its s3:// files from the bucket.",
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="DuckDB threads in each process reading (default: every core, shared among the --workers).",
+)
 @output_option
 def replay_command(
     sources: tuple[str, ...],
@@ -229,6 +235,7 @@ def replay_command(
     until: str | None,
     workers: int | None,
     scheduler: str | None,
+    threads: int | None,
     output: str,
 ) -> None:
     """Replay Logpush files: how often, when and for how long each rule would have fired.
@@ -245,6 +252,7 @@ def replay_command(
       extalerts replay incident.ndjson --rule worker-exception -o json
       extalerts replay archive/ --since 2026-11-01T00:00Z --until 2026-11-08T00:00Z
       extalerts replay archive/ --workers 4
+      extalerts replay archive/ --workers 8 --threads 1
       extalerts replay s3://logpush-archive/workers/202611 --scheduler tcp://scheduler:8786
     """
     from extalerts.engine import Engine
@@ -267,6 +275,7 @@ def replay_command(
         rules=list(rule_ids) or None,
         semantics=semantics,  # type: ignore[arg-type]
         memory_limit=memory_limit,
+        threads=threads,
         shipped=shipped,
     )
     files = _load_with_progress(engine, list(sources), strict, workers=workers, scheduler=scheduler)
