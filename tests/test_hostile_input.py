@@ -438,13 +438,15 @@ def _wrong_types(tmp_path: Path, *, variant: bool) -> Path:
     return path
 
 
-@pytest.mark.parametrize("variant", [False, True], ids=["typed", "exact"])
-def test_both_readings_count_the_wrong_types_as_they_read(tmp_path: Path, variant: bool) -> None:
+@pytest.mark.parametrize("variant", [False, True], ids=["wrong-types", "wrong-types-and-lowercase"])
+def test_a_file_with_wrong_types_is_read_the_exact_way_which_counts_them(tmp_path: Path, variant: bool) -> None:
+    """The typed reading converts only values of their field's own type: a file where one may be of
+    another type is read again the exact way, which counts them, whatever else sent it there."""
     from extalerts.engine import Engine
 
     engine = Engine(load_spec([MONITORS]))
     engine.load([str(_wrong_types(tmp_path, variant=variant))])
-    assert engine.exact_reads == int(variant)
+    assert engine.exact_reads == 1
     fate = "(converted where they can be, else read as missing)"
     assert sorted(engine.evaluate().warnings) == [
         f"`CPUTimeMs`: 2 values not numbers, first at {tmp_path}/x.ndjson:13 {fate}",
@@ -455,9 +457,12 @@ def test_both_readings_count_the_wrong_types_as_they_read(tmp_path: Path, varian
     ]
 
 
-def test_the_wrong_types_are_counted_in_the_one_scan_of_each_file(tmp_path: Path, monkeypatch: Any) -> None:
-    """The type check costs no second read of the input: the scan that aggregates counts them."""
+@pytest.mark.parametrize("wrong", [False, True], ids=["right-types", "wrong-types"])
+def test_the_type_check_reads_again_only_a_file_with_wrong_types(tmp_path: Path, monkeypatch: Any, wrong: bool) -> None:
+    """The type check costs a file of the types Logpush writes no second read: the scan that
+    aggregates it checks them; only a file where a value may be of another type is read again."""
     from extalerts.engine import Engine, scan
+    from tests.test_engine import event
 
     scans: list[str] = []
     scanner_db = scan._scanner_db
@@ -477,10 +482,14 @@ def test_the_wrong_types_are_counted_in_the_one_scan_of_each_file(tmp_path: Path
             return self.db.execute(query, *args)
 
     monkeypatch.setattr(scan, "_scanner_db", lambda *args: Recorder(scanner_db(*args)))
+    source = _wrong_types(tmp_path, variant=False)
+    if not wrong:
+        source.write_text("".join(json.dumps(event(n / 10)) + "\n" for n in range(60)))
     engine = Engine(load_spec([MONITORS]))
-    engine.load([str(_wrong_types(tmp_path, variant=False))])
-    assert len(engine.evaluate().warnings) == 5
-    assert len(scans) == 1
+    engine.load([str(source)])
+    assert len(engine.evaluate().warnings) == (5 if wrong else 0)
+    assert len(scans) == (2 if wrong else 1)
+    assert engine.exact_reads == int(wrong)
 
 
 def test_the_event_time_of_another_type_is_counted_apart(tmp_path: Path) -> None:

@@ -165,7 +165,7 @@ def select_fields(fields: Sequence[tuple[Field, str]], scan: str, carry: Sequenc
         else:
             expression = _event_field(field)
         computed.append(f", {expression} AS {column}")
-    flags = _type_flags(fields, exact=True)
+    flags = _type_flags(fields)
     return f'SELECT "EventTimestampMs" AS ts{"".join(computed)}, false AS _variant{flags}{_carried(carry)} FROM {scan}'
 
 
@@ -187,11 +187,9 @@ def _from_json_text(json_sql: str, field_type: FieldType) -> str:
         return f"TRY_CAST(CASE WHEN {quoted} THEN json_extract_string({json_sql}, '$') ELSE {text} END AS DOUBLE)"
     if field_type is FieldType.BOOLEAN:
         return f"CASE {text} WHEN 'true' THEN true WHEN 'false' THEN false END"
-    # Text without escapes is its own value between the quotes; only the rest needs decoding.
-    return (
-        f"CASE WHEN NOT {quoted} THEN NULL WHEN contains({text}, '\\') "
-        f"THEN json_extract_string({json_sql}, '$') ELSE {text}[2:-2] END"
-    )
+    # json_extract_string decodes a string (cheaper than slicing the quotes off: DuckDB slices by
+    # characters, not bytes).
+    return f"CASE WHEN {quoted} THEN json_extract_string({json_sql}, '$') END"
 
 
 #: Arrays of objects read as lists of typed structs by the typed reading, with the keys it reads.
@@ -218,8 +216,12 @@ def typed_columns(fields: Sequence[Field]) -> dict[str, str] | None:
             continue
         path = field.paths[0]
         if len(path) == 1 and path[0] in SCALAR_COLUMNS:
-            # JSON when the scan checks the type: converted afterwards as the typed column would have it.
-            columns[path[0]] = "JSON" if checked_in_scan(field) else SCALAR_COLUMNS[path[0]]
+            # A number the scan checks is read as JSON, whose text tells a number from anything else.
+            # Text is read as text: a string as itself, anything else as its JSON text, which is
+            # what the exact reading has too; an event where it may not have been a string is read
+            # again the exact way (see select_typed_fields).
+            numeric = checked_in_scan(field) and field.type.is_numeric
+            columns[path[0]] = "JSON" if numeric else SCALAR_COLUMNS[path[0]]
         elif path == ("ScriptTags", ARRAY):
             columns["ScriptTags"] = "VARCHAR[]"
         elif len(path) == 3 and path[1] == ARRAY and path[2] in _STRUCT_LISTS.get(path[0], ()):
@@ -249,9 +251,11 @@ def _struct_type(tree: dict[str, Any]) -> str:
 def select_typed_fields(fields: Sequence[tuple[Field, str]], scan: str, carry: Sequence[str] = ()) -> str:
     """As :func:`select_fields`, from ``scan`` reading :func:`typed_columns`. ``_variant`` is true for
     an event those columns cannot hold exactly (a lowercase key, a message that is one string rather
-    than an array, an entry without the key): such input is read again the exact way. Not flagged,
-    so read differently from the exact way: an entry holding both ``Message`` and ``message`` (only
-    ``Message`` is read), and a boolean where a nested number belongs (read as 1 or 0)."""
+    than an array, an entry without the key), and for one where a field the scan checks may hold a
+    value of another JSON type than its own: such input is read again the exact way, which counts
+    those values. So the typed reading converts only values of the field's own type, and flags no
+    type (its ``_t_`` columns are false). Not flagged, so read differently from the exact way: an
+    entry holding both ``Message`` and ``message`` (only ``Message`` is read)."""
     entries: dict[tuple[str, str], str] = {}  # (list column, key) -> the column of that key's values
     derived = [field for field, _ in fields if field.is_derived]
     for field, _ in fields:
@@ -297,18 +301,46 @@ def select_typed_fields(fields: Sequence[tuple[Field, str]], scan: str, carry: S
             expression = entries[path[0], path[2]]
         elif path[0] in _OBJECTS:
             value = ".".join(quote_identifier(step) for step in path)
-            expression = (
-                _scalar_from_json(value, field.type) if field.type.is_numeric else _from_json_text(value, field.type)
-            )
-        elif checked_in_scan(field):
-            expression = _scalar_from_json(quote_identifier(path[0]), field.type)
+            expression = _number_from_json(value) if field.type.is_numeric else _from_json_text(value, field.type)
+        elif checked_in_scan(field) and field.type.is_numeric:
+            expression = _number_from_json(quote_identifier(path[0]))
         else:
             expression = quote_identifier(path[0])
         computed.append(f", {expression} AS {column}")
+    variants += [_maybe_other_type(field) for field, _ in fields if checked_in_scan(field)]
     variant = " OR ".join(variants) or "false"
-    flags = _type_flags(fields, exact=False)
+    flags = "".join(f", false AS _t_{column}" for field, column in fields if checked_in_scan(field))
     return (
         f'SELECT "EventTimestampMs" AS ts{"".join(computed)}, {variant} AS _variant{flags}{_carried(carry)} FROM {scan}'
+    )
+
+
+def _number_from_json(json_sql: str) -> str:
+    """A number read as JSON, converted: what the exact reading has for every value of the number's
+    own JSON type (a value of another type makes the event a variant, read the exact way)."""
+    return f"TRY_CAST(CAST({json_sql} AS VARCHAR) AS DOUBLE)"
+
+
+#: First characters of the JSON text of a value that is not a string: a number, ``[`` or ``{``
+#: (``true`` and ``false`` are compared whole). Codes, so that the test reads one character.
+_NUMBER_FIRST = (ord("-"), ord("9"))
+_OPENING = (ord("["), ord("{"))
+
+
+def _maybe_other_type(field: Field) -> str:
+    """SQL true when the typed reading's value of ``field`` (a :func:`checked_in_scan` field) may be
+    of another JSON type than the field's. Numbers are read as JSON, whose text tells (see
+    :func:`type_mismatch`). Text is read as text, where a string and the JSON text of another value
+    look alike: any text that could be a number, ``true``, ``false``, an array or an object counts
+    (a string such as "42" too: its event is read again the exact way, which tells them apart)."""
+    path = field.paths[0]
+    value = quote_identifier(path[0]) if len(path) == 1 else ".".join(quote_identifier(step) for step in path)
+    if field.type.is_numeric or len(path) > 1:
+        return f"({type_mismatch(value, field.type)})"
+    low, high = _NUMBER_FIRST
+    return (
+        f"coalesce(ascii({value}) BETWEEN {low} AND {high} OR ascii({value}) IN {_OPENING} "
+        f"OR {value} IN ('true', 'false'), false)"
     )
 
 
@@ -335,33 +367,25 @@ def type_mismatch(json_sql: str, field_type: FieldType) -> str:
     return f"coalesce(NOT starts_with({text}, '\"') AND {text} <> 'null', false)"
 
 
-def _type_flags(fields: Sequence[tuple[Field, str]], *, exact: bool) -> str:
+def _type_flags(fields: Sequence[tuple[Field, str]]) -> str:
     """``, <mismatch> AS _t_<column>`` for each field whose type the scan checks (:func:`checked_in_scan`),
-    from the JSON text each reading has of it."""
+    from the exact reading's JSON text of it."""
     flags = []
     for field, column in fields:
         if not checked_in_scan(field):
             continue
         path = field.paths[0]
-        if len(path) == 1:
-            value = quote_identifier(path[0])
-        elif exact or path[0] not in _OBJECTS:
-            value = f"json_extract({quote_identifier(path[0])}, {sql_string(_json_path(path[1:]))})"
-        else:
-            value = ".".join(quote_identifier(step) for step in path)
+        value = quote_identifier(path[0])
+        if len(path) > 1:
+            value = f"json_extract({value}, {sql_string(_json_path(path[1:]))})"
         flags.append(f", {type_mismatch(value, field.type)} AS _t_{column}")
     return "".join(flags)
 
 
 def _as_text(element: str) -> str:
-    """An element read as JSON text, as text: a string as itself (only one with escapes needs
-    decoding), anything else as its JSON text. (VARCHAR throughout: text cast back to JSON would be
-    parsed.)"""
-    text = f"CAST({element} AS VARCHAR)"
-    return (
-        f"CASE WHEN NOT starts_with({text}, '\"') THEN {text} "
-        f"WHEN contains({text}, '\\') THEN json_extract_string({element}, '$') ELSE {text}[2:-2] END"
-    )
+    """An element read as JSON, as text: a string as itself, anything else as its JSON text (a JSON
+    null is SQL NULL). json_extract_string at the root does exactly that, in one call."""
+    return f"json_extract_string({element}, '$')"
 
 
 def _entries(name: str, key: str, value: str | None = None) -> str:
