@@ -110,14 +110,15 @@ def structured_line_text(message: str) -> str:
 
 
 def line_values(text: str, derived: Sequence[Field]) -> str:
-    """The derived keys of the structured line, each as its JSON text, in one parse of the line's
-    ``text``; NULL unless the text is a JSON object of at most
-    :data:`~extalerts.fields.STRUCTURED_LINE_MAX_CHARS` characters. The one definition both readings
-    use. A text that is not JSON fails the transform (TRY makes it NULL): json_transform accepts
-    exactly what json_valid does, so the line is parsed once."""
+    """The derived keys of the structured line, in one parse of the line's ``text``: each as its JSON
+    text, or, for a key only numbers read, as text (a string as itself, anything else as its JSON
+    text, which converts to a number exactly when the JSON text would); NULL unless the text is a
+    JSON object of at most :data:`~extalerts.fields.STRUCTURED_LINE_MAX_CHARS` characters. The one
+    definition both readings use. A text that is not JSON fails the transform (TRY makes it NULL):
+    json_transform accepts exactly what json_valid does, so the line is parsed once."""
     # JSON allows these four before a value.
     blanks = sql_string(" \t\n\r")
-    structure = json.dumps(dict.fromkeys((field.derived_key or "" for field in derived), "JSON"))
+    structure = json.dumps({key: "VARCHAR" if key in _numeric_keys(derived) else "JSON" for key in _keys(derived)})
     return (
         f"CASE WHEN length({text}) <= {STRUCTURED_LINE_MAX_CHARS} AND starts_with(ltrim({text}, {blanks}), '{{') "
         f"THEN TRY(json_transform({text}, {sql_string(structure)})) END"
@@ -157,7 +158,7 @@ def select_fields(fields: Sequence[tuple[Field, str]], scan: str, carry: Sequenc
     computed = []
     for field, column in fields:
         if field.is_derived:
-            expression = _derived_value(field)
+            expression = _derived_value(field, derived)
         elif field.name == "Logs.Message":
             expression = "_messages"
         elif checked_in_scan(field) and len(field.paths[0]) == 1:
@@ -174,8 +175,22 @@ def _carried(columns: Sequence[str]) -> str:
     return "".join(f", {column}" for column in columns)
 
 
-def _derived_value(field: Field) -> str:
-    return _from_json_text(f"_values.{quote_identifier(field.derived_key or '')}", field.type)
+def _keys(derived: Sequence[Field]) -> list[str]:
+    return list(dict.fromkeys(field.derived_key or "" for field in derived))
+
+
+def _numeric_keys(derived: Sequence[Field]) -> set[str]:
+    """Keys of the structured line that only numbers read (see :func:`line_values`)."""
+    others = {field.derived_key for field in derived if not field.type.is_numeric}
+    return {key for key in _keys(derived) if key not in others}
+
+
+def _derived_value(field: Field, derived: Sequence[Field]) -> str:
+    value = f"_values.{quote_identifier(field.derived_key or '')}"
+    if field.derived_key in _numeric_keys(derived):
+        # As text already (see line_values): the cast is what the JSON text's would give.
+        return f"TRY_CAST({value} AS DOUBLE)"
+    return _from_json_text(value, field.type)
 
 
 def _from_json_text(json_sql: str, field_type: FieldType) -> str:
@@ -294,7 +309,7 @@ def select_typed_fields(fields: Sequence[tuple[Field, str]], scan: str, carry: S
     for field, column in fields:
         path = field.paths[0]
         if field.is_derived:
-            expression = _derived_value(field)
+            expression = _derived_value(field, derived)
         elif field.name == "Logs.Message":
             expression = "_messages"
         elif path[0] in _STRUCT_LISTS:
