@@ -573,6 +573,37 @@ def test_derived_values_of_every_json_type_read_as_the_reference_reads_them(tmp_
         assert any(predicate(e) for e in events), text
 
 
+@pytest.mark.parametrize("exact", [False, True], ids=["typed", "exact"])
+def test_exists_holds_for_a_value_of_the_fields_own_type(tmp_path: Path, exact: bool) -> None:
+    """exists() on a number or a boolean field: true for a value of that type (numeric text for a
+    number), false when missing, null or empty; it compiled to a comparison with '' that DuckDB
+    could not run on a number. A value of another type reads as missing."""
+    from extalerts.filter.duckdb import to_duckdb
+
+    spec = load_spec([MONITORS])
+    # (value, exists) pairs: a dict would merge True with 1 and 0 with False.
+    values = [(12, True), ("12", True), (0, True), (None, False), ("", False), ("abc", False), (True, False)]
+    flags = [(True, True), (False, True), (None, False), ("true", False), (1, False)]
+    events = [
+        event(k, Logs=[{"Level": "log", "Message": [json.dumps({"duration_ms": v})]}])
+        for k, (v, _) in enumerate(values)
+    ]
+    events += [
+        event(100 + k, Logs=[{"Level": "log", "Message": [json.dumps({"ok": v})]}]) for k, (v, _) in enumerate(flags)
+    ]
+    events.append(event(200, Logs=[{"Level": "log", "Message": ["plain text"]}]))
+    source = tmp_path / "events.ndjson"
+    write_events(events, source)
+    engine = Engine(spec, rules=["do-operation-errors", "do-latency-p99"])
+    fields = engine.fields_query(str(source), exact=exact)
+    for text, expected in (("exists(op_duration_ms)", values), ("exists(op_ok)", flags)):
+        sql = to_duckdb(parse(text), engine.field, engine.columns)
+        rows = engine.db.execute(f"SELECT ts FROM ({fields}) WHERE {sql} ORDER BY ts").fetchall()  # noqa: S608
+        offset = 0 if text.startswith("exists(op_duration") else 100
+        wanted = [event(offset + k)["EventTimestampMs"] for k, (_, present) in enumerate(expected) if present]
+        assert [r[0] for r in rows] == wanted, text
+
+
 def test_the_typed_reading_parses_each_structured_line_once() -> None:
     """The messages are parsed by the read itself; the structured line once more, into every derived
     field at once (json_transform fails exactly where json_valid does, so no separate check)."""

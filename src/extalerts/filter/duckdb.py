@@ -439,7 +439,10 @@ def _positive(pred: Predicate, field: Field, column: str) -> str:
     is_list = field.type is FieldType.STRING_LIST
     match pred.op:
         case Op.EXISTS:
-            return f"len(list_filter({column}, lambda x: x <> '')) > 0" if is_list else f"{column} <> ''"
+            if is_list:
+                return f"len(list_filter({column}, lambda x: x <> '')) > 0"
+            # A number or a boolean column holds only values of its type ('' would not convert to it).
+            return f"{column} <> ''" if field.type is FieldType.STRING else f"{column} IS NOT NULL"
         case Op.CONTAINS:
             assert isinstance(pred.value, str)
             needle = sql_string(pred.value)
