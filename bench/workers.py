@@ -4,9 +4,13 @@ The replay file of the replay section is split, line order kept, into :data:`ARC
 (minutes and groups straddle files, as in a Logpush archive). Then, each a fresh ``extalerts replay
 ARCHIVE --output json`` process, interleaved round by round:
 
-1. ``--workers 1`` and ``--workers 2`` (local processes);
+1. ``--workers 1 --threads 1`` and ``--workers 2 --threads 1``: one worker against two, each worker
+   one DuckDB thread (a worker is a core's worth of reading, as a Dask worker with one thread), so
+   the ratio is how the map step and the merge scale with workers, whatever the machine's cores;
 2. ``--scheduler tcp://…`` on a Dask ``LocalCluster`` of 2 single-threaded worker processes started by
-   this bench (``dask[distributed]``), against ``--workers 2``.
+   this bench (``dask[distributed]``), with ``--threads 1``, against ``--workers 2 --threads 1``;
+3. for reference, the default: one process whose DuckDB reads on every core. On a machine with two
+   cores it is as fast as two workers: there, ``--workers`` has no core left to add.
 
 The timed work is the whole process, from start to exit; the cluster is started before and is not
 timed. Every run must report the same events and the same transitions for every rule, or the bench
@@ -87,7 +91,7 @@ def _replay(archive: Path, options: Sequence[str], cwd: Path) -> tuple[float, di
     )
     seconds = time.perf_counter() - started
     if completed.returncode == 2 and "no such option" in completed.stderr.lower():
-        return seconds, f"this extalerts has no {options[0]} (replay --workers/--scheduler not landed)"
+        return seconds, f"this extalerts lacks an option of {' '.join(options)}"
     if completed.returncode != 0:
         tail = "\n".join(completed.stderr.strip().splitlines()[-5:])
         raise SystemExit(f"bench workers: replay {' '.join(options)} failed (exit {completed.returncode}):\n{tail}")
@@ -115,6 +119,8 @@ class WorkersBench:
     one: Run
     two: Run
     dask: Run
+    #: The default single process, DuckDB on every core (reference, no goal).
+    default: Run
 
     @property
     def speedup(self) -> float | None:
@@ -129,6 +135,13 @@ class WorkersBench:
         if self.dask.best is None or self.two.best is None:
             return None
         return self.dask.best / self.two.best
+
+    @property
+    def default_ratio(self) -> float | None:
+        """The default single process over ``--workers 2``."""
+        if self.default.best is None or self.two.best is None:
+            return None
+        return self.default.best / self.two.best
 
     @property
     def speedup_goal_met(self) -> bool | None:
@@ -147,11 +160,14 @@ def bench(plain: Path, *, repeats: int = REPEATS, files: int = ARCHIVE_FILES) ->
         split_archive(plain, archive, files)
         with _dask_cluster() as scheduler:
             ways: dict[str, list[str] | str] = {
-                "replay --workers 1": ["--workers", "1"],
-                "replay --workers 2": ["--workers", "2"],
-                "replay --scheduler (Dask LocalCluster, 2 workers)": (
-                    ["--scheduler", scheduler] if scheduler else "distributed is not installed (dask[distributed])"
+                "replay --workers 1 --threads 1": ["--workers", "1", "--threads", "1"],
+                "replay --workers 2 --threads 1": ["--workers", "2", "--threads", "1"],
+                "replay --scheduler (Dask LocalCluster, 2 workers) --threads 1": (
+                    ["--scheduler", scheduler, "--threads", "1"]
+                    if scheduler
+                    else "distributed is not installed (dask[distributed])"
                 ),
+                "replay (one process, DuckDB on every core)": [],
             }
             seconds: dict[str, list[float]] = {label: [] for label in ways}
             missing: dict[str, str] = {label: way for label, way in ways.items() if isinstance(way, str)}
@@ -170,7 +186,7 @@ def bench(plain: Path, *, repeats: int = REPEATS, files: int = ARCHIVE_FILES) ->
         raise SystemExit(f"bench workers: the ways of running disagree on the results: {sorted(outcomes)}")
     runs = [Run(label, tuple(seconds[label]), missing.get(label)) for label in ways]
     events = next(iter(outcomes.values()))[0] if outcomes else None
-    return WorkersBench(files=files, events=events, one=runs[0], two=runs[1], dask=runs[2])
+    return WorkersBench(files=files, events=events, one=runs[0], two=runs[1], dask=runs[2], default=runs[3])
 
 
 def section(result: WorkersBench) -> str:
@@ -181,9 +197,8 @@ def section(result: WorkersBench) -> str:
             return [run.label, "not measured", "—"]
         return [run.label, f"{run.best:,.2f} s", ratio(run.best, base) if base else "—"]
 
-    notes = [
-        f"   {run.label}: not measured, {run.missing}." for run in (result.one, result.two, result.dask) if run.missing
-    ]
+    runs = (result.one, result.two, result.dask, result.default)
+    notes = [f"   {run.label}: not measured, {run.missing}." for run in runs if run.missing]
     speedup = "not measured" if result.speedup is None else f"{result.speedup:,.2f}×"
     dask = "not measured" if result.dask_ratio is None else f"{result.dask_ratio:,.2f}×"
     events = f"{result.events:,} events" if result.events is not None else "the replay file's events"
@@ -192,9 +207,11 @@ def section(result: WorkersBench) -> str:
             "6. Parallel replay",
             f"   {events} in an archive of {result.files} NDJSON files (split in line order: minutes and groups",
             "   straddle files). Each run is a fresh `extalerts replay ARCHIVE -o json` process, timed whole;",
-            "   every run must report the same events and transitions. Ratios against --workers 2.",
+            "   every run must report the same events and transitions. Each worker reads on one DuckDB thread",
+            "   (--threads 1); the default single process, on every core, is listed for reference.",
+            "   Ratios against --workers 2 --threads 1.",
             "",
-            table(["run", "best", "vs --workers 2"], [row(result.one), row(result.two), row(result.dask)]),
+            table(["run", "best", "vs --workers 2 --threads 1"], [row(run) for run in runs]),
             "",
             *notes,
             *([""] if notes else []),
@@ -216,6 +233,8 @@ def as_json(result: WorkersBench) -> dict[str, Any]:
         "workers_1": run(result.one),
         "workers_2": run(result.two),
         "dask_2": run(result.dask),
+        "default_one_process": run(result.default),
+        "default_over_workers_2": result.default_ratio,
         "speedup_2_over_1": result.speedup,
         "dask_over_workers_2": result.dask_ratio,
         "goals": {
