@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from extalerts.engine import scan
@@ -61,22 +61,44 @@ def run_map_steps(
         dask = _DaskPool(scheduler)
         yield from _run(job, batches(files, dask.workers()), dask)
     elif workers is not None and workers > 1:
-        yield from _run(job, batches(files, workers), _ProcessPool(workers))
+        # This process is one of the workers: it reads from the start, while the others start
+        # (a spawned process takes about 0.3 s to import what it needs).
+        threads = job.threads or max(1, (os.cpu_count() or 1) // workers)
+        here = replace(job, threads=threads)
+        yield from _run(here, batches(files, workers), _ProcessPool(workers - 1, threads), read_here=True)
     else:
         for batch in batches(files):
             within = None if on_progress is None else (lambda share, batch=batch: on_progress(batch, share))
             yield batch, scan.scan_batch(job, batch.files, within)
 
 
-def _run(job: ScanJob, batches: Sequence[Batch], pool: _Pool) -> Iterator[tuple[Batch, Partial]]:
+def _run(
+    job: ScanJob, batches: Sequence[Batch], pool: _Pool, *, read_here: bool = False
+) -> Iterator[tuple[Batch, Partial]]:
+    """Each batch read by the pool, or with ``read_here`` by this process too: then the pool holds
+    at most a batch being read and one waiting per process, leaving this process at least one, and
+    the others wait for the first reader free."""
     queue = deque(batches)
     running: dict[Any, Batch] = {}
     try:
         while queue or running:
-            while queue:
+            while queue and (not read_here or (len(queue) > 1 and len(running) < 2 * pool.size)):
                 batch = queue.popleft()
                 running[pool.submit(job, batch.files)] = batch
-            for future in pool.wait_any(list(running)):
+            if read_here and queue:
+                batch = queue.popleft()
+                try:
+                    partial = scan.scan_batch(job, batch.files)
+                except EngineError:
+                    raise
+                except Exception as exc:  # as from a worker: read again
+                    queue.extend(_again(batch, exc))
+                    continue
+                yield batch, partial
+                finished = [future for future in running if future.done()]
+            else:
+                finished = pool.wait_any(list(running))
+            for future in finished:
                 batch = running.pop(future)
                 try:
                     partial = future.result()
@@ -105,6 +127,9 @@ def _again(batch: Batch, error: BaseException) -> list[Batch]:
 
 
 class _Pool:
+    #: Batches read at once.
+    size = 1
+
     def submit(self, job: ScanJob, files: list[str]) -> Any:
         raise NotImplementedError
 
@@ -121,21 +146,19 @@ class _Pool:
 class _ProcessPool(_Pool):
     """Local worker processes (spawned: nothing of this process's DuckDB or threads is inherited)."""
 
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        # Each worker's DuckDB shares the machine's cores with the others.
-        self.threads = max(1, (os.cpu_count() or 1) // workers)
+    def __init__(self, processes: int, threads: int) -> None:
+        self.size = processes
+        # Each process's DuckDB shares the machine's cores with the others.
+        self.threads = threads
         self.executor = self._start()
 
     def _start(self) -> Any:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return ProcessPoolExecutor(max_workers=self.size, mp_context=multiprocessing.get_context("spawn"))
 
     def submit(self, job: ScanJob, files: list[str]) -> Any:
-        from dataclasses import replace
-
         return self.executor.submit(scan.scan_batch, replace(job, threads=job.threads or self.threads), files)
 
     def wait_any(self, futures: list[Any]) -> list[Any]:
