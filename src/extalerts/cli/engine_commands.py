@@ -207,7 +207,8 @@ def _check_rule_ids(wanted: tuple[str, ...], known: list[str]) -> None:
     "--workers",
     type=click.IntRange(min=1),
     metavar="N",
-    help="Read the files in N local processes (default: this one); the answer is the same.",
+    help="Read the files in N local processes, this one and N - 1 started for it (default: this one alone); "
+    "the answer is the same.",
 )
 @click.option(
     "--scheduler",
