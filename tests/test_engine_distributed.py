@@ -308,61 +308,62 @@ def test_with_local_workers_this_process_reads_batches_too(
     spec: Spec, one_file: list[str], eight_files: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """--workers N is this process and N - 1 others: it reads from the start (a spawned process
-    takes a while to start), the pool never holds more than a batch being read and one waiting per
-    process, every batch is read once, and a batch failing here is read again like one failing there."""
+    takes a while to start), each process of the pool reads one batch at a time and is given the next
+    as it finishes, every batch is read once, and a batch failing here is read again like one
+    failing there. (The pool here is a thread standing in for a process.)"""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
     import extalerts.engine.parallel as parallel
 
-    class Lazy(parallel._Pool):
-        """One process that reads a batch only when asked for its answer."""
+    order: list[tuple[str, list[str]]] = []
+    scan_batch = parallel.scan.scan_batch
 
+    class Threads(parallel._Pool):
         size = 1
 
         def __init__(self) -> None:
-            self.held: list[int] = []
+            self.executor = ThreadPoolExecutor(self.size)
+            self.reading = 0
+            self.most = 0
+            self.lock = threading.Lock()
+
+        def read(self, job: Any, files: list[str]) -> Any:
+            with self.lock:
+                self.reading += 1
+                self.most = max(self.most, self.reading)
+                order.append(("pool", files))
+            try:
+                return scan_batch(job, files)
+            finally:
+                with self.lock:
+                    self.reading -= 1
 
         def submit(self, job: Any, files: list[str]) -> Any:
-            from concurrent.futures import Future
-
-            future: Future[Any] = Future()
-            future.files = files  # type: ignore[attr-defined]
-            future.job = job  # type: ignore[attr-defined]
-            return future
-
-        def wait_any(self, futures: list[Any]) -> list[Any]:
-            self.held.append(len(futures))
-            future = futures[0]
-            order.append(("pool", future.files))
-            try:
-                future.set_result(scan_batch(future.job, future.files))
-            except Exception as exc:
-                future.set_exception(exc)
-            return [future]
+            return self.executor.submit(self.read, job, files)
 
         def close(self, running: list[Any]) -> None:
-            pass
+            self.executor.shutdown(wait=True)
 
-    alone = outcome(replay(spec, one_file))
-    order: list[tuple[str, list[str]]] = []
-    scan_batch = parallel.scan.scan_batch
-    engine = Engine(spec)
-    pool = Lazy()
-    batches = [parallel.Batch([f], [1]) for f in eight_files]
-
-    def recorded(job: Any, files: Sequence[str], on_progress: Any = None) -> Any:
+    def here(job: Any, files: Sequence[str], on_progress: Any = None) -> Any:
         order.append(("here", list(files)))
         return scan_batch(job, files, on_progress)
 
-    # The pool takes the first two batches (one read, one waiting); this process the third.
-    calls = flaky_reading(monkeypatch, eight_files[2], tmp_path, times=1)
-    monkeypatch.setattr(parallel.scan, "scan_batch", recorded)
-    merged = list(parallel._run(engine._scan_job(strict=False), batches, pool, read_here=True))
+    alone = outcome(replay(spec, one_file))
+    engine = Engine(spec)
+    pool = Threads()
+    batches = [parallel.Batch([f], [1]) for f in eight_files]
+    # The pool is given the first batch; this process takes the second at once, which fails once.
+    calls = flaky_reading(monkeypatch, eight_files[1], tmp_path, times=1)
+    monkeypatch.setattr(parallel.scan, "scan_batch", here)
+    merged = list(parallel._run_here_too(engine._scan_job(strict=False), batches, pool))
     monkeypatch.setattr(parallel.scan, "scan_batch", scan_batch)
-    assert order[0] == ("here", [eight_files[2]]), "this process starts on a batch at once"
+    assert next(files for reader, files in order if reader == "here") == [eight_files[1]]
     assert len(calls) == 2, "failing here, it is read again"
-    assert max(pool.held) <= 2 * pool.size
+    assert pool.most == 1, "one batch at a time per process of the pool"
     readers = [reader for reader, _ in order]
-    assert readers.count("pool") >= 2, readers
-    assert readers.count("here") >= 3, readers
+    assert readers.count("pool") >= 1, readers
+    assert readers.count("here") >= 2, readers
     assert sorted(f for batch, _ in merged for f in batch.files) == sorted(eight_files)
     for _, partial in merged:
         engine._merge_aggregates(partial)

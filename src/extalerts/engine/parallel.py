@@ -65,52 +65,99 @@ def run_map_steps(
         # (a spawned process takes about 0.3 s to import what it needs).
         threads = job.threads or max(1, (os.cpu_count() or 1) // workers)
         here = replace(job, threads=threads)
-        yield from _run(here, batches(files, workers), _ProcessPool(workers - 1, threads), read_here=True)
+        yield from _run_here_too(here, batches(files, workers), _ProcessPool(workers - 1, threads))
     else:
         for batch in batches(files):
             within = None if on_progress is None else (lambda share, batch=batch: on_progress(batch, share))
             yield batch, scan.scan_batch(job, batch.files, within)
 
 
-def _run(
-    job: ScanJob, batches: Sequence[Batch], pool: _Pool, *, read_here: bool = False
-) -> Iterator[tuple[Batch, Partial]]:
-    """Each batch read by the pool, or with ``read_here`` by this process too: then the pool holds
-    at most a batch being read and one waiting per process, leaving this process at least one, and
-    the others wait for the first reader free."""
+def _run(job: ScanJob, batches: Sequence[Batch], pool: _Pool) -> Iterator[tuple[Batch, Partial]]:
     queue = deque(batches)
     running: dict[Any, Batch] = {}
     try:
         while queue or running:
-            while queue and (not read_here or (len(queue) > 1 and len(running) < 2 * pool.size)):
+            while queue:
                 batch = queue.popleft()
                 running[pool.submit(job, batch.files)] = batch
-            if read_here and queue:
-                batch = queue.popleft()
+            for future in pool.wait_any(list(running)):
+                batch = running.pop(future)
+                partial = _answer(future, batch, queue, pool)
+                if partial is not None:
+                    yield batch, partial
+    finally:
+        pool.close(list(running))
+
+
+def _run_here_too(job: ScanJob, batches: Sequence[Batch], pool: _Pool) -> Iterator[tuple[Batch, Partial]]:
+    """Each batch read by the pool's processes or by this one, whichever is free first: a process of
+    the pool is given its next batch as it finishes one (from the pool's thread), so that none
+    waits for this process to finish its own; nothing waits in the pool, so the readers finish
+    together."""
+    import queue as queues
+    import threading
+
+    todo = deque(batches)
+    lock = threading.RLock()  # a callback may run at once, in the thread adding it
+    finished: queues.SimpleQueue[Any] = queues.SimpleQueue()
+    in_pool: dict[Any, Batch] = {}
+
+    def feed(_: Any = None) -> None:
+        with lock:
+            while todo and sum(not future.done() for future in in_pool) < pool.size:
+                batch = todo.popleft()
+                future = pool.submit(job, batch.files)
+                in_pool[future] = batch
+                future.add_done_callback(finished.put)
+                future.add_done_callback(feed)
+
+    try:
+        feed()
+        while True:
+            with lock:
+                batch = todo.popleft() if todo else None
+                waiting = bool(in_pool)
+            if batch is not None:
                 try:
-                    partial = scan.scan_batch(job, batch.files)
+                    partial: Partial | None = scan.scan_batch(job, batch.files)
                 except EngineError:
                     raise
                 except Exception as exc:  # as from a worker: read again
-                    queue.extend(_again(batch, exc))
+                    with lock:
+                        todo.extend(_again(batch, exc))
+                    feed()
                     continue
+                assert partial is not None
                 yield batch, partial
-                finished = [future for future in running if future.done()]
+                done = []
+            elif waiting:
+                done = [finished.get()]
             else:
-                finished = pool.wait_any(list(running))
-            for future in finished:
-                batch = running.pop(future)
-                try:
-                    partial = future.result()
-                except EngineError:
-                    raise  # the input itself (a bad line under --strict): reading again would not help
-                except Exception as exc:  # a worker lost, a connection or read interrupted
-                    queue.extend(_again(batch, exc))
-                    pool.recover(exc)
-                    continue
-                yield batch, partial
+                return
+            while not finished.empty():
+                done.append(finished.get())
+            for future in done:
+                with lock:
+                    batch = in_pool.pop(future)
+                    partial = _answer(future, batch, todo, pool)
+                feed()
+                if partial is not None:
+                    yield batch, partial
     finally:
-        pool.close(list(running))
+        pool.close(list(in_pool))
+
+
+def _answer(future: Any, batch: Batch, todo: deque[Batch], pool: _Pool) -> Partial | None:
+    """A finished map step's partial, or None when it is to be read again (then queued in ``todo``)."""
+    try:
+        partial: Partial = future.result()
+    except EngineError:
+        raise  # the input itself (a bad line under --strict): reading again would not help
+    except Exception as exc:  # a worker lost, a connection or read interrupted
+        todo.extend(_again(batch, exc))
+        pool.recover(exc)
+        return None
+    return partial
 
 
 def _again(batch: Batch, error: BaseException) -> list[Batch]:
