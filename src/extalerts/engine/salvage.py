@@ -143,7 +143,9 @@ def _inflate(inflater: Any, data: bytes, output: Callable[[bytes], None]) -> Non
     pieces are let go on return, before the next read (held any longer, ISA-L's check of a file
     of many members took twice the time)."""
     pieces = [inflater.decompress(data, _GZIP_OUTPUT)]
-    while inflater.unconsumed_tail:
+    # At a member's end zlib puts what follows in unused_data and leaves the same bytes in
+    # unconsumed_tail: inflating that tail again would add them to unused_data again, for ever.
+    while inflater.unconsumed_tail and not inflater.eof:
         pieces.append(inflater.decompress(inflater.unconsumed_tail, _GZIP_OUTPUT))
     for piece in pieces:
         output(piece)
