@@ -15,8 +15,7 @@ from extalerts.emulators.spl import TimestampRule
 from extalerts.emulators.splunk import SplunkEmulator
 from extalerts.emulators.splunk_scheduler import Cron, SplunkScheduler, Trigger
 from extalerts.sandbox import Sandbox
-from extalerts.spec import load_spec
-from tests.conftest import MONITORS, cli_run, write
+from tests.conftest import cli_run
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z, a Thursday
 PROPS = {"w": TimestampRule('"EventTimestampMs":\\s*', "%s%3N", 20)}
@@ -204,20 +203,8 @@ rules:
 
 
 @pytest.fixture
-def drill_spec(tmp_path: Path) -> Path:
-    spec = tmp_path / "drill-spec"
-    for name in ("workers.yaml", "logpush.yaml"):
-        write(spec / name, (MONITORS / name).read_text())
-    write(spec / "rules.yaml", RULES)
-    return spec
-
-
-@pytest.fixture
-def sandbox_env(drill_spec: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    with Sandbox(load_spec([drill_spec]), speed=600) as sandbox:
-        for name, value in sandbox.env().items():
-            monkeypatch.setenv(name, value)
-        yield sandbox
+def drill_rules() -> str:
+    return RULES
 
 
 def drill_with_edit(
