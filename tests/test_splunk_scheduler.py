@@ -185,6 +185,48 @@ def test_a_search_edited_through_rest_runs_as_edited_and_failures_are_recorded(s
     assert len(triggers) == 1
 
 
+def test_a_scheduled_run_in_the_history_is_a_search_job_entry_as_a_dispatched_job_is(splunk: SplunkEmulator) -> None:
+    import urllib3
+
+    alert(splunk, "busy", "index=main sourcetype=w | stats count AS value | where value > 0")
+    send(splunk, (T0 + 1, {"Outcome": "ok"}))
+    runner, _ = scheduler(splunk)
+    *_, run = runner.run_due(T0 + 120)  # the newest run, first in the history
+    http = urllib3.PoolManager()
+    headers = {"Authorization": "Bearer t"}
+    base = f"{splunk.url}/servicesNS/nobody/search"
+    history = http.request("GET", f"{base}/saved/searches/busy/history?output_mode=json", headers=headers)
+    entry = json.loads(history.data)["entry"][0]
+    assert entry["id"] == f"{splunk.url}/services/search/jobs/{run.sid}"
+    assert (entry["name"], entry["author"], entry["updated"]) == (run.sid, "nobody", "2026-01-01T00:02:00+00:00")
+    assert set(entry["links"]) == {"alternate", "list", "edit", "remove"}
+    state = {"dispatchState": "DONE", "isDone": "1", "isFailed": "0", "resultCount": "1", "messages": {}}
+    assert entry["content"] == state | {"triggered_alert_count": 1, "scheduled_time": str(int(T0 + 120))} | {
+        "eai:acl": None
+    }
+
+    assert isinstance(splunk.clock, Clock)
+    splunk.clock.at = T0 + 120  # a search reads up to now: the event is in the past
+    created = http.request(
+        "POST",
+        f"{base}/search/jobs?output_mode=json",
+        fields={
+            "search": "search index=main",
+            "exec_mode": "blocking",
+            "earliest_time": str(int(T0)),
+            "latest_time": "now",
+        },
+        headers=headers,
+        encode_multipart=False,
+    )
+    sid = json.loads(created.data)["sid"]
+    job = http.request("GET", f"{base}/search/jobs/{sid}?output_mode=json", headers=headers)
+    (job_entry,) = json.loads(job.data)["entry"]
+    assert job_entry["id"] == f"{splunk.url}/services/search/jobs/{sid}"
+    assert set(job_entry["links"]) == {"alternate", "list", "remove", "results", "control"}
+    assert {key: job_entry["content"][key] for key in state} == state
+
+
 # --------------------------------------------------------------------------------------------- drills
 
 RULES = """\
