@@ -35,9 +35,31 @@ def spec_dir(tmp_path: Path) -> Path:
     return target
 
 
+#: A rule a drill fires within a minute: any exception, per script.
+DRILL_RULES = """\
+version: 1
+rules:
+  - id: exceptions
+    title: Any exception
+    severity: critical
+    filter: 'Outcome != "ok" or Event.Response.Status >= 500'
+    signal: {kind: count}
+    window: 1m
+    group_by: [ScriptName]
+    thresholds: {critical: 0}
+    notify: [platform-slack]
+"""
+
+
+@pytest.fixture
+def drill_rules() -> str:
+    """The rules.yaml of ``drill_spec``; a module drilling other rules gives its own."""
+    return DRILL_RULES
+
+
 @pytest.fixture
 def drill_spec(tmp_path: Path, drill_rules: str) -> Path:
-    """The bundled sources and fields with ``drill_rules`` (a fixture the drilling module gives) as the rules."""
+    """The bundled sources and fields with ``drill_rules`` as the rules."""
     spec = tmp_path / "drill-spec"
     for name in ("workers.yaml", "logpush.yaml"):
         write(spec / name, (MONITORS / name).read_text())

@@ -31,20 +31,11 @@ from extalerts.plan import apply_plan, compute_plan
 from extalerts.providers.datadog import LOGS_PIPELINE, DatadogApi, DatadogProvider, DatadogSettings
 from extalerts.sandbox import Sandbox
 from extalerts.spec import load_spec
-from tests.conftest import MONITORS, REPO, cli_run
+from tests.conftest import DRILL_RULES, MONITORS, REPO, cli_run
 
-RULES = """\
-version: 1
-rules:
-  - id: exceptions
-    title: Any exception
-    severity: critical
-    filter: 'Outcome != "ok" or Event.Response.Status >= 500'
-    signal: {kind: count}
-    window: 1m
-    group_by: [ScriptName]
-    thresholds: {critical: 0}
-    notify: [platform-slack]
+RULES = (
+    DRILL_RULES
+    + """\
   - id: error-rate
     title: 5xx rate
     severity: high
@@ -78,6 +69,7 @@ rules:
     thresholds: {critical: 200}
     notify: [platform-slack]
 """
+)
 
 BROKEN = """\
   - id: never-below-zero

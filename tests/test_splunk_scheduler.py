@@ -229,25 +229,6 @@ def test_a_scheduled_run_in_the_history_is_a_search_job_entry_as_a_dispatched_jo
 
 # --------------------------------------------------------------------------------------------- drills
 
-RULES = """\
-version: 1
-rules:
-  - id: exceptions
-    title: Any exception
-    severity: critical
-    filter: 'Outcome != "ok" or Event.Response.Status >= 500'
-    signal: {kind: count}
-    window: 1m
-    group_by: [ScriptName]
-    thresholds: {critical: 0}
-    notify: [platform-slack]
-"""
-
-
-@pytest.fixture
-def drill_rules() -> str:
-    return RULES
-
 
 def drill_with_edit(
     drill_spec: Path, monkeypatch: pytest.MonkeyPatch, old: str, new: str, *, code: int = 1
