@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from extalerts.cli import cli
 from extalerts.plan import apply_plan, compute_plan
 from extalerts.providers.base import Action, Provider
 from extalerts.render import render
+from extalerts.sandbox import Sandbox
 from extalerts.spec import load_spec
 from tests.contract_spec import CONTRACT_SPEC, PROVIDERS, Rendered, write_spec
 
@@ -31,6 +33,47 @@ def spec_dir(tmp_path: Path) -> Path:
     target = tmp_path / "monitors"
     shutil.copytree(MONITORS, target)
     return target
+
+
+#: A rule a drill fires within a minute: any exception, per script.
+DRILL_RULES = """\
+version: 1
+rules:
+  - id: exceptions
+    title: Any exception
+    severity: critical
+    filter: 'Outcome != "ok" or Event.Response.Status >= 500'
+    signal: {kind: count}
+    window: 1m
+    group_by: [ScriptName]
+    thresholds: {critical: 0}
+    notify: [platform-slack]
+"""
+
+
+@pytest.fixture
+def drill_rules() -> str:
+    """The rules.yaml of ``drill_spec``; a module drilling other rules gives its own."""
+    return DRILL_RULES
+
+
+@pytest.fixture
+def drill_spec(tmp_path: Path, drill_rules: str) -> Path:
+    """The bundled sources and fields with ``drill_rules`` as the rules."""
+    spec = tmp_path / "drill-spec"
+    for name in ("workers.yaml", "logpush.yaml"):
+        write(spec / name, (MONITORS / name).read_text())
+    write(spec / "rules.yaml", drill_rules)
+    return spec
+
+
+@pytest.fixture
+def sandbox_env(drill_spec: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
+    """A sandbox running ``drill_spec`` at 600 times real speed, its endpoints and keys in the environment."""
+    with Sandbox(load_spec([drill_spec]), speed=600) as sandbox:
+        for name, value in sandbox.env().items():
+            monkeypatch.setenv(name, value)
+        yield sandbox
 
 
 @pytest.fixture(scope="session")

@@ -76,6 +76,13 @@ def test_each_signal_kind_gets_its_cited_option_a_verdict() -> None:
         assert verdicts[rule_id].option_a is OptionA.NO
         assert "not divided (cloudflare-docs workers/observability/alerts.mdx" in verdicts[rule_id].reason
     assert "Include data from the last" in verdicts["request-spike"].reason
+    for rule_id in ("http-5xx-rate", "request-spike", "logs-stopped"):
+        # No alert, yet the fields read are named with their Workers Logs keys.
+        refused = _assessment(verdicts[rule_id])
+        assert (refused.verdict, refused.alerts, refused.lost) == (AlertVerdict.NO, (), ())
+        assert refused.fields
+        assert refused.reason
+        assert refused.reason in verdicts[rule_id].reason
     # A silent script has no events to group or count; the Logpush notice keeps its partly verdict.
     stopped = verdicts["logs-stopped"]
     assert stopped.option_a is OptionA.PARTLY

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +31,11 @@ from extalerts.plan import apply_plan, compute_plan
 from extalerts.providers.datadog import LOGS_PIPELINE, DatadogApi, DatadogProvider, DatadogSettings
 from extalerts.sandbox import Sandbox
 from extalerts.spec import load_spec
-from tests.conftest import MONITORS, REPO, cli_run, write
+from tests.conftest import DRILL_RULES, MONITORS, REPO, cli_run
 
-RULES = """\
-version: 1
-rules:
-  - id: exceptions
-    title: Any exception
-    severity: critical
-    filter: 'Outcome != "ok" or Event.Response.Status >= 500'
-    signal: {kind: count}
-    window: 1m
-    group_by: [ScriptName]
-    thresholds: {critical: 0}
-    notify: [platform-slack]
+RULES = (
+    DRILL_RULES
+    + """\
   - id: error-rate
     title: 5xx rate
     severity: high
@@ -79,6 +69,7 @@ rules:
     thresholds: {critical: 200}
     notify: [platform-slack]
 """
+)
 
 BROKEN = """\
   - id: never-below-zero
@@ -104,22 +95,16 @@ IMPOSSIBLE = """\
 
 
 @pytest.fixture
-def drill_spec(tmp_path: Path) -> Path:
-    spec = tmp_path / "drill-spec"
-    for name in ("workers.yaml", "logpush.yaml"):
-        write(spec / name, (MONITORS / name).read_text())
-    write(spec / "rules.yaml", RULES)
-    return spec
+def drill_rules() -> str:
+    return RULES
 
 
 @pytest.fixture
-def sandbox_env(drill_spec: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    with Sandbox(load_spec([drill_spec]), speed=600) as sandbox:
-        for name, value in sandbox.env().items():
-            monkeypatch.setenv(name, value)
-        # Drill events reach Datadog monitors through the structured-line pipeline, as in a set-up org.
-        push_the_pipeline(sandbox, drill_spec)
-        yield sandbox
+def sandbox_env(sandbox_env: Sandbox, drill_spec: Path) -> Sandbox:
+    """conftest's sandbox, where drill events reach Datadog monitors through the structured-line
+    pipeline, as in a set-up org."""
+    push_the_pipeline(sandbox_env, drill_spec)
+    return sandbox_env
 
 
 def push_the_pipeline(sandbox: Sandbox, spec_dir: Path) -> None:

@@ -390,6 +390,20 @@ def test_globs_directories_and_missing_files(tmp_path: Path) -> None:
         Engine(spec).load([str(tmp_path / "missing.ndjson")])
 
 
+def test_load_and_load_files_take_the_same_options_and_refuse_unknown_ones(tmp_path: Path) -> None:
+    spec = load_spec([MONITORS])
+    path = write(tmp_path / "logs.ndjson", json.dumps(event(1)) + "\nnot json\n")
+    read: list[str] = []
+    Engine(spec, rules=["worker-exception"]).load([str(tmp_path)], on_file=read.append)
+    Engine(spec, rules=["worker-exception"]).load_files([str(path)], on_file=read.append)
+    assert read == [str(path), str(path)]
+    for strict_load in (Engine(spec).load, Engine(spec).load_files):
+        with pytest.raises(EngineError, match=r"logs\.ndjson:2: .*--strict"):
+            strict_load([str(path)], strict=True)
+        with pytest.raises(TypeError, match="'worker'"):
+            strict_load([str(path)], worker=2)  # type: ignore[call-arg]
+
+
 def test_a_directory_reads_log_files_and_refuses_one_with_nothing_to_read(tmp_path: Path) -> None:
     spec = load_spec([MONITORS])
     logs = tmp_path / "logs"

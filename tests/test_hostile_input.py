@@ -330,6 +330,46 @@ def test_a_sound_gzip_is_checked_by_isal_and_a_damaged_one_again_by_zlib(tmp_pat
         assert gzip_damage(str(tmp_path / name)) is None, name
 
 
+def test_damage_in_a_later_member_is_doubted_by_isal_and_placed_by_zlib(tmp_path: Path) -> None:
+    """The member walk goes on past a sound first member with either inflater: ISA-L doubts the
+    second member, zlib places the damage inside it and keeps the first member's lines."""
+    from extalerts.engine import salvage
+
+    lines = 2000
+    text = ("\n".join(good_lines(lines)) + "\n").encode()
+    first, second = gzip.compress(text), _corrupt_middle(gzip.compress(text))
+    path = tmp_path / "two-members.gz"
+    path.write_bytes(first + second)
+
+    assert not salvage._sound_by_isal(str(path))
+    damage = gzip_damage(str(path))
+    assert damage is not None
+    assert damage.how == "corrupt"
+    assert len(first) + len(second) // 2 <= damage.offset < len(first) + len(second)
+    kept, salvaged = salvage._salvage_gzip(str(path), str(tmp_path / "kept.ndjson"))
+    assert salvaged == damage
+    assert lines <= kept < 2 * lines
+    assert (tmp_path / "kept.ndjson").read_bytes().startswith(text)
+
+
+def test_a_member_ending_past_a_megabyte_of_output_in_a_read_is_followed_by_the_next(tmp_path: Path) -> None:
+    """A first member of over a megabyte that compresses small ends inside the same read as the
+    next member begins, after zlib's output cap was met: zlib goes on to the damaged second member
+    (it once inflated the first member's leftover again and again, never finishing)."""
+    line = good_lines(1)[0]
+    first = gzip.compress((line + "\n").encode() * 10_000)
+    second = _corrupt_middle(gzip.compress(("\n".join(good_lines(2000)) + "\n").encode()))
+    assert len(first) + len(second) < 1 << 16  # one read
+    assert len(line) * 10_000 > 1 << 20  # more than a megabyte out of the first member
+    (tmp_path / "x.ndjson.gz").write_bytes(first + second)
+    code, report, err = replay("x.ndjson.gz", cwd=tmp_path)
+    assert code == 0, err
+    (warning,) = report["warnings"]
+    offset = int(warning.split("damaged at byte ")[1].split(" ")[0].replace(",", ""))
+    assert len(first) + len(second) // 2 <= offset < len(first) + len(second), warning
+    assert report["events"] >= 10_000
+
+
 def test_replay_of_a_gzip_corrupt_in_the_middle_warns_with_the_offset(tmp_path: Path) -> None:
     (tmp_path / "x.ndjson.gz").write_bytes(_corrupt_middle(gzip.compress(("\n".join(good_lines()) + "\n").encode())))
     code, report, err = replay("x.ndjson.gz", cwd=tmp_path)

@@ -15,8 +15,7 @@ from extalerts.emulators.spl import TimestampRule
 from extalerts.emulators.splunk import SplunkEmulator
 from extalerts.emulators.splunk_scheduler import Cron, SplunkScheduler, Trigger
 from extalerts.sandbox import Sandbox
-from extalerts.spec import load_spec
-from tests.conftest import MONITORS, cli_run, write
+from tests.conftest import cli_run
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z, a Thursday
 PROPS = {"w": TimestampRule('"EventTimestampMs":\\s*', "%s%3N", 20)}
@@ -186,38 +185,49 @@ def test_a_search_edited_through_rest_runs_as_edited_and_failures_are_recorded(s
     assert len(triggers) == 1
 
 
+def test_a_scheduled_run_in_the_history_is_a_search_job_entry_as_a_dispatched_job_is(splunk: SplunkEmulator) -> None:
+    import urllib3
+
+    alert(splunk, "busy", "index=main sourcetype=w | stats count AS value | where value > 0")
+    send(splunk, (T0 + 1, {"Outcome": "ok"}))
+    runner, _ = scheduler(splunk)
+    *_, run = runner.run_due(T0 + 120)  # the newest run, first in the history
+    http = urllib3.PoolManager()
+    headers = {"Authorization": "Bearer t"}
+    base = f"{splunk.url}/servicesNS/nobody/search"
+    history = http.request("GET", f"{base}/saved/searches/busy/history?output_mode=json", headers=headers)
+    entry = json.loads(history.data)["entry"][0]
+    assert entry["id"] == f"{splunk.url}/services/search/jobs/{run.sid}"
+    assert (entry["name"], entry["author"], entry["updated"]) == (run.sid, "nobody", "2026-01-01T00:02:00+00:00")
+    assert set(entry["links"]) == {"alternate", "list", "edit", "remove"}
+    state = {"dispatchState": "DONE", "isDone": "1", "isFailed": "0", "resultCount": "1", "messages": {}}
+    assert entry["content"] == state | {"triggered_alert_count": 1, "scheduled_time": str(int(T0 + 120))} | {
+        "eai:acl": None
+    }
+
+    assert isinstance(splunk.clock, Clock)
+    splunk.clock.at = T0 + 120  # a search reads up to now: the event is in the past
+    created = http.request(
+        "POST",
+        f"{base}/search/jobs?output_mode=json",
+        fields={
+            "search": "search index=main",
+            "exec_mode": "blocking",
+            "earliest_time": str(int(T0)),
+            "latest_time": "now",
+        },
+        headers=headers,
+        encode_multipart=False,
+    )
+    sid = json.loads(created.data)["sid"]
+    job = http.request("GET", f"{base}/search/jobs/{sid}?output_mode=json", headers=headers)
+    (job_entry,) = json.loads(job.data)["entry"]
+    assert job_entry["id"] == f"{splunk.url}/services/search/jobs/{sid}"
+    assert set(job_entry["links"]) == {"alternate", "list", "remove", "results", "control"}
+    assert {key: job_entry["content"][key] for key in state} == state
+
+
 # --------------------------------------------------------------------------------------------- drills
-
-RULES = """\
-version: 1
-rules:
-  - id: exceptions
-    title: Any exception
-    severity: critical
-    filter: 'Outcome != "ok" or Event.Response.Status >= 500'
-    signal: {kind: count}
-    window: 1m
-    group_by: [ScriptName]
-    thresholds: {critical: 0}
-    notify: [platform-slack]
-"""
-
-
-@pytest.fixture
-def drill_spec(tmp_path: Path) -> Path:
-    spec = tmp_path / "drill-spec"
-    for name in ("workers.yaml", "logpush.yaml"):
-        write(spec / name, (MONITORS / name).read_text())
-    write(spec / "rules.yaml", RULES)
-    return spec
-
-
-@pytest.fixture
-def sandbox_env(drill_spec: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    with Sandbox(load_spec([drill_spec]), speed=600) as sandbox:
-        for name, value in sandbox.env().items():
-            monkeypatch.setenv(name, value)
-        yield sandbox
 
 
 def drill_with_edit(

@@ -398,6 +398,28 @@ def _channels(
     return tuple(channels), bool(with_recovery)
 
 
+#: The signals no alert can carry, and why.
+_SIGNALS_NOT_CARRIED: tuple[tuple[type[RatioSignal | ChangeSignal | AbsenceSignal], str], ...] = (
+    (
+        RatioSignal,
+        "a ratio of two filtered counts: an alert's conditions are Count or Calculation over one set "
+        f'of filters, combined with AND or OR, not divided ({ALERTS_PAGE}, "Combining multiple conditions")',
+    ),
+    (
+        ChangeSignal,
+        "a change against an earlier window: each check reads one window, "
+        f'"Include data from the last" ({ALERTS_PAGE}, "Timings"), and no condition compares two',
+    ),
+    (
+        AbsenceSignal,
+        "a script that sends nothing has no events, so Group By has no group for it to fire on, and "
+        f"the page does not say what a Count condition is over no events ({ALERTS_PAGE}, "
+        '"Group By" and "Conditions"); Workers Logs is also not the Logpush feed whose silence the rule '
+        "watches",
+    ),
+)
+
+
 def assess(rule: ResolvedRule, catalog: FieldCatalog) -> Assessment:
     """Whether Workers Observability alerts can carry ``rule``, their recipes, and what they lose."""
     signal = rule.rule.signal
@@ -406,29 +428,9 @@ def assess(rule: ResolvedRule, catalog: FieldCatalog) -> Assessment:
         names.append(signal_field)
     keys = {name: workers_logs_key(name, catalog) for name in dict.fromkeys(names)}
 
-    if isinstance(signal, RatioSignal):
-        return Assessment(
-            AlertVerdict.NO,
-            fields=keys,
-            reason="a ratio of two filtered counts: an alert's conditions are Count or Calculation over one set "
-            f'of filters, combined with AND or OR, not divided ({ALERTS_PAGE}, "Combining multiple conditions")',
-        )
-    if isinstance(signal, ChangeSignal):
-        return Assessment(
-            AlertVerdict.NO,
-            fields=keys,
-            reason="a change against an earlier window: each check reads one window, "
-            f'"Include data from the last" ({ALERTS_PAGE}, "Timings"), and no condition compares two',
-        )
-    if isinstance(signal, AbsenceSignal):
-        return Assessment(
-            AlertVerdict.NO,
-            fields=keys,
-            reason="a script that sends nothing has no events, so Group By has no group for it to fire on, and "
-            f"the page does not say what a Count condition is over no events ({ALERTS_PAGE}, "
-            '"Group By" and "Conditions"); Workers Logs is also not the Logpush feed whose silence the rule '
-            "watches",
-        )
+    for kind, reason in _SIGNALS_NOT_CARRIED:
+        if isinstance(signal, kind):
+            return Assessment(AlertVerdict.NO, fields=keys, reason=reason)
 
     missing = [f"{name} ({key.source})" for name, key in keys.items() if key.key is None and name != "EventTimestampMs"]
     if missing:

@@ -1029,17 +1029,11 @@ class SplunkEmulator(EmulatorServer):
             run = self.runs.get(sid)
             if run is None:
                 continue
-            content = {
-                "dispatchState": "FAILED" if run.error else "DONE",
-                "isDone": "1",
-                "isFailed": "1" if run.error else "0",
-                "resultCount": str(run.result_count),
-                "triggered_alert_count": str(len(run.triggers)),
-                "scheduled_time": str(int(run.scheduled_time)),
-                "messages": {"fatal": [run.error]} if run.error else {},
-            }
-            published = datetime.fromtimestamp(run.scheduled_time, UTC).isoformat(timespec="seconds")
-            entries.append(_Entry(sid, f"/services/search/jobs/{quote(sid, safe='')}", "nobody", content, published))
+            details = {"triggered_alert_count": str(len(run.triggers)), "scheduled_time": str(int(run.scheduled_time))}
+            links = ("list", "edit", "remove")
+            entries.append(
+                _done_job_entry(sid, "nobody", run.scheduled_time, run.result_count, run.error, details, links)
+            )
         return self._render(call, _SEARCHES, entries, paged=True)
 
     # ----------------------------------------------------------------------------------- fired alerts
@@ -1291,29 +1285,20 @@ class SplunkEmulator(EmulatorServer):
         return job
 
     def _job_entry(self, job: _Job) -> _Entry:
-        content: dict[str, Any] = {
+        details: dict[str, Any] = {
             "sid": job.sid,
-            # REST API Reference, search/jobs/{search_id}: dispatchState is one of QUEUED, PARSING, RUNNING,
-            # FINALIZING, DONE, PAUSE, INTERNAL_CANCEL, USER_CANCEL, BAD_INPUT_CANCEL, QUIT, FAILED.
-            "dispatchState": "FAILED" if job.error else "DONE",
-            "isDone": "1",
-            "isFailed": "1" if job.error else "0",
             "isFinalized": "0",
-            "resultCount": str(len(job.results)),
             "eventSearch": job.search,
             "search": job.search,
             "earliestTime": _iso(job.earliest),
             "latestTime": _iso(job.latest),
             "searchEarliestTime": "" if job.earliest is None else f"{job.earliest:.3f}",
             "searchLatestTime": f"{job.latest:.3f}",
-            "messages": {"fatal": [job.error]} if job.error else {},
             # splunk-sdk addresses a job's results and controls in the namespace its ACL names.
             "eai:acl": {"app": job.app, "owner": job.owner, "sharing": "global", "perms": {"read": [job.owner]}},
         }
-        path = f"/services/search/jobs/{quote(job.sid, safe='')}"
-        published = datetime.fromtimestamp(job.dispatched, UTC).isoformat(timespec="seconds")
         links = ("list", "remove", "results", "control")
-        return _Entry(job.sid, path, job.owner, content, published, links)
+        return _done_job_entry(job.sid, job.owner, job.dispatched, len(job.results), job.error, details, links)
 
     def _get_job(self, call: _Call) -> _Answer:
         """``GET search/jobs/{sid}``: the job's properties, as one ``<entry>`` at the document's root
@@ -1381,6 +1366,33 @@ class SplunkEmulator(EmulatorServer):
         return self._render(
             call, "server/info", [_Entry("server-info", path, "system", content, self._now(), ("list",))]
         )
+
+
+def _done_job_entry(
+    sid: str,
+    author: str,
+    dispatched: float,
+    result_count: int,
+    error: str | None,
+    details: dict[str, Any],
+    links: tuple[str, ...],
+) -> _Entry:
+    """The entry of a search job the emulator has run to its end (it runs a job when dispatched):
+    one run by hand, or a scheduled run in a saved search's history. Its state says whether it
+    failed and why; ``details`` adds what that kind of job knows."""
+    content: dict[str, Any] = {
+        # REST API Reference, search/jobs/{search_id}: dispatchState is one of QUEUED, PARSING, RUNNING,
+        # FINALIZING, DONE, PAUSE, INTERNAL_CANCEL, USER_CANCEL, BAD_INPUT_CANCEL, QUIT, FAILED.
+        "dispatchState": "FAILED" if error else "DONE",
+        "isDone": "1",
+        "isFailed": "1" if error else "0",
+        "resultCount": str(result_count),
+        "messages": {"fatal": [error]} if error else {},
+        **details,
+    }
+    path = f"/services/search/jobs/{quote(sid, safe='')}"
+    published = datetime.fromtimestamp(dispatched, UTC).isoformat(timespec="seconds")
+    return _Entry(sid, path, author, content, published, links)
 
 
 @dataclass

@@ -6,7 +6,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from extalerts import observability_timings
 from extalerts.engine import observability
@@ -28,19 +28,32 @@ from extalerts.filter.ast import Expr
 from extalerts.spec.loader import ResolvedRule, Spec
 
 
+class LoadOptions(TypedDict, total=False):
+    """How :meth:`Engine.load` and :meth:`Engine.load_files` read; every key may be left out."""
+
+    #: The first file holding a bad line is an error (default: bad lines are counted and reported).
+    strict: bool
+    #: Hears each file once it is read.
+    on_file: Callable[[str], None] | None
+    #: Hears the share of the input read so far, 0 to 1.
+    on_progress: Callable[[float], None] | None
+    #: Local processes to read over (default: this one).
+    workers: int | None
+    #: The Dask cluster to read on (``tcp://host:8786``).
+    scheduler: str | None
+
+
+def _refuse_unknown(options: LoadOptions) -> None:
+    """A keyword :class:`LoadOptions` does not name is a TypeError, as for any signature (a script
+    unchecked by mypy would otherwise lose a misspelt option unseen)."""
+    if unknown := sorted(options.keys() - LoadOptions.__optional_keys__):
+        raise TypeError(f"unexpected keyword argument {', '.join(map(repr, unknown))}")
+
+
 class Engine(Scan, Windows):
     """Load events once, then evaluate any rules of the spec over them."""
 
-    def load(
-        self,
-        sources: Sequence[str],
-        *,
-        strict: bool = False,
-        on_file: Callable[[str], None] | None = None,
-        on_progress: Callable[[float], None] | None = None,
-        workers: int | None = None,
-        scheduler: str | None = None,
-    ) -> None:
+    def load(self, sources: Sequence[str], **options: Unpack[LoadOptions]) -> None:
         """Read every source. Bad lines are counted and reported by file and line; with ``strict``
         the first file holding one is an error. ``on_progress`` hears the share of the input read so
         far (0 to 1; by bytes, or by files for ``s3://``), several times a second, within large files too.
@@ -50,30 +63,16 @@ class Engine(Scan, Windows):
         batch is a map step of its own (see :mod:`extalerts.engine.parallel`): in this process, over
         ``workers`` local processes, or on the Dask cluster at ``scheduler`` (``tcp://host:8786``);
         the partial aggregates merge to the same answer however the files were split."""
-        self.load_files(
-            expand_sources(sources),
-            strict=strict,
-            on_file=on_file,
-            on_progress=on_progress,
-            workers=workers,
-            scheduler=scheduler,
-        )
+        _refuse_unknown(options)  # before listing any source, as a signature would
+        self.load_files(expand_sources(sources), **options)
 
-    def load_files(
-        self,
-        files: Sequence[str],
-        *,
-        strict: bool = False,
-        on_file: Callable[[str], None] | None = None,
-        on_progress: Callable[[float], None] | None = None,
-        workers: int | None = None,
-        scheduler: str | None = None,
-    ) -> None:
+    def load_files(self, files: Sequence[str], **options: Unpack[LoadOptions]) -> None:
         """As :meth:`load`, for files already expanded by :func:`expand_sources` (listing an
         ``s3://`` prefix again would cost a request per object)."""
+        _refuse_unknown(options)
         local = not any(f.startswith("s3://") for f in files)
         sizes = [_size(file) if local else 1 for file in files]
-        self._read(list(zip(files, sizes, strict=True)), strict, on_file, on_progress, workers, scheduler)
+        self._read(list(zip(files, sizes, strict=True)), options)
         self._set_aside_time_outliers()
 
     def load_events(self, events: Iterable[Mapping[str, Any]], *, strict: bool = True) -> None:
@@ -81,19 +80,13 @@ class Engine(Scan, Windows):
         with tempfile.TemporaryDirectory() as directory:
             path = Path(directory) / "events.ndjson"
             write_events(events, path)
-            self._read([(str(path), 1)], strict)
+            self._read([(str(path), 1)], {"strict": strict})
 
-    def _read(
-        self,
-        files: list[tuple[str, int]],
-        strict: bool,
-        on_file: Callable[[str], None] | None = None,
-        on_progress: Callable[[float], None] | None = None,
-        workers: int | None = None,
-        scheduler: str | None = None,
-    ) -> None:
+    def _read(self, files: list[tuple[str, int]], options: LoadOptions) -> None:
         """The map step over every batch of ``files`` (with their sizes), each partial merged as it comes."""
         import threading
+
+        strict, on_file, on_progress = options.get("strict", False), options.get("on_file"), options.get("on_progress")
 
         total, done, reported = max(sum(size for _, size in files), 1), 0, 0.0
         lock = threading.Lock()  # heard from the watching thread and from this one
@@ -112,8 +105,8 @@ class Engine(Scan, Windows):
         steps = run_map_steps(
             self._scan_job(strict),
             files,
-            workers=workers,
-            scheduler=scheduler,
+            workers=options.get("workers"),
+            scheduler=options.get("scheduler"),
             on_progress=within if on_progress is not None else None,
         )
         for batch, partial in steps:
