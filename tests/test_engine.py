@@ -507,9 +507,26 @@ STRUCTURED_LINE_SHAPES: list[list[Any]] = [
 ]
 
 
+def _reads_as_the_reference(
+    engine: Engine, fields: str, text: str, events: list[dict[str, Any]]
+) -> Callable[[dict[str, Any]], bool]:
+    """Check that the filter ``text`` over ``fields`` holds for each event as the reference says, but
+    for the events the typed reading leaves (flagged ``_variant``) to the exact one; the reference."""
+    from extalerts.filter.duckdb import to_duckdb
+
+    expr = parse(text)
+    sql = to_duckdb(expr, engine.field, engine.columns)
+    query = f"SELECT ts, {sql} AS hit, _variant FROM ({fields})"  # noqa: S608
+    read = {ts: (hit, variant) for ts, hit, variant in engine.db.execute(query).fetchall()}
+    predicate = to_python(expr, engine.spec.catalog)
+    for e in events:
+        hit, variant = read[e["EventTimestampMs"]]
+        assert variant or hit == predicate(e), (text, e["Logs"])
+    return predicate
+
+
 @pytest.mark.parametrize("exact", [False, True], ids=["typed", "exact"])
 def test_the_structured_line_is_read_as_the_reference_reads_it(tmp_path: Path, exact: bool) -> None:
-    from extalerts.filter.duckdb import to_duckdb
 
     spec = load_spec([MONITORS])
     events = [event(k, Logs=logs) for k, logs in enumerate(STRUCTURED_LINE_SHAPES)]
@@ -517,15 +534,7 @@ def test_the_structured_line_is_read_as_the_reference_reads_it(tmp_path: Path, e
     write_events(events, source)
     engine = Engine(spec, rules=["do-operation-errors"])
     fields = engine.fields_query(str(source), exact=exact)
-    expr = parse("op_ok == false")
-    sql = to_duckdb(expr, engine.field, engine.columns)
-    # The typed reading leaves what it cannot hold (flagged `_variant`) to the exact one.
-    query = f"SELECT ts, {sql} AS hit, _variant FROM ({fields})"  # noqa: S608
-    read = {ts: (hit, variant) for ts, hit, variant in engine.db.execute(query).fetchall()}
-    predicate = to_python(expr, spec.catalog)
-    for e in events:
-        hit, variant = read[e["EventTimestampMs"]]
-        assert variant or hit == predicate(e), e["Logs"]
+    predicate = _reads_as_the_reference(engine, fields, "op_ok == false", events)
     assert [minute for minute, e in enumerate(events) if predicate(e)] == [0, 1, 4, 8, 12, 13, 15, 16, 17, 20]
 
 
@@ -555,7 +564,6 @@ def test_derived_values_of_every_json_type_read_as_the_reference_reads_them(tmp_
     (numeric text among them): each reading agrees with the reference on every event it holds.
     (``exists`` is left out: both readings hold a value of another type as missing, where the
     reference finds it present; see the test below.)"""
-    from extalerts.filter.duckdb import to_duckdb
 
     spec = load_spec([MONITORS])
     keys = {"duration_ms": "op_duration_ms", "ok": "op_ok", "op": "do_operation"}
@@ -576,14 +584,7 @@ def test_derived_values_of_every_json_type_read_as_the_reference_reads_them(tmp_
         'do_operation == "ok"',
     ]
     for text in checks:
-        expr = parse(text)
-        sql = to_duckdb(expr, engine.field, engine.columns)
-        query = f"SELECT ts, {sql} AS hit, _variant FROM ({fields})"  # noqa: S608
-        read = {ts: (hit, variant) for ts, hit, variant in engine.db.execute(query).fetchall()}
-        predicate = to_python(expr, spec.catalog)
-        for e in events:
-            hit, variant = read[e["EventTimestampMs"]]
-            assert variant or hit == predicate(e), (text, e["Logs"])
+        predicate = _reads_as_the_reference(engine, fields, text, events)
         assert any(predicate(e) for e in events), text
 
 

@@ -264,6 +264,16 @@ def test_a_file_failing_every_time_stops_the_run_naming_it(
     assert len(calls) == 3
 
 
+def merged_outcome(engine: Engine, merged: Sequence[tuple[Any, Any]], files: list[str]) -> dict[str, Any]:
+    """The outcome of the map steps ``merged`` (batch, partial), after checking each file was read once."""
+    assert sorted(f for batch, _ in merged for f in batch.files) == sorted(files)
+    for _, partial in merged:
+        engine._merge_aggregates(partial)
+    engine._merge_reports([p for _, p in merged], files)
+    engine._set_aside_time_outliers()
+    return outcome(engine.evaluate())
+
+
 def test_a_batch_failing_is_read_again_file_by_file(
     spec: Spec, one_file: list[str], eight_files: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -296,12 +306,7 @@ def test_a_batch_failing_is_read_again_file_by_file(
     assert [len(b.files) for b in batches] == [8]
     merged = list(parallel._run(engine._scan_job(strict=False), batches, InProcess()))
     assert calls == [8, 1]  # the batch of 8, then the failing file alone
-    assert sorted(f for batch, _ in merged for f in batch.files) == sorted(eight_files)
-    for _, partial in merged:
-        engine._merge_aggregates(partial)
-    engine._merge_reports([p for _, p in merged], eight_files)
-    engine._set_aside_time_outliers()
-    assert outcome(engine.evaluate()) == alone
+    assert merged_outcome(engine, merged, eight_files) == alone
 
 
 def test_with_local_workers_this_process_reads_batches_too(
@@ -364,12 +369,7 @@ def test_with_local_workers_this_process_reads_batches_too(
     readers = [reader for reader, _ in order]
     assert readers.count("pool") >= 1, readers
     assert readers.count("here") >= 2, readers
-    assert sorted(f for batch, _ in merged for f in batch.files) == sorted(eight_files)
-    for _, partial in merged:
-        engine._merge_aggregates(partial)
-    engine._merge_reports([p for _, p in merged], eight_files)
-    engine._set_aside_time_outliers()
-    assert outcome(engine.evaluate()) == alone
+    assert merged_outcome(engine, merged, eight_files) == alone
 
 
 def test_scheduler_without_dask_names_the_extra(
