@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from extalerts.engine import Engine, EngineError, EngineResult, Semantics, replay
+from extalerts.engine import Engine, EngineError, EngineResult, Semantics, replay, scan
+from extalerts.engine.parallel import _Pool
 from extalerts.engine.scan import Scan
 from extalerts.spec import load_spec
 from extalerts.spec.loader import Spec
@@ -309,6 +310,44 @@ def test_a_batch_failing_is_read_again_file_by_file(
     assert merged_outcome(engine, merged, eight_files) == alone
 
 
+class ThreadPool(_Pool):
+    """A pool of one thread standing in for a process: it records each batch it reads in ``order``,
+    and the most batches it read at once."""
+
+    size = 1
+
+    def __init__(self, order: list[tuple[str, list[str]]], delay: float = 0.0) -> None:
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.executor = ThreadPoolExecutor(self.size)
+        self.order, self.delay = order, delay
+        self.reading = 0
+        self.most = 0
+        self.lock = threading.Lock()
+        self.read_with = scan.scan_batch
+
+    def read(self, job: Any, files: list[str]) -> Any:
+        import time
+
+        with self.lock:
+            self.reading += 1
+            self.most = max(self.most, self.reading)
+            self.order.append(("pool", files))
+        try:
+            time.sleep(self.delay)
+            return self.read_with(job, files)
+        finally:
+            with self.lock:
+                self.reading -= 1
+
+    def submit(self, job: Any, files: list[str]) -> Any:
+        return self.executor.submit(self.read, job, files)
+
+    def close(self, running: list[Any]) -> None:
+        self.executor.shutdown(wait=True)
+
+
 def test_with_local_workers_this_process_reads_batches_too(
     spec: Spec, one_file: list[str], eight_files: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -316,39 +355,10 @@ def test_with_local_workers_this_process_reads_batches_too(
     takes a while to start), each process of the pool reads one batch at a time and is given the next
     as it finishes, every batch is read once, and a batch failing here is read again like one
     failing there. (The pool here is a thread standing in for a process.)"""
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
     import extalerts.engine.parallel as parallel
 
     order: list[tuple[str, list[str]]] = []
     scan_batch = parallel.scan.scan_batch
-
-    class Threads(parallel._Pool):
-        size = 1
-
-        def __init__(self) -> None:
-            self.executor = ThreadPoolExecutor(self.size)
-            self.reading = 0
-            self.most = 0
-            self.lock = threading.Lock()
-
-        def read(self, job: Any, files: list[str]) -> Any:
-            with self.lock:
-                self.reading += 1
-                self.most = max(self.most, self.reading)
-                order.append(("pool", files))
-            try:
-                return scan_batch(job, files)
-            finally:
-                with self.lock:
-                    self.reading -= 1
-
-        def submit(self, job: Any, files: list[str]) -> Any:
-            return self.executor.submit(self.read, job, files)
-
-        def close(self, running: list[Any]) -> None:
-            self.executor.shutdown(wait=True)
 
     def here(job: Any, files: Sequence[str], on_progress: Any = None) -> Any:
         order.append(("here", list(files)))
@@ -356,7 +366,7 @@ def test_with_local_workers_this_process_reads_batches_too(
 
     alone = outcome(replay(spec, one_file))
     engine = Engine(spec)
-    pool = Threads()
+    pool = ThreadPool(order)
     batches = [parallel.Batch([f], [1]) for f in eight_files]
     # The pool is given the first batch; this process takes the second at once, which fails once.
     calls = flaky_reading(monkeypatch, eight_files[1], tmp_path, times=1)
@@ -370,6 +380,28 @@ def test_with_local_workers_this_process_reads_batches_too(
     assert readers.count("pool") >= 1, readers
     assert readers.count("here") >= 2, readers
     assert merged_outcome(engine, merged, eight_files) == alone
+
+
+def test_an_error_here_stops_the_pool_quietly(
+    spec: Spec, eight_files: list[str], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An error reading here (a bad line under --strict) ends the run with that error; the pool
+    finishes the batch it reads and is given no other (none would be read, and giving one to a pool
+    being shut down fails in its thread)."""
+    import extalerts.engine.parallel as parallel
+
+    order: list[tuple[str, list[str]]] = []
+    pool = ThreadPool(order, delay=0.3)
+
+    def failing(job: Any, files: Sequence[str], on_progress: Any = None) -> Any:
+        raise EngineError(f"{files[0]}:2: not a Workers Trace Event (--strict stops at the first bad line)")
+
+    monkeypatch.setattr(parallel.scan, "scan_batch", failing)
+    batches = [parallel.Batch([f], [1]) for f in eight_files]
+    with caplog.at_level("ERROR", logger="concurrent.futures"), pytest.raises(EngineError, match="--strict stops"):
+        list(parallel._run_here_too(Engine(spec)._scan_job(strict=True), batches, pool))
+    assert order == [("pool", [eight_files[0]])]
+    assert not caplog.records, [r.getMessage() for r in caplog.records]
 
 
 def test_scheduler_without_dask_names_the_extra(

@@ -101,10 +101,11 @@ def _run_here_too(job: ScanJob, batches: Sequence[Batch], pool: _Pool) -> Iterat
     lock = threading.RLock()  # a callback may run at once, in the thread adding it
     finished: queues.SimpleQueue[Any] = queues.SimpleQueue()
     in_pool: dict[Any, Batch] = {}
+    closing = threading.Event()  # no more batches for the pool once this process stops (an error)
 
     def feed(_: Any = None) -> None:
         with lock:
-            while todo and sum(not future.done() for future in in_pool) < pool.size:
+            while todo and not closing.is_set() and sum(not future.done() for future in in_pool) < pool.size:
                 batch = todo.popleft()
                 future = pool.submit(job, batch.files)
                 in_pool[future] = batch
@@ -144,6 +145,7 @@ def _run_here_too(job: ScanJob, batches: Sequence[Batch], pool: _Pool) -> Iterat
                 if partial is not None:
                     yield batch, partial
     finally:
+        closing.set()
         pool.close(list(in_pool))
 
 
