@@ -62,10 +62,10 @@ def run_map_steps(
         yield from _run(job, batches(files, dask.workers()), dask)
     elif workers is not None and workers > 1:
         # This process is one of the workers: it reads from the start, while the others start
-        # (a spawned process takes about 0.3 s to import what it needs).
-        threads = job.threads or max(1, (os.cpu_count() or 1) // workers)
-        here = replace(job, threads=threads)
-        yield from _run_here_too(here, batches(files, workers), _ProcessPool(workers - 1, threads))
+        # (a spawned process takes about 0.3 s to import what it needs). Each process's DuckDB
+        # shares the machine's cores with the others.
+        shared = replace(job, threads=job.threads or max(1, (os.cpu_count() or 1) // workers))
+        yield from _run_here_too(shared, batches(files, workers), _ProcessPool(workers - 1))
     else:
         for batch in batches(files):
             within = None if on_progress is None else (lambda share, batch=batch: on_progress(batch, share))
@@ -120,7 +120,7 @@ def _run_here_too(job: ScanJob, batches: Sequence[Batch], pool: _Pool) -> Iterat
                 waiting = bool(in_pool)
             if batch is not None:
                 try:
-                    partial: Partial | None = scan.scan_batch(job, batch.files)
+                    read_here = scan.scan_batch(job, batch.files)
                 except EngineError:
                     raise
                 except Exception as exc:  # as from a worker: read again
@@ -128,8 +128,7 @@ def _run_here_too(job: ScanJob, batches: Sequence[Batch], pool: _Pool) -> Iterat
                         todo.extend(_again(batch, exc))
                     feed()
                     continue
-                assert partial is not None
-                yield batch, partial
+                yield batch, read_here
                 done = []
             elif waiting:
                 done = [finished.get()]
@@ -195,10 +194,8 @@ class _Pool:
 class _ProcessPool(_Pool):
     """Local worker processes (spawned: nothing of this process's DuckDB or threads is inherited)."""
 
-    def __init__(self, processes: int, threads: int) -> None:
+    def __init__(self, processes: int) -> None:
         self.size = processes
-        # Each process's DuckDB shares the machine's cores with the others.
-        self.threads = threads
         self.executor = self._start()
 
     def _start(self) -> Any:
@@ -208,7 +205,7 @@ class _ProcessPool(_Pool):
         return ProcessPoolExecutor(max_workers=self.size, mp_context=multiprocessing.get_context("spawn"))
 
     def submit(self, job: ScanJob, files: list[str]) -> Any:
-        return self.executor.submit(scan.scan_batch, replace(job, threads=job.threads or self.threads), files)
+        return self.executor.submit(scan.scan_batch, job, files)
 
     def wait_any(self, futures: list[Any]) -> list[Any]:
         from concurrent.futures import FIRST_COMPLETED, wait
