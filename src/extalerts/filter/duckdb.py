@@ -197,14 +197,12 @@ def _from_json_text(json_sql: str, field_type: FieldType) -> str:
     """A JSON value read as the field's type; a value of another JSON type is NULL, as in the
     reference semantics (where numbers also accept numeric text)."""
     text = f"CAST({json_sql} AS VARCHAR)"
-    quoted = f"starts_with({text}, '\"')"
     if field_type.is_numeric:
-        return f"TRY_CAST(CASE WHEN {quoted} THEN json_extract_string({json_sql}, '$') ELSE {text} END AS DOUBLE)"
+        return f"TRY_CAST({_as_text(json_sql)} AS DOUBLE)"
     if field_type is FieldType.BOOLEAN:
         return f"CASE {text} WHEN 'true' THEN true WHEN 'false' THEN false END"
-    # json_extract_string decodes a string (cheaper than slicing the quotes off: DuckDB slices by
-    # characters, not bytes).
-    return f"CASE WHEN {quoted} THEN json_extract_string({json_sql}, '$') END"
+    # Only a string: its JSON text opens with a quote.
+    return f"CASE WHEN starts_with({text}, '\"') THEN {_as_text(json_sql)} END"
 
 
 #: Arrays of objects read as lists of typed structs by the typed reading, with the keys it reads.
@@ -349,7 +347,7 @@ def _maybe_other_type(field: Field) -> str:
     look alike: any text that could be a number, ``true``, ``false``, an array or an object counts
     (a string such as "42" too: its event is read again the exact way, which tells them apart)."""
     path = field.paths[0]
-    value = quote_identifier(path[0]) if len(path) == 1 else ".".join(quote_identifier(step) for step in path)
+    value = ".".join(quote_identifier(step) for step in path)
     if field.type.is_numeric or len(path) > 1:
         return f"({type_mismatch(value, field.type)})"
     low, high = _NUMBER_FIRST
@@ -399,7 +397,8 @@ def _type_flags(fields: Sequence[tuple[Field, str]]) -> str:
 
 def _as_text(element: str) -> str:
     """An element read as JSON, as text: a string as itself, anything else as its JSON text (a JSON
-    null is SQL NULL). json_extract_string at the root does exactly that, in one call."""
+    null is SQL NULL). json_extract_string at the root does exactly that, in one call (and decodes a
+    string more cheaply than slicing its quotes off: DuckDB slices by characters, not bytes)."""
     return f"json_extract_string({element}, '$')"
 
 
