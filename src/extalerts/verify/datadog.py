@@ -356,12 +356,12 @@ class DatadogSide:
         # A monitor notifying on missing data (an absence rule's) fires for a silent group as "No
         # Data", which pages as its alert does.
         notifies_no_data = (body.get("options") or {}).get("on_missing_data") == "show_and_notify_no_data"
-        fired = ("last_triggered_ts", "last_nodata_ts") if notifies_no_data else ()
+        fired = ("last_triggered_ts", "last_nodata_ts") if notifies_no_data else ("last_triggered_ts",)
         missed = []
         for transition in expected:
             name = ",".join(f"{f}:{v}" for f, (_, v) in zip(facets, transition.group, strict=True)) or "*"
             state = states.get(name) or {}
-            times = [at for key in fired or ("last_triggered_ts",) if isinstance(at := state.get(key), int | float)]
+            times = [at for key in fired if isinstance(at := state.get(key), int | float)]
             if not times or max(times) * 1000 < transition.at_ms:
                 missed.append((transition, name))
         if not missed:
