@@ -72,6 +72,12 @@ class Run:
     def best(self) -> float | None:
         return min(self.seconds) if self.seconds else None
 
+    def over(self, other: Run) -> float | None:
+        """This run's best over ``other``'s (None when either was not measured)."""
+        if self.best is None or other.best is None:
+            return None
+        return self.best / other.best
+
 
 #: A replay as ``extalerts replay`` runs it, timed from ``load`` to the end of ``evaluate``; argv: the
 #: spec folder, the options as JSON, the files. Prints one JSON object.
@@ -162,30 +168,22 @@ class WorkersBench:
     @property
     def speedup(self) -> float | None:
         """``--workers 1`` over ``--workers 2``: how much faster two are."""
-        if self.one.best is None or self.two.best is None:
-            return None
-        return self.one.best / self.two.best
+        return self.one.over(self.two)
 
     @property
     def dask_ratio(self) -> float | None:
         """Dask over ``--workers 2``: how much slower the cluster is."""
-        if self.dask.best is None or self.two.best is None:
-            return None
-        return self.dask.best / self.two.best
+        return self.dask.over(self.two)
 
     @property
     def ceiling(self) -> float | None:
         """``--workers 1 --threads 1`` over the two halves together: the most two workers can gain here."""
-        if self.one.best is None or self.halves.best is None:
-            return None
-        return self.one.best / self.halves.best
+        return self.one.over(self.halves)
 
     @property
     def default_ratio(self) -> float | None:
         """The default single process over ``--workers 2``."""
-        if self.default.best is None or self.two.best is None:
-            return None
-        return self.default.best / self.two.best
+        return self.default.over(self.two)
 
     @property
     def speedup_goal_met(self) -> bool | None:
