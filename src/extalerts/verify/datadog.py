@@ -354,7 +354,11 @@ class DatadogSide:
         states = self._group_states(body)
         facets = self.renderer.monitor_parts(rule).group_facets  # tags for a metric (change) monitor
         # A monitor notifying on missing data (an absence rule's) fires for a silent group as "No
-        # Data", which pages as its alert does.
+        # Data", which pages as its alert does: docs.datadoghq.com/monitors/guide/on_missing_data,
+        # "on_missing_data": "show_and_notify_no_data" is "If data is missing Show NO DATA and notify".
+        # The group's state then dates it in last_nodata_ts, "Latest timestamp the monitor was in
+        # NO_DATA state" (API reference, MonitorStateGroup), beside last_triggered_ts, "Latest
+        # timestamp the monitor group triggered".
         notifies_no_data = (body.get("options") or {}).get("on_missing_data") == "show_and_notify_no_data"
         fired = ("last_triggered_ts", "last_nodata_ts") if notifies_no_data else ("last_triggered_ts",)
         missed = []
